@@ -1,0 +1,36 @@
+/* alloc.c -- the allocation seam, with failure injection for tests. */
+#include "paidan/alloc.h"
+
+#include <stdlib.h>
+
+static long fail_countdown = -1; /* < 0: injection off */
+
+static int should_fail(void) {
+    if (fail_countdown < 0) return 0;
+    if (fail_countdown == 0) return 1;
+    fail_countdown--;
+    return 0;
+}
+
+void pd_alloc_fail_after(long n) {
+    fail_countdown = n;
+}
+
+void *pd_malloc(size_t n) {
+    if (should_fail()) return NULL;
+    return malloc(n ? n : 1);
+}
+
+void *pd_calloc(size_t count, size_t size) {
+    if (should_fail()) return NULL;
+    return calloc(count ? count : 1, size ? size : 1);
+}
+
+void *pd_realloc(void *p, size_t n) {
+    if (should_fail()) return NULL;
+    return realloc(p, n ? n : 1);
+}
+
+void pd_free(void *p) {
+    free(p);
+}

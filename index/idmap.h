@@ -1,0 +1,45 @@
+/* idmap.h -- open-addressing map from a 64-bit id to a 32-bit slot.
+ *
+ * Private to index/. Each bucket is one uint64: the upper 32 bits of the
+ * id's xxhash (the "tag") and slot + 1 (0 marks an empty bucket). The map
+ * does not store the ids themselves: the caller keeps them in an array
+ * (base + slot * stride) and the map reads them to confirm a tag match.
+ * That halves the memory of a key+value table, which matters at 10^7
+ * volunteers. The home bucket is tag & mask, so growing needs no ids.
+ * Linear probing with backward-shift deletion: no tombstones.
+ */
+#ifndef PAIDAN_INDEX_IDMAP_H
+#define PAIDAN_INDEX_IDMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "paidan/error.h"
+
+typedef struct pd__idmap_s {
+    uint64_t *b;   /* buckets, cap entries */
+    uint32_t mask; /* cap - 1, cap a power of two */
+    uint32_t n;    /* entries in use */
+} pd__idmap_t;
+
+/* Where the ids live: id of slot s is *(uint64_t *)(base + s * stride). */
+typedef struct pd__idmap_keys_s {
+    const char *base;
+    size_t stride;
+} pd__idmap_keys_t;
+
+pd_err pd__idmap_init(pd__idmap_t *m, uint32_t cap_hint);
+void pd__idmap_deinit(pd__idmap_t *m);
+/* Make room for one more entry, growing if needed. PD_ERR_NOMEM leaves the
+ * map as it was. */
+pd_err pd__idmap_reserve1(pd__idmap_t *m);
+/* Find id; PD_ERR_NOT_FOUND if absent. */
+pd_err pd__idmap_find(const pd__idmap_t *m, pd__idmap_keys_t keys, uint64_t id, uint32_t *slot);
+/* Add id -> slot; the id must be absent and room reserved. */
+void pd__idmap_add(pd__idmap_t *m, uint64_t id, uint32_t slot);
+/* Remove id; PD_ERR_NOT_FOUND if absent. */
+pd_err pd__idmap_del(pd__idmap_t *m, pd__idmap_keys_t keys, uint64_t id);
+/* Bytes of bucket memory. */
+size_t pd__idmap_memory(const pd__idmap_t *m);
+
+#endif /* PAIDAN_INDEX_IDMAP_H */

@@ -1,0 +1,39 @@
+/* alloc.h -- the one allocation seam of paidan.
+ *
+ * Every allocation in index/ and engine/ goes through these functions. In
+ * normal builds they are the system allocator, which is jemalloc in every
+ * paidan binary (it is linked in and replaces malloc). Under the sanitizers
+ * jemalloc is not linked and ASan's allocator is used instead.
+ *
+ * Tests inject failures with pd_alloc_fail_after(): the N-th allocation
+ * from then on (and every later one) returns NULL, so OOM paths can be
+ * exercised deterministically.
+ */
+#ifndef PAIDAN_ALLOC_H
+#define PAIDAN_ALLOC_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** malloc through the seam; NULL on OOM (real or injected). */
+void *pd_malloc(size_t n);
+/** calloc through the seam; NULL on OOM or overflow. */
+void *pd_calloc(size_t count, size_t size);
+/** realloc through the seam; on NULL the old block is untouched. */
+void *pd_realloc(void *p, size_t n);
+/** free through the seam; NULL is fine. */
+void pd_free(void *p);
+
+/**
+ * Fail allocations from the n-th call on (n = 0 fails the next one);
+ * n < 0 disables injection. For tests only; not thread-safe.
+ */
+void pd_alloc_fail_after(long n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PAIDAN_ALLOC_H */

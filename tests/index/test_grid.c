@@ -1,0 +1,524 @@
+/* test_grid.c -- the index against a brute-force oracle.
+ *
+ * A mirror array holds every volunteer the index should hold; the oracle
+ * scans it with the same metric (pd_latlng_fast_m) and the same rules, and
+ * every index query must give exactly the oracle's answer: same ids, same
+ * order, same total. Layouts: a dense county, a sparse globe, points on
+ * cell borders, the poles and the antimeridian; moves, updates, state
+ * changes, removals and inserts happen between queries, and the index's
+ * invariants are validated as it goes. Set PD_SEED to replay a run.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "paidan/alloc.h"
+#include "paidan/index.h"
+#include "test_rng.h"
+
+typedef struct world_s {
+    pd_index_t *ix;
+    pd_index_config_t cfg;
+    pd_volunteer_t *v; /* the mirror */
+    size_t n, cap;
+    uint64_t next_id;
+    pd_rng_t rng;
+    int layout;
+} world_t;
+
+enum { L_COUNTY, L_GLOBE, L_BORDERS, L_POLES, L_ANTIMERIDIAN, L__COUNT };
+
+static const char *layout_name[L__COUNT] = {"county", "globe", "borders", "poles",
+                                            "antimeridian"};
+
+static pd_latlng_t rand_point(world_t *w) {
+    pd_rng_t *r = &w->rng;
+    pd_latlng_t p;
+    switch (w->layout) {
+        case L_COUNTY: /* 30 x 30 km around (30.6, 114.3), with two towns */
+            if (pd_rng_below(r, 3) == 0) {
+                p.lat = 30600000 + (int32_t)pd_rng_range(r, -8000, 8000);
+                p.lon = 114300000 + (int32_t)pd_rng_range(r, -8000, 8000);
+            } else {
+                p.lat = 30600000 + (int32_t)pd_rng_range(r, -135000, 135000);
+                p.lon = 114300000 + (int32_t)pd_rng_range(r, -155000, 155000);
+            }
+            break;
+        case L_GLOBE:
+            p.lat = (int32_t)pd_rng_range(r, -90000000, 90000000);
+            p.lon = (int32_t)pd_rng_range(r, -180000000, 180000000);
+            break;
+        case L_BORDERS: /* on and next to cell edges: multiples of 5000 */
+            p.lat = 40000000 + 5000 * (int32_t)pd_rng_range(r, -20, 20) +
+                    (int32_t)pd_rng_range(r, -1, 1);
+            p.lon = -3700000 + 5000 * (int32_t)pd_rng_range(r, -30, 30) +
+                    (int32_t)pd_rng_range(r, -1, 1);
+            break;
+        case L_POLES:
+            p.lat = (pd_rng_below(r, 2) ? 1 : -1) * (int32_t)pd_rng_range(r, 89800000, 90000000);
+            p.lon = (int32_t)pd_rng_range(r, -180000000, 180000000);
+            break;
+        default: /* L_ANTIMERIDIAN */
+            p.lat = -17000000 + (int32_t)pd_rng_range(r, -100000, 100000);
+            p.lon = pd_rng_below(r, 2) ? (int32_t)pd_rng_range(r, 179880000, 180000000)
+                                       : (int32_t)pd_rng_range(r, -180000000, -179880000);
+            break;
+    }
+    return p;
+}
+
+static pd_week_t rand_week(pd_rng_t *r) {
+    if (pd_rng_below(r, 4) == 0) return pd_week_all();
+    pd_week_t w = pd_week_none();
+    int ranges = 1 + (int)pd_rng_below(r, 4);
+    for (int i = 0; i < ranges; i++) {
+        int day = (int)pd_rng_below(r, 7), s = (int)pd_rng_below(r, 23);
+        int e = s + 1 + (int)pd_rng_below(r, (uint64_t)(24 - s));
+        cr_assert_eq(pd_week_add_range(&w, day, s, e), PD_OK);
+    }
+    return w;
+}
+
+static void rand_volunteer(world_t *w, pd_volunteer_t *v, uint64_t id) {
+    pd_rng_t *r = &w->rng;
+    memset(v, 0, sizeof *v);
+    v->id = id;
+    v->pos = rand_point(w);
+    v->skills = (1ULL << pd_rng_below(r, 6)) | (pd_rng_below(r, 2) ? 1ULL << pd_rng_below(r, 6) : 0);
+    v->tags = pd_rng_below(r, 4);
+    v->week = rand_week(r);
+    v->mode = (uint8_t)pd_rng_below(r, PD_MODE__COUNT);
+    v->status = (uint8_t)(pd_rng_below(r, 5) == 0 ? pd_rng_below(r, 3) : PD_STATUS_ONLINE);
+    v->capacity = (uint8_t)(1 + pd_rng_below(r, 2));
+    v->load = (uint8_t)pd_rng_below(r, (uint64_t)v->capacity + 1);
+}
+
+static void world_init(world_t *w, int layout, uint64_t seed, size_t n) {
+    memset(w, 0, sizeof *w);
+    w->layout = layout;
+    pd_rng_seed(&w->rng, seed);
+    pd_index_config_init(&w->cfg);
+    cr_assert_eq(pd_index_create(&w->cfg, &w->ix), PD_OK);
+    w->cap = n + 64;
+    w->v = calloc(w->cap, sizeof *w->v);
+    /* ids spread over the whole 64-bit range, not only small numbers */
+    w->next_id = pd_rng_next(&w->rng) | 1;
+    for (size_t i = 0; i < n; i++) {
+        pd_volunteer_t v;
+        rand_volunteer(w, &v, w->next_id);
+        w->next_id += 0x9E3779B97F4A7C15ULL;
+        cr_assert_eq(pd_index_insert(w->ix, &v), PD_OK);
+        w->v[w->n++] = v;
+    }
+}
+
+static void world_deinit(world_t *w) {
+    pd_index_destroy(w->ix);
+    free(w->v);
+}
+
+static bool vol_eq(const pd_volunteer_t *a, const pd_volunteer_t *b) {
+    return a->id == b->id && a->pos.lat == b->pos.lat && a->pos.lon == b->pos.lon &&
+           a->skills == b->skills && a->tags == b->tags &&
+           memcmp(&a->week, &b->week, sizeof a->week) == 0 && a->mode == b->mode &&
+           a->status == b->status && a->capacity == b->capacity && a->load == b->load;
+}
+
+static void check_valid(world_t *w, uint64_t seed) {
+    const char *why = NULL;
+    cr_assert(pd_index_validate(w->ix, &why), "seed %llu: invariant broken: %s",
+              (unsigned long long)seed, why ? why : "?");
+    cr_assert_eq(pd_index_count(w->ix), w->n);
+}
+
+/* ------------------------------------------------------------- the oracle */
+
+typedef struct hook_s {
+    uint64_t reject_mod; /* reject ids divisible by this (0: none) */
+} hook_t;
+
+static bool test_hook(void *ud, uint32_t slot, uint64_t id, double eta_s, double distance_m,
+                      double *score) {
+    const hook_t *h = ud;
+    (void)slot;
+    (void)distance_m;
+    if (h->reject_mod && id % h->reject_mod == 0) return false;
+    *score = eta_s + (double)(id % 13) * 10.0;
+    return true;
+}
+
+static int cmp_hit(const void *a, const void *b) {
+    const pd_hit_t *x = a, *y = b;
+    if (x->score != y->score) return x->score < y->score ? -1 : 1;
+    return x->id < y->id ? -1 : (x->id > y->id);
+}
+
+/* Every qualifying volunteer, sorted; returns how many. */
+static size_t oracle(const world_t *w, const pd_query_t *q, pd_hit_t *out) {
+    size_t m = 0;
+    for (size_t i = 0; i < w->n; i++) {
+        const pd_volunteer_t *v = &w->v[i];
+        if ((v->skills & q->skills) != q->skills) continue;
+        if ((v->tags & q->tags) != q->tags) continue;
+        bool avail = v->status == PD_STATUS_ONLINE && v->load < v->capacity;
+        if (!q->include_unavailable && !avail) continue;
+        if (!pd_week_covers(&v->week, &q->need)) continue;
+        double dist = pd_latlng_fast_m(q->at, v->pos);
+        double eta = dist * w->cfg.detour / (w->cfg.speed_kmh[v->mode] / 3.6);
+        if (q->radius_m > 0 && dist > q->radius_m) continue;
+        if (q->budget_s > 0 && eta > q->budget_s) continue;
+        double score = eta;
+        if (q->score && !q->score(q->score_ud, 0, v->id, eta, dist, &score)) continue;
+        out[m].id = v->id;
+        out[m].score = score < eta ? eta : score;
+        out[m].distance_m = (float)dist;
+        out[m].eta_s = (float)eta;
+        m++;
+    }
+    qsort(out, m, sizeof *out, cmp_hit);
+    return m;
+}
+
+static void rand_query(world_t *w, pd_query_t *q, hook_t *hook) {
+    pd_rng_t *r = &w->rng;
+    memset(q, 0, sizeof *q);
+    /* near a volunteer most of the time, anywhere sometimes */
+    if (w->n && pd_rng_below(r, 4)) {
+        q->at = w->v[pd_rng_below(r, w->n)].pos;
+        q->at.lat += (int32_t)pd_rng_range(r, -3000, 3000);
+        q->at.lon += (int32_t)pd_rng_range(r, -3000, 3000);
+        if (q->at.lat > 90000000) q->at.lat = 90000000;
+        if (q->at.lat < -90000000) q->at.lat = -90000000;
+        if (q->at.lon > 180000000) q->at.lon = 180000000;
+        if (q->at.lon < -180000000) q->at.lon = -180000000;
+    } else {
+        q->at = rand_point(w);
+    }
+    uint64_t pick = pd_rng_below(r, 4);
+    if (pick) q->skills = 1ULL << pd_rng_below(r, 6);
+    if (pick == 3) q->skills |= 1ULL << pd_rng_below(r, 6);
+    if (pd_rng_below(r, 5) == 0) q->tags = 1 + pd_rng_below(r, 3);
+    if (pd_rng_below(r, 3) == 0) {
+        int32_t start = (int32_t)pd_rng_below(r, PD_WEEK_HOURS * 60);
+        int32_t dur = (int32_t)pd_rng_below(r, 240);
+        cr_assert_eq(pd_week_window(start, dur, &q->need), PD_OK);
+    }
+    switch (pd_rng_below(r, 4)) {
+        case 0: q->radius_m = 50 + (double)pd_rng_below(r, 20000); break;
+        case 1:
+            q->radius_m = 50 + (double)pd_rng_below(r, 20000);
+            q->budget_s = 60 + (double)pd_rng_below(r, 1800);
+            break;
+        case 2: q->budget_s = 900; break;
+        default: q->budget_s = 30 + (double)pd_rng_below(r, 3600); break;
+    }
+    if (w->layout == L_GLOBE && pd_rng_below(r, 3) == 0) q->radius_m = 2000000;
+    q->include_unavailable = pd_rng_below(r, 6) == 0;
+    if (pd_rng_below(r, 4) == 0) {
+        hook->reject_mod = pd_rng_below(r, 2) ? 7 : 0;
+        q->score = test_hook;
+        q->score_ud = hook;
+    }
+}
+
+static void assert_same(const pd_hit_t *got, size_t ng, const pd_hit_t *want, size_t nw,
+                        uint64_t seed, int step, const char *what) {
+    cr_assert_eq(ng, nw, "seed %llu step %d %s: %zu hits, oracle %zu", (unsigned long long)seed,
+                 step, what, ng, nw);
+    for (size_t i = 0; i < ng; i++) {
+        cr_assert_eq(got[i].id, want[i].id, "seed %llu step %d %s: hit %zu id %llu, oracle %llu",
+                     (unsigned long long)seed, step, what, i, (unsigned long long)got[i].id,
+                     (unsigned long long)want[i].id);
+        cr_assert_eq(got[i].score, want[i].score);
+        cr_assert_float_eq(got[i].distance_m, want[i].distance_m, 1e-3);
+        cr_assert_float_eq(got[i].eta_s, want[i].eta_s, 1e-3);
+    }
+}
+
+static void query_and_compare(world_t *w, uint64_t seed, int step, pd_hit_t *all,
+                              pd_hit_t *got) {
+    pd_query_t q;
+    hook_t hook = {0};
+    rand_query(w, &q, &hook);
+    size_t nw = oracle(w, &q, all);
+    size_t k = 1 + pd_rng_below(&w->rng, pd_rng_below(&w->rng, 3) ? 20 : 300);
+    size_t ng = 0;
+    cr_assert_eq(pd_index_nearest(w->ix, &q, k, got, &ng), PD_OK);
+    assert_same(got, ng, all, nw < k ? nw : k, seed, step, "nearest");
+
+    size_t limit = pd_rng_below(&w->rng, 2) ? k : pd_rng_below(&w->rng, 2000);
+    size_t total = 0;
+    cr_assert_eq(pd_index_within(w->ix, &q, limit, got, &ng, &total), PD_OK);
+    cr_assert_eq(total, nw, "seed %llu step %d within: total %zu, oracle %zu",
+                 (unsigned long long)seed, step, total, nw);
+    assert_same(got, ng, all, nw < limit ? nw : limit, seed, step, "within");
+}
+
+static void mutate(world_t *w) {
+    pd_rng_t *r = &w->rng;
+    uint64_t op = pd_rng_below(r, 10);
+    if (w->n == 0) op = 9;
+    size_t i = w->n ? pd_rng_below(r, w->n) : 0;
+    pd_volunteer_t *v = &w->v[i];
+    if (op <= 3) { /* move: mostly a short hop, sometimes far */
+        pd_latlng_t p = v->pos;
+        if (op == 0) {
+            p = rand_point(w);
+        } else {
+            p.lat += (int32_t)pd_rng_range(r, -2000, 2000);
+            p.lon += (int32_t)pd_rng_range(r, -2000, 2000);
+            if (!pd_latlng_is_valid(p)) p = v->pos;
+        }
+        cr_assert_eq(pd_index_move(w->ix, v->id, p), PD_OK);
+        v->pos = p;
+    } else if (op == 4) {
+        pd_volunteer_t nv;
+        rand_volunteer(w, &nv, v->id);
+        cr_assert_eq(pd_index_update(w->ix, &nv), PD_OK);
+        *v = nv;
+    } else if (op == 5 || op == 6) {
+        uint8_t cap = (uint8_t)(1 + pd_rng_below(r, 3));
+        uint8_t load = (uint8_t)pd_rng_below(r, (uint64_t)cap + 1);
+        pd_status st = (pd_status)(pd_rng_below(r, 3) ? PD_STATUS_ONLINE : pd_rng_below(r, 3));
+        cr_assert_eq(pd_index_set_state(w->ix, v->id, st, cap, load), PD_OK);
+        v->status = (uint8_t)st;
+        v->capacity = cap;
+        v->load = load;
+    } else if (op == 7 || op == 8) {
+        cr_assert_eq(pd_index_remove(w->ix, v->id), PD_OK);
+        cr_assert_eq(pd_index_remove(w->ix, v->id), PD_ERR_NOT_FOUND);
+        w->v[i] = w->v[--w->n];
+    } else if (w->n < w->cap) {
+        pd_volunteer_t nv;
+        rand_volunteer(w, &nv, w->next_id);
+        w->next_id += 0x9E3779B97F4A7C15ULL;
+        cr_assert_eq(pd_index_insert(w->ix, &nv), PD_OK);
+        w->v[w->n++] = nv;
+    }
+}
+
+static void run_layout(int layout, size_t n, int steps) {
+    uint64_t seed = pd_test_seed();
+    seed ^= (uint64_t)layout * 0x100000001ULL;
+    fprintf(stderr, "test_grid %s: seed %llu\n", layout_name[layout], (unsigned long long)seed);
+    world_t w;
+    world_init(&w, layout, seed, n);
+    check_valid(&w, seed);
+    pd_hit_t *all = calloc(w.cap, sizeof *all);
+    pd_hit_t *got = calloc(w.cap + 2000, sizeof *got);
+    for (int step = 0; step < steps; step++) {
+        query_and_compare(&w, seed, step, all, got);
+        int muts = (int)pd_rng_below(&w.rng, 4);
+        for (int m = 0; m < muts; m++) mutate(&w);
+        if (step % 97 == 0) check_valid(&w, seed);
+    }
+    check_valid(&w, seed);
+    free(all);
+    free(got);
+    world_deinit(&w);
+}
+
+Test(grid, oracle_county_dense) {
+    run_layout(L_COUNTY, 4000, 1500);
+}
+
+Test(grid, oracle_globe_sparse) {
+    run_layout(L_GLOBE, 1500, 800);
+}
+
+Test(grid, oracle_cell_borders) {
+    run_layout(L_BORDERS, 2000, 1500);
+}
+
+Test(grid, oracle_poles) {
+    run_layout(L_POLES, 800, 800);
+}
+
+Test(grid, oracle_antimeridian) {
+    run_layout(L_ANTIMERIDIAN, 1500, 1000);
+}
+
+Test(grid, oracle_tiny_and_empty) {
+    /* an empty index, then one volunteer, then none again */
+    uint64_t seed = pd_test_seed();
+    world_t w;
+    world_init(&w, L_COUNTY, seed, 0);
+    pd_hit_t all[8], got[8];
+    pd_query_t q = {0};
+    q.at.lat = 30600000;
+    q.at.lon = 114300000;
+    q.budget_s = 900;
+    size_t n = 99, total = 99;
+    cr_assert_eq(pd_index_nearest(w.ix, &q, 5, got, &n), PD_OK);
+    cr_assert_eq(n, 0);
+    cr_assert_eq(pd_index_within(w.ix, &q, 5, got, &n, &total), PD_OK);
+    cr_assert_eq(n, 0);
+    cr_assert_eq(total, 0);
+    for (int i = 0; i < 200; i++) {
+        mutate(&w);
+        query_and_compare(&w, seed, i, all, got);
+        if (w.n > 4) {
+            while (w.n) mutate(&w);
+        }
+    }
+    world_deinit(&w);
+}
+
+Test(grid, k_larger_than_matches) {
+    world_t w;
+    world_init(&w, L_COUNTY, 42, 50);
+    pd_query_t q = {0};
+    q.at = w.v[0].pos;
+    q.radius_m = 2000000;
+    q.include_unavailable = true;
+    pd_hit_t got[200];
+    size_t n = 0;
+    cr_assert_eq(pd_index_nearest(w.ix, &q, 200, got, &n), PD_OK);
+    cr_assert_eq(n, 50);
+    for (size_t i = 1; i < n; i++) cr_assert(got[i - 1].score <= got[i].score);
+    world_deinit(&w);
+}
+
+/* --------------------------------------------------------------- errors */
+
+Test(grid, bad_input_is_an_error_and_changes_nothing) {
+    world_t w;
+    world_init(&w, L_COUNTY, 7, 100);
+    pd_volunteer_t v = w.v[3];
+    cr_assert_eq(pd_index_insert(w.ix, &v), PD_ERR_EXISTS);
+    v.id = 12345;
+    v.pos.lat = 90000001;
+    cr_assert_eq(pd_index_insert(w.ix, &v), PD_ERR_BAD_COORD);
+    v.pos.lat = 0;
+    v.pos.lon = -180000001;
+    cr_assert_eq(pd_index_insert(w.ix, &v), PD_ERR_BAD_COORD);
+    v.pos.lon = 0;
+    v.mode = 9;
+    cr_assert_eq(pd_index_insert(w.ix, &v), PD_ERR_BAD_ARG);
+    v.mode = 0;
+    v.capacity = 0;
+    cr_assert_eq(pd_index_insert(w.ix, &v), PD_ERR_BAD_ARG);
+    v.capacity = 1;
+    v.week.bits[2] = ~0ULL;
+    cr_assert_eq(pd_index_insert(w.ix, &v), PD_ERR_BAD_ARG);
+    cr_assert_eq(pd_index_update(w.ix, &v), PD_ERR_BAD_ARG);
+    v.week = pd_week_all();
+    cr_assert_eq(pd_index_update(w.ix, &v), PD_ERR_NOT_FOUND);
+    pd_latlng_t bad = {91000000, 0};
+    cr_assert_eq(pd_index_move(w.ix, w.v[0].id, bad), PD_ERR_BAD_COORD);
+    cr_assert_eq(pd_index_move(w.ix, 12345, w.v[0].pos), PD_ERR_NOT_FOUND);
+    cr_assert_eq(pd_index_set_state(w.ix, 12345, PD_STATUS_ONLINE, 1, 0), PD_ERR_NOT_FOUND);
+    cr_assert_eq(pd_index_set_state(w.ix, w.v[0].id, (pd_status)7, 1, 0), PD_ERR_BAD_ARG);
+    cr_assert_eq(pd_index_set_state(w.ix, w.v[0].id, PD_STATUS_ONLINE, 0, 0), PD_ERR_BAD_ARG);
+    cr_assert_eq(pd_index_remove(w.ix, 12345), PD_ERR_NOT_FOUND);
+    pd_volunteer_t out;
+    cr_assert_eq(pd_index_get(w.ix, 12345, &out), PD_ERR_NOT_FOUND);
+    uint32_t slot;
+    cr_assert_eq(pd_index_get_slot(w.ix, 12345, &slot), PD_ERR_NOT_FOUND);
+
+    pd_latlng_t p;
+    cr_assert_eq(pd_latlng_from_deg(NAN, 0, &p), PD_ERR_BAD_COORD);
+    cr_assert_eq(pd_latlng_from_deg(0, INFINITY, &p), PD_ERR_BAD_COORD);
+    cr_assert_eq(pd_latlng_from_deg(-90.5, 0, &p), PD_ERR_BAD_COORD);
+    cr_assert_eq(pd_latlng_from_deg(0, 180.0001, &p), PD_ERR_BAD_COORD);
+    cr_assert_eq(pd_latlng_from_deg(-90, 180, &p), PD_OK);
+    cr_assert_eq(p.lat, -90000000);
+    cr_assert_eq(p.lon, 180000000);
+
+    pd_query_t q = {0};
+    pd_hit_t hits[4];
+    size_t n;
+    q.at = w.v[0].pos;
+    cr_assert_eq(pd_index_nearest(w.ix, &q, 4, hits, &n), PD_ERR_BAD_ARG); /* no limit */
+    q.budget_s = 900;
+    cr_assert_eq(pd_index_nearest(w.ix, &q, 0, hits, &n), PD_ERR_BAD_ARG);
+    q.budget_s = NAN;
+    cr_assert_eq(pd_index_nearest(w.ix, &q, 4, hits, &n), PD_ERR_BAD_ARG);
+    q.budget_s = 900;
+    q.radius_m = 3e6;
+    cr_assert_eq(pd_index_within(w.ix, &q, 4, hits, &n, NULL), PD_ERR_BAD_ARG);
+    q.radius_m = 0;
+    q.at.lat = -95000000;
+    cr_assert_eq(pd_index_nearest(w.ix, &q, 4, hits, &n), PD_ERR_BAD_COORD);
+    check_valid(&w, 7);
+    for (size_t i = 0; i < w.n; i++) {
+        cr_assert_eq(pd_index_get(w.ix, w.v[i].id, &out), PD_OK);
+        cr_assert(vol_eq(&out, &w.v[i]));
+    }
+    world_deinit(&w);
+}
+
+Test(grid, config_is_checked) {
+    pd_index_config_t cfg;
+    pd_index_t *ix = NULL;
+    pd_index_config_init(&cfg);
+    cfg.detour = 0.5;
+    cr_assert_eq(pd_index_create(&cfg, &ix), PD_ERR_BAD_ARG);
+    pd_index_config_init(&cfg);
+    cfg.speed_kmh[PD_MODE_CAR] = 0;
+    cr_assert_eq(pd_index_create(&cfg, &ix), PD_ERR_BAD_ARG);
+    pd_index_config_init(&cfg);
+    cfg.cell_e6 = 10;
+    cr_assert_eq(pd_index_create(&cfg, &ix), PD_ERR_BAD_ARG);
+    cr_assert_null(ix);
+    cr_assert_eq(pd_index_create(NULL, &ix), PD_OK);
+    pd_index_destroy(ix);
+}
+
+/* Run f under failure injection at every allocation count until it
+ * succeeds; every failure must be NOMEM and leave the index unchanged. */
+Test(grid, out_of_memory_changes_nothing) {
+    world_t w;
+    world_init(&w, L_COUNTY, 99, 300);
+    for (int round = 0; round < 200; round++) {
+        pd_volunteer_t nv;
+        rand_volunteer(&w, &nv, w.next_id);
+        int op = round % 3;
+        size_t i = pd_rng_below(&w.rng, w.n);
+        pd_latlng_t far = rand_point(&w);
+        for (long fail = 0;; fail++) {
+            pd_alloc_fail_after(fail);
+            pd_err err = op == 0   ? pd_index_insert(w.ix, &nv)
+                         : op == 1 ? pd_index_move(w.ix, w.v[i].id, far)
+                                   : (nv.id = w.v[i].id, pd_index_update(w.ix, &nv));
+            pd_alloc_fail_after(-1);
+            if (err == PD_OK) break;
+            cr_assert_eq(err, PD_ERR_NOMEM);
+            check_valid(&w, 99);
+            pd_volunteer_t out;
+            cr_assert_eq(pd_index_get(w.ix, w.v[i].id, &out), PD_OK);
+            cr_assert(vol_eq(&out, &w.v[i]));
+            cr_assert(fail < 20);
+        }
+        if (op == 0) {
+            w.v[w.n++] = nv;
+            w.next_id += 0x9E3779B97F4A7C15ULL;
+        } else if (op == 1) {
+            w.v[i].pos = far;
+        } else {
+            w.v[i] = nv;
+        }
+        if (w.n + 1 >= w.cap) break;
+        check_valid(&w, 99);
+    }
+    world_deinit(&w);
+}
+
+Test(grid, slots_and_foreach) {
+    world_t w;
+    world_init(&w, L_COUNTY, 5, 500);
+    size_t seen = 0;
+    for (uint32_t s = 0; s < pd_index_slot_limit(w.ix); s++) {
+        uint64_t id;
+        if (pd_index_slot_id(w.ix, s, &id) != PD_OK) continue;
+        uint32_t back;
+        cr_assert_eq(pd_index_get_slot(w.ix, id, &back), PD_OK);
+        cr_assert_eq(back, s);
+        seen++;
+    }
+    cr_assert_eq(seen, w.n);
+    cr_assert(pd_index_memory(w.ix) > w.n * 50);
+    world_deinit(&w);
+}
