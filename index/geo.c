@@ -10,8 +10,7 @@
 /* ------------------------------------------------------------ positions */
 
 bool pd_latlng_is_valid(pd_latlng_t p) {
-    return p.lat >= -90000000 && p.lat <= 90000000 && p.lon >= -180000000 &&
-           p.lon <= 180000000;
+    return p.lat >= -90000000 && p.lat <= 90000000 && p.lon >= -180000000 && p.lon <= 180000000;
 }
 
 pd_err pd_latlng_from_deg(double lat_deg, double lon_deg, pd_latlng_t *out) {

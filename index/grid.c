@@ -28,10 +28,8 @@
 #include "paidan/index.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
-
-#define XXH_INLINE_ALL
-#include <xxhash.h>
 
 #include "geo.h"
 #include "idmap.h"
@@ -39,31 +37,66 @@
 
 /* ------------------------------------------------------------- the types */
 
-#define FLAG_AVAIL 0x01u /* online and load < capacity */
-#define FLAG_MODE_SHIFT 1
-#define FLAG_MODE_MASK 0x03u
+/* A cell keeps one bit per volunteer in each of these planes, as words of
+ * 64 volunteers: a query ANDs the words of the planes it needs (skills,
+ * the hours of its window, availability, modes still in reach) and only
+ * the bits left standing become candidates. A cell of 500 volunteers
+ * answers "who has skill 3, is free Tuesday 19:00-21:00 and is online"
+ * from a handful of cache lines. */
+#define PLANE_HOUR0 0u                              /* 168 planes: hour h of the week */
+#define PLANE_AVAIL PD_WEEK_HOURS                   /* online and load < capacity */
+#define PLANE_MODE0 (PLANE_AVAIL + 1u)              /* one plane per travel mode */
+#define PLANE_SKILL0 (PLANE_MODE0 + PD_MODE__COUNT) /* then one per skill bit */
 
 typedef struct cell_s {
-    uint64_t key;       /* packed (row, col) */
-    uint32_t n;         /* volunteers in the cell */
-    uint32_t cap;       /* room in the arrays */
-    uint64_t *skills;   /* first array; the block's base pointer */
-    uint64_t *tags;
-    pd_week_t *week;
-    int32_t *lat;
-    int32_t *lon;
-    uint32_t *slot;
-    uint8_t *flags;     /* FLAG_AVAIL | mode << FLAG_MODE_SHIFT */
+    uint64_t key;      /* packed (row, col) */
+    uint32_t n;        /* volunteers in the cell */
+    uint32_t cap;      /* room in the per-volunteer arrays */
+    uint32_t nblk;     /* words per plane: ceil(cap / 64) */
+    uint32_t nsk;      /* skill planes: bits 0..nsk-1 */
+    uint64_t *planes;  /* (PLANE_SKILL0 + nsk) * nblk words; the block's base */
+    uint64_t *tags;    /* tag mask per volunteer */
+    struct rec_s *rec; /* what a candidate needs next: one cache line */
 } cell_t;
 
-#define CELL_ELEM_BYTES                                                          \
-    (sizeof(uint64_t) * 2 + sizeof(pd_week_t) + sizeof(int32_t) * 2 + sizeof(uint32_t) + \
-     sizeof(uint8_t))
+/* Per volunteer, everything a candidate that passed the planes needs, in
+ * one place, so it costs one cache miss rather than four. */
+typedef struct rec_s {
+    int32_t lat; /* micro-degrees */
+    int32_t lon;
+    uint64_t id;   /* external id (also in the slot) */
+    uint32_t slot; /* the volunteer's slot */
+    uint32_t mode; /* pd_mode */
+} rec_t;
+
+/* Bits beyond n are zero in every plane: scans need no tail mask. */
+
+#define CELL_ELEM_BYTES (sizeof(uint64_t) + sizeof(struct rec_s))
+
+static inline uint64_t *plane(const cell_t *c, unsigned p) {
+    return c->planes + (size_t)p * c->nblk;
+}
+
+static inline void bit_put(uint64_t *w, uint32_t i, bool on) {
+    uint64_t m = 1ULL << (i & 63);
+    if (on)
+        w[i >> 6] |= m;
+    else
+        w[i >> 6] &= ~m;
+}
+
+static inline bool bit_get(const uint64_t *w, uint32_t i) {
+    return (w[i >> 6] >> (i & 63)) & 1;
+}
+
+static inline uint32_t skill_planes(uint64_t skills) {
+    return skills ? 64u - (uint32_t)__builtin_clzll(skills) : 0u;
+}
 
 typedef struct slot_s {
-    uint64_t id;     /* external id (first: idmap reads it) */
-    cell_t *cell;    /* NULL when the slot is free */
-    uint32_t idx;    /* position in the cell; next free slot when free */
+    uint64_t id;  /* external id (first: idmap reads it) */
+    cell_t *cell; /* NULL when the slot is free */
+    uint32_t idx; /* position in the cell; next free slot when free */
     uint8_t status;
     uint8_t capacity;
     uint8_t load;
@@ -82,20 +115,20 @@ struct pd_index_s {
     pd_index_config_t cfg;
     double speed_mps[PD_MODE__COUNT];
     double vmax_mps;
-    int32_t h;        /* cell height, micro-degrees */
-    int32_t row_min;  /* row of latitude -90 */
-    int32_t row_max;  /* row of latitude +90 */
-    row_t *rows;      /* row_max - row_min + 1 entries */
+    int32_t h;       /* cell height, micro-degrees */
+    int32_t row_min; /* row of latitude -90 */
+    int32_t row_max; /* row of latitude +90 */
+    row_t *rows;     /* row_max - row_min + 1 entries */
 
-    cell_t **cells;   /* open-addressing map of cells, NULL = empty bucket */
+    cell_t **cells; /* open-addressing map of cells, NULL = empty bucket */
     uint32_t cells_mask;
     uint32_t ncells;
 
     slot_t *slots;
-    uint32_t nslots;  /* high-water mark */
+    uint32_t nslots; /* high-water mark */
     uint32_t slots_cap;
     uint32_t free_slot; /* head of the free list, SLOT_NONE if empty */
-    uint32_t count;   /* live volunteers */
+    uint32_t count;     /* live volunteers */
     pd__idmap_t ids;
     size_t cell_bytes; /* bytes of cell arrays */
 };
@@ -122,12 +155,31 @@ static inline int32_t col_of(int32_t lon, int32_t ncols) {
     return (int32_t)(c >= ncols ? c - ncols : c);
 }
 
+/* A cell key packs the row plus a bias (bits 32..59) and the column
+ * (bits 0..31). */
+#define KEY_ROW_BIAS (1 << 24)
+
 static inline uint64_t cell_key(int32_t r, int32_t c) {
-    return ((uint64_t)(uint32_t)r << 32) | (uint32_t)c;
+    return ((uint64_t)(uint32_t)(r + KEY_ROW_BIAS) << 32) | (uint32_t)c;
 }
 
-static inline uint32_t key_hash(uint64_t key) {
-    return (uint32_t)XXH3_64bits(&key, sizeof key);
+static inline int32_t key_row(uint64_t k) {
+    return (int32_t)((k >> 32) & 0x0FFFFFFF) - KEY_ROW_BIAS;
+}
+
+static inline int32_t key_col(uint64_t k) {
+    return (int32_t)(uint32_t)k;
+}
+
+/* The cell map is probed for every ring position, so its hash is a cheap
+ * full-avalanche mixer rather than a general-purpose hash. */
+static inline uint32_t key_hash(uint64_t k) {
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdULL;
+    k ^= k >> 33;
+    k *= 0xc4ceb9fe1a85ec53ULL;
+    k ^= k >> 33;
+    return (uint32_t)k;
 }
 
 static pd_err rows_build(pd_index_t *ix) {
@@ -162,7 +214,7 @@ void pd_index_config_init(pd_index_config_t *cfg) {
     cfg->speed_kmh[PD_MODE_EBIKE] = 18.0;
     cfg->speed_kmh[PD_MODE_CAR] = 30.0;
     cfg->detour = 1.3;
-    cfg->cell_e6 = 5000;
+    cfg->cell_e6 = 10000;
 }
 
 pd_err pd_index_config_check(const pd_index_config_t *cfg) {
@@ -215,7 +267,7 @@ void pd_index_destroy(pd_index_t *ix) {
     if (ix->cells) {
         for (uint32_t i = 0; i <= ix->cells_mask; i++) {
             if (ix->cells[i]) {
-                pd_free(ix->cells[i]->skills);
+                pd_free(ix->cells[i]->planes);
                 pd_free(ix->cells[i]);
             }
         }
@@ -265,48 +317,46 @@ static pd_err cells_grow(pd_index_t *ix) {
     return PD_OK;
 }
 
-/* Lay the arrays of a cell out in one block of `cap` elements; widest
- * first so every array is aligned. */
-static void cell_layout(cell_t *c, char *block, uint32_t cap) {
-    c->skills = (uint64_t *)block;
-    c->tags = c->skills + cap;
-    c->week = (pd_week_t *)(c->tags + cap);
-    c->lat = (int32_t *)(c->week + cap);
-    c->lon = c->lat + cap;
-    c->slot = (uint32_t *)(c->lon + cap);
-    c->flags = (uint8_t *)(c->slot + cap);
-    c->cap = cap;
+/* Bytes of a cell's block for cap volunteers and nsk skill planes. */
+static size_t cell_block_bytes(uint32_t cap, uint32_t nsk) {
+    size_t nblk = (cap + 63) / 64;
+    return (PLANE_SKILL0 + nsk) * nblk * sizeof(uint64_t) + (size_t)cap * CELL_ELEM_BYTES;
 }
 
-/* Make room for one more volunteer in c. NOMEM leaves c as it was. */
-static pd_err cell_reserve1(pd_index_t *ix, cell_t *c) {
-    if (c->n < c->cap) return PD_OK;
-    uint32_t ncap = c->cap < 4 ? 4 : c->cap + c->cap / 2;
-    char *block = pd_malloc((size_t)ncap * CELL_ELEM_BYTES);
+/* Make c hold at least `room` volunteers and `nsk` skill planes, moving it
+ * to a new block if needed. NOMEM leaves c as it was. */
+static pd_err cell_fit(pd_index_t *ix, cell_t *c, uint32_t room, uint32_t nsk) {
+    if (room <= c->cap && nsk <= c->nsk) return PD_OK;
+    uint32_t ncap = c->cap, nnsk = nsk > c->nsk ? nsk : c->nsk;
+    while (ncap < room) ncap = ncap < 4 ? 4 : ncap + ncap / 2;
+    size_t bytes = cell_block_bytes(ncap, nnsk);
+    char *block = pd_calloc(1, bytes);
     if (!block) return PD_ERR_NOMEM;
     cell_t old = *c;
-    cell_layout(c, block, ncap);
-    if (old.n) {
-        memcpy(c->skills, old.skills, old.n * sizeof *c->skills);
+    c->cap = ncap;
+    c->nsk = nnsk;
+    c->nblk = (ncap + 63) / 64;
+    c->planes = (uint64_t *)block;
+    c->tags = c->planes + (size_t)(PLANE_SKILL0 + nnsk) * c->nblk;
+    c->rec = (rec_t *)(c->tags + ncap);
+    if (old.planes) {
+        for (unsigned p = 0; p < PLANE_SKILL0 + old.nsk; p++)
+            memcpy(plane(c, p), plane(&old, p), old.nblk * sizeof(uint64_t));
         memcpy(c->tags, old.tags, old.n * sizeof *c->tags);
-        memcpy(c->week, old.week, old.n * sizeof *c->week);
-        memcpy(c->lat, old.lat, old.n * sizeof *c->lat);
-        memcpy(c->lon, old.lon, old.n * sizeof *c->lon);
-        memcpy(c->slot, old.slot, old.n * sizeof *c->slot);
-        memcpy(c->flags, old.flags, old.n * sizeof *c->flags);
+        memcpy(c->rec, old.rec, old.n * sizeof *c->rec);
+        ix->cell_bytes -= cell_block_bytes(old.cap, old.nsk);
     }
-    pd_free(old.skills);
-    ix->cell_bytes += (size_t)(ncap - old.cap) * CELL_ELEM_BYTES;
+    pd_free(old.planes);
+    ix->cell_bytes += bytes;
     return PD_OK;
 }
 
-/* The cell for key, created (empty) if missing; *created says which. On
- * error nothing changed. The returned cell has room for one more. */
-static pd_err cell_get_room(pd_index_t *ix, uint64_t key, cell_t **out, bool *created) {
+/* The cell for key, created (empty) if missing, with room for one more
+ * volunteer with `nsk` skill planes. On error nothing changed. */
+static pd_err cell_get_room(pd_index_t *ix, uint64_t key, uint32_t nsk, cell_t **out) {
     cell_t *c = cell_find(ix, key);
-    *created = false;
     if (c) {
-        pd_err err = cell_reserve1(ix, c);
+        pd_err err = cell_fit(ix, c, c->n + 1, nsk);
         if (err) return err;
         *out = c;
         return PD_OK;
@@ -316,7 +366,7 @@ static pd_err cell_get_room(pd_index_t *ix, uint64_t key, cell_t **out, bool *cr
     c = pd_calloc(1, sizeof *c);
     if (!c) return PD_ERR_NOMEM;
     c->key = key;
-    err = cell_reserve1(ix, c);
+    err = cell_fit(ix, c, 1, nsk);
     if (err) {
         pd_free(c);
         return err;
@@ -325,7 +375,6 @@ static pd_err cell_get_room(pd_index_t *ix, uint64_t key, cell_t **out, bool *cr
     while (ix->cells[i]) i = (i + 1) & ix->cells_mask;
     ix->cells[i] = c;
     ix->ncells++;
-    *created = true;
     *out = c;
     return PD_OK;
 }
@@ -347,44 +396,58 @@ static void cell_drop(pd_index_t *ix, cell_t *c) {
     }
     ix->cells[hole] = NULL;
     ix->ncells--;
-    ix->cell_bytes -= (size_t)c->cap * CELL_ELEM_BYTES;
-    pd_free(c->skills);
+    ix->cell_bytes -= cell_block_bytes(c->cap, c->nsk);
+    pd_free(c->planes);
     pd_free(c);
 }
 
-static inline uint8_t flags_of(const slot_t *s) {
-    uint8_t avail = s->status == PD_STATUS_ONLINE && s->load < s->capacity;
-    return (uint8_t)(avail | (s->mode << FLAG_MODE_SHIFT));
+static inline bool slot_avail(const slot_t *s) {
+    return s->status == PD_STATUS_ONLINE && s->load < s->capacity;
 }
 
-/* Append slot si with volunteer fields v to c (room reserved). */
+/* Write every field of volunteer v (slot si) at position i of c; the cell
+ * must have room and enough skill planes. */
+static void cell_write(pd_index_t *ix, cell_t *c, uint32_t i, uint32_t si,
+                       const pd_volunteer_t *v) {
+    const slot_t *s = &ix->slots[si];
+    for (unsigned h = 0; h < PD_WEEK_HOURS; h++)
+        bit_put(plane(c, PLANE_HOUR0 + h), i, (v->week.bits[h >> 6] >> (h & 63)) & 1);
+    bit_put(plane(c, PLANE_AVAIL), i, slot_avail(s));
+    for (unsigned m = 0; m < PD_MODE__COUNT; m++)
+        bit_put(plane(c, PLANE_MODE0 + m), i, m == s->mode);
+    for (unsigned k = 0; k < c->nsk; k++)
+        bit_put(plane(c, PLANE_SKILL0 + k), i, (v->skills >> k) & 1);
+    c->tags[i] = v->tags;
+    c->rec[i].lat = v->pos.lat;
+    c->rec[i].lon = v->pos.lon;
+    c->rec[i].id = v->id;
+    c->rec[i].slot = si;
+    c->rec[i].mode = s->mode;
+}
+
+/* Append slot si with fields v to c (room reserved). */
 static void cell_append(pd_index_t *ix, cell_t *c, uint32_t si, const pd_volunteer_t *v) {
     uint32_t i = c->n++;
-    slot_t *s = &ix->slots[si];
-    c->skills[i] = v->skills;
-    c->tags[i] = v->tags;
-    c->week[i] = v->week;
-    c->lat[i] = v->pos.lat;
-    c->lon[i] = v->pos.lon;
-    c->slot[i] = si;
-    c->flags[i] = flags_of(s);
-    s->cell = c;
-    s->idx = i;
+    cell_write(ix, c, i, si, v);
+    ix->slots[si].cell = c;
+    ix->slots[si].idx = i;
 }
 
-/* Swap-remove position i of c; fixes the moved volunteer's slot. */
+/* Swap-remove position i of c; fixes the moved volunteer's slot and clears
+ * the freed position in every plane. */
 static void cell_take(pd_index_t *ix, cell_t *c, uint32_t i) {
     uint32_t last = --c->n;
+    unsigned np = PLANE_SKILL0 + c->nsk;
     if (i != last) {
-        c->skills[i] = c->skills[last];
+        for (unsigned p = 0; p < np; p++) {
+            uint64_t *w = plane(c, p);
+            bit_put(w, i, bit_get(w, last));
+        }
         c->tags[i] = c->tags[last];
-        c->week[i] = c->week[last];
-        c->lat[i] = c->lat[last];
-        c->lon[i] = c->lon[last];
-        c->slot[i] = c->slot[last];
-        c->flags[i] = c->flags[last];
-        ix->slots[c->slot[i]].idx = i;
+        c->rec[i] = c->rec[last];
+        ix->slots[c->rec[i].slot].idx = i;
     }
+    for (unsigned p = 0; p < np; p++) bit_put(plane(c, p), last, false);
 }
 
 static inline uint64_t key_of_pos(const pd_index_t *ix, pd_latlng_t p) {
@@ -433,8 +496,7 @@ pd_err pd_index_insert(pd_index_t *ix, const pd_volunteer_t *v) {
     if ((err = pd__idmap_reserve1(&ix->ids))) return err;
     if ((err = slots_reserve1(ix))) return err;
     cell_t *c;
-    bool created;
-    if ((err = cell_get_room(ix, key_of_pos(ix, v->pos), &c, &created))) return err;
+    if ((err = cell_get_room(ix, key_of_pos(ix, v->pos), skill_planes(v->skills), &c))) return err;
     si = slot_alloc(ix);
     slot_t *s = &ix->slots[si];
     s->id = v->id;
@@ -448,23 +510,19 @@ pd_err pd_index_insert(pd_index_t *ix, const pd_volunteer_t *v) {
     return PD_OK;
 }
 
-/* Point slot si at cell key `key`, moving it if needed; on error unchanged. */
+/* Store v (already in slot si's state) in the cell of `key`, moving the
+ * volunteer if the cell changes; on error nothing changed. */
 static pd_err slot_rehome(pd_index_t *ix, uint32_t si, uint64_t key, const pd_volunteer_t *v) {
     slot_t *s = &ix->slots[si];
     cell_t *old = s->cell;
     if (old->key == key) {
-        uint32_t i = s->idx;
-        old->skills[i] = v->skills;
-        old->tags[i] = v->tags;
-        old->week[i] = v->week;
-        old->lat[i] = v->pos.lat;
-        old->lon[i] = v->pos.lon;
-        old->flags[i] = flags_of(s);
+        pd_err err = cell_fit(ix, old, old->n, skill_planes(v->skills));
+        if (err) return err;
+        cell_write(ix, old, s->idx, si, v);
         return PD_OK;
     }
     cell_t *c;
-    bool created;
-    pd_err err = cell_get_room(ix, key, &c, &created);
+    pd_err err = cell_get_room(ix, key, skill_planes(v->skills), &c);
     if (err) return err;
     cell_take(ix, old, s->idx);
     cell_append(ix, c, si, v);
@@ -477,11 +535,15 @@ static void slot_read(const pd_index_t *ix, uint32_t si, pd_volunteer_t *out) {
     const cell_t *c = s->cell;
     uint32_t i = s->idx;
     out->id = s->id;
-    out->pos.lat = c->lat[i];
-    out->pos.lon = c->lon[i];
-    out->skills = c->skills[i];
+    out->pos.lat = c->rec[i].lat;
+    out->pos.lon = c->rec[i].lon;
+    out->skills = 0;
+    for (unsigned k = 0; k < c->nsk; k++)
+        out->skills |= (uint64_t)bit_get(plane(c, PLANE_SKILL0 + k), i) << k;
     out->tags = c->tags[i];
-    out->week = c->week[i];
+    out->week = pd_week_none();
+    for (unsigned h = 0; h < PD_WEEK_HOURS; h++)
+        out->week.bits[h >> 6] |= (uint64_t)bit_get(plane(c, PLANE_HOUR0 + h), i) << (h & 63);
     out->mode = s->mode;
     out->status = s->status;
     out->capacity = s->capacity;
@@ -519,8 +581,8 @@ pd_err pd_index_move(pd_index_t *ix, uint64_t id, pd_latlng_t pos) {
     cell_t *c = s->cell;
     uint64_t key = key_of_pos(ix, pos);
     if (c->key == key) { /* the common case: a ping inside the same cell */
-        c->lat[s->idx] = pos.lat;
-        c->lon[s->idx] = pos.lon;
+        c->rec[s->idx].lat = pos.lat;
+        c->rec[s->idx].lon = pos.lon;
         return PD_OK;
     }
     pd_volunteer_t v;
@@ -539,7 +601,7 @@ pd_err pd_index_set_state(pd_index_t *ix, uint64_t id, pd_status status, uint8_t
     s->status = (uint8_t)status;
     s->capacity = capacity;
     s->load = load;
-    s->cell->flags[s->idx] = flags_of(s);
+    bit_put(plane(s->cell, PLANE_AVAIL), s->idx, slot_avail(s));
     return PD_OK;
 }
 
@@ -602,16 +664,31 @@ size_t pd_index_memory(const pd_index_t *ix) {
 
 /* ---------------------------------------------------------- the queries */
 
+#define PENDING_MAX 64
+
 /* Everything a scan needs, computed once per query. */
 typedef struct search_s {
     const pd_index_t *ix;
     const pd_query_t *q;
     int32_t qlat, qlon;
     double cos_q, sin_q;
-    double max_d2[PD_MODE__COUNT]; /* per mode, radians^2, with slack */
-    double extent_m;               /* farthest any mode may qualify */
-    bool check_week;
-    bool count_all;                /* within: count every hit, prune by extent only */
+    double reach_m[PD_MODE__COUNT]; /* farthest a volunteer of the mode may qualify */
+    double max_d2[PD_MODE__COUNT];  /* the same in radians^2, with slack */
+    double extent_m;                /* the largest reach */
+    uint8_t req[64];                /* required skill bits */
+    uint32_t nreq;
+    uint32_t req_planes;          /* skill planes a cell needs to hold any match */
+    uint8_t hours[PD_WEEK_HOURS]; /* hours of the window */
+    uint32_t nhours;
+    bool count_all; /* within: count every hit, prune by reach only */
+    /* cells found but not scanned yet: looked up and prefetched in a batch,
+     * then scanned, so their cache misses overlap */
+    struct {
+        const cell_t *cell;
+        double min_m;
+    } pending[PENDING_MAX];
+    uint32_t npending;
+    bool done[PD_MODE__COUNT]; /* the ring walk is over for this mode */
     /* the bounded heap of results (in the caller's buffer) */
     pd_hit_t *heap;
     size_t k, n;
@@ -646,6 +723,10 @@ static void heap_sift_down(pd_hit_t *h, size_t n, size_t i) {
     }
 }
 
+static inline bool heap_full(const search_t *s) {
+    return s->k && s->n == s->k;
+}
+
 static inline void heap_offer(search_t *s, const pd_hit_t *hit) {
     s->total++;
     if (s->n < s->k) {
@@ -657,55 +738,89 @@ static inline void heap_offer(search_t *s, const pd_hit_t *hit) {
     }
 }
 
-/* Scan one cell: filters cheapest first, then distance, then the hook. */
-static void scan_cell(search_t *s, const cell_t *c) {
+/* How far a volunteer of mode m can be and still enter the results: its
+ * reach, or, once the heap is full, the distance at which its ETA alone
+ * passes the k-th best score. */
+static inline double mode_limit_m(const search_t *s, unsigned m) {
+    double lim = s->reach_m[m];
+    if (!s->count_all && heap_full(s)) {
+        double by_score = s->heap[0].score * s->ix->speed_mps[m] / s->ix->cfg.detour;
+        if (by_score < lim) lim = by_score;
+    }
+    return lim;
+}
+
+/* Scan one cell: AND the planes the query needs, word by word, then test
+ * the survivors' tags, distance, ETA and the hook. modes_ok has bit m set
+ * for every travel mode that may still qualify in this cell. */
+static void scan_cell(search_t *s, const cell_t *c, unsigned modes_ok) {
     const pd_query_t *q = s->q;
     const pd_index_t *ix = s->ix;
-    const uint64_t qs = q->skills, qt = q->tags;
-    const uint8_t need_avail = q->include_unavailable ? 0 : FLAG_AVAIL;
-    for (uint32_t i = 0; i < c->n; i++) {
-        if ((c->skills[i] & qs) != qs) continue;
-        if ((c->tags[i] & qt) != qt) continue;
-        uint8_t f = c->flags[i];
-        if ((f & need_avail) != need_avail) continue;
-        if (s->check_week && !pd_week_covers(&c->week[i], &q->need)) continue;
-        unsigned mode = (f >> FLAG_MODE_SHIFT) & FLAG_MODE_MASK;
-        double d2 = pd__fast_d2(s->qlat, s->qlon, s->cos_q, s->sin_q, c->lat[i], c->lon[i]);
-        if (d2 > s->max_d2[mode]) continue;
-        double dist = PD__EARTH_R_M * sqrt(d2);
-        if (q->radius_m > 0 && dist > q->radius_m) continue;
-        double eta = dist * ix->cfg.detour / ix->speed_mps[mode];
-        if (q->budget_s > 0 && eta > q->budget_s) continue;
-        pd_hit_t hit;
-        hit.id = ix->slots[c->slot[i]].id;
-        hit.slot = c->slot[i];
-        hit.distance_m = (float)dist;
-        hit.eta_s = (float)eta;
-        hit.score = eta;
-        /* The hook only adds, so a hit already slower than the k-th best
-         * cannot enter; skip the hook for it. */
-        if (!s->count_all && s->n == s->k && eta > s->heap[0].score) continue;
-        if (q->score) {
-            double sc = eta;
-            if (!q->score(q->score_ud, hit.slot, hit.id, eta, dist, &sc)) continue;
-            hit.score = sc < eta ? eta : sc;
+    if (s->req_planes > c->nsk) return; /* nobody here has every skill */
+    const uint64_t qt = q->tags;
+    const uint32_t nblk = (c->n + 63) / 64;
+    const bool all_modes = modes_ok == (1u << PD_MODE__COUNT) - 1;
+    for (uint32_t b = 0; b < nblk; b++) {
+        uint64_t m;
+        if (q->include_unavailable)
+            m = (b + 1 < nblk || (c->n & 63) == 0) ? ~0ULL : (1ULL << (c->n & 63)) - 1;
+        else
+            m = plane(c, PLANE_AVAIL)[b];
+        for (uint32_t j = 0; j < s->nreq && m; j++) m &= plane(c, PLANE_SKILL0 + s->req[j])[b];
+        for (uint32_t j = 0; j < s->nhours && m; j++) m &= plane(c, PLANE_HOUR0 + s->hours[j])[b];
+        if (!all_modes && m) {
+            uint64_t mm = 0;
+            for (unsigned md = 0; md < PD_MODE__COUNT; md++)
+                if (modes_ok >> md & 1) mm |= plane(c, PLANE_MODE0 + md)[b];
+            m &= mm;
         }
-        if (s->n == s->k && s->k && !hit_worse(&s->heap[0], &hit)) {
-            s->total++;
-            continue;
+        while (m) {
+            uint32_t i = b * 64 + (uint32_t)__builtin_ctzll(m);
+            m &= m - 1;
+            if (qt && (c->tags[i] & qt) != qt) continue;
+            const rec_t *rc = &c->rec[i];
+            unsigned mode = rc->mode;
+            double d2 = pd__fast_d2(s->qlat, s->qlon, s->cos_q, s->sin_q, rc->lat, rc->lon);
+            if (d2 > s->max_d2[mode]) continue;
+            double dist = PD__EARTH_R_M * sqrt(d2);
+            if (q->radius_m > 0 && dist > q->radius_m) continue;
+            double eta = dist * ix->cfg.detour / ix->speed_mps[mode];
+            if (q->budget_s > 0 && eta > q->budget_s) continue;
+            /* The hook only adds, so a hit already slower than the k-th
+             * best cannot enter; skip the hook for it. */
+            if (!s->count_all && heap_full(s) && eta > s->heap[0].score) {
+                continue;
+            }
+            pd_hit_t hit;
+            hit.slot = rc->slot;
+            hit.id = rc->id;
+            hit.distance_m = (float)dist;
+            hit.eta_s = (float)eta;
+            hit.score = eta;
+            if (q->score) {
+                double sc = eta;
+                if (!q->score(q->score_ud, hit.slot, hit.id, eta, dist, &sc)) continue;
+                hit.score = sc < eta ? eta : sc;
+            }
+            if (heap_full(s) && !hit_worse(&s->heap[0], &hit)) {
+                s->total++;
+                continue;
+            }
+            heap_offer(s, &hit);
         }
-        heap_offer(s, &hit);
     }
 }
 
 /* Lower bound, in metres, on the distance from the query to any point of
- * cell (r, c), given the band's smallest cosine factor. */
+ * cell (r, c); kx is a lower bound on the longitude factor there. */
 static double cell_min_m(const search_t *s, int32_t r, int32_t c, const row_t *row, double kx) {
     const pd_index_t *ix = s->ix;
     double lo = (double)r * ix->h, hi = lo + ix->h;
     double dy = 0;
-    if (s->qlat < lo) dy = lo - s->qlat;
-    else if (s->qlat > hi) dy = s->qlat - hi;
+    if (s->qlat < lo)
+        dy = lo - s->qlat;
+    else if (s->qlat > hi)
+        dy = s->qlat - hi;
     /* longitude interval of the column, measured from the query, wrapped */
     double clo = -180e6 + c * row->width_e6;
     double chi = clo + row->width_e6;
@@ -721,22 +836,49 @@ static double cell_min_m(const search_t *s, int32_t r, int32_t c, const row_t *r
     return PD__EARTH_R_M * PD__E6_TO_RAD * sqrt(dy * dy + dx * dx);
 }
 
-/* Current pruning threshold in metres at the fastest mode: a cell whose
- * nearest point is farther than this cannot hold a better hit. */
-static inline double prune_m(const search_t *s) {
-    double m = s->extent_m;
-    if (!s->count_all && s->k && s->n == s->k) {
-        double by_score = s->heap[0].score * s->ix->vmax_mps / s->ix->cfg.detour;
-        if (by_score < m) m = by_score;
-    }
-    return m;
+/* The travel modes that may still qualify at min_m metres. */
+static inline unsigned modes_within(const search_t *s, double min_m) {
+    unsigned ok = 0;
+    for (unsigned m = 0; m < PD_MODE__COUNT; m++)
+        if (!s->done[m] && min_m <= mode_limit_m(s, m) * (1 + 1e-9)) ok |= 1u << m;
+    return ok;
 }
 
+/* Bring the plane words a query reads of cell c towards the cache. */
+static inline void cell_prefetch(const search_t *s, const cell_t *c) {
+    uint32_t nblk = (c->n + 63) / 64;
+    for (uint32_t b = 0; b < nblk; b += 8) {
+        __builtin_prefetch(plane(c, PLANE_AVAIL) + b);
+        for (uint32_t j = 0; j < s->nreq; j++)
+            __builtin_prefetch(plane(c, PLANE_SKILL0 + s->req[j]) + b);
+        for (uint32_t j = 0; j < s->nhours && j < 4; j++)
+            __builtin_prefetch(plane(c, PLANE_HOUR0 + s->hours[j]) + b);
+    }
+}
+
+/* Scan the pending cells; the heap may have improved since they were
+ * queued, so each is checked against the modes still in reach again. */
+static void flush_pending(search_t *s) {
+    for (uint32_t i = 0; i < s->npending; i++) {
+        unsigned ok = modes_within(s, s->pending[i].min_m);
+        if (ok) scan_cell(s, s->pending[i].cell, ok);
+    }
+    s->npending = 0;
+}
+
+/* Visit ring position (r, c): skip it on its lower bound alone when no
+ * mode can reach it, before touching the map; otherwise look the cell up,
+ * prefetch it and queue it. */
 static void visit(search_t *s, int32_t r, int32_t c, const row_t *row, double kx) {
-    double lim = prune_m(s);
-    if (cell_min_m(s, r, c, row, kx) > lim * (1 + 1e-9)) return;
+    double min_m = cell_min_m(s, r, c, row, kx);
+    if (!modes_within(s, min_m)) return;
     const cell_t *cell = cell_find(s->ix, cell_key(r, c));
-    if (cell) scan_cell(s, cell);
+    if (!cell) return;
+    if (s->req_planes > cell->nsk) return; /* nobody here has every skill */
+    cell_prefetch(s, cell);
+    s->pending[s->npending].cell = cell;
+    s->pending[s->npending].min_m = min_m;
+    if (++s->npending == PENDING_MAX) flush_pending(s);
 }
 
 /* Circular column distance of c from c0 in a row of n columns. */
@@ -745,22 +887,20 @@ static inline int32_t col_dist(int32_t c, int32_t c0, int32_t n) {
     return d < n - d ? d : n - d;
 }
 
-/* Scan the whole map, skipping the cells the rings already visited
+/* Scan the whole map, skipping the positions the rings already visited
  * (rows within d of row0 and columns within d of that row's c0). */
 static void scan_rest(search_t *s, int32_t row0, int32_t d) {
     const pd_index_t *ix = s->ix;
     for (uint32_t i = 0; i <= ix->cells_mask; i++) {
         const cell_t *c = ix->cells[i];
         if (!c) continue;
-        int32_t r = (int32_t)(uint32_t)(c->key >> 32);
-        int32_t col = (int32_t)(uint32_t)c->key;
+        int32_t r = key_row(c->key), col = key_col(c->key);
         const row_t *row = row_at(ix, r);
         if (abs(r - row0) <= d && col_dist(col, col_of(s->qlon, row->ncols), row->ncols) <= d)
             continue;
         double kx = fmin(row->cos_far, row_at(ix, row0)->cos_far);
-        double lim = prune_m(s);
-        if (cell_min_m(s, r, col, row, kx) > lim * (1 + 1e-9)) continue;
-        scan_cell(s, c);
+        unsigned ok = modes_within(s, cell_min_m(s, r, col, row, kx));
+        if (ok) scan_cell(s, c, ok);
     }
 }
 
@@ -779,13 +919,19 @@ static pd_err search_init(search_t *s, const pd_index_t *ix, const pd_query_t *q
     double qr = q->at.lat * PD__E6_TO_RAD;
     s->cos_q = cos(qr);
     s->sin_q = sin(qr);
-    s->check_week = !pd_week_is_empty(&q->need);
+    for (unsigned k = 0; k < 64; k++)
+        if (q->skills >> k & 1) s->req[s->nreq++] = (uint8_t)k;
+    s->req_planes = skill_planes(q->skills);
+    for (unsigned h = 0; h < PD_WEEK_HOURS; h++)
+        if (q->need.bits[h >> 6] >> (h & 63) & 1) s->hours[s->nhours++] = (uint8_t)h;
     s->extent_m = 0;
     for (int m = 0; m < PD_MODE__COUNT; m++) {
         double lim = INFINITY;
         if (q->radius_m > 0) lim = q->radius_m;
         if (q->budget_s > 0) lim = fmin(lim, q->budget_s * ix->speed_mps[m] / ix->cfg.detour);
-        /* Pre-filter on d2 with a little slack; the exact test is in metres. */
+        s->reach_m[m] = lim;
+        /* Pre-filter on d2 with a little slack; the exact tests are on the
+         * distance and the ETA, as the documented rules say. */
         double rad = lim / PD__EARTH_R_M * (1 + 1e-9);
         s->max_d2[m] = rad * rad;
         if (lim > s->extent_m) s->extent_m = lim;
@@ -799,7 +945,10 @@ static int hit_cmp(const void *a, const void *b) {
     return x->id < y->id ? -1 : (x->id > y->id);
 }
 
-/* The ring walk shared by nearest (early_stop) and within (no early stop). */
+/* The ring walk shared by nearest (early_stop) and within. Each travel
+ * mode lives in cells of its own, and each mode stops on its own bound:
+ * walkers are searched out to where a walker could still beat the k-th
+ * best, cars out to where a car could. */
 static void search_run(search_t *s, bool early_stop) {
     const pd_index_t *ix = s->ix;
     int32_t row0 = row_of(ix, s->qlat);
@@ -848,17 +997,26 @@ static void search_run(search_t *s, bool early_stop) {
                 }
             }
         }
+        flush_pending(s);
         /* Bound on anything outside the (2d+1)-block just finished. */
         double lat_b = INFINITY;
         if (rlo > ix->row_min) lat_b = fmin(lat_b, (double)s->qlat - (double)rlo * ix->h);
         if (rhi < ix->row_max) lat_b = fmin(lat_b, (double)(rhi + 1) * ix->h - s->qlat);
         double lon_b = cols_left ? d * min_w * min_cos : INFINITY;
         double lb_m = PD__EARTH_R_M * PD__E6_TO_RAD * fmin(lat_b, lon_b) * (1 - 1e-9);
-        if (!isfinite(lb_m) || lb_m > s->extent_m) return;
-        if (early_stop && s->k && s->n == s->k &&
-            s->heap[0].score < lb_m * ix->cfg.detour / ix->vmax_mps)
-            return;
-        /* The next ring costs about 8(d+1) lookups; once the rings have
+        bool all_done = true;
+        for (unsigned m = 0; m < PD_MODE__COUNT; m++) {
+            if (s->done[m]) continue;
+            double lim = early_stop ? mode_limit_m(s, m) : s->reach_m[m];
+            /* strict: a volunteer exactly at the bound could tie on score
+             * and win on id */
+            if (!isfinite(lb_m) || lb_m > lim)
+                s->done[m] = true;
+            else
+                all_done = false;
+        }
+        if (all_done) return;
+        /* The next ring costs about 8(d+1) positions; once the rings have
          * cost more than the map has cells, scan the map for the rest. */
         if (visited + 8 * (uint64_t)(d + 1) > 2 * (uint64_t)ix->ncells + 64) {
             scan_rest(s, row0, d);
@@ -867,9 +1025,8 @@ static void search_run(search_t *s, bool early_stop) {
     }
 }
 
-static void search_finish(search_t *s, pd_hit_t *out, size_t *n_out) {
+static void search_finish(search_t *s, size_t *n_out) {
     qsort(s->heap, s->n, sizeof *s->heap, hit_cmp);
-    (void)out;
     *n_out = s->n;
 }
 
@@ -882,7 +1039,7 @@ pd_err pd_index_nearest(const pd_index_t *ix, const pd_query_t *q, size_t k, pd_
     s.heap = out;
     s.k = k;
     search_run(&s, true);
-    search_finish(&s, out, n_out);
+    search_finish(&s, n_out);
     return PD_OK;
 }
 
@@ -895,7 +1052,7 @@ pd_err pd_index_within(const pd_index_t *ix, const pd_query_t *q, size_t limit, 
     s.k = limit;
     s.count_all = true;
     search_run(&s, false);
-    search_finish(&s, out, n_out);
+    search_finish(&s, n_out);
     if (total) *total = s.total;
     return PD_OK;
 }
@@ -914,22 +1071,35 @@ bool pd_index_validate(const pd_index_t *ix, const char **reason) {
         if (c->n > c->cap) why = "cell holds more than its capacity";
         if (cell_find(ix, c->key) != c) why = "cell not reachable from its key";
         for (uint32_t j = 0; j < c->n && !why; j++) {
-            uint32_t si = c->slot[j];
+            uint32_t si = c->rec[j].slot;
             if (si >= ix->nslots) {
                 why = "cell names a slot past the high-water mark";
                 break;
             }
             const slot_t *s = &ix->slots[si];
-            pd_latlng_t p = {c->lat[j], c->lon[j]};
-            if (s->cell != c || s->idx != j) why = "slot does not point back to its cell";
-            else if (key_of_pos(ix, p) != c->key) why = "volunteer in the wrong cell";
-            else if (c->flags[j] != flags_of(s)) why = "cell flags disagree with the slot";
+            pd_latlng_t p = {c->rec[j].lat, c->rec[j].lon};
+            if (s->cell != c || s->idx != j)
+                why = "slot does not point back to its cell";
+            else if (key_of_pos(ix, p) != c->key)
+                why = "volunteer in the wrong cell";
+            else if (bit_get(plane(c, PLANE_AVAIL), j) != slot_avail(s))
+                why = "availability plane disagrees with the slot";
+            else if (!bit_get(plane(c, PLANE_MODE0 + s->mode), j) || c->rec[j].mode != s->mode)
+                why = "mode plane disagrees with the slot";
+            else if (c->rec[j].id != s->id)
+                why = "cell record names another id";
             else {
                 uint32_t found;
                 if (find_slot(ix, s->id, &found) != PD_OK || found != si)
                     why = "id map does not lead to the slot";
             }
         }
+        for (unsigned p = 0; p < PLANE_SKILL0 + c->nsk && !why; p++)
+            for (uint32_t j = c->n; j < c->nblk * 64; j++)
+                if (bit_get(plane(c, p), j)) {
+                    why = "a plane has a bit past the cell's volunteers";
+                    break;
+                }
         in_cells += c->n;
     }
     if (!why && ncells != ix->ncells) why = "cell count wrong";

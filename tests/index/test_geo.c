@@ -19,8 +19,8 @@ static double worst_error(pd_rng_t *r, double max_m, double max_lat, int pairs) 
         cr_assert_eq(pd_latlng_from_deg(lat, lon, &a), PD_OK);
         double d = pd_rng_unit(r) * max_m, bearing = pd_rng_unit(r) * 6.283185307179586;
         double dlat = d * cos(bearing) / 6371008.8 * 57.29577951308232;
-        double dlon = d * sin(bearing) / (6371008.8 * cos(lat / 57.29577951308232)) *
-                      57.29577951308232;
+        double dlon =
+            d * sin(bearing) / (6371008.8 * cos(lat / 57.29577951308232)) * 57.29577951308232;
         double blat = lat + dlat, blon = lon + dlon;
         if (blat > 90 || blat < -90) continue;
         if (blon > 180) blon -= 360;
@@ -42,9 +42,11 @@ Test(geo, fast_metric_within_documented_bound) {
     pd_rng_seed(&r, pd_test_seed());
     double e20 = worst_error(&r, 20000, 70, 200000);
     double e50 = worst_error(&r, 50000, 70, 100000);
-    fprintf(stderr, "fast metric worst relative error: %.2e below 20 km, %.2e below 50 km"
-            " (|lat| <= 70)\n", e20, e50);
-    cr_assert(e20 < 1e-4, "worst error below 20 km %.3e", e20);  /* docs: < 0.01 % */
+    fprintf(stderr,
+            "fast metric worst relative error: %.2e below 20 km, %.2e below 50 km"
+            " (|lat| <= 70)\n",
+            e20, e50);
+    cr_assert(e20 < 1e-4, "worst error below 20 km %.3e", e20); /* docs: < 0.01 % */
     cr_assert(e50 < 5e-4, "worst error below 50 km %.3e", e50);
 }
 

@@ -30,8 +30,7 @@ typedef struct world_s {
 
 enum { L_COUNTY, L_GLOBE, L_BORDERS, L_POLES, L_ANTIMERIDIAN, L__COUNT };
 
-static const char *layout_name[L__COUNT] = {"county", "globe", "borders", "poles",
-                                            "antimeridian"};
+static const char *layout_name[L__COUNT] = {"county", "globe", "borders", "poles", "antimeridian"};
 
 static pd_latlng_t rand_point(world_t *w) {
     pd_rng_t *r = &w->rng;
@@ -86,7 +85,8 @@ static void rand_volunteer(world_t *w, pd_volunteer_t *v, uint64_t id) {
     memset(v, 0, sizeof *v);
     v->id = id;
     v->pos = rand_point(w);
-    v->skills = (1ULL << pd_rng_below(r, 6)) | (pd_rng_below(r, 2) ? 1ULL << pd_rng_below(r, 6) : 0);
+    v->skills =
+        (1ULL << pd_rng_below(r, 6)) | (pd_rng_below(r, 2) ? 1ULL << pd_rng_below(r, 6) : 0);
     v->tags = pd_rng_below(r, 4);
     v->week = rand_week(r);
     v->mode = (uint8_t)pd_rng_below(r, PD_MODE__COUNT);
@@ -206,13 +206,19 @@ static void rand_query(world_t *w, pd_query_t *q, hook_t *hook) {
         cr_assert_eq(pd_week_window(start, dur, &q->need), PD_OK);
     }
     switch (pd_rng_below(r, 4)) {
-        case 0: q->radius_m = 50 + (double)pd_rng_below(r, 20000); break;
+        case 0:
+            q->radius_m = 50 + (double)pd_rng_below(r, 20000);
+            break;
         case 1:
             q->radius_m = 50 + (double)pd_rng_below(r, 20000);
             q->budget_s = 60 + (double)pd_rng_below(r, 1800);
             break;
-        case 2: q->budget_s = 900; break;
-        default: q->budget_s = 30 + (double)pd_rng_below(r, 3600); break;
+        case 2:
+            q->budget_s = 900;
+            break;
+        default:
+            q->budget_s = 30 + (double)pd_rng_below(r, 3600);
+            break;
     }
     if (w->layout == L_GLOBE && pd_rng_below(r, 3) == 0) q->radius_m = 2000000;
     q->include_unavailable = pd_rng_below(r, 6) == 0;
@@ -237,8 +243,7 @@ static void assert_same(const pd_hit_t *got, size_t ng, const pd_hit_t *want, si
     }
 }
 
-static void query_and_compare(world_t *w, uint64_t seed, int step, pd_hit_t *all,
-                              pd_hit_t *got) {
+static void query_and_compare(world_t *w, uint64_t seed, int step, pd_hit_t *all, pd_hit_t *got) {
     pd_query_t q;
     hook_t hook = {0};
     rand_query(w, &q, &hook);

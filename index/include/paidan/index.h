@@ -120,15 +120,15 @@ static inline bool pd_week_is_empty(const pd_week_t *w) {
 
 /** A volunteer as the index sees it. */
 typedef struct pd_volunteer_s {
-    uint64_t id;        /* external id, any value */
-    pd_latlng_t pos;    /* current position */
-    uint64_t skills;    /* skill bits (up to 64 skills) */
-    uint64_t tags;      /* tag bits (free use: groups, languages, ...) */
-    pd_week_t week;     /* weekly availability */
-    uint8_t mode;       /* pd_mode */
-    uint8_t status;     /* pd_status */
-    uint8_t capacity;   /* orders at once, >= 1 */
-    uint8_t load;       /* orders held now (offers + accepted), <= 255 */
+    uint64_t id;      /* external id, any value */
+    pd_latlng_t pos;  /* current position */
+    uint64_t skills;  /* skill bits (up to 64 skills) */
+    uint64_t tags;    /* tag bits (free use: groups, languages, ...) */
+    pd_week_t week;   /* weekly availability */
+    uint8_t mode;     /* pd_mode */
+    uint8_t status;   /* pd_status */
+    uint8_t capacity; /* orders at once, >= 1 */
+    uint8_t load;     /* orders held now (offers + accepted), <= 255 */
 } pd_volunteer_t;
 
 /**
@@ -149,7 +149,7 @@ typedef struct pd_index_config_s {
     int32_t cell_e6;                  /* cell height in micro-degrees of latitude */
 } pd_index_config_t;
 
-/** Defaults: walk 4.5, bike 12, e-bike 18, car 30 km/h; detour 1.3; cells 0.005 deg. */
+/** Defaults: walk 4.5, bike 12, e-bike 18, car 30 km/h; detour 1.3; cells 0.01 deg. */
 void pd_index_config_init(pd_index_config_t *cfg);
 
 /** @return PD_ERR_BAD_ARG if a speed, the detour or the cell size is out of range. */
@@ -236,20 +236,20 @@ void pd_index_foreach(const pd_index_t *ix, bool (*fn)(void *ud, const pd_volunt
  * it; otherwise set *score (lower is better) to a value >= eta_s. Because
  * the extra term is never negative, the ring search can still stop early.
  */
-typedef bool (*pd_score_fn)(void *ud, uint32_t slot, uint64_t id, double eta_s,
-                            double distance_m, double *score);
+typedef bool (*pd_score_fn)(void *ud, uint32_t slot, uint64_t id, double eta_s, double distance_m,
+                            double *score);
 
 /** What a query asks for. Zero-initialise, then set the fields you need. */
 typedef struct pd_query_s {
-    pd_latlng_t at;        /* where the service is needed */
-    uint64_t skills;       /* all of these skill bits are required */
-    uint64_t tags;         /* all of these tag bits are required */
-    pd_week_t need;        /* hours that must be in the schedule; empty = any */
-    double budget_s;       /* ETA budget in seconds; <= 0 = no time limit */
-    double radius_m;       /* straight-line radius; <= 0 = no radius limit */
+    pd_latlng_t at;           /* where the service is needed */
+    uint64_t skills;          /* all of these skill bits are required */
+    uint64_t tags;            /* all of these tag bits are required */
+    pd_week_t need;           /* hours that must be in the schedule; empty = any */
+    double budget_s;          /* ETA budget in seconds; <= 0 = no time limit */
+    double radius_m;          /* straight-line radius; <= 0 = no radius limit */
     bool include_unavailable; /* true: also busy/offline/full volunteers */
-    pd_score_fn score;     /* optional ranking/rejection hook, may be NULL */
-    void *score_ud;        /* passed to score */
+    pd_score_fn score;        /* optional ranking/rejection hook, may be NULL */
+    void *score_ud;           /* passed to score */
 } pd_query_t;
 
 /* At least one of budget_s and radius_m must be set; these bound them. */
@@ -258,11 +258,11 @@ typedef struct pd_query_s {
 
 /** One result. */
 typedef struct pd_hit_s {
-    uint64_t id;        /* volunteer id */
-    uint32_t slot;      /* volunteer slot (see pd_index_get_slot) */
-    float distance_m;   /* straight-line distance (fast metric) */
-    float eta_s;        /* distance x detour / speed of the volunteer's mode */
-    double score;       /* eta_s, or what the score hook said */
+    uint64_t id;      /* volunteer id */
+    uint32_t slot;    /* volunteer slot (see pd_index_get_slot) */
+    float distance_m; /* straight-line distance (fast metric) */
+    float eta_s;      /* distance x detour / speed of the volunteer's mode */
+    double score;     /* eta_s, or what the score hook said */
 } pd_hit_t;
 
 /**

@@ -1,0 +1,56 @@
+/* bench.h -- the pieces shared by paidan-bench's modes: the clock, memory
+ * readings, named cases and the report (a table for people, JSON for
+ * machines). Private to bench/. */
+#ifndef PAIDAN_BENCH_BENCH_H
+#define PAIDAN_BENCH_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "paidan/hist.h"
+
+/* Monotonic nanoseconds. */
+uint64_t pd__bench_now_ns(void);
+/* Resident set size of this process in bytes (0 if unknown). */
+uint64_t pd__bench_rss_bytes(void);
+/* What one clock read costs, in ns (median of many). */
+double pd__bench_timer_overhead_ns(void);
+
+/* One measured result: a histogram of per-operation latencies. */
+typedef struct pd__result_s {
+    char name[32];
+    pd_hist_t *hist;    /* ns per operation */
+    uint64_t busy_ns;   /* sum of the measured operation times */
+    uint64_t wall_ns;   /* wall time of the measured loop */
+    double ops_per_run; /* operations per recorded sample (1 unless batched) */
+    char note[96];      /* what the case did, one line */
+} pd__result_t;
+
+/* A report: parameters (key, JSON value) and results, printed at the end. */
+typedef struct pd__report_s {
+    const char *mode;
+    char params[2048]; /* JSON members, "k":v,... */
+    char extra[2048];  /* more top-level JSON members, without braces */
+    pd__result_t results[32];
+    size_t n_results;
+    bool json;
+} pd__report_t;
+
+void pd__report_init(pd__report_t *r, const char *mode, bool json);
+void pd__report_param_num(pd__report_t *r, const char *key, double v);
+void pd__report_param_str(pd__report_t *r, const char *key, const char *v);
+/* Append a top-level JSON member "key": raw (raw must be valid JSON). */
+void pd__report_extra(pd__report_t *r, const char *key, const char *raw);
+/* A new result slot (its histogram initialised); NULL when full. */
+pd__result_t *pd__report_add(pd__report_t *r, const char *name, const char *note);
+void pd__report_print(const pd__report_t *r, FILE *out);
+void pd__report_deinit(pd__report_t *r);
+
+/* True if name passes a --filter list ("nearest,move"); NULL passes all. */
+bool pd__bench_selected(const char *filter, const char *name);
+
+int pd__bench_micro(int argc, char **argv);
+
+#endif /* PAIDAN_BENCH_BENCH_H */

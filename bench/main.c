@@ -1,0 +1,36 @@
+/* main.c -- paidan-bench: one tool, named modes, one report format. */
+#include <stdio.h>
+#include <string.h>
+
+#include "bench.h"
+
+#ifndef PD_VERSION
+#define PD_VERSION "0.0.0"
+#endif
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: paidan-bench MODE [options]\n"
+            "\n"
+            "modes:\n"
+            "  micro    the index (and engine) in-process: latency percentiles,\n"
+            "           ops/s and memory per volunteer on a generated county\n"
+            "\n"
+            "Run 'paidan-bench MODE --help' for the options of a mode.\n"
+            "Every mode prints a table, or one JSON object with --json.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("paidan-bench %s\n", PD_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "micro") == 0) return pd__bench_micro(argc - 1, argv + 1);
+    fprintf(stderr, "paidan-bench: unknown mode '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

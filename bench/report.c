@@ -1,0 +1,144 @@
+/* report.c -- clock, memory readings and the report format of
+ * paidan-bench: one JSON object per run ({"mode", "params", "results",
+ * ...}) or a table for people. */
+#include "bench.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t pd__bench_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t pd__bench_rss_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f) return 0;
+    unsigned long size = 0, resident = 0;
+    int got = fscanf(f, "%lu %lu", &size, &resident);
+    fclose(f);
+    if (got != 2) return 0;
+    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+double pd__bench_timer_overhead_ns(void) {
+    enum { N = 1001 };
+    uint64_t d[N];
+    for (int i = 0; i < N; i++) {
+        uint64_t t0 = pd__bench_now_ns();
+        uint64_t t1 = pd__bench_now_ns();
+        d[i] = t1 - t0;
+    }
+    qsort(d, N, sizeof d[0], cmp_u64);
+    return (double)d[N / 2];
+}
+
+static void appendf(char *buf, size_t cap, const char *fmt, ...) {
+    size_t len = strlen(buf);
+    if (len + 1 >= cap) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + len, cap - len, fmt, ap);
+    va_end(ap);
+}
+
+void pd__report_init(pd__report_t *r, const char *mode, bool json) {
+    memset(r, 0, sizeof *r);
+    r->mode = mode;
+    r->json = json;
+}
+
+void pd__report_param_num(pd__report_t *r, const char *key, double v) {
+    appendf(r->params, sizeof r->params, "%s\"%s\":%.10g", r->params[0] ? "," : "", key, v);
+}
+
+void pd__report_param_str(pd__report_t *r, const char *key, const char *v) {
+    appendf(r->params, sizeof r->params, "%s\"%s\":\"%s\"", r->params[0] ? "," : "", key, v);
+}
+
+void pd__report_extra(pd__report_t *r, const char *key, const char *raw) {
+    appendf(r->extra, sizeof r->extra, ",\"%s\":%s", key, raw);
+}
+
+pd__result_t *pd__report_add(pd__report_t *r, const char *name, const char *note) {
+    if (r->n_results >= sizeof r->results / sizeof r->results[0]) return NULL;
+    pd__result_t *res = &r->results[r->n_results];
+    memset(res, 0, sizeof *res);
+    res->hist = malloc(sizeof *res->hist);
+    if (!res->hist) return NULL;
+    pd_hist_init(res->hist);
+    snprintf(res->name, sizeof res->name, "%s", name);
+    snprintf(res->note, sizeof res->note, "%s", note ? note : "");
+    res->ops_per_run = 1;
+    r->n_results++;
+    return res;
+}
+
+void pd__report_deinit(pd__report_t *r) {
+    for (size_t i = 0; i < r->n_results; i++) free(r->results[i].hist);
+    r->n_results = 0;
+}
+
+static double us(uint64_t ns) {
+    return (double)ns / 1000.0;
+}
+
+static double ops_per_s(const pd__result_t *res) {
+    if (!res->busy_ns) return 0;
+    return (double)res->hist->count * res->ops_per_run * 1e9 / (double)res->busy_ns;
+}
+
+void pd__report_print(const pd__report_t *r, FILE *out) {
+    if (r->json) {
+        fprintf(out, "{\"mode\":\"%s\",\"params\":{%s},\"results\":[", r->mode, r->params);
+        for (size_t i = 0; i < r->n_results; i++) {
+            const pd__result_t *res = &r->results[i];
+            const pd_hist_t *h = res->hist;
+            fprintf(out,
+                    "%s{\"name\":\"%s\",\"count\":%llu,\"ops_per_s\":%.1f,\"mean_us\":%.3f,"
+                    "\"p50_us\":%.3f,\"p90_us\":%.3f,\"p99_us\":%.3f,\"p999_us\":%.3f,"
+                    "\"max_us\":%.3f,\"wall_s\":%.3f,\"note\":\"%s\"}",
+                    i ? "," : "", res->name, (unsigned long long)h->count, ops_per_s(res),
+                    pd_hist_mean(h) / 1000.0, us(pd_hist_percentile(h, 50)),
+                    us(pd_hist_percentile(h, 90)), us(pd_hist_percentile(h, 99)),
+                    us(pd_hist_percentile(h, 99.9)), us(h->max), (double)res->wall_ns / 1e9,
+                    res->note);
+        }
+        fprintf(out, "]%s}\n", r->extra);
+        return;
+    }
+    fprintf(out, "paidan-bench %s  {%s}\n", r->mode, r->params);
+    fprintf(out, "%-12s %10s %12s %9s %9s %9s %9s %10s  %s\n", "case", "count", "ops/s", "p50 us",
+            "p90 us", "p99 us", "p99.9 us", "max us", "what");
+    for (size_t i = 0; i < r->n_results; i++) {
+        const pd__result_t *res = &r->results[i];
+        const pd_hist_t *h = res->hist;
+        fprintf(out, "%-12s %10llu %12.0f %9.3f %9.3f %9.3f %9.3f %10.3f  %s\n", res->name,
+                (unsigned long long)h->count, ops_per_s(res), us(pd_hist_percentile(h, 50)),
+                us(pd_hist_percentile(h, 90)), us(pd_hist_percentile(h, 99)),
+                us(pd_hist_percentile(h, 99.9)), us(h->max), res->note);
+    }
+    if (r->extra[0]) fprintf(out, "%s\n", r->extra + 1);
+}
+
+bool pd__bench_selected(const char *filter, const char *name) {
+    if (!filter || !*filter) return true;
+    size_t n = strlen(name);
+    for (const char *p = filter; *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && strncmp(p, name, n) == 0) return true;
+        if (!e) break;
+        p = e + 1;
+    }
+    return false;
+}
