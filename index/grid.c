@@ -665,6 +665,7 @@ size_t pd_index_memory(const pd_index_t *ix) {
 /* ---------------------------------------------------------- the queries */
 
 #define PENDING_MAX 64
+#define CAND_MAX 256
 
 /* Everything a scan needs, computed once per query. */
 typedef struct search_s {
@@ -688,6 +689,12 @@ typedef struct search_s {
         double min_m;
     } pending[PENDING_MAX];
     uint32_t npending;
+    /* candidates that passed the planes, their records prefetched */
+    struct {
+        const cell_t *cell;
+        uint32_t i;
+    } cand[CAND_MAX];
+    uint32_t ncand;
     bool done[PD_MODE__COUNT]; /* the ring walk is over for this mode */
     /* the bounded heap of results (in the caller's buffer) */
     pd_hit_t *heap;
@@ -750,14 +757,54 @@ static inline double mode_limit_m(const search_t *s, unsigned m) {
     return lim;
 }
 
-/* Scan one cell: AND the planes the query needs, word by word, then test
- * the survivors' tags, distance, ETA and the hook. modes_ok has bit m set
- * for every travel mode that may still qualify in this cell. */
-static void scan_cell(search_t *s, const cell_t *c, unsigned modes_ok) {
+/* Test the queued candidates: tags, distance, ETA, the hook, the heap.
+ * Their records were prefetched when they were queued, so the misses of a
+ * whole batch overlap instead of coming one after another. */
+static void flush_candidates(search_t *s) {
     const pd_query_t *q = s->q;
     const pd_index_t *ix = s->ix;
-    if (s->req_planes > c->nsk) return; /* nobody here has every skill */
     const uint64_t qt = q->tags;
+    for (uint32_t k = 0; k < s->ncand; k++) {
+        const cell_t *c = s->cand[k].cell;
+        uint32_t i = s->cand[k].i;
+        if (qt && (c->tags[i] & qt) != qt) continue;
+        const rec_t *rc = &c->rec[i];
+        unsigned mode = rc->mode;
+        double d2 = pd__fast_d2(s->qlat, s->qlon, s->cos_q, s->sin_q, rc->lat, rc->lon);
+        if (d2 > s->max_d2[mode]) continue;
+        double dist = PD__EARTH_R_M * sqrt(d2);
+        if (q->radius_m > 0 && dist > q->radius_m) continue;
+        double eta = dist * ix->cfg.detour / ix->speed_mps[mode];
+        if (q->budget_s > 0 && eta > q->budget_s) continue;
+        /* The hook only adds, so a hit already slower than the k-th best
+         * cannot enter; skip the hook for it. */
+        if (!s->count_all && heap_full(s) && eta > s->heap[0].score) continue;
+        pd_hit_t hit;
+        hit.slot = rc->slot;
+        hit.id = rc->id;
+        hit.distance_m = (float)dist;
+        hit.eta_s = (float)eta;
+        hit.score = eta;
+        if (q->score) {
+            double sc = eta;
+            if (!q->score(q->score_ud, hit.slot, hit.id, eta, dist, &sc)) continue;
+            hit.score = sc < eta ? eta : sc;
+        }
+        if (heap_full(s) && !hit_worse(&s->heap[0], &hit)) {
+            s->total++;
+            continue;
+        }
+        heap_offer(s, &hit);
+    }
+    s->ncand = 0;
+}
+
+/* Scan one cell: AND the planes the query needs, word by word, and queue
+ * the survivors. modes_ok has bit m set for every travel mode that may
+ * still qualify in this cell. */
+static void scan_cell(search_t *s, const cell_t *c, unsigned modes_ok) {
+    const pd_query_t *q = s->q;
+    if (s->req_planes > c->nsk) return; /* nobody here has every skill */
     const uint32_t nblk = (c->n + 63) / 64;
     const bool all_modes = modes_ok == (1u << PD_MODE__COUNT) - 1;
     for (uint32_t b = 0; b < nblk; b++) {
@@ -777,36 +824,10 @@ static void scan_cell(search_t *s, const cell_t *c, unsigned modes_ok) {
         while (m) {
             uint32_t i = b * 64 + (uint32_t)__builtin_ctzll(m);
             m &= m - 1;
-            if (qt && (c->tags[i] & qt) != qt) continue;
-            const rec_t *rc = &c->rec[i];
-            unsigned mode = rc->mode;
-            double d2 = pd__fast_d2(s->qlat, s->qlon, s->cos_q, s->sin_q, rc->lat, rc->lon);
-            if (d2 > s->max_d2[mode]) continue;
-            double dist = PD__EARTH_R_M * sqrt(d2);
-            if (q->radius_m > 0 && dist > q->radius_m) continue;
-            double eta = dist * ix->cfg.detour / ix->speed_mps[mode];
-            if (q->budget_s > 0 && eta > q->budget_s) continue;
-            /* The hook only adds, so a hit already slower than the k-th
-             * best cannot enter; skip the hook for it. */
-            if (!s->count_all && heap_full(s) && eta > s->heap[0].score) {
-                continue;
-            }
-            pd_hit_t hit;
-            hit.slot = rc->slot;
-            hit.id = rc->id;
-            hit.distance_m = (float)dist;
-            hit.eta_s = (float)eta;
-            hit.score = eta;
-            if (q->score) {
-                double sc = eta;
-                if (!q->score(q->score_ud, hit.slot, hit.id, eta, dist, &sc)) continue;
-                hit.score = sc < eta ? eta : sc;
-            }
-            if (heap_full(s) && !hit_worse(&s->heap[0], &hit)) {
-                s->total++;
-                continue;
-            }
-            heap_offer(s, &hit);
+            __builtin_prefetch(&c->rec[i]);
+            s->cand[s->ncand].cell = c;
+            s->cand[s->ncand].i = i;
+            if (++s->ncand == CAND_MAX) flush_candidates(s);
         }
     }
 }
@@ -864,6 +885,7 @@ static void flush_pending(search_t *s) {
         if (ok) scan_cell(s, s->pending[i].cell, ok);
     }
     s->npending = 0;
+    flush_candidates(s);
 }
 
 /* Visit ring position (r, c): skip it on its lower bound alone when no
@@ -901,6 +923,7 @@ static void scan_rest(search_t *s, int32_t row0, int32_t d) {
         double kx = fmin(row->cos_far, row_at(ix, row0)->cos_far);
         unsigned ok = modes_within(s, cell_min_m(s, r, col, row, kx));
         if (ok) scan_cell(s, c, ok);
+        flush_candidates(s);
     }
 }
 

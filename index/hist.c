@@ -5,7 +5,7 @@
 
 static inline unsigned bucket_of(uint64_t v) {
     if (v < PD_HIST_EXACT) return (unsigned)v;
-    unsigned e = 63u - (unsigned)__builtin_clzll(v); /* >= 7 */
+    unsigned e = 63u - (unsigned)__builtin_clzll(v); /* >= 7 = log2(PD_HIST_EXACT) */
     unsigned sub = (unsigned)(v >> (e - PD_HIST_SUB_BITS)) & ((1u << PD_HIST_SUB_BITS) - 1);
     return PD_HIST_EXACT + (e - 7) * (1u << PD_HIST_SUB_BITS) + sub;
 }
