@@ -54,10 +54,34 @@ typedef struct cell_s {
     uint32_t cap;      /* room in the per-volunteer arrays */
     uint32_t nblk;     /* words per plane: ceil(cap / 64) */
     uint32_t nsk;      /* skill planes: bits 0..nsk-1 */
+    uint32_t churn;    /* writes since the cell was last sorted */
     uint64_t *planes;  /* (PLANE_SKILL0 + nsk) * nblk words; the block's base */
+    struct box_s *box; /* per block of 64: a box holding all its positions */
     uint64_t *tags;    /* tag mask per volunteer */
     struct rec_s *rec; /* what a candidate needs next: one cache line */
 } cell_t;
+
+/* A box around the positions of one block of 64 volunteers, and the travel
+ * modes in it. It only ever grows as volunteers come and go;
+ * pd_index_optimize() sorts a churned cell by mode and then along a Z-order
+ * curve, which makes the boxes tight again: a query in a dense cell reads
+ * only the blocks near it, and far out only the blocks of fast modes. An
+ * empty box has lo > hi. */
+typedef struct box_s {
+    int32_t lat_lo, lat_hi;
+    int32_t lon_lo, lon_hi;
+    uint32_t modes; /* bit m: the block may hold a volunteer of mode m */
+} box_t;
+
+static const box_t box_empty = {INT32_MAX, INT32_MIN, INT32_MAX, INT32_MIN, 0};
+
+static inline void box_add(box_t *b, int32_t lat, int32_t lon, unsigned mode) {
+    b->modes |= 1u << mode;
+    if (lat < b->lat_lo) b->lat_lo = lat;
+    if (lat > b->lat_hi) b->lat_hi = lat;
+    if (lon < b->lon_lo) b->lon_lo = lon;
+    if (lon > b->lon_hi) b->lon_hi = lon;
+}
 
 /* Per volunteer, everything a candidate that passed the planes needs, in
  * one place, so it costs one cache miss rather than four. */
@@ -130,10 +154,14 @@ struct pd_index_s {
     uint32_t free_slot; /* head of the free list, SLOT_NONE if empty */
     uint32_t count;     /* live volunteers */
     pd__idmap_t ids;
-    size_t cell_bytes; /* bytes of cell arrays */
+    size_t cell_bytes;   /* bytes of cell arrays */
+    uint32_t opt_cursor; /* where pd_index_optimize() goes on */
 };
 
 /* ---------------------------------------------------------- the geometry */
+
+/* fmin/fmax without the libm call (no NaNs reach them). */
+#define MIN2(a, b) ((a) < (b) ? (a) : (b))
 
 static inline int32_t floor_div(int64_t a, int64_t b) {
     int64_t q = a / b;
@@ -320,30 +348,43 @@ static pd_err cells_grow(pd_index_t *ix) {
 /* Bytes of a cell's block for cap volunteers and nsk skill planes. */
 static size_t cell_block_bytes(uint32_t cap, uint32_t nsk) {
     size_t nblk = (cap + 63) / 64;
-    return (PLANE_SKILL0 + nsk) * nblk * sizeof(uint64_t) + (size_t)cap * CELL_ELEM_BYTES;
+    return (PLANE_SKILL0 + nsk) * nblk * sizeof(uint64_t) + nblk * sizeof(box_t) +
+           (size_t)cap * CELL_ELEM_BYTES;
 }
 
 /* Make c hold at least `room` volunteers and `nsk` skill planes, moving it
  * to a new block if needed. NOMEM leaves c as it was. */
+/* Point c at a new zeroed block for cap volunteers and nsk skill planes,
+ * with empty boxes; c's other fields are left alone. */
+static pd_err cell_alloc_block(cell_t *c, uint32_t cap, uint32_t nsk) {
+    char *block = pd_calloc(1, cell_block_bytes(cap, nsk));
+    if (!block) return PD_ERR_NOMEM;
+    c->cap = cap;
+    c->nsk = nsk;
+    c->nblk = (cap + 63) / 64;
+    c->planes = (uint64_t *)block;
+    c->box = (box_t *)(c->planes + (size_t)(PLANE_SKILL0 + nsk) * c->nblk);
+    c->tags = (uint64_t *)(c->box + c->nblk);
+    c->rec = (rec_t *)(c->tags + cap);
+    for (uint32_t b = 0; b < c->nblk; b++) c->box[b] = box_empty;
+    return PD_OK;
+}
+
 static pd_err cell_fit(pd_index_t *ix, cell_t *c, uint32_t room, uint32_t nsk) {
     if (room <= c->cap && nsk <= c->nsk) return PD_OK;
+    if (room > (1u << 30)) return PD_ERR_LIMIT; /* cell_sort keys hold 30-bit positions */
     uint32_t ncap = c->cap, nnsk = nsk > c->nsk ? nsk : c->nsk;
     while (ncap < room) ncap = ncap < 4 ? 4 : ncap + ncap / 2;
-    size_t bytes = cell_block_bytes(ncap, nnsk);
-    char *block = pd_calloc(1, bytes);
-    if (!block) return PD_ERR_NOMEM;
     cell_t old = *c;
-    c->cap = ncap;
-    c->nsk = nnsk;
-    c->nblk = (ncap + 63) / 64;
-    c->planes = (uint64_t *)block;
-    c->tags = c->planes + (size_t)(PLANE_SKILL0 + nnsk) * c->nblk;
-    c->rec = (rec_t *)(c->tags + ncap);
+    pd_err err = cell_alloc_block(c, ncap, nnsk);
+    if (err) return err;
+    size_t bytes = cell_block_bytes(ncap, nnsk);
     if (old.planes) {
         for (unsigned p = 0; p < PLANE_SKILL0 + old.nsk; p++)
             memcpy(plane(c, p), plane(&old, p), old.nblk * sizeof(uint64_t));
         memcpy(c->tags, old.tags, old.n * sizeof *c->tags);
         memcpy(c->rec, old.rec, old.n * sizeof *c->rec);
+        memcpy(c->box, old.box, old.nblk * sizeof *c->box);
         ix->cell_bytes -= cell_block_bytes(old.cap, old.nsk);
     }
     pd_free(old.planes);
@@ -420,6 +461,8 @@ static void cell_write(pd_index_t *ix, cell_t *c, uint32_t i, uint32_t si,
     c->tags[i] = v->tags;
     c->rec[i].lat = v->pos.lat;
     c->rec[i].lon = v->pos.lon;
+    box_add(&c->box[i >> 6], v->pos.lat, v->pos.lon, s->mode);
+    c->churn++;
     c->rec[i].id = v->id;
     c->rec[i].slot = si;
     c->rec[i].mode = s->mode;
@@ -445,9 +488,12 @@ static void cell_take(pd_index_t *ix, cell_t *c, uint32_t i) {
         }
         c->tags[i] = c->tags[last];
         c->rec[i] = c->rec[last];
+        box_add(&c->box[i >> 6], c->rec[i].lat, c->rec[i].lon, c->rec[i].mode);
         ix->slots[c->rec[i].slot].idx = i;
     }
     for (unsigned p = 0; p < np; p++) bit_put(plane(c, p), last, false);
+    if ((last & 63) == 0) c->box[last >> 6] = box_empty;
+    c->churn++;
 }
 
 static inline uint64_t key_of_pos(const pd_index_t *ix, pd_latlng_t p) {
@@ -583,6 +629,12 @@ pd_err pd_index_move(pd_index_t *ix, uint64_t id, pd_latlng_t pos) {
     if (c->key == key) { /* the common case: a ping inside the same cell */
         c->rec[s->idx].lat = pos.lat;
         c->rec[s->idx].lon = pos.lon;
+        box_t *b = &c->box[s->idx >> 6];
+        if (pos.lat < b->lat_lo || pos.lat > b->lat_hi || pos.lon < b->lon_lo ||
+            pos.lon > b->lon_hi) {
+            box_add(b, pos.lat, pos.lon, s->mode);
+            c->churn++;
+        }
         return PD_OK;
     }
     pd_volunteer_t v;
@@ -687,6 +739,7 @@ typedef struct search_s {
     struct {
         const cell_t *cell;
         double min_m;
+        double kx;
     } pending[PENDING_MAX];
     uint32_t npending;
     /* candidates that passed the planes, their records prefetched */
@@ -802,12 +855,39 @@ static void flush_candidates(search_t *s) {
 /* Scan one cell: AND the planes the query needs, word by word, and queue
  * the survivors. modes_ok has bit m set for every travel mode that may
  * still qualify in this cell. */
-static void scan_cell(search_t *s, const cell_t *c, unsigned modes_ok) {
+static void scan_cell(search_t *s, const cell_t *c, unsigned modes_ok, double kx) {
     const pd_query_t *q = s->q;
     if (s->req_planes > c->nsk) return; /* nobody here has every skill */
     const uint32_t nblk = (c->n + 63) / 64;
-    const bool all_modes = modes_ok == (1u << PD_MODE__COUNT) - 1;
+    /* the modes' limits, fixed while the cell is scanned (hits are queued) */
+    double lim[PD_MODE__COUNT];
+    for (unsigned md = 0; md < PD_MODE__COUNT; md++)
+        lim[md] = (modes_ok >> md & 1) ? mode_limit_m(s, md) * (1 + 1e-9) : -1;
+    const double m_per_e6 = PD__EARTH_R_M * PD__E6_TO_RAD;
     for (uint32_t b = 0; b < nblk; b++) {
+        unsigned bmodes = modes_ok & c->box[b].modes;
+        if (!bmodes) continue;
+        if (nblk > 1) {
+            /* the block's box: a lower bound on its distance, per mode */
+            const box_t *bx = &c->box[b];
+            double gy = 0, gx = 0;
+            if (bx->lat_lo > s->qlat)
+                gy = (double)bx->lat_lo - s->qlat;
+            else if (s->qlat > bx->lat_hi)
+                gy = (double)s->qlat - bx->lat_hi;
+            if (s->qlon < bx->lon_lo || s->qlon > bx->lon_hi) {
+                double a = fabs((double)s->qlon - bx->lon_lo),
+                       e = fabs((double)s->qlon - bx->lon_hi);
+                a = MIN2(a, 360e6 - a);
+                e = MIN2(e, 360e6 - e);
+                gx = MIN2(a, e) * kx;
+            }
+            double lb = m_per_e6 * sqrt(gy * gy + gx * gx);
+            for (unsigned md = 0; md < PD_MODE__COUNT; md++)
+                if (lb > lim[md]) bmodes &= ~(1u << md);
+            if (!bmodes) continue;
+        }
+        const bool all_modes = bmodes == (1u << PD_MODE__COUNT) - 1;
         uint64_t m;
         if (q->include_unavailable)
             m = (b + 1 < nblk || (c->n & 63) == 0) ? ~0ULL : (1ULL << (c->n & 63)) - 1;
@@ -818,7 +898,7 @@ static void scan_cell(search_t *s, const cell_t *c, unsigned modes_ok) {
         if (!all_modes && m) {
             uint64_t mm = 0;
             for (unsigned md = 0; md < PD_MODE__COUNT; md++)
-                if (modes_ok >> md & 1) mm |= plane(c, PLANE_MODE0 + md)[b];
+                if (bmodes >> md & 1) mm |= plane(c, PLANE_MODE0 + md)[b];
             m &= mm;
         }
         while (m) {
@@ -849,9 +929,9 @@ static double cell_min_m(const search_t *s, int32_t r, int32_t c, const row_t *r
     double x = s->qlon;
     if (x < clo || x > chi) {
         double a = fabs(x - clo), b = fabs(x - chi);
-        a = fmin(a, 360e6 - a);
-        b = fmin(b, 360e6 - b);
-        dx = fmin(a, b);
+        a = MIN2(a, 360e6 - a);
+        b = MIN2(b, 360e6 - b);
+        dx = MIN2(a, b);
     }
     dx *= kx;
     return PD__EARTH_R_M * PD__E6_TO_RAD * sqrt(dy * dy + dx * dx);
@@ -882,7 +962,7 @@ static inline void cell_prefetch(const search_t *s, const cell_t *c) {
 static void flush_pending(search_t *s) {
     for (uint32_t i = 0; i < s->npending; i++) {
         unsigned ok = modes_within(s, s->pending[i].min_m);
-        if (ok) scan_cell(s, s->pending[i].cell, ok);
+        if (ok) scan_cell(s, s->pending[i].cell, ok, s->pending[i].kx);
     }
     s->npending = 0;
     flush_candidates(s);
@@ -900,6 +980,7 @@ static void visit(search_t *s, int32_t r, int32_t c, const row_t *row, double kx
     cell_prefetch(s, cell);
     s->pending[s->npending].cell = cell;
     s->pending[s->npending].min_m = min_m;
+    s->pending[s->npending].kx = kx;
     if (++s->npending == PENDING_MAX) flush_pending(s);
 }
 
@@ -920,9 +1001,9 @@ static void scan_rest(search_t *s, int32_t row0, int32_t d) {
         const row_t *row = row_at(ix, r);
         if (abs(r - row0) <= d && col_dist(col, col_of(s->qlon, row->ncols), row->ncols) <= d)
             continue;
-        double kx = fmin(row->cos_far, row_at(ix, row0)->cos_far);
+        double kx = MIN2(row->cos_far, row_at(ix, row0)->cos_far);
         unsigned ok = modes_within(s, cell_min_m(s, r, col, row, kx));
-        if (ok) scan_cell(s, c, ok);
+        if (ok) scan_cell(s, c, ok, kx);
         flush_candidates(s);
     }
 }
@@ -951,7 +1032,7 @@ static pd_err search_init(search_t *s, const pd_index_t *ix, const pd_query_t *q
     for (int m = 0; m < PD_MODE__COUNT; m++) {
         double lim = INFINITY;
         if (q->radius_m > 0) lim = q->radius_m;
-        if (q->budget_s > 0) lim = fmin(lim, q->budget_s * ix->speed_mps[m] / ix->cfg.detour);
+        if (q->budget_s > 0) lim = MIN2(lim, q->budget_s * ix->speed_mps[m] / ix->cfg.detour);
         s->reach_m[m] = lim;
         /* Pre-filter on d2 with a little slack; the exact tests are on the
          * distance and the ETA, as the documented rules say. */
@@ -992,7 +1073,7 @@ static void search_run(search_t *s, bool early_stop) {
         for (int32_t r = vlo; r <= vhi; r++) {
             const row_t *row = row_at(ix, r);
             int32_t n = row->ncols, c0 = col_of(s->qlon, n);
-            double kx = fmin(row->cos_far, row_at(ix, row0)->cos_far);
+            double kx = MIN2(row->cos_far, row_at(ix, row0)->cos_far);
             if (r == rlo || r == rhi) {
                 /* a full edge row: every column within d of c0, once */
                 if (2 * (int64_t)d + 1 >= n) {
@@ -1023,10 +1104,10 @@ static void search_run(search_t *s, bool early_stop) {
         flush_pending(s);
         /* Bound on anything outside the (2d+1)-block just finished. */
         double lat_b = INFINITY;
-        if (rlo > ix->row_min) lat_b = fmin(lat_b, (double)s->qlat - (double)rlo * ix->h);
-        if (rhi < ix->row_max) lat_b = fmin(lat_b, (double)(rhi + 1) * ix->h - s->qlat);
+        if (rlo > ix->row_min) lat_b = MIN2(lat_b, (double)s->qlat - (double)rlo * ix->h);
+        if (rhi < ix->row_max) lat_b = MIN2(lat_b, (double)(rhi + 1) * ix->h - s->qlat);
         double lon_b = cols_left ? d * min_w * min_cos : INFINITY;
-        double lb_m = PD__EARTH_R_M * PD__E6_TO_RAD * fmin(lat_b, lon_b) * (1 - 1e-9);
+        double lb_m = PD__EARTH_R_M * PD__E6_TO_RAD * MIN2(lat_b, lon_b) * (1 - 1e-9);
         bool all_done = true;
         for (unsigned m = 0; m < PD_MODE__COUNT; m++) {
             if (s->done[m]) continue;
@@ -1080,6 +1161,87 @@ pd_err pd_index_within(const pd_index_t *ix, const pd_query_t *q, size_t limit, 
     return PD_OK;
 }
 
+/* ---------------------------------------------------------- maintenance */
+
+/* Spread the low 16 bits of x to the even bits of the result. */
+static inline uint32_t spread16(uint32_t x) {
+    x &= 0xFFFF;
+    x = (x | (x << 8)) & 0x00FF00FF;
+    x = (x | (x << 4)) & 0x0F0F0F0F;
+    x = (x | (x << 2)) & 0x33333333;
+    x = (x | (x << 1)) & 0x55555555;
+    return x;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Reorder cell c along a Z-order curve over its own area, so each block of
+ * 64 covers a compact patch and its box is tight. NOMEM leaves c as it was. */
+static pd_err cell_sort(pd_index_t *ix, cell_t *c) {
+    uint32_t n = c->n;
+    uint64_t *keys = pd_malloc((size_t)n * sizeof *keys);
+    if (!keys) return PD_ERR_NOMEM;
+    int32_t r = key_row(c->key);
+    const row_t *row = row_at(ix, r);
+    double lat0 = (double)r * ix->h, lon0 = -180e6 + key_col(c->key) * row->width_e6;
+    for (uint32_t i = 0; i < n; i++) {
+        double fy = ((double)c->rec[i].lat - lat0) / ix->h;
+        double fx = ((double)c->rec[i].lon - lon0) / row->width_e6;
+        fy = fy < 0 ? 0 : (fy > 1 ? 1 : fy);
+        fx = fx < 0 ? 0 : (fx > 1 ? 1 : fx);
+        uint32_t z = spread16((uint32_t)(fy * 65535.0)) << 1 | spread16((uint32_t)(fx * 65535.0));
+        keys[i] = (uint64_t)c->rec[i].mode << 62 | (uint64_t)z << 30 | i;
+    }
+    qsort(keys, n, sizeof *keys, cmp_u64);
+    cell_t nc = *c;
+    pd_err err = cell_alloc_block(&nc, c->cap, c->nsk);
+    if (err) {
+        pd_free(keys);
+        return err;
+    }
+    unsigned np = PLANE_SKILL0 + c->nsk;
+    for (uint32_t j = 0; j < n; j++) {
+        uint32_t i = (uint32_t)(keys[j] & ((1u << 30) - 1));
+        for (unsigned p = 0; p < np; p++)
+            if (bit_get(plane(c, p), i)) bit_put(plane(&nc, p), j, true);
+        nc.tags[j] = c->tags[i];
+        nc.rec[j] = c->rec[i];
+        box_add(&nc.box[j >> 6], nc.rec[j].lat, nc.rec[j].lon, nc.rec[j].mode);
+        ix->slots[nc.rec[j].slot].idx = j;
+    }
+    nc.churn = 0;
+    pd_free(keys);
+    pd_free(c->planes);
+    *c = nc;
+    return PD_OK;
+}
+
+pd_err pd_index_optimize(pd_index_t *ix, size_t budget, size_t *n_sorted) {
+    size_t work = 0, sorted = 0;
+    uint32_t cap = ix->cells_mask + 1;
+    uint32_t k = 0;
+    for (; k < cap && work < budget; k++) {
+        cell_t *c = ix->cells[(ix->opt_cursor + k) & ix->cells_mask];
+        /* one block gains nothing; a cell is worth sorting again once a
+         * quarter of it has changed */
+        if (!c || c->n <= 64 || (uint64_t)c->churn * 4 < c->n) continue;
+        pd_err err = cell_sort(ix, c);
+        if (err) {
+            ix->opt_cursor = (ix->opt_cursor + k) & ix->cells_mask;
+            if (n_sorted) *n_sorted = sorted;
+            return err;
+        }
+        work += c->n;
+        sorted++;
+    }
+    ix->opt_cursor = (ix->opt_cursor + k) & ix->cells_mask;
+    if (n_sorted) *n_sorted = sorted;
+    return PD_OK;
+}
+
 /* ------------------------------------------------------------ validation */
 
 bool pd_index_validate(const pd_index_t *ix, const char **reason) {
@@ -1111,6 +1273,10 @@ bool pd_index_validate(const pd_index_t *ix, const char **reason) {
                 why = "mode plane disagrees with the slot";
             else if (c->rec[j].id != s->id)
                 why = "cell record names another id";
+            else if (!(c->box[j >> 6].modes >> s->mode & 1) || p.lat < c->box[j >> 6].lat_lo ||
+                     p.lat > c->box[j >> 6].lat_hi || p.lon < c->box[j >> 6].lon_lo ||
+                     p.lon > c->box[j >> 6].lon_hi)
+                why = "volunteer outside its block's box";
             else {
                 uint32_t found;
                 if (find_slot(ix, s->id, &found) != PD_OK || found != si)

@@ -291,6 +291,9 @@ static void mutate(world_t *w) {
         v->status = (uint8_t)st;
         v->capacity = cap;
         v->load = load;
+    } else if (op == 7 && pd_rng_below(r, 4) == 0) {
+        size_t sorted = 0;
+        cr_assert_eq(pd_index_optimize(w->ix, pd_rng_below(r, 3000), &sorted), PD_OK);
     } else if (op == 7 || op == 8) {
         cr_assert_eq(pd_index_remove(w->ix, v->id), PD_OK);
         cr_assert_eq(pd_index_remove(w->ix, v->id), PD_ERR_NOT_FOUND);
@@ -311,6 +314,7 @@ static void run_layout(int layout, size_t n, int steps) {
     world_t w;
     world_init(&w, layout, seed, n);
     check_valid(&w, seed);
+    if (seed & 1) cr_assert_eq(pd_index_optimize(w.ix, SIZE_MAX, NULL), PD_OK);
     pd_hit_t *all = calloc(w.cap, sizeof *all);
     pd_hit_t *got = calloc(w.cap + 2000, sizeof *got);
     for (int step = 0; step < steps; step++) {
@@ -525,5 +529,25 @@ Test(grid, slots_and_foreach) {
     }
     cr_assert_eq(seen, w.n);
     cr_assert(pd_index_memory(w.ix) > w.n * 50);
+    world_deinit(&w);
+}
+
+Test(grid, optimize_keeps_answers_and_survives_oom) {
+    world_t w;
+    world_init(&w, L_COUNTY, 11, 3000);
+    pd_hit_t *all = calloc(w.cap, sizeof *all), *got = calloc(w.cap + 2000, sizeof *got);
+    for (long fail = 0; fail < 50; fail++) {
+        pd_alloc_fail_after(fail);
+        size_t sorted = 0;
+        pd_err err = pd_index_optimize(w.ix, SIZE_MAX, &sorted);
+        pd_alloc_fail_after(-1);
+        cr_assert(err == PD_OK || err == PD_ERR_NOMEM);
+        check_valid(&w, 11);
+        for (int i = 0; i < 20; i++) query_and_compare(&w, 11, i, all, got);
+        /* churn so the next round has cells to sort again */
+        for (int i = 0; i < 2000; i++) mutate(&w);
+    }
+    free(all);
+    free(got);
     world_deinit(&w);
 }

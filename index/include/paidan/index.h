@@ -286,6 +286,20 @@ pd_err pd_index_nearest(const pd_index_t *ix, const pd_query_t *q, size_t k, pd_
 pd_err pd_index_within(const pd_index_t *ix, const pd_query_t *q, size_t limit, pd_hit_t *out,
                        size_t *n_out, size_t *total);
 
+/* ---------------------------------------------------------- maintenance */
+
+/**
+ * Tidy the index for faster queries: cells that changed a lot since they
+ * were last tidied are reordered so that each block of 64 volunteers covers
+ * a compact patch (a query then skips blocks far from it). Answers never
+ * change; only their speed does. Incremental: works through at most about
+ * `budget` volunteers and goes on from there at the next call, so a server
+ * can call it from a timer. Allocates scratch memory for one cell.
+ * @param n_sorted cells reordered by this call; may be NULL.
+ * @return PD_ERR_NOMEM (the index is unchanged and still valid).
+ */
+pd_err pd_index_optimize(pd_index_t *ix, size_t budget, size_t *n_sorted);
+
 /* ------------------------------------------------------------ debugging */
 
 /** Memory held by the index, in bytes (its own accounting). */
