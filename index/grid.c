@@ -135,16 +135,22 @@ typedef struct row_s {
     int32_t ncols;   /* columns around the globe, >= 1 */
 } row_t;
 
+/* A bucket of the cell map: the key beside the pointer, so a probe reads
+ * one cache line and never the cell itself. cell == NULL: empty. */
+typedef struct bucket_s {
+    uint64_t key;
+    cell_t *cell;
+} bucket_t;
+
 struct pd_index_s {
     pd_index_config_t cfg;
     double speed_mps[PD_MODE__COUNT];
     double vmax_mps;
-    int32_t h;       /* cell height, micro-degrees */
-    int32_t row_min; /* row of latitude -90 */
-    int32_t row_max; /* row of latitude +90 */
-    row_t *rows;     /* row_max - row_min + 1 entries */
-
-    cell_t **cells; /* open-addressing map of cells, NULL = empty bucket */
+    int32_t h;              /* cell height, micro-degrees */
+    int32_t row_min;        /* row of latitude -90 */
+    int32_t row_max;        /* row of latitude +90 */
+    row_t *rows;            /* row_max - row_min + 1 entries */
+    struct bucket_s *cells; /* open-addressing map of cells */
     uint32_t cells_mask;
     uint32_t ncells;
 
@@ -294,9 +300,9 @@ void pd_index_destroy(pd_index_t *ix) {
     if (!ix) return;
     if (ix->cells) {
         for (uint32_t i = 0; i <= ix->cells_mask; i++) {
-            if (ix->cells[i]) {
-                pd_free(ix->cells[i]->planes);
-                pd_free(ix->cells[i]);
+            if (ix->cells[i].cell) {
+                pd_free(ix->cells[i].cell->planes);
+                pd_free(ix->cells[i].cell);
             }
         }
     }
@@ -317,12 +323,17 @@ size_t pd_index_count(const pd_index_t *ix) {
 
 /* ------------------------------------------------------------- cell map */
 
-static cell_t *cell_find(const pd_index_t *ix, uint64_t key) {
-    for (uint32_t i = key_hash(key) & ix->cells_mask;; i = (i + 1) & ix->cells_mask) {
-        cell_t *c = ix->cells[i];
-        if (!c) return NULL;
-        if (c->key == key) return c;
+/* Find a cell given its key and the key's hash. */
+static inline cell_t *cell_find_h(const pd_index_t *ix, uint64_t key, uint32_t h) {
+    for (uint32_t i = h & ix->cells_mask;; i = (i + 1) & ix->cells_mask) {
+        const bucket_t *b = &ix->cells[i];
+        if (!b->cell) return NULL;
+        if (b->key == key) return b->cell;
     }
+}
+
+static cell_t *cell_find(const pd_index_t *ix, uint64_t key) {
+    return cell_find_h(ix, key, key_hash(key));
 }
 
 static pd_err cells_grow(pd_index_t *ix) {
@@ -330,14 +341,13 @@ static pd_err cells_grow(pd_index_t *ix) {
     if ((uint64_t)(ix->ncells + 1) * 2 <= cap) return PD_OK; /* load <= 1/2 */
     if (cap >= (1u << 30)) return PD_ERR_LIMIT;
     uint32_t ncap = cap * 2, nmask = ncap - 1;
-    cell_t **nc = pd_calloc(ncap, sizeof *nc);
+    bucket_t *nc = pd_calloc(ncap, sizeof *nc);
     if (!nc) return PD_ERR_NOMEM;
     for (uint32_t i = 0; i < cap; i++) {
-        cell_t *c = ix->cells[i];
-        if (!c) continue;
-        uint32_t j = key_hash(c->key) & nmask;
-        while (nc[j]) j = (j + 1) & nmask;
-        nc[j] = c;
+        if (!ix->cells[i].cell) continue;
+        uint32_t j = key_hash(ix->cells[i].key) & nmask;
+        while (nc[j].cell) j = (j + 1) & nmask;
+        nc[j] = ix->cells[i];
     }
     pd_free(ix->cells);
     ix->cells = nc;
@@ -413,8 +423,9 @@ static pd_err cell_get_room(pd_index_t *ix, uint64_t key, uint32_t nsk, cell_t *
         return err;
     }
     uint32_t i = key_hash(key) & ix->cells_mask;
-    while (ix->cells[i]) i = (i + 1) & ix->cells_mask;
-    ix->cells[i] = c;
+    while (ix->cells[i].cell) i = (i + 1) & ix->cells_mask;
+    ix->cells[i].key = key;
+    ix->cells[i].cell = c;
     ix->ncells++;
     *out = c;
     return PD_OK;
@@ -424,18 +435,19 @@ static pd_err cell_get_room(pd_index_t *ix, uint64_t key, uint32_t nsk, cell_t *
 static void cell_drop(pd_index_t *ix, cell_t *c) {
     uint32_t mask = ix->cells_mask;
     uint32_t i = key_hash(c->key) & mask;
-    while (ix->cells[i] != c) i = (i + 1) & mask;
+    while (ix->cells[i].cell != c) i = (i + 1) & mask;
     uint32_t hole = i;
     for (uint32_t j = (i + 1) & mask;; j = (j + 1) & mask) {
-        cell_t *e = ix->cells[j];
-        if (!e) break;
+        const bucket_t *e = &ix->cells[j];
+        if (!e->cell) break;
         uint32_t home = key_hash(e->key) & mask;
         if (((j - home) & mask) >= ((j - hole) & mask)) {
-            ix->cells[hole] = e;
+            ix->cells[hole] = *e;
             hole = j;
         }
     }
-    ix->cells[hole] = NULL;
+    ix->cells[hole].cell = NULL;
+    ix->cells[hole].key = 0;
     ix->ncells--;
     ix->cell_bytes -= cell_block_bytes(c->cap, c->nsk);
     pd_free(c->planes);
@@ -710,13 +722,14 @@ void pd_index_foreach(const pd_index_t *ix, bool (*fn)(void *ud, const pd_volunt
 
 size_t pd_index_memory(const pd_index_t *ix) {
     return sizeof *ix + (size_t)(ix->row_max - ix->row_min + 1) * sizeof(row_t) +
-           ((size_t)ix->cells_mask + 1) * sizeof(cell_t *) + (size_t)ix->ncells * sizeof(cell_t) +
+           ((size_t)ix->cells_mask + 1) * sizeof(bucket_t) + (size_t)ix->ncells * sizeof(cell_t) +
            ix->cell_bytes + (size_t)ix->slots_cap * sizeof(slot_t) + pd__idmap_memory(&ix->ids);
 }
 
 /* ---------------------------------------------------------- the queries */
 
 #define PENDING_MAX 64
+#define POS_MAX 128
 #define CAND_MAX 256
 
 /* Everything a scan needs, computed once per query. */
@@ -742,6 +755,14 @@ typedef struct search_s {
         double kx;
     } pending[PENDING_MAX];
     uint32_t npending;
+    /* ring positions queued for lookup, their buckets prefetched */
+    struct {
+        uint64_t key;
+        uint32_t h;
+        double min_m;
+        double kx;
+    } pos[POS_MAX];
+    uint32_t npos;
     /* candidates that passed the planes, their records prefetched */
     struct {
         const cell_t *cell;
@@ -958,9 +979,17 @@ static inline void cell_prefetch(const search_t *s, const cell_t *c) {
 }
 
 /* Scan the pending cells; the heap may have improved since they were
- * queued, so each is checked against the modes still in reach again. */
+ * queued, so each is checked against the modes still in reach again. The
+ * planes of every pending cell are prefetched first. */
 static void flush_pending(search_t *s) {
+    uint32_t n = 0;
     for (uint32_t i = 0; i < s->npending; i++) {
+        const cell_t *cell = s->pending[i].cell;
+        if (s->req_planes > cell->nsk) continue; /* nobody here has every skill */
+        cell_prefetch(s, cell);
+        s->pending[n++] = s->pending[i];
+    }
+    for (uint32_t i = 0; i < n; i++) {
         unsigned ok = modes_within(s, s->pending[i].min_m);
         if (ok) scan_cell(s, s->pending[i].cell, ok, s->pending[i].kx);
     }
@@ -968,20 +997,43 @@ static void flush_pending(search_t *s) {
     flush_candidates(s);
 }
 
+/* Look up the queued ring positions (their buckets were prefetched when
+ * they were queued) and queue the cells found, prefetching each cell. */
+static void resolve_positions(search_t *s) {
+    for (uint32_t i = 0; i < s->npos; i++) {
+        const cell_t *cell = cell_find_h(s->ix, s->pos[i].key, s->pos[i].h);
+        if (!cell) continue;
+        __builtin_prefetch(cell);
+        s->pending[s->npending].cell = cell;
+        s->pending[s->npending].min_m = s->pos[i].min_m;
+        s->pending[s->npending].kx = s->pos[i].kx;
+        if (++s->npending == PENDING_MAX) flush_pending(s);
+    }
+    s->npos = 0;
+}
+
+/* Everything queued so far: positions, then cells, then candidates. */
+static void flush_all(search_t *s) {
+    resolve_positions(s);
+    flush_pending(s);
+}
+
 /* Visit ring position (r, c): skip it on its lower bound alone when no
- * mode can reach it, before touching the map; otherwise look the cell up,
- * prefetch it and queue it. */
+ * mode can reach it, before touching the map; otherwise queue it and
+ * prefetch its bucket. Lookups, cell headers, planes and candidate records
+ * are each fetched for a whole batch before any is used, so the cache
+ * misses of a ring overlap instead of following one another. */
 static void visit(search_t *s, int32_t r, int32_t c, const row_t *row, double kx) {
     double min_m = cell_min_m(s, r, c, row, kx);
     if (!modes_within(s, min_m)) return;
-    const cell_t *cell = cell_find(s->ix, cell_key(r, c));
-    if (!cell) return;
-    if (s->req_planes > cell->nsk) return; /* nobody here has every skill */
-    cell_prefetch(s, cell);
-    s->pending[s->npending].cell = cell;
-    s->pending[s->npending].min_m = min_m;
-    s->pending[s->npending].kx = kx;
-    if (++s->npending == PENDING_MAX) flush_pending(s);
+    uint64_t key = cell_key(r, c);
+    uint32_t h = key_hash(key);
+    __builtin_prefetch(&s->ix->cells[h & s->ix->cells_mask]);
+    s->pos[s->npos].key = key;
+    s->pos[s->npos].h = h;
+    s->pos[s->npos].min_m = min_m;
+    s->pos[s->npos].kx = kx;
+    if (++s->npos == POS_MAX) resolve_positions(s);
 }
 
 /* Circular column distance of c from c0 in a row of n columns. */
@@ -995,7 +1047,7 @@ static inline int32_t col_dist(int32_t c, int32_t c0, int32_t n) {
 static void scan_rest(search_t *s, int32_t row0, int32_t d) {
     const pd_index_t *ix = s->ix;
     for (uint32_t i = 0; i <= ix->cells_mask; i++) {
-        const cell_t *c = ix->cells[i];
+        const cell_t *c = ix->cells[i].cell;
         if (!c) continue;
         int32_t r = key_row(c->key), col = key_col(c->key);
         const row_t *row = row_at(ix, r);
@@ -1101,7 +1153,7 @@ static void search_run(search_t *s, bool early_stop) {
                 }
             }
         }
-        flush_pending(s);
+        flush_all(s);
         /* Bound on anything outside the (2d+1)-block just finished. */
         double lat_b = INFINITY;
         if (rlo > ix->row_min) lat_b = MIN2(lat_b, (double)s->qlat - (double)rlo * ix->h);
@@ -1224,7 +1276,7 @@ pd_err pd_index_optimize(pd_index_t *ix, size_t budget, size_t *n_sorted) {
     uint32_t cap = ix->cells_mask + 1;
     uint32_t k = 0;
     for (; k < cap && work < budget; k++) {
-        cell_t *c = ix->cells[(ix->opt_cursor + k) & ix->cells_mask];
+        cell_t *c = ix->cells[(ix->opt_cursor + k) & ix->cells_mask].cell;
         /* one block gains nothing; a cell is worth sorting again once a
          * quarter of it has changed */
         if (!c || c->n <= 64 || (uint64_t)c->churn * 4 < c->n) continue;
@@ -1249,7 +1301,7 @@ bool pd_index_validate(const pd_index_t *ix, const char **reason) {
     uint64_t in_cells = 0;
     uint32_t ncells = 0;
     for (uint32_t i = 0; i <= ix->cells_mask && !why; i++) {
-        const cell_t *c = ix->cells[i];
+        const cell_t *c = ix->cells[i].cell;
         if (!c) continue;
         ncells++;
         if (c->n == 0) why = "empty cell kept in the map";
