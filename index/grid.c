@@ -71,9 +71,12 @@ typedef struct box_s {
     int32_t lat_lo, lat_hi;
     int32_t lon_lo, lon_hi;
     uint32_t modes; /* bit m: the block may hold a volunteer of mode m */
+    uint32_t spare; /* keeps the size a multiple of 8: the tags follow the boxes */
 } box_t;
 
-static const box_t box_empty = {INT32_MAX, INT32_MIN, INT32_MAX, INT32_MIN, 0};
+_Static_assert(sizeof(box_t) % 8 == 0, "the tags after the boxes must stay aligned");
+
+static const box_t box_empty = {INT32_MAX, INT32_MIN, INT32_MAX, INT32_MIN, 0, 0};
 
 static inline void box_add(box_t *b, int32_t lat, int32_t lon, unsigned mode) {
     b->modes |= 1u << mode;
