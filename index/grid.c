@@ -1185,7 +1185,7 @@ static void search_run(search_t *s, bool early_stop) {
 }
 
 static void search_finish(search_t *s, size_t *n_out) {
-    qsort(s->heap, s->n, sizeof *s->heap, hit_cmp);
+    if (s->n > 1) qsort(s->heap, s->n, sizeof *s->heap, hit_cmp);
     *n_out = s->n;
 }
 

@@ -259,6 +259,10 @@ static void query_and_compare(world_t *w, uint64_t seed, int step, pd_hit_t *all
     cr_assert_eq(total, nw, "seed %llu step %d within: total %zu, oracle %zu",
                  (unsigned long long)seed, step, total, nw);
     assert_same(got, ng, all, nw < limit ? nw : limit, seed, step, "within");
+    /* counting only: no buffer at all */
+    cr_assert_eq(pd_index_within(w->ix, &q, 0, NULL, &ng, &total), PD_OK);
+    cr_assert_eq(ng, 0);
+    cr_assert_eq(total, nw);
 }
 
 static void mutate(world_t *w) {
