@@ -1,0 +1,252 @@
+/* cli.c -- paidan-cli: JSON for people, MessagePack-RPC for the server.
+ *
+ *   paidan-cli [-H host] [-p port] [-a token] [-t ms] [-f] METHOD ['{json params}']
+ *   paidan-cli [-H host] [-p port] [-a token]            (lines "METHOD {json}" on stdin)
+ *
+ * One-shot mode prints the result as one line of JSON and exits 0; a server
+ * error goes to stderr as "error CODE NAME: message" and the exit status is
+ * 1; a connection or usage problem exits 2. With -f the tool stays and
+ * prints notifications ("METHOD {json}") after the result until the server
+ * closes the connection -- the way to watch events after `subscribe`.
+ *
+ * Interactive mode reads one command per line (blank lines and lines
+ * starting with '#' are skipped), prints each result or error the same way,
+ * and prints notifications that arrived in between as
+ * "notification METHOD {json}". It exits 0 at end of input, 2 if the
+ * connection breaks.
+ */
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "paidan/client.h"
+
+#define CLI_DEFAULT_PORT 7411
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: paidan-cli [options] METHOD ['{json params}']\n"
+            "       paidan-cli [options]          (reads \"METHOD {json}\" lines from stdin)\n"
+            "\n"
+            "options:\n"
+            "  -H, --host HOST      server address (default 127.0.0.1)\n"
+            "  -p, --port PORT      server port (default %d)\n"
+            "  -a, --auth TOKEN     send `auth {token}` first\n"
+            "  -t, --timeout MS     I/O timeout in milliseconds (default 10000, 0 = none)\n"
+            "  -f, --follow         after the result, print notifications until closed\n"
+            "  -h, --help           this text\n"
+            "  -V, --version        print the version\n"
+            "\n"
+            "Results print as JSON on stdout; errors as \"error CODE NAME: message\" on\n"
+            "stderr with exit status 1.\n",
+            CLI_DEFAULT_PORT);
+}
+
+static void print_error(int64_t code, const char *message) {
+    fprintf(stderr, "error %lld %s: %s\n", (long long)code, pd_err_name((pd_err)code), message);
+}
+
+/* Pack params from JSON text (empty = {}); a top-level non-object is refused
+ * here rather than by the server, with a clearer message. */
+static bool params_from_json(const char *text, msgpack_sbuffer *sb) {
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    size_t n = strlen(text);
+    size_t i = 0;
+    while (i < n && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r')) i++;
+    if (i == n) return msgpack_pack_map(&pk, 0) == 0;
+    if (text[i] != '{') {
+        fprintf(stderr, "error: params must be a JSON object\n");
+        return false;
+    }
+    char err[128];
+    if (pd_json_to_msgpack(text, n, &pk, err, sizeof(err)) != PD_OK) {
+        fprintf(stderr, "error: bad JSON params: %s\n", err);
+        return false;
+    }
+    return true;
+}
+
+static void print_notification(const pd_msg_t *m, const char *prefix) {
+    printf("%s%s ", prefix, m->method);
+    pd_json_print(stdout, &m->params);
+    fputc('\n', stdout);
+}
+
+/* Print notifications already buffered, without waiting. */
+static int drain_notifications(pd_client_t *c) {
+    for (;;) {
+        bool ready = false;
+        if (pd_client_poll(c, 0, &ready) != PD_OK) return 2;
+        if (!ready) return 0;
+        pd_msg_t m;
+        pd_err err = pd_client_read(c, &m);
+        if (err) {
+            fprintf(stderr, "error: %s\n", pd_client_last_error(c));
+            return 2;
+        }
+        if (m.type == PD_MSG_NOTIFICATION) print_notification(&m, "notification ");
+    }
+}
+
+/* Run one command; 0 ok, 1 server error, 2 connection problem. */
+static int run(pd_client_t *c, const char *method, const char *json) {
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    if (!params_from_json(json, &sb)) {
+        msgpack_sbuffer_destroy(&sb);
+        return 1;
+    }
+    pd_msg_t reply;
+    pd_err err = pd_client_call(c, method, sb.data, sb.size, &reply);
+    msgpack_sbuffer_destroy(&sb);
+    if (err) {
+        fprintf(stderr, "error: %s (%s)\n", pd_strerror(err), pd_client_last_error(c));
+        return 2;
+    }
+    if (reply.code) {
+        print_error(reply.code, reply.message);
+        return 1;
+    }
+    pd_json_print(stdout, &reply.result);
+    fputc('\n', stdout);
+    fflush(stdout);
+    return 0;
+}
+
+static int interactive(pd_client_t *c) {
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int rc = 0;
+    while ((n = getline(&line, &cap, stdin)) >= 0) {
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
+        char *p = line;
+        while (*p == ' ' || *p == '\t') p++;
+        if (*p == '\0' || *p == '#') continue;
+        char *method = p;
+        while (*p && *p != ' ' && *p != '\t') p++;
+        if (*p) *p++ = '\0';
+        if (drain_notifications(c) == 2) {
+            rc = 2;
+            break;
+        }
+        if (run(c, method, p) == 2) {
+            rc = 2;
+            break;
+        }
+        while (pd_client_pending_notifications(c) > 0) {
+            pd_msg_t m;
+            if (pd_client_read(c, &m) != PD_OK) break;
+            print_notification(&m, "notification ");
+        }
+        fflush(stdout);
+    }
+    free(line);
+    return rc;
+}
+
+static int follow(pd_client_t *c) {
+    pd_client_set_timeout(c, 0);
+    for (;;) {
+        pd_msg_t m;
+        if (pd_client_read(c, &m) != PD_OK) return 0;
+        if (m.type == PD_MSG_NOTIFICATION) {
+            print_notification(&m, "");
+            fflush(stdout);
+        }
+    }
+}
+
+int main(int argc, char **argv) {
+    const char *host = "127.0.0.1";
+    long port = CLI_DEFAULT_PORT;
+    const char *token = NULL;
+    long timeout_ms = 10000;
+    bool follow_mode = false;
+    static const struct option opts[] = {
+        {"host", required_argument, NULL, 'H'}, {"port", required_argument, NULL, 'p'},
+        {"auth", required_argument, NULL, 'a'}, {"timeout", required_argument, NULL, 't'},
+        {"follow", no_argument, NULL, 'f'},     {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},    {NULL, 0, NULL, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "+H:p:a:t:fhV", opts, NULL)) != -1) {
+        char *end = NULL;
+        switch (ch) {
+            case 'H':
+                host = optarg;
+                break;
+            case 'p':
+                port = strtol(optarg, &end, 10);
+                if (*end || port <= 0 || port > 65535) {
+                    fprintf(stderr, "paidan-cli: bad port '%s'\n", optarg);
+                    return 2;
+                }
+                break;
+            case 'a':
+                token = optarg;
+                break;
+            case 't':
+                timeout_ms = strtol(optarg, &end, 10);
+                if (*end || timeout_ms < 0) {
+                    fprintf(stderr, "paidan-cli: bad timeout '%s'\n", optarg);
+                    return 2;
+                }
+                break;
+            case 'f':
+                follow_mode = true;
+                break;
+            case 'h':
+                usage(stdout);
+                return 0;
+            case 'V':
+                printf("paidan-cli %s\n", PD_VERSION);
+                return 0;
+            default:
+                usage(stderr);
+                return 2;
+        }
+    }
+    if (argc - optind > 2) {
+        usage(stderr);
+        return 2;
+    }
+    pd_client_t *c;
+    if (pd_client_connect(host, (uint16_t)port, (int)timeout_ms, &c) != PD_OK) {
+        fprintf(stderr, "paidan-cli: cannot connect to %s:%ld\n", host, port);
+        return 2;
+    }
+    int rc = 0;
+    if (token) {
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, 1);
+        msgpack_pack_str_with_body(&pk, "token", 5);
+        msgpack_pack_str_with_body(&pk, token, strlen(token));
+        pd_msg_t reply;
+        pd_err err = pd_client_call(c, "auth", sb.data, sb.size, &reply);
+        msgpack_sbuffer_destroy(&sb);
+        if (err) {
+            fprintf(stderr, "error: %s (%s)\n", pd_strerror(err), pd_client_last_error(c));
+            rc = 2;
+        } else if (reply.code) {
+            print_error(reply.code, reply.message);
+            rc = 1;
+        }
+    }
+    if (rc == 0) {
+        if (optind < argc) {
+            rc = run(c, argv[optind], optind + 1 < argc ? argv[optind + 1] : "");
+            if (rc == 0 && follow_mode) rc = follow(c);
+        } else {
+            rc = interactive(c);
+        }
+    }
+    pd_client_destroy(c);
+    return rc;
+}

@@ -1,0 +1,500 @@
+/* server.c -- paidan-server's loop: listeners, timers, signals, events.
+ *
+ * Start-up creates the engine (from --config if given), optionally loads
+ * volunteers from CSV, binds the RPC socket (and the /metrics socket when
+ * asked) and prints "listening on HOST:PORT" on stdout for scripts and
+ * tests. Binding beyond loopback without --token is refused: anyone who
+ * can reach the port could otherwise move volunteers and orders.
+ *
+ * Timers: the engine tick (offer expiry and re-dispatch) runs every
+ * --tick-ms with the wall clock; the idle sweep closes connections silent
+ * for --idle-timeout (subscribers, which legitimately only listen, are
+ * exempt, as in Redis). A prepare handle measures every loop iteration's
+ * busy time (wall time minus uv_metrics_idle_time()) and logs stalls above
+ * --stall-ms, like Redis's latency monitor.
+ *
+ * Events from the engine arrive through its callback during a mutating
+ * call; they are queued and published after the call's reply is packed,
+ * so a client sees its own reply before the notifications it caused.
+ */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "conn.h"
+#include "methods.h"
+#include "metrics.h"
+#ifdef PD_HAVE_DATA
+#include "paidan/alloc.h"
+#include "paidan/data.h"
+#endif
+
+#define LISTEN_BACKLOG 511
+
+static const char *const event_names[PD_EVENT__COUNT] = {
+    [PD_EVENT_OFFERED] = "order.offered",
+    [PD_EVENT_ACCEPTED] = "order.accepted",
+    [PD_EVENT_DECLINED] = "order.declined",
+    [PD_EVENT_OFFER_EXPIRED] = "order.offer_expired",
+    [PD_EVENT_OFFER_WITHDRAWN] = "order.offer_withdrawn",
+    [PD_EVENT_RELEASED] = "order.released",
+    [PD_EVENT_EXPIRED] = "order.expired",
+    [PD_EVENT_CANCELLED] = "order.cancelled",
+    [PD_EVENT_COMPLETED] = "order.completed",
+    [PD_EVENT_RATED] = "order.rated",
+};
+
+const char *pd_server_event_name(unsigned type) {
+    return type < PD_EVENT__COUNT ? event_names[type] : NULL;
+}
+
+void pd_server_config_init(pd_server_config_t *cfg) {
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->host = "127.0.0.1";
+    cfg->port = PD_SERVER_DEFAULT_PORT;
+    cfg->max_frame = 1u << 20;
+    cfg->max_conns = 10000;
+    cfg->max_output = 64u << 20;
+    cfg->idle_timeout_ms = 0;
+    cfg->metrics_port = -1;
+    cfg->tick_ms = 200;
+    cfg->stall_ms = 100;
+}
+
+int64_t pd_server_stamp(pd_server_t *srv) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (ms > srv->now_ms) srv->now_ms = ms;
+    return srv->now_ms;
+}
+
+void *pd_server_scratch(pd_server_t *srv, size_t bytes) {
+    if (bytes > srv->scratch_cap) {
+        size_t cap = srv->scratch_cap ? srv->scratch_cap : 4096;
+        while (cap < bytes) cap *= 2;
+        void *p = pd_realloc(srv->scratch_mem, cap);
+        if (!p) return NULL;
+        srv->scratch_mem = p;
+        srv->scratch_cap = cap;
+    }
+    return srv->scratch_mem;
+}
+
+/* --------------------------------------------------------------- output */
+
+void pd_server_mark_dirty(pd_server_t *srv, pd_conn_t *c) {
+    if (c->dirty || c->closing) return;
+    c->dirty = true;
+    c->dirty_next = srv->dirty;
+    srv->dirty = c;
+}
+
+void pd_server_flush(pd_server_t *srv) {
+    while (srv->dirty) {
+        pd_conn_t *c = srv->dirty;
+        srv->dirty = c->dirty_next;
+        c->dirty = false;
+        c->dirty_next = NULL;
+        pd_conn_flush(c);
+    }
+}
+
+/* --------------------------------------------------------------- events */
+
+void pd_server_subscriber_update(pd_server_t *srv, pd_conn_t *c) {
+    bool listed = c->sub_prev || c->sub_next || srv->subscribers == c;
+    if (c->subs && !listed) {
+        c->sub_prev = NULL;
+        c->sub_next = srv->subscribers;
+        if (srv->subscribers) srv->subscribers->sub_prev = c;
+        srv->subscribers = c;
+    } else if (!c->subs && listed) {
+        if (c->sub_prev)
+            c->sub_prev->sub_next = c->sub_next;
+        else
+            srv->subscribers = c->sub_next;
+        if (c->sub_next) c->sub_next->sub_prev = c->sub_prev;
+        c->sub_prev = c->sub_next = NULL;
+    }
+}
+
+static void on_engine_event(void *ud, const pd_event_t *ev) {
+    pd_server_t *srv = ud;
+    srv->n.events++;
+    if (!srv->subscribers) return;
+    if (srv->n_events == srv->cap_events) {
+        size_t cap = srv->cap_events ? srv->cap_events * 2 : 64;
+        pd_event_t *p = pd_realloc(srv->events, cap * sizeof(*p));
+        if (!p) {
+            pd_log(PD_LOG_ERROR, "out of memory queueing an event; notification dropped");
+            return;
+        }
+        srv->events = p;
+        srv->cap_events = cap;
+    }
+    srv->events[srv->n_events++] = *ev;
+}
+
+static void pack_event(msgpack_packer *pk, const pd_event_t *ev) {
+    unsigned n = 3;
+    bool reason = ev->reason != PD_REASON_NONE;
+    bool deadline = ev->type == PD_EVENT_OFFERED;
+    bool minutes = ev->type == PD_EVENT_COMPLETED;
+    bool rating = ev->type == PD_EVENT_RATED;
+    n += reason + 2u * ev->has_volunteer + deadline + minutes + rating;
+    msgpack_pack_map(pk, n);
+    pd_pack_kv_u64(pk, "order", ev->order_id);
+    const char *st = pd_order_state_name((pd_order_state)ev->order_state);
+    pd_pack_kv_str(pk, "state", st ? st : "unknown");
+    pd_pack_kv_i64(pk, "at_ms", ev->at_ms);
+    if (reason) {
+        const char *r = pd_reason_name((pd_reason)ev->reason);
+        pd_pack_kv_str(pk, "reason", r ? r : "unknown");
+    }
+    if (ev->has_volunteer) {
+        pd_pack_kv_u64(pk, "volunteer", ev->volunteer_id);
+        pd_pack_kv_u64(pk, "slot", ev->slot);
+    }
+    if (deadline) pd_pack_kv_i64(pk, "deadline_ms", ev->deadline_ms);
+    if (minutes) pd_pack_kv_u64(pk, "minutes", ev->minutes);
+    if (rating) pd_pack_kv_u64(pk, "rating", ev->rating);
+}
+
+void pd_server_publish(pd_server_t *srv) {
+    msgpack_packer spk;
+    msgpack_packer_init(&spk, &srv->scratch, msgpack_sbuffer_write);
+    for (size_t i = 0; i < srv->n_events; i++) {
+        const pd_event_t *ev = &srv->events[i];
+        if (ev->type >= PD_EVENT__COUNT) continue;
+        uint32_t bit = 1u << ev->type;
+        srv->scratch.size = 0;
+        pack_event(&spk, ev);
+        const char *name = event_names[ev->type];
+        for (pd_conn_t *c = srv->subscribers; c; c = c->sub_next) {
+            if (!(c->subs & bit) || c->closing) continue;
+            msgpack_pack_array(&c->pk, 3);
+            msgpack_pack_uint8(&c->pk, 2);
+            pd_pack_cstr(&c->pk, name);
+            c->pk.callback(c->pk.data, srv->scratch.data, srv->scratch.size);
+            srv->n.notifications++;
+            pd_server_mark_dirty(srv, c);
+        }
+    }
+    srv->n_events = 0;
+    /* Cutting a subscriber off unlinks it, so check after the walk. */
+    for (pd_conn_t *c = srv->subscribers, *next; c; c = next) {
+        next = c->sub_next;
+        pd_conn_check_output(c);
+    }
+    if (srv->scratch.alloc > (1u << 20)) {
+        msgpack_sbuffer_destroy(&srv->scratch);
+        msgpack_sbuffer_init(&srv->scratch);
+    }
+}
+
+/* --------------------------------------------------------------- timers */
+
+static void on_tick(uv_timer_t *t) {
+    pd_server_t *srv = t->data;
+    int64_t now = pd_server_stamp(srv);
+    size_t expired = 0;
+    pd_err err = pd_engine_tick(srv->engine, now, &expired);
+    srv->n.ticks++;
+    srv->n.offers_expired += expired;
+    if (err) pd_log(PD_LOG_ERROR, "engine tick: %s", pd_strerror(err));
+    if (srv->n_events) pd_server_publish(srv);
+    pd_server_flush(srv);
+}
+
+static void on_idle_sweep(uv_timer_t *t) {
+    pd_server_t *srv = t->data;
+    uint64_t now = uv_now(srv->loop);
+    for (pd_conn_t *c = srv->conns; c; c = c->next) {
+        if (c->closing || c->subs) continue;
+        if (now - c->last_active_ms >= srv->cfg.idle_timeout_ms) {
+            srv->n.idle_closed++;
+            pd_conn_close(c, PD_ERR_LIMIT, "idle timeout");
+        }
+    }
+}
+
+static void on_prepare(uv_prepare_t *p) {
+    pd_server_t *srv = p->data;
+    uint64_t now = uv_hrtime();
+    uint64_t idle = uv_metrics_idle_time(srv->loop);
+    if (srv->last_prepare_hr) {
+        uint64_t wall = now - srv->last_prepare_hr;
+        uint64_t slept = idle - srv->last_idle_ns;
+        uint64_t busy = wall > slept ? wall - slept : 0;
+        if (srv->cfg.stall_ms && busy > (uint64_t)srv->cfg.stall_ms * 1000000u) {
+            srv->n.loop_stalls++;
+            if (busy / 1000 > srv->n.max_stall_us) srv->n.max_stall_us = busy / 1000;
+            pd_log(PD_LOG_WARN, "event loop stalled for %" PRIu64 " ms", busy / 1000000u);
+        }
+    }
+    srv->last_prepare_hr = now;
+    srv->last_idle_ns = idle;
+}
+
+/* -------------------------------------------------------------- signals */
+
+static void on_signal(uv_signal_t *s, int signum) {
+    pd_server_t *srv = s->data;
+    pd_log(PD_LOG_INFO, "received %s, shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    pd_server_stop(srv);
+}
+
+/* ------------------------------------------------------------ listening */
+
+static void on_connection(uv_stream_t *server, int status) {
+    pd_server_t *srv = server->data;
+    if (status < 0) {
+        pd_log(PD_LOG_WARN, "accept: %s", uv_strerror(status));
+        return;
+    }
+    pd_conn_accept(srv);
+    pd_server_flush(srv);
+}
+
+/* Parse host into an address; reports whether it is loopback. */
+static pd_err resolve_host(const char *host, int port, struct sockaddr_storage *ss,
+                           bool *loopback) {
+    memset(ss, 0, sizeof(*ss));
+    if (strcmp(host, "localhost") == 0) host = "127.0.0.1";
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    if (uv_ip4_addr(host, port, a4) == 0) {
+        *loopback = (ntohl(a4->sin_addr.s_addr) >> 24) == 127;
+        return PD_OK;
+    }
+    if (uv_ip6_addr(host, port, a6) == 0) {
+        *loopback = IN6_IS_ADDR_LOOPBACK(&a6->sin6_addr);
+        return PD_OK;
+    }
+    return PD_ERR_BAD_ARG;
+}
+
+static void format_addr(const struct sockaddr_storage *ss, char *buf, size_t cap, int *port) {
+    char ip[64] = "?";
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        uv_ip6_name(a, ip, sizeof(ip));
+        *port = ntohs(a->sin6_port);
+        snprintf(buf, cap, "[%s]:%d", ip, *port);
+    } else {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        uv_ip4_name(a, ip, sizeof(ip));
+        *port = ntohs(a->sin_port);
+        snprintf(buf, cap, "%s:%d", ip, *port);
+    }
+}
+
+pd_err pd_server_listen(pd_server_t *srv, uv_tcp_t *tcp, const char *host, int port,
+                        uv_connection_cb cb, const char *label, int *bound_port) {
+    struct sockaddr_storage ss;
+    bool loopback;
+    if (resolve_host(host, port, &ss, &loopback) != PD_OK) {
+        pd_log(PD_LOG_ERROR, "bad --host '%s': give an IPv4 or IPv6 address", host);
+        return PD_ERR_BAD_ARG;
+    }
+    int rc = uv_tcp_bind(tcp, (const struct sockaddr *)&ss, 0);
+    if (rc == 0) rc = uv_listen((uv_stream_t *)tcp, LISTEN_BACKLOG, cb);
+    if (rc != 0) {
+        pd_log(PD_LOG_ERROR, "cannot listen on %s port %d: %s", host, port, uv_strerror(rc));
+        return PD_ERR_IO;
+    }
+    int sl = sizeof(ss);
+    uv_tcp_getsockname(tcp, (struct sockaddr *)&ss, &sl);
+    char addr[96];
+    format_addr(&ss, addr, sizeof(addr), bound_port);
+    printf("%s %s\n", label, addr);
+    fflush(stdout);
+    pd_log(PD_LOG_INFO, "%s %s", label, addr);
+    (void)srv;
+    return PD_OK;
+}
+
+/* ----------------------------------------------------------- lifecycle */
+
+#ifdef PD_HAVE_DATA
+static pd_err load_volunteers(pd_server_t *srv, const char *path) {
+    const pd_engine_config_t *ec = pd_engine_get_config(srv->engine);
+    const char *names[PD_MAX_SKILLS];
+    for (uint32_t i = 0; i < ec->n_skills; i++) names[i] = ec->skills[i];
+    pd_csv_reader_t *r = NULL;
+    pd_csv_error_t cerr;
+    pd_err err = pd_csv_reader_open(path, PD_CSV_VOLUNTEERS, names, ec->n_skills, &r, &cerr);
+    if (err) {
+        pd_log(PD_LOG_ERROR, "--load-volunteers: %s", cerr.message);
+        return err;
+    }
+    int64_t now = pd_server_stamp(srv);
+    size_t loaded = 0, bad = 0;
+    for (;;) {
+        pd_volunteer_t v;
+        bool got = false;
+        err = pd_csv_read_volunteer(r, &v, &got);
+        if (err == PD_ERR_IO) {
+            pd_log(PD_LOG_ERROR, "--load-volunteers: %s", pd_csv_reader_get_error(r)->message);
+            break;
+        }
+        if (err) {
+            if (bad++ < 10) pd_log(PD_LOG_WARN, "%s", pd_csv_reader_get_error(r)->message);
+            continue;
+        }
+        if (!got) break;
+        err = pd_engine_volunteer_upsert(srv->engine, &v, now);
+        if (err == PD_ERR_NOMEM) break;
+        if (err) {
+            if (bad++ < 10)
+                pd_log(PD_LOG_WARN, "%s:%zu: volunteer %" PRIu64 ": %s", path,
+                       pd_csv_reader_get_line(r), v.id, pd_strerror(err));
+            continue;
+        }
+        loaded++;
+    }
+    pd_csv_reader_close(r);
+    if (err == PD_ERR_NOMEM || err == PD_ERR_IO) return err;
+    pd_log(PD_LOG_INFO, "loaded %zu volunteers from %s (%zu lines skipped)", loaded, path, bad);
+    return PD_OK;
+}
+#endif
+
+pd_err pd_server_start(pd_server_t *srv, uv_loop_t *loop, const pd_server_config_t *cfg) {
+    memset(srv, 0, sizeof(*srv));
+    srv->loop = loop;
+    srv->cfg = *cfg;
+    srv->metrics_bound_port = -1;
+    pd_methods_init();
+    msgpack_sbuffer_init(&srv->scratch);
+    if (!msgpack_zone_init(&srv->zone, 65536)) return PD_ERR_NOMEM;
+    srv->zone_ok = true;
+    srv->mstats = pd_calloc(PD_MID__COUNT, sizeof(*srv->mstats));
+    if (!srv->mstats) return PD_ERR_NOMEM;
+
+    struct sockaddr_storage ss;
+    bool loopback = false;
+    if (resolve_host(cfg->host, cfg->port, &ss, &loopback) != PD_OK) {
+        pd_log(PD_LOG_ERROR, "bad --host '%s': give an IPv4 or IPv6 address", cfg->host);
+        return PD_ERR_BAD_ARG;
+    }
+    if (!loopback && !cfg->token) {
+        pd_log(PD_LOG_ERROR,
+               "refusing to listen on %s without --token: clients beyond this machine "
+               "must authenticate",
+               cfg->host);
+        return PD_ERR_BAD_ARG;
+    }
+
+    pd_engine_config_t ec;
+    pd_engine_config_init(&ec);
+    if (cfg->config_path) {
+        int line = 0;
+        pd_err err = pd_engine_config_load_ini(cfg->config_path, &ec, &line);
+        if (err) {
+            if (line > 0)
+                pd_log(PD_LOG_ERROR, "%s:%d: %s", cfg->config_path, line, pd_strerror(err));
+            else
+                pd_log(PD_LOG_ERROR, "%s: %s", cfg->config_path, pd_strerror(err));
+            return err;
+        }
+    }
+    pd_err err = pd_engine_create(&ec, &srv->engine);
+    if (err) {
+        pd_log(PD_LOG_ERROR, "engine: %s", pd_strerror(err));
+        return err;
+    }
+    pd_engine_set_event_cb(srv->engine, on_engine_event, srv);
+    srv->started_ms = (uint64_t)pd_server_stamp(srv);
+    srv->started_hr = uv_hrtime();
+
+    if (cfg->load_volunteers) {
+#ifdef PD_HAVE_DATA
+        err = load_volunteers(srv, cfg->load_volunteers);
+        if (err) return err;
+#else
+        pd_log(PD_LOG_ERROR, "--load-volunteers: this build has no CSV reader (data layer)");
+        return PD_ERR_BAD_ARG;
+#endif
+    }
+
+    uv_tcp_init(loop, &srv->listener);
+    srv->listener.data = srv;
+    err = pd_server_listen(srv, &srv->listener, cfg->host, cfg->port, on_connection, "listening on",
+                           &srv->bound_port);
+    if (err) {
+        uv_close((uv_handle_t *)&srv->listener, NULL);
+        return err;
+    }
+    if (cfg->metrics_port >= 0) {
+        err = pd_metrics_start(srv);
+        if (err) {
+            uv_close((uv_handle_t *)&srv->listener, NULL);
+            return err;
+        }
+    }
+
+    uv_timer_init(loop, &srv->tick_timer);
+    srv->tick_timer.data = srv;
+    uv_timer_start(&srv->tick_timer, on_tick, cfg->tick_ms, cfg->tick_ms);
+    uv_timer_init(loop, &srv->idle_timer);
+    srv->idle_timer.data = srv;
+    if (cfg->idle_timeout_ms) {
+        uint64_t every = cfg->idle_timeout_ms / 4;
+        if (every < 20) every = 20;
+        if (every > 1000) every = 1000;
+        uv_timer_start(&srv->idle_timer, on_idle_sweep, every, every);
+    }
+    uv_prepare_init(loop, &srv->stall_check);
+    srv->stall_check.data = srv;
+    uv_prepare_start(&srv->stall_check, on_prepare);
+    uv_unref((uv_handle_t *)&srv->stall_check);
+    uv_signal_init(loop, &srv->sig_term);
+    srv->sig_term.data = srv;
+    uv_signal_start(&srv->sig_term, on_signal, SIGTERM);
+    uv_signal_init(loop, &srv->sig_int);
+    srv->sig_int.data = srv;
+    uv_signal_start(&srv->sig_int, on_signal, SIGINT);
+    srv->running = true;
+    pd_log(PD_LOG_INFO,
+           "paidan-server %s ready: %zu volunteers, max %u connections, frames <= %zu bytes%s",
+           PD_VERSION, pd_engine_volunteer_count(srv->engine), cfg->max_conns, cfg->max_frame,
+           cfg->token ? ", auth required" : "");
+    return PD_OK;
+}
+
+void pd_server_stop(pd_server_t *srv) {
+    if (srv->stopping || !srv->running) return;
+    srv->stopping = true;
+    uv_close((uv_handle_t *)&srv->listener, NULL);
+    if (srv->metrics_on) pd_metrics_stop(srv);
+    for (pd_conn_t *c = srv->conns; c; c = c->next) {
+        pd_conn_flush(c);
+        pd_conn_close(c, PD_OK, "server shutting down");
+    }
+    uv_close((uv_handle_t *)&srv->tick_timer, NULL);
+    uv_close((uv_handle_t *)&srv->idle_timer, NULL);
+    uv_close((uv_handle_t *)&srv->stall_check, NULL);
+    uv_close((uv_handle_t *)&srv->sig_term, NULL);
+    uv_close((uv_handle_t *)&srv->sig_int, NULL);
+}
+
+void pd_server_deinit(pd_server_t *srv) {
+    pd_engine_destroy(srv->engine);
+    srv->engine = NULL;
+    if (srv->zone_ok) msgpack_zone_destroy(&srv->zone);
+    srv->zone_ok = false;
+    msgpack_sbuffer_destroy(&srv->scratch);
+    pd_free(srv->events);
+    pd_free(srv->scratch_mem);
+    pd_free(srv->mstats);
+    srv->events = NULL;
+    srv->scratch_mem = NULL;
+    srv->mstats = NULL;
+}

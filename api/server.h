@@ -1,0 +1,168 @@
+/* server.h -- paidan-server: one libuv loop serving MessagePack-RPC.
+ *
+ * Private to api/. The server owns the engine, the listening sockets, the
+ * connections (conn.h), the tick and idle timers, the signal handlers and
+ * the statistics. Everything runs on one thread, like Redis: requests are
+ * executed one at a time in the order they arrive, so the engine needs no
+ * locks and pipelined requests are answered in order.
+ *
+ * Output is batched: handlers pack replies and notifications into the
+ * connection's output buffer and mark it dirty; pd_server_flush() writes
+ * every dirty connection at the end of each libuv callback, so a read of
+ * many pipelined requests costs one write.
+ */
+#ifndef PAIDAN_API_SERVER_H
+#define PAIDAN_API_SERVER_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "log.h"
+#include "paidan/engine.h"
+#include "stats.h"
+
+#define PD_SERVER_DEFAULT_PORT 7411
+#define PD_SERVER_READ_CHUNK 65536
+
+typedef struct pd_conn_s pd_conn_t;
+typedef struct pd_server_s pd_server_t;
+
+/** What the command line sets. Initialise with pd_server_config_init(). */
+typedef struct pd_server_config_s {
+    const char *host;            /* address to bind, default 127.0.0.1 */
+    int port;                    /* 0 = chosen by the OS */
+    const char *token;           /* shared secret for `auth`; NULL = none */
+    size_t max_frame;            /* largest request frame, bytes */
+    uint32_t max_conns;          /* simultaneous client connections */
+    size_t max_output;           /* unsent bytes per connection before it is cut off */
+    uint64_t idle_timeout_ms;    /* close connections silent this long; 0 = never */
+    int metrics_port;            /* Prometheus endpoint; -1 = off, 0 = OS-chosen */
+    uint32_t tick_ms;            /* engine tick period */
+    uint32_t stall_ms;           /* loop iterations busier than this are logged */
+    const char *config_path;     /* engine INI, NULL = defaults */
+    const char *load_volunteers; /* CSV of volunteers to load at start, or NULL */
+} pd_server_config_t;
+
+/** Global counters shown by `stats` and /metrics. */
+typedef struct pd_server_counters_s {
+    uint64_t conns_accepted;   /* connections accepted */
+    uint64_t conns_rejected;   /* refused: max connections */
+    uint64_t requests;         /* frames executed (requests + client notifications) */
+    uint64_t errors;           /* error replies, all causes */
+    uint64_t bad_requests;     /* decodable frames that are not requests */
+    uint64_t unknown_methods;  /* requests naming no method */
+    uint64_t auth_failures;    /* wrong tokens and calls before auth */
+    uint64_t protocol_errors;  /* connections closed for undecodable bytes */
+    uint64_t frames_too_large; /* connections closed for an oversized frame */
+    uint64_t output_cutoffs;   /* connections closed for unread output */
+    uint64_t idle_closed;      /* connections closed by the idle timeout */
+    uint64_t bytes_in;         /* bytes read from clients */
+    uint64_t bytes_out;        /* bytes written to clients */
+    uint64_t notifications;    /* notifications queued to subscribers */
+    uint64_t events;           /* engine events seen */
+    uint64_t ticks;            /* engine ticks run */
+    uint64_t offers_expired;   /* offers expired by ticks */
+    uint64_t loop_stalls;      /* loop iterations over stall_ms */
+    uint64_t max_stall_us;     /* the longest one */
+    uint64_t metrics_scrapes;  /* /metrics requests served */
+} pd_server_counters_t;
+
+struct pd_server_s {
+    uv_loop_t *loop;
+    pd_server_config_t cfg;
+    pd_engine_t *engine; /* owned */
+    uv_tcp_t listener;   /* the RPC socket */
+    uv_tcp_t metrics;    /* the /metrics socket (if enabled) */
+    bool metrics_on;
+    uv_timer_t tick_timer;    /* runs pd_engine_tick() */
+    uv_timer_t idle_timer;    /* closes idle connections */
+    uv_prepare_t stall_check; /* measures each loop iteration */
+    uv_signal_t sig_term, sig_int;
+    bool running;           /* started successfully */
+    bool stopping;          /* pd_server_stop() called */
+    bool zone_ok;           /* zone initialised */
+    int bound_port;         /* the RPC port actually bound */
+    int metrics_bound_port; /* the metrics port actually bound */
+
+    pd_conn_t *conns; /* every open connection (doubly linked) */
+    uint32_t n_conns;
+    uint64_t next_conn_id;
+    pd_conn_t *dirty;       /* connections with output to flush */
+    pd_conn_t *subscribers; /* connections with a subscription */
+
+    char rbuf[PD_SERVER_READ_CHUNK]; /* shared read buffer (see conn.c) */
+    msgpack_zone zone;               /* decoded request objects; cleared per frame */
+    int64_t now_ms;                  /* wall clock stamped on the current request */
+
+    pd_event_t *events; /* engine events not yet published */
+    size_t n_events, cap_events;
+    msgpack_sbuffer scratch; /* notification params, packed once */
+
+    void *scratch_mem; /* per-request scratch (hits, offers, pairs) */
+    size_t scratch_cap;
+
+    uint64_t started_ms;      /* wall clock at start */
+    uint64_t started_hr;      /* uv_hrtime() at start */
+    uint64_t last_prepare_hr; /* stall detection state */
+    uint64_t last_idle_ns;
+    pd_server_counters_t n;    /* counters */
+    pd_method_stats_t *mstats; /* one per method of methods.def */
+};
+
+/** Defaults: 127.0.0.1:7411, 1 MiB frames, 10000 connections, 64 MiB
+ *  output, no idle timeout, no metrics, 200 ms ticks, 100 ms stalls. */
+void pd_server_config_init(pd_server_config_t *cfg);
+
+/**
+ * Create the engine, bind the sockets and install timers and signals on
+ * `loop`. Prints "listening on HOST:PORT" on stdout once bound.
+ * @return PD_OK; PD_ERR_BAD_ARG (bad host, token missing beyond loopback,
+ * bad engine config); PD_ERR_IO (bind/listen failed); PD_ERR_NOMEM. The
+ * reason is logged. On error everything created so far is closed again
+ * (run the loop to let the handles finish closing) and *srv can be freed.
+ */
+pd_err pd_server_start(pd_server_t *srv, uv_loop_t *loop, const pd_server_config_t *cfg);
+
+/** Stop: close the listeners, every connection, timers and signals. Idempotent. */
+void pd_server_stop(pd_server_t *srv);
+
+/**
+ * Bind and listen `tcp` on host:port and print "<label> HOST:PORT" on
+ * stdout (the line tests and scripts read to learn an OS-chosen port).
+ * @return PD_ERR_BAD_ARG for a host that is not an IP address, PD_ERR_IO if
+ * bind or listen fails (logged).
+ */
+pd_err pd_server_listen(pd_server_t *srv, uv_tcp_t *tcp, const char *host, int port,
+                        uv_connection_cb cb, const char *label, int *bound_port);
+
+/** Free what the server owns (after the loop has finished). */
+void pd_server_deinit(pd_server_t *srv);
+
+/** Wall clock in ms since the epoch, never going backwards; stored in srv->now_ms. */
+int64_t pd_server_stamp(pd_server_t *srv);
+
+/** Queue `c` for the next pd_server_flush(). */
+void pd_server_mark_dirty(pd_server_t *srv, pd_conn_t *c);
+
+/** Write out every dirty connection. */
+void pd_server_flush(pd_server_t *srv);
+
+/** Send the engine events queued by the last engine call to their subscribers. */
+void pd_server_publish(pd_server_t *srv);
+
+/**
+ * Scratch memory for one request, at least `bytes`, reused across requests.
+ * @return NULL on OOM. Valid until the next call.
+ */
+void *pd_server_scratch(pd_server_t *srv, size_t bytes);
+
+/** Add/remove a connection from the subscriber list (by its subs mask). */
+void pd_server_subscriber_update(pd_server_t *srv, pd_conn_t *c);
+
+/** Event names on the wire ("order.offered", ...), by pd_event_type. */
+const char *pd_server_event_name(unsigned type);
+
+#endif /* PAIDAN_API_SERVER_H */

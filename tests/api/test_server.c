@@ -1,0 +1,488 @@
+/* test_server.c -- every RPC method against a real paidan-server over TCP,
+ * pipelining, notifications, stats and the /metrics endpoint.
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helper.h"
+
+static srv_t srv;
+
+static void start_plain(void) {
+    srv_start(&srv, NULL);
+}
+
+static void stop(void) {
+    srv_stop(&srv);
+}
+
+TestSuite(server, .init = start_plain, .fini = stop, .timeout = 30);
+
+/* Two volunteers near (30.6, 114.3); v1 tutoring+sanitation by bike, v2 tutoring on foot. */
+static void seed(pd_client_t *c) {
+    call_ok(c, "volunteer.upsert",
+            "{\"id\":1,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"tutoring\",\"sanitation\"],"
+            "\"mode\":\"bike\"}");
+    call_ok(c, "volunteer.upsert",
+            "{\"id\":2,\"lat\":30.603,\"lon\":114.302,\"skills\":[\"tutoring\"],\"tags\":[1,3]}");
+}
+
+Test(server, ping_and_methods) {
+    pd_client_t *c = srv_connect(&srv);
+    pd_msg_t m = call_ok(c, "ping", "");
+    cr_assert(obj_str_eq(&m.result, "pong"));
+    m = call_ok(c, "methods", "");
+    cr_assert_eq(m.result.type, MSGPACK_OBJECT_ARRAY);
+    cr_assert_geq(m.result.via.array.size, 20);
+    m = call_ok(c, "config.get", "");
+    const msgpack_object *skills = pd_client_map_get(&m.result, "skills");
+    cr_assert(skills && skills->type == MSGPACK_OBJECT_ARRAY && skills->via.array.size >= 8);
+    cr_assert_str_eq(map_str(&m.result, "policy"), "balanced");
+    pd_client_destroy(c);
+}
+
+Test(server, volunteer_lifecycle) {
+    pd_client_t *c = srv_connect(&srv);
+    pd_msg_t m = call_ok(c, "volunteer.upsert",
+                         "{\"id\":7,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"tutoring\"],"
+                         "\"schedule\":[[0,8,12],[5,0,24]],\"capacity\":2,\"status\":\"busy\","
+                         "\"mode\":\"ebike\",\"tags\":5}");
+    cr_assert_eq(map_int(&m.result, "id"), 7);
+    cr_assert_eq(pd_client_map_get(&m.result, "created")->via.boolean, true);
+    m = call_ok(c, "volunteer.upsert",
+                "{\"id\":7,\"lat\":30.6,\"lon\":114.3,\"skills\":\"tutoring, sanitation\","
+                "\"schedule\":[[0,8,12],[5,0,24]],\"capacity\":2,\"status\":\"busy\","
+                "\"mode\":\"ebike\",\"tags\":5}");
+    cr_assert_eq(pd_client_map_get(&m.result, "created")->via.boolean, false);
+
+    m = call_ok(c, "volunteer.get", "{\"id\":7}");
+    cr_assert_float_eq(map_num(&m.result, "lat"), 30.6, 1e-6);
+    cr_assert_str_eq(map_str(&m.result, "mode"), "ebike");
+    cr_assert_str_eq(map_str(&m.result, "status"), "busy");
+    cr_assert_eq(map_int(&m.result, "capacity"), 2);
+    const msgpack_object *sk = pd_client_map_get(&m.result, "skills");
+    cr_assert_eq(sk->via.array.size, 2);
+    const msgpack_object *tags = pd_client_map_get(&m.result, "tags");
+    cr_assert_eq(tags->via.array.size, 2);
+    cr_assert_eq(tags->via.array.ptr[1].via.u64, 2);
+    const msgpack_object *sch = pd_client_map_get(&m.result, "schedule");
+    cr_assert_eq(sch->via.array.size, 2);
+    cr_assert_eq(sch->via.array.ptr[1].via.array.ptr[0].via.u64, 5);
+    cr_assert_eq(sch->via.array.ptr[1].via.array.ptr[2].via.u64, 24);
+    for (const char *k = "hours\0points\0stars\0rating\0"; *k; k += strlen(k) + 1)
+        cr_assert(pd_client_map_get(&m.result, k), "volunteer.get lacks '%s'", k);
+
+    /* Location ping, then a partial update. */
+    m = call_ok(c, "volunteer.update", "{\"id\":7,\"lat\":30.61,\"lon\":114.31}");
+    cr_assert_eq(m.result.type, MSGPACK_OBJECT_BOOLEAN);
+    call_ok(c, "volunteer.update", "{\"id\":7,\"status\":\"online\",\"capacity\":1}");
+    m = call_ok(c, "volunteer.get", "{\"id\":7}");
+    cr_assert_float_eq(map_num(&m.result, "lat"), 30.61, 1e-6);
+    cr_assert_str_eq(map_str(&m.result, "status"), "online");
+    call_err(c, "volunteer.update", "{\"id\":8,\"lat\":1,\"lon\":1}", PD_ERR_NOT_FOUND);
+
+    call_ok(c, "volunteer.remove", "{\"id\":7}");
+    call_err(c, "volunteer.get", "{\"id\":7}", PD_ERR_NOT_FOUND);
+    call_err(c, "volunteer.remove", "{\"id\":7}", PD_ERR_NOT_FOUND);
+    pd_client_destroy(c);
+}
+
+Test(server, match_nearby_and_mobilize) {
+    pd_client_t *c = srv_connect(&srv);
+    seed(c);
+    pd_msg_t m = call_ok(c, "match.nearby",
+                         "{\"lat\":30.6,\"lon\":114.3,\"skills\":[\"tutoring\"],\"k\":5,"
+                         "\"policy\":\"nearest\"}");
+    cr_assert_eq(m.result.type, MSGPACK_OBJECT_ARRAY);
+    cr_assert_eq(m.result.via.array.size, 2);
+    const msgpack_object *h0 = &m.result.via.array.ptr[0];
+    cr_assert_eq(map_int(h0, "id"), 1);
+    cr_assert(pd_client_map_get(h0, "eta_s") && pd_client_map_get(h0, "distance_m") &&
+              pd_client_map_get(h0, "score"));
+    cr_assert_gt(map_num(&m.result.via.array.ptr[1], "distance_m"), 100.0);
+
+    m = call_ok(c, "match.nearby", "{\"lat\":30.6,\"lon\":114.3,\"skills\":[\"sanitation\"]}");
+    cr_assert_eq(m.result.via.array.size, 1);
+    m = call_ok(c, "match.nearby", "{\"lat\":30.6,\"lon\":114.3,\"tags\":[3]}");
+    cr_assert_eq(m.result.via.array.size, 1);
+    cr_assert_eq(map_int(&m.result.via.array.ptr[0], "id"), 2);
+    m = call_ok(c, "match.nearby", "{\"lat\":30.6,\"lon\":114.3,\"k\":1,\"policy\":\"rated\"}");
+    cr_assert_eq(m.result.via.array.size, 1);
+    m = call_ok(c, "match.nearby", "{\"lat\":31.6,\"lon\":114.3}");
+    cr_assert_eq(m.result.via.array.size, 0);
+
+    m = call_ok(c, "match.mobilize", "{\"lat\":30.6,\"lon\":114.3,\"radius_m\":5000}");
+    cr_assert_eq(map_int(&m.result, "count"), 2);
+    cr_assert_eq(pd_client_map_get(&m.result, "volunteers")->via.array.size, 2);
+    m = call_ok(c, "match.mobilize",
+                "{\"lat\":30.6,\"lon\":114.3,\"minutes\":15,\"limit\":1,\"mark_notified\":true}");
+    cr_assert_eq(map_int(&m.result, "count"), 2);
+    cr_assert_eq(pd_client_map_get(&m.result, "volunteers")->via.array.size, 1);
+    m = call_ok(c, "volunteer.get", "{\"id\":1}");
+    cr_assert_eq(map_int(&m.result, "notified_count"), 1);
+    pd_client_destroy(c);
+}
+
+Test(server, order_lifecycle) {
+    pd_client_t *c = srv_connect(&srv);
+    seed(c);
+    pd_msg_t m = call_ok(c, "order.create",
+                         "{\"id\":100,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"sanitation\"],"
+                         "\"priority\":\"elevated\",\"duration_min\":90}");
+    cr_assert_str_eq(map_str(&m.result, "state"), "offered");
+    cr_assert_str_eq(map_str(&m.result, "priority"), "elevated");
+    const msgpack_object *offers = pd_client_map_get(&m.result, "offers");
+    cr_assert_eq(offers->via.array.size, 1);
+    cr_assert_eq(map_int(&offers->via.array.ptr[0], "volunteer"), 1);
+
+    call_err(c, "order.create", "{\"id\":100,\"lat\":30.6,\"lon\":114.3,\"skills\":[]}",
+             PD_ERR_EXISTS);
+    call_err(c, "order.accept", "{\"id\":100,\"volunteer\":2}", PD_ERR_ILLEGAL);
+    call_err(c, "order.complete", "{\"id\":100}", PD_ERR_ILLEGAL);
+    m = call_ok(c, "order.accept", "{\"id\":100,\"volunteer\":1}");
+    cr_assert_str_eq(map_str(&m.result, "state"), "accepted");
+    call_err(c, "volunteer.remove", "{\"id\":1}", PD_ERR_ILLEGAL);
+    call_err(c, "order.rate", "{\"id\":100,\"score\":5}", PD_ERR_ILLEGAL);
+    m = call_ok(c, "order.complete", "{\"id\":100,\"minutes_served\":120}");
+    cr_assert_str_eq(map_str(&m.result, "state"), "completed");
+    cr_assert_eq(map_int(&m.result, "minutes_served"), 120);
+    m = call_ok(c, "order.rate", "{\"id\":100,\"score\":4}");
+    cr_assert_str_eq(map_str(&m.result, "state"), "rated");
+    m = call_ok(c, "volunteer.get", "{\"id\":1}");
+    cr_assert_float_eq(map_num(&m.result, "hours"), 2.0, 1e-9);
+    cr_assert_float_eq(map_num(&m.result, "rating"), 4.0, 1e-9);
+    cr_assert_gt(map_num(&m.result, "points"), 0.0);
+    m = call_ok(c, "order.get", "{\"id\":100}");
+    cr_assert_eq(map_int(&m.result, "rating"), 4);
+
+    /* Created without dispatch, then dispatched, declined, cancelled. */
+    m = call_ok(c, "order.create",
+                "{\"id\":101,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"tutoring\"],"
+                "\"dispatch\":false,\"mode\":\"grab\",\"minutes\":20}");
+    cr_assert_str_eq(map_str(&m.result, "state"), "created");
+    cr_assert_eq(map_int(&m.result, "budget_s"), 1200);
+    m = call_ok(c, "order.candidates", "{\"id\":101,\"k\":5}");
+    cr_assert_eq(m.result.via.array.size, 2);
+    m = call_ok(c, "order.dispatch", "{\"id\":101}");
+    cr_assert_str_eq(map_str(&m.result, "state"), "offered");
+    cr_assert_eq(map_int(&m.result, "live_offers"), 2);
+    call_err(c, "order.dispatch", "{\"id\":101}", PD_ERR_ILLEGAL);
+    m = call_ok(c, "order.decline", "{\"id\":101,\"volunteer\":2}");
+    cr_assert_str_eq(map_str(&m.result, "state"), "offered");
+    m = call_ok(c, "order.cancel", "{\"id\":101}");
+    cr_assert_str_eq(map_str(&m.result, "state"), "cancelled");
+    call_err(c, "order.cancel", "{\"id\":101}", PD_ERR_ILLEGAL);
+    call_err(c, "order.get", "{\"id\":999}", PD_ERR_NOT_FOUND);
+
+    /* A team order: 1 tutoring + 1 sanitation slot. */
+    m = call_ok(c, "order.create",
+                "{\"id\":102,\"lat\":30.6,\"lon\":114.3,\"slots\":[{\"skills\":[\"tutoring\"]},"
+                "{\"skills\":[\"sanitation\"],\"need\":1}]}");
+    cr_assert_eq(map_int(&m.result, "need"), 2);
+    cr_assert_eq(pd_client_map_get(&m.result, "slots")->via.array.size, 2);
+
+    /* Nobody qualifies: expires at once. */
+    m = call_ok(c, "order.create",
+                "{\"id\":103,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"legal-aid\"]}");
+    cr_assert_str_eq(map_str(&m.result, "state"), "expired");
+    cr_assert_str_eq(map_str(&m.result, "reason"), "no_candidate");
+    pd_client_destroy(c);
+}
+
+Test(server, dispatch_batch) {
+    pd_client_t *c = srv_connect(&srv);
+    seed(c);
+    call_ok(c, "order.create",
+            "{\"id\":200,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"tutoring\"],\"dispatch\":false}");
+    call_ok(c, "order.create",
+            "{\"id\":201,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"sanitation\"],"
+            "\"dispatch\":false}");
+    pd_msg_t m = call_ok(c, "dispatch.batch", "{\"orders\":[200,201],\"apply\":\"none\"}");
+    cr_assert_eq(map_int(&m.result, "orders"), 2);
+    const msgpack_object *opt = pd_client_map_get(&m.result, "optimal");
+    cr_assert_eq(map_int(opt, "count"), 2);
+    m = call_ok(c, "dispatch.batch", "{\"orders\":[200,201]}");
+    cr_assert_eq(map_int(&m.result, "dispatched"), 2);
+    m = call_ok(c, "order.get", "{\"id\":200}");
+    cr_assert_str_eq(map_str(&m.result, "state"), "offered");
+    cr_assert_eq(map_int(&pd_client_map_get(&m.result, "offers")->via.array.ptr[0], "volunteer"),
+                 2);
+    call_err(c, "dispatch.batch", "{\"orders\":[200]}", PD_ERR_ILLEGAL);
+    call_err(c, "dispatch.batch", "{\"orders\":[999]}", PD_ERR_NOT_FOUND);
+    call_err(c, "dispatch.batch", "{\"orders\":[1],\"policy\":\"rated\"}", PD_ERR_BAD_ARG);
+    pd_client_destroy(c);
+}
+
+Test(server, pipelining_1000_in_order) {
+    pd_client_t *c = srv_connect(&srv);
+    seed(c);
+    uint32_t ids[1000];
+    size_t len;
+    for (int i = 0; i < 1000; i++) {
+        const char *method = i % 3 == 0 ? "ping" : i % 3 == 1 ? "match.nearby" : "volunteer.update";
+        const char *json = i % 3 == 0   ? ""
+                           : i % 3 == 1 ? "{\"lat\":30.6,\"lon\":114.3,\"k\":2}"
+                                        : "{\"id\":2,\"lat\":30.603,\"lon\":114.302}";
+        const char *p = params_json(json, &len);
+        cr_assert_eq(pd_client_send(c, method, p, len, &ids[i]), PD_OK);
+    }
+    cr_assert_eq(pd_client_flush(c), PD_OK);
+    for (int i = 0; i < 1000; i++) {
+        pd_msg_t m;
+        cr_assert_eq(pd_client_read(c, &m), PD_OK);
+        cr_assert_eq(m.type, PD_MSG_RESPONSE);
+        cr_assert_eq(m.msgid, ids[i], "response %d has msgid %u, want %u", i, m.msgid, ids[i]);
+        cr_assert_eq(m.code, 0);
+        if (i % 3 == 1) cr_assert_eq(m.result.via.array.size, 2);
+    }
+    cr_assert_eq(stat_of(&srv, "counters", "errors"), 0);
+    pd_client_destroy(c);
+}
+
+Test(server, client_notification_runs_without_reply) {
+    pd_client_t *c = srv_connect(&srv);
+    seed(c);
+    size_t len;
+    const char *p = params_json("{\"id\":2,\"lat\":30.7,\"lon\":114.4}", &len);
+    /* [2, "volunteer.update", {...}] -- fire and forget. */
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_uint8(&pk, 2);
+    msgpack_pack_str_with_body(&pk, "volunteer.update", 16);
+    msgpack_sbuffer_write(&sb, p, len);
+    pd_client_send_raw(c, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    pd_msg_t m = call_ok(c, "volunteer.get", "{\"id\":2}");
+    cr_assert_eq(m.msgid, 3);
+    cr_assert_float_eq(map_num(&m.result, "lat"), 30.7, 1e-6);
+    pd_client_destroy(c);
+}
+
+Test(server, notifications_after_subscribe) {
+    pd_client_t *sub = srv_connect(&srv);
+    pd_client_t *c = srv_connect(&srv);
+    seed(c);
+    call_err(sub, "subscribe", "{\"events\":[\"order.nope\"]}", PD_ERR_BAD_ARG);
+    pd_msg_t m = call_ok(sub, "subscribe", "{\"events\":[\"order.offered\",\"order.accepted\"]}");
+    cr_assert_eq(pd_client_map_get(&m.result, "events")->via.array.size, 2);
+
+    call_ok(c, "order.create",
+            "{\"id\":300,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"sanitation\"]}");
+    call_ok(c, "order.accept", "{\"id\":300,\"volunteer\":1}");
+    call_ok(c, "order.complete", "{\"id\":300}");
+
+    pd_client_set_timeout(sub, 5000);
+    cr_assert_eq(pd_client_read(sub, &m), PD_OK);
+    cr_assert_eq(m.type, PD_MSG_NOTIFICATION);
+    cr_assert_str_eq(m.method, "order.offered");
+    cr_assert_eq(map_int(&m.params, "order"), 300);
+    cr_assert_eq(map_int(&m.params, "volunteer"), 1);
+    cr_assert(pd_client_map_get(&m.params, "deadline_ms"));
+    cr_assert_eq(pd_client_read(sub, &m), PD_OK);
+    cr_assert_str_eq(m.method, "order.accepted");
+    cr_assert_str_eq(map_str(&m.params, "state"), "accepted");
+    /* completed was not subscribed: nothing more is waiting. */
+    bool ready = true;
+    cr_assert_eq(pd_client_poll(sub, 200, &ready), PD_OK);
+    cr_assert_not(ready);
+
+    /* A subscriber's own call: its reply comes before the notifications it caused. */
+    call_ok(sub, "subscribe", "{\"events\":[\"*\"]}");
+    m = call_ok(sub, "order.create",
+                "{\"id\":301,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"sanitation\"]}");
+    cr_assert_eq(pd_client_pending_notifications(sub), 0);
+    cr_assert_eq(pd_client_read(sub, &m), PD_OK);
+    cr_assert_str_eq(m.method, "order.offered");
+
+    m = call_ok(sub, "unsubscribe", "");
+    cr_assert_eq(pd_client_map_get(&m.result, "events")->via.array.size, 0);
+    call_ok(c, "order.cancel", "{\"id\":301}");
+    cr_assert_eq(pd_client_poll(sub, 200, &ready), PD_OK);
+    cr_assert_not(ready);
+    pd_client_destroy(c);
+    pd_client_destroy(sub);
+}
+
+Test(server, stats_counts_methods) {
+    pd_client_t *c = srv_connect(&srv);
+    seed(c);
+    for (int i = 0; i < 10; i++) call_ok(c, "match.nearby", "{\"lat\":30.6,\"lon\":114.3}");
+    call_err(c, "match.nearby", "{\"lat\":91,\"lon\":0}", PD_ERR_BAD_COORD);
+    pd_msg_t m = call_ok(c, "stats", "");
+    const msgpack_object *r = &m.result;
+    cr_assert_eq(map_int(r, "volunteers"), 2);
+    cr_assert_eq(map_int(r, "orders"), 0);
+    const msgpack_object *conns = pd_client_map_get(r, "connections");
+    cr_assert_eq(map_int(conns, "current"), 1);
+    const msgpack_object *mem = pd_client_map_get(r, "memory");
+    cr_assert_gt(map_int(mem, "rss_bytes"), 0);
+    const msgpack_object *loop = pd_client_map_get(r, "loop");
+    cr_assert_geq(map_num(loop, "idle_time_ms"), 0.0);
+    const msgpack_object *methods = pd_client_map_get(r, "methods");
+    const msgpack_object *nb = pd_client_map_get(methods, "match.nearby");
+    cr_assert(nb);
+    cr_assert_eq(map_int(nb, "calls"), 11);
+    cr_assert_eq(map_int(nb, "errors"), 1);
+    const msgpack_object *pct = pd_client_map_get(nb, "latency_percentiles_usec");
+    cr_assert(pct);
+    double p50 = map_num(pct, "p50"), p99 = map_num(pct, "p99");
+    cr_assert(p50 > 0 && p99 >= p50);
+    cr_assert(pd_client_map_get(pct, "p99.9"));
+    pd_client_destroy(c);
+}
+
+Test(server, many_connections_are_served) {
+    pd_client_t *cs[50];
+    for (int i = 0; i < 50; i++) cs[i] = srv_connect(&srv);
+    for (int i = 0; i < 50; i++) {
+        pd_msg_t m = call_ok(cs[i], "ping", "");
+        cr_assert(obj_str_eq(&m.result, "pong"));
+    }
+    cr_assert_eq(stat_of(&srv, "connections", "current"), 51);
+    for (int i = 0; i < 50; i++) pd_client_destroy(cs[i]);
+}
+
+/* ------------------------------------------------------------- metrics */
+
+static srv_t msrv;
+
+static void start_metrics(void) {
+    static const char *const args[] = {"--metrics-port", "0", NULL};
+    srv_start(&msrv, args);
+}
+
+static void stop_metrics(void) {
+    srv_stop(&msrv);
+}
+
+static size_t http_get(int port, const char *req, char *buf, size_t cap) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    size_t len = 0;
+    ssize_t n;
+    while (len < cap - 1 && (n = read(fd, buf + len, cap - 1 - len)) > 0) len += (size_t)n;
+    buf[len] = '\0';
+    close(fd);
+    return len;
+}
+
+Test(metrics, prometheus_text, .init = start_metrics, .fini = stop_metrics, .timeout = 30) {
+    cr_assert_gt(msrv.metrics_port, 0);
+    pd_client_t *c = srv_connect(&msrv);
+    call_ok(c, "ping", "");
+    call_ok(c, "match.nearby", "{\"lat\":30.6,\"lon\":114.3}");
+    static char buf[1 << 16];
+    http_get(msrv.metrics_port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf));
+    cr_assert(strncmp(buf, "HTTP/1.1 200 OK", 15) == 0, "%.80s", buf);
+    cr_assert(strstr(buf, "text/plain; version=0.0.4"));
+    cr_assert(strstr(buf, "paidan_requests_total 2\n"), "%s", buf);
+    cr_assert(strstr(buf, "paidan_method_calls_total{method=\"ping\"} 1\n"));
+    cr_assert(
+        strstr(buf, "paidan_method_latency_seconds{method=\"match.nearby\",quantile=\"0.99\"}"));
+    cr_assert(strstr(buf, "paidan_connections 1\n"));
+    cr_assert(strstr(buf, "paidan_memory_rss_bytes"));
+    cr_assert(strstr(buf, "paidan_orders{state=\"created\"} 0\n"));
+    http_get(msrv.metrics_port, "GET / HTTP/1.0\r\n\r\n", buf, sizeof(buf));
+    cr_assert(strncmp(buf, "HTTP/1.1 404", 12) == 0);
+    pd_client_destroy(c);
+}
+
+/* ------------------------------------------------- config, tick, CSV load */
+
+static char tmp_dir[] = "/tmp/pd_api_testXXXXXX";
+
+static char tmp_files[4][256];
+static int n_tmp_files;
+
+static const char *write_tmp(const char *name, const char *text) {
+    if (tmp_dir[sizeof(tmp_dir) - 2] == 'X') cr_assert(mkdtemp(tmp_dir));
+    cr_assert_lt(n_tmp_files, 4);
+    char *path = tmp_files[n_tmp_files++];
+    snprintf(path, sizeof(tmp_files[0]), "%s/%s", tmp_dir, name);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static void remove_tmp(void) {
+    for (int i = 0; i < n_tmp_files; i++) unlink(tmp_files[i]);
+    n_tmp_files = 0;
+    rmdir(tmp_dir);
+}
+
+Test(tick, offers_expire_and_notify, .fini = remove_tmp, .timeout = 30) {
+    char cfg[256];
+    snprintf(cfg, sizeof(cfg), "%s", write_tmp("paidan.ini", "[dispatch]\noffer_timeout_s = 1\n"));
+    const char *args[] = {"--config", cfg, "--tick-ms", "50", NULL};
+    srv_t s;
+    srv_start(&s, args);
+    pd_client_t *c = srv_connect(&s);
+    call_ok(c, "subscribe", "{\"events\":[\"*\"]}");
+    call_ok(c, "volunteer.upsert",
+            "{\"id\":1,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"tutoring\"]}");
+    pd_msg_t m = call_ok(c, "order.create",
+                         "{\"id\":1,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"tutoring\"]}");
+    cr_assert_str_eq(map_str(&m.result, "state"), "offered");
+    const char *want[] = {"order.offered", "order.offer_expired", "order.expired"};
+    pd_client_set_timeout(c, 5000);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(pd_client_read(c, &m), PD_OK, "%s", pd_client_last_error(c));
+        cr_assert_eq(m.type, PD_MSG_NOTIFICATION);
+        cr_assert_str_eq(m.method, want[i]);
+        cr_assert_eq(map_int(&m.params, "order"), 1);
+    }
+    cr_assert_str_eq(map_str(&m.params, "reason"), "exhausted");
+    m = call_ok(c, "order.get", "{\"id\":1}");
+    cr_assert_str_eq(map_str(&m.result, "state"), "expired");
+    m = call_ok(c, "volunteer.get", "{\"id\":1}");
+    cr_assert_eq(map_int(&m.result, "offers_expired"), 1);
+    cr_assert_eq(map_int(&m.result, "load"), 0);
+    m = call_ok(c, "stats", "");
+    cr_assert_geq(map_int(pd_client_map_get(&m.result, "counters"), "offers_expired"), 1);
+    pd_client_destroy(c);
+    srv_stop(&s);
+}
+
+Test(config, bad_config_refused, .fini = remove_tmp, .timeout = 30) {
+    char cfg[256];
+    snprintf(cfg, sizeof(cfg), "%s", write_tmp("bad.ini", "[dispatch]\nnope = 1\n"));
+    const char *args[] = {"--config", cfg, NULL};
+    int status = srv_run_expect_exit(args);
+    cr_assert(WIFEXITED(status));
+    cr_assert_eq(WEXITSTATUS(status), 1);
+}
+
+Test(config, load_volunteers_csv, .fini = remove_tmp, .timeout = 30) {
+    char csv[256];
+    snprintf(csv, sizeof(csv), "%s",
+             write_tmp("v.csv",
+                       "id,lat,lon,skills,tags,mode,schedule,capacity,status\n"
+                       "1,30.6,114.3,tutoring|sanitation,1,bike,always,1,online\n"
+                       "2,30.7,114.4,tutoring,0,walk,0:8-12,2,busy\n"
+                       "3,95.0,114.4,tutoring,0,walk,always,1,online\n"));
+    const char *args[] = {"--load-volunteers", csv, NULL};
+    srv_t s;
+    srv_start(&s, args);
+    pd_client_t *c = srv_connect(&s);
+    pd_msg_t m = call_ok(c, "volunteer.get", "{\"id\":2}");
+    cr_assert_str_eq(map_str(&m.result, "status"), "busy");
+    cr_assert_eq(map_int(&m.result, "capacity"), 2);
+    m = call_ok(c, "stats", "");
+    cr_assert_eq(map_int(&m.result, "volunteers"), 2, "the bad line is skipped");
+    pd_client_destroy(c);
+    srv_stop(&s);
+}
