@@ -105,35 +105,35 @@ def main():
     watcher.call("subscribe", events=["order.offered", "order.accepted", "order.completed"])
 
     # Two volunteers near a community centre; ids are the caller's.
-    c.call("volunteer.upsert", id=901, lat=30.6000, lon=114.3000,
+    c.call("volunteer.upsert", id=900901, lat=30.6000, lon=114.3000,
            skills=["medical-fitness", "elder-care"], mode="bike")
-    c.call("volunteer.upsert", id=902, lat=30.6040, lon=114.3030,
+    c.call("volunteer.upsert", id=900902, lat=30.6040, lon=114.3030,
            skills=["elder-care"], schedule=[[d, 0, 24] for d in range(7)])
 
     near = c.call("match.nearby", lat=30.6010, lon=114.3010, skills=["elder-care"], k=5)
     print("nearby:", [(h["id"], round(h["eta_s"])) for h in near])
-    assert {h["id"] for h in near} >= {901, 902}
+    assert {h["id"] for h in near} >= {900901, 900902}
 
     # Pipelining: send several requests, then read the answers in order.
-    ids = [c.send("volunteer.get", id=v) for v in (901, 902)]
+    ids = [c.send("volunteer.get", id=v) for v in (900901, 900902)]
     records = [c.response(i) for i in ids]
-    assert [r["id"] for r in records] == [901, 902]
+    assert [r["id"] for r in records] == [900901, 900902]
 
     # An order for an elderly resident living alone: elevated priority.
-    order = c.call("order.create", id=9001, lat=30.6010, lon=114.3010,
+    order = c.call("order.create", id=900001, lat=30.6010, lon=114.3010,
                    skills=["medical-fitness"], priority="elevated", duration_min=60)
     print("order:", order["state"], "offered to", [o["volunteer"] for o in order["offers"]])
     assert order["state"] == "offered"
 
     event, params = watcher.notification()
     print("notification:", event, params)
-    assert event == "order.offered" and params["order"] == 9001
+    assert event == "order.offered" and params["order"] == 900001
     volunteer = params["volunteer"]
 
-    order = c.call("order.accept", id=9001, volunteer=volunteer)
+    order = c.call("order.accept", id=900001, volunteer=volunteer)
     assert order["state"] == "accepted"
-    c.call("order.complete", id=9001, minutes_served=90)
-    c.call("order.rate", id=9001, score=5)
+    c.call("order.complete", id=900001, minutes_served=90)
+    c.call("order.rate", id=900001, score=5)
 
     record = c.call("volunteer.get", id=volunteer)
     print(f"volunteer {volunteer}: {record['hours']} h, {record['points']} points, "
@@ -150,7 +150,7 @@ def main():
 
     stats = c.call("stats")
     print("server has", stats["volunteers"], "volunteers and", stats["orders"], "orders")
-    for v in (901, 902):
+    for v in (900901, 900902):
         c.call("volunteer.remove", id=v)
     return 0
 
