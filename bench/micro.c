@@ -11,6 +11,17 @@
  *   move     a location ping: a random volunteer moves ~100 m
  *   update   a full record update of a random volunteer (skills, schedule)
  *
+ * and, through the engine (the same county loaded into a pd_engine):
+ *
+ *   dispatch  order.create + dispatch to the first offer, for orders of the
+ *             generated stream at their creation time
+ *   accept    the offered volunteer accepts
+ *   complete  the accepted order is completed (hours recorded)
+ *   batch     100 created orders assigned at once, optimally (min-cost
+ *             flow; greedy's total reported beside it)
+ *   mobilize  every qualified volunteer within a radius of the county
+ *             seat (limit 10000): count and latency
+ *
  * Memory is the growth of the resident set over the load, divided by N
  * (jemalloc is the allocator), next to the index's own accounting.
  */
@@ -20,6 +31,7 @@
 
 #include "bench.h"
 #include "paidan/data.h"
+#include "paidan/engine.h"
 #include "paidan/index.h"
 
 typedef struct micro_opts_s {
@@ -28,6 +40,7 @@ typedef struct micro_opts_s {
     uint64_t seed;
     uint32_t k;
     double within_radius_m;
+    double mobilize_radius_m;
     uint32_t within_limit;
     int32_t cell_e6;
     const char *filter;
@@ -50,7 +63,9 @@ static void micro_usage(FILE *out) {
             "      --json             one JSON object instead of the table\n"
             "      --quiet            no progress lines on stderr\n"
             "  -h, --help             this text\n"
-            "cases: insert nearest within move update\n");
+            "      --mobilize-radius-m R  radius of the mobilize case (default 2500)\n"
+            "cases: insert nearest within move update | dispatch accept complete batch mobilize\n"
+            "(the engine cases load the county a second time, into an engine)\n");
 }
 
 static int parse_opts(int argc, char **argv, micro_opts_t *o) {
@@ -62,6 +77,7 @@ static int parse_opts(int argc, char **argv, micro_opts_t *o) {
                                           {"limit", required_argument, 0, 'L'},
                                           {"cell-e6", required_argument, 0, 'C'},
                                           {"filter", required_argument, 0, 'f'},
+                                          {"mobilize-radius-m", required_argument, 0, 'M'},
                                           {"json", no_argument, 0, 'J'},
                                           {"quiet", no_argument, 0, 'Q'},
                                           {"help", no_argument, 0, 'h'},
@@ -71,6 +87,7 @@ static int parse_opts(int argc, char **argv, micro_opts_t *o) {
     o->seed = 1;
     o->k = 10;
     o->within_radius_m = 2000;
+    o->mobilize_radius_m = 2500;
     o->within_limit = 1000;
     o->cell_e6 = 10000;
     optind = 1;
@@ -95,6 +112,9 @@ static int parse_opts(int argc, char **argv, micro_opts_t *o) {
                 break;
             case 'L':
                 o->within_limit = (uint32_t)strtoul(optarg, &end, 10);
+                break;
+            case 'M':
+                o->mobilize_radius_m = strtod(optarg, &end);
                 break;
             case 'C':
                 o->cell_e6 = (int32_t)strtol(optarg, &end, 10);
@@ -141,6 +161,189 @@ static void progress(const micro_opts_t *o, const char *what, uint64_t done, uin
     if (!o->quiet)
         fprintf(stderr, "micro: %s %llu/%llu\n", what, (unsigned long long)done,
                 (unsigned long long)total);
+}
+
+static bool engine_selected(const micro_opts_t *o) {
+    static const char *const names[] = {"dispatch", "accept", "complete", "batch", "mobilize"};
+    if (!o->filter) return true;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (pd__bench_selected(o->filter, names[i])) return true;
+    return false;
+}
+
+static void timed(pd__result_t *r, uint64_t t0, uint64_t t1) {
+    pd_hist_record(r->hist, t1 - t0);
+    r->busy_ns += t1 - t0;
+}
+
+/* An order of the generated stream as the engine takes it. */
+static void order_spec(const pd_gen_order_t *ord, pd_order_spec_t *sp) {
+    memset(sp, 0, sizeof *sp);
+    sp->id = ord->id;
+    sp->at = ord->pos;
+    sp->skills = ord->skills;
+    sp->need = 1;
+    sp->start_ms = ord->start_ms;
+    sp->duration_min = ord->duration_min;
+    sp->budget_s = ord->budget_min * 60;
+    sp->priority = ord->priority;
+}
+
+static pd__result_t *maybe_add(const micro_opts_t *o, pd__report_t *rep, const char *name,
+                               const char *note) {
+    return pd__bench_selected(o->filter, name) ? pd__report_add(rep, name, note) : NULL;
+}
+
+/* The engine cases: the same county in a pd_engine, then the order
+ * lifecycle and the batch and mobilisation calls, each timed per call. */
+static void run_engine_cases(const micro_opts_t *o, pd__report_t *rep) {
+    if (!engine_selected(o)) return;
+    pd_gen_config_t gcfg;
+    pd_gen_config_init(&gcfg);
+    gcfg.seed = o->seed;
+    gcfg.volunteers = o->volunteers;
+    gcfg.orders = o->queries + 100 * 200;
+    pd_gen_t *gen = NULL;
+    pd_engine_t *e = NULL;
+    pd_engine_config_t ecfg;
+    pd_engine_config_init(&ecfg);
+    ecfg.index.cell_e6 = o->cell_e6;
+    if (pd_gen_create(&gcfg, &gen) || pd_engine_create(&ecfg, &e)) {
+        fprintf(stderr, "paidan-bench micro: engine setup failed\n");
+        pd_gen_destroy(gen);
+        return;
+    }
+    int64_t now = gcfg.start_ms;
+    pd_volunteer_t v;
+    uint64_t loaded = 0;
+    while (pd_gen_next_volunteer(gen, &v)) {
+        if (pd_engine_volunteer_upsert(e, &v, now)) break;
+        if (++loaded % 1000000 == 0) progress(o, "engine loaded", loaded, o->volunteers);
+    }
+    pd_index_optimize((pd_index_t *)pd_engine_get_index(e), SIZE_MAX, NULL);
+
+    /* ---- dispatch, accept, complete over the order stream */
+    uint64_t n = o->queries;
+    uint64_t *ids = malloc(n * sizeof *ids), *vols = malloc(n * sizeof *vols);
+    int64_t *when = malloc(n * sizeof *when); /* offer time: answers come 30 s later */
+    pd__result_t *r_disp = maybe_add(o, rep, "dispatch", "");
+    uint64_t offered = 0, created = 0;
+    int64_t last_ms = now;
+    for (uint64_t i = 0; i < n && ids && vols && when; i++) {
+        pd_gen_order_t ord;
+        if (!pd_gen_next_order(gen, &ord)) break;
+        pd_order_spec_t sp;
+        order_spec(&ord, &sp);
+        pd_order_state st;
+        last_ms = ord.created_ms;
+        uint64_t t0 = pd__bench_now_ns();
+        pd_err err = pd_engine_order_create_dispatch(e, &sp, ord.created_ms, &st);
+        uint64_t t1 = pd__bench_now_ns();
+        if (r_disp) timed(r_disp, t0, t1);
+        created++;
+        pd_offer_t off;
+        size_t noff = 0;
+        if (!err && st == PD_ORDER_OFFERED &&
+            pd_engine_order_offers(e, ord.id, &off, 1, &noff) == PD_OK && noff == 1) {
+            ids[offered] = ord.id;
+            vols[offered] = off.volunteer_id;
+            when[offered] = ord.created_ms + 30000;
+            offered++;
+        }
+    }
+    if (r_disp)
+        snprintf(r_disp->note, sizeof r_disp->note,
+                 "order.create + dispatch to the first offer (%.0f%% offered)",
+                 created ? 100.0 * (double)offered / (double)created : 0.0);
+    pd__result_t *r_acc = maybe_add(o, rep, "accept", "the offered volunteer accepts");
+    uint64_t accepted = 0;
+    for (uint64_t i = 0; i < offered; i++) {
+        uint64_t t0 = pd__bench_now_ns();
+        pd_err err = pd_engine_order_accept(e, ids[i], vols[i], when[i]);
+        uint64_t t1 = pd__bench_now_ns();
+        if (r_acc) timed(r_acc, t0, t1);
+        if (!err) {
+            ids[accepted] = ids[i];
+            when[accepted++] = when[i];
+        }
+    }
+    pd__result_t *r_cmp = maybe_add(o, rep, "complete", "order.complete: hours recorded");
+    for (uint64_t i = 0; i < accepted; i++) {
+        uint64_t t0 = pd__bench_now_ns();
+        pd_engine_order_complete(e, ids[i], -1, when[i] + 3600000);
+        uint64_t t1 = pd__bench_now_ns();
+        if (r_cmp) timed(r_cmp, t0, t1);
+    }
+
+    /* ---- batch: 100 created orders at a time, optimal vs greedy */
+    pd__result_t *r_bat = maybe_add(o, rep, "batch", "");
+    if (r_bat) {
+        uint64_t bids[100];
+        int64_t opt = 0, greedy = 0;
+        for (int round = 0; round < 200; round++) {
+            size_t nb = 0;
+            for (; nb < 100; nb++) {
+                pd_gen_order_t ord;
+                if (!pd_gen_next_order(gen, &ord)) break;
+                pd_order_spec_t sp;
+                order_spec(&ord, &sp);
+                last_ms = ord.created_ms;
+                if (pd_engine_order_create(e, &sp, ord.created_ms)) break;
+                bids[nb] = ord.id;
+            }
+            if (nb == 0) break;
+            pd_batch_req_t req;
+            memset(&req, 0, sizeof req);
+            req.order_ids = bids;
+            req.n_orders = nb;
+            req.apply = PD_BATCH_APPLY_OPTIMAL;
+            pd_batch_result_t res;
+            uint64_t t0 = pd__bench_now_ns();
+            pd_err err = pd_engine_batch(e, &req, last_ms, &res);
+            uint64_t t1 = pd__bench_now_ns();
+            timed(r_bat, t0, t1);
+            if (!err) {
+                opt += res.optimal_score_ms;
+                greedy += res.greedy_score_ms;
+            }
+        }
+        snprintf(r_bat->note, sizeof r_bat->note,
+                 "100 orders by min-cost flow (optimal/greedy total %.4f)",
+                 greedy ? (double)opt / (double)greedy : 0.0);
+    }
+
+    /* ---- mobilize: a radius around the county seat */
+    pd__result_t *r_mob = maybe_add(o, rep, "mobilize", "");
+    if (r_mob) {
+        pd_gen_place_t seat;
+        pd_hit_t *hits = malloc(10000 * sizeof *hits);
+        uint64_t total_sum = 0, nq = 200;
+        if (hits && pd_gen_get_place(gen, 0, &seat) == PD_OK) {
+            for (uint64_t i = 0; i < nq; i++) {
+                pd_mobilise_t m;
+                memset(&m, 0, sizeof m);
+                m.at = seat.center;
+                m.at.lat += (int32_t)(i % 20) * 100 - 1000;
+                m.at.lon += (int32_t)(i / 20) * 100 - 1000;
+                m.radius_m = o->mobilize_radius_m;
+                size_t got = 0, total = 0;
+                uint64_t t0 = pd__bench_now_ns();
+                pd_engine_mobilise(e, &m, last_ms, hits, 10000, &got, &total);
+                uint64_t t1 = pd__bench_now_ns();
+                timed(r_mob, t0, t1);
+                total_sum += total;
+            }
+        }
+        snprintf(r_mob->note, sizeof r_mob->note,
+                 "all available within %.0f m of the seat (mean %.0f, limit 10000)",
+                 o->mobilize_radius_m, (double)total_sum / (double)nq);
+        free(hits);
+    }
+    free(ids);
+    free(vols);
+    free(when);
+    pd_engine_destroy(e);
+    pd_gen_destroy(gen);
 }
 
 int pd__bench_micro(int argc, char **argv) {
@@ -317,6 +520,8 @@ int pd__bench_micro(int argc, char **argv) {
         }
         r->wall_ns = pd__bench_now_ns() - w0;
     }
+
+    run_engine_cases(&o, &rep);
 
     char buf[512];
     snprintf(buf, sizeof buf,
