@@ -63,7 +63,7 @@ static void micro_usage(FILE *out) {
             "      --json             one JSON object instead of the table\n"
             "      --quiet            no progress lines on stderr\n"
             "  -h, --help             this text\n"
-            "      --mobilize-radius-m R  radius of the mobilize case (default 2500)\n"
+            "      --mobilize-radius-m R  radius of the mobilize case (default 1000)\n"
             "cases: insert nearest within move update | dispatch accept complete batch mobilize\n"
             "(the engine cases load the county a second time, into an engine)\n");
 }
@@ -87,7 +87,7 @@ static int parse_opts(int argc, char **argv, micro_opts_t *o) {
     o->seed = 1;
     o->k = 10;
     o->within_radius_m = 2000;
-    o->mobilize_radius_m = 2500;
+    o->mobilize_radius_m = 1000;
     o->within_limit = 1000;
     o->cell_e6 = 10000;
     optind = 1;
