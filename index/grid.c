@@ -463,16 +463,20 @@ static inline bool slot_avail(const slot_t *s) {
 
 /* Write every field of volunteer v (slot si) at position i of c; the cell
  * must have room and enough skill planes. */
-static void cell_write(pd_index_t *ix, cell_t *c, uint32_t i, uint32_t si,
-                       const pd_volunteer_t *v) {
+static void cell_write(pd_index_t *ix, cell_t *c, uint32_t i, uint32_t si, const pd_volunteer_t *v,
+                       bool fresh) {
     const slot_t *s = &ix->slots[si];
-    for (unsigned h = 0; h < PD_WEEK_HOURS; h++)
-        bit_put(plane(c, PLANE_HOUR0 + h), i, (v->week.bits[h >> 6] >> (h & 63)) & 1);
-    bit_put(plane(c, PLANE_AVAIL), i, slot_avail(s));
-    for (unsigned m = 0; m < PD_MODE__COUNT; m++)
-        bit_put(plane(c, PLANE_MODE0 + m), i, m == s->mode);
-    for (unsigned k = 0; k < c->nsk; k++)
-        bit_put(plane(c, PLANE_SKILL0 + k), i, (v->skills >> k) & 1);
+    /* A fresh position (just appended) has every bit clear already; an
+     * existing one is cleared first. Then only the set bits are written. */
+    if (!fresh)
+        for (unsigned p = 0; p < PLANE_SKILL0 + c->nsk; p++) bit_put(plane(c, p), i, false);
+    for (unsigned w = 0; w < 3; w++)
+        for (uint64_t b = v->week.bits[w]; b; b &= b - 1)
+            bit_put(plane(c, PLANE_HOUR0 + w * 64 + (unsigned)__builtin_ctzll(b)), i, true);
+    if (slot_avail(s)) bit_put(plane(c, PLANE_AVAIL), i, true);
+    bit_put(plane(c, PLANE_MODE0 + s->mode), i, true);
+    for (uint64_t b = v->skills; b; b &= b - 1)
+        bit_put(plane(c, PLANE_SKILL0 + (unsigned)__builtin_ctzll(b)), i, true);
     c->tags[i] = v->tags;
     c->rec[i].lat = v->pos.lat;
     c->rec[i].lon = v->pos.lon;
@@ -486,7 +490,7 @@ static void cell_write(pd_index_t *ix, cell_t *c, uint32_t i, uint32_t si,
 /* Append slot si with fields v to c (room reserved). */
 static void cell_append(pd_index_t *ix, cell_t *c, uint32_t si, const pd_volunteer_t *v) {
     uint32_t i = c->n++;
-    cell_write(ix, c, i, si, v);
+    cell_write(ix, c, i, si, v, true);
     ix->slots[si].cell = c;
     ix->slots[si].idx = i;
 }
@@ -579,7 +583,7 @@ static pd_err slot_rehome(pd_index_t *ix, uint32_t si, uint64_t key, const pd_vo
     if (old->key == key) {
         pd_err err = cell_fit(ix, old, old->n, skill_planes(v->skills));
         if (err) return err;
-        cell_write(ix, old, s->idx, si, v);
+        cell_write(ix, old, s->idx, si, v, false);
         return PD_OK;
     }
     cell_t *c;
@@ -1098,12 +1102,6 @@ static pd_err search_init(search_t *s, const pd_index_t *ix, const pd_query_t *q
     return PD_OK;
 }
 
-static int hit_cmp(const void *a, const void *b) {
-    const pd_hit_t *x = a, *y = b;
-    if (x->score != y->score) return x->score < y->score ? -1 : 1;
-    return x->id < y->id ? -1 : (x->id > y->id);
-}
-
 /* The ring walk shared by nearest (early_stop) and within. Each travel
  * mode lives in cells of its own, and each mode stops on its own bound:
  * walkers are searched out to where a walker could still beat the k-th
@@ -1184,8 +1182,15 @@ static void search_run(search_t *s, bool early_stop) {
     }
 }
 
+/* Sort the heap in place, best first: pop the worst to the end, over and
+ * over (heapsort; qsort may allocate, and the query path must not). */
 static void search_finish(search_t *s, size_t *n_out) {
-    if (s->n > 1) qsort(s->heap, s->n, sizeof *s->heap, hit_cmp);
+    for (size_t n = s->n; n > 1; n--) {
+        pd_hit_t t = s->heap[0];
+        s->heap[0] = s->heap[n - 1];
+        s->heap[n - 1] = t;
+        heap_sift_down(s->heap, n - 1, 0);
+    }
     *n_out = s->n;
 }
 
