@@ -26,16 +26,18 @@ typedef struct pd__result_s {
     uint64_t wall_ns;   /* wall time of the measured loop */
     double ops_per_run; /* operations per recorded sample (1 unless batched) */
     char note[96];      /* what the case did, one line */
+    uint64_t errors;    /* operations that failed (load: error replies, lost requests) */
 } pd__result_t;
 
 /* A report: parameters (key, JSON value) and results, printed at the end. */
 typedef struct pd__report_s {
     const char *mode;
     char params[2048]; /* JSON members, "k":v,... */
-    char extra[2048];  /* more top-level JSON members, without braces */
+    char extra[65536]; /* more top-level JSON members, without braces */
     pd__result_t results[32];
     size_t n_results;
     bool json;
+    bool wide; /* table: also the p99.99 and errors columns */
 } pd__report_t;
 
 void pd__report_init(pd__report_t *r, const char *mode, bool json);
@@ -51,6 +53,26 @@ void pd__report_deinit(pd__report_t *r);
 /* True if name passes a --filter list ("nearest,move"); NULL passes all. */
 bool pd__bench_selected(const char *filter, const char *name);
 
+/* True if the stream is a terminal (progress lines go there only). */
+bool pd__bench_isatty(FILE *f);
+
+/* A small seeded generator (xorshift64*), for choices that must repeat. */
+typedef struct pd__bench_rng_s {
+    uint64_t s; /* state, never 0 */
+} pd__bench_rng_t;
+
+/* Seed a generator; any seed (0 included) gives a valid state. */
+void pd__bench_rng_seed(pd__bench_rng_t *r, uint64_t seed);
+/* The next 64 random bits. */
+uint64_t pd__bench_rng_next(pd__bench_rng_t *r);
+/* Uniform in [0, 1). */
+double pd__bench_rng_unit(pd__bench_rng_t *r);
+/* Mix two words into one well-spread word (splitmix64 finaliser). */
+uint64_t pd__bench_mix64(uint64_t a, uint64_t b);
+
 int pd__bench_micro(int argc, char **argv);
+int pd__bench_load(int argc, char **argv);
+int pd__bench_replay(int argc, char **argv);
+int pd__bench_compare(int argc, char **argv);
 
 #endif /* PAIDAN_BENCH_BENCH_H */

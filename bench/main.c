@@ -15,6 +15,14 @@ static void usage(FILE *out) {
             "modes:\n"
             "  micro    the index (and engine) in-process: latency percentiles,\n"
             "           ops/s and memory per volunteer on a generated county\n"
+            "  load     a TCP load generator against a running paidan-server: closed or\n"
+            "           open loop (latency from the intended send time), a command mix,\n"
+            "           connections, pipelining, a rate sweep\n"
+            "  replay   historical (or generated) orders through the engine in virtual\n"
+            "           time, policies side by side: fill rate, time to accept, ETA,\n"
+            "           the 15-minute circle, fairness of hours\n"
+            "  compare  the same nearby workload against paidan, Redis GEOSEARCH and\n"
+            "           PostGIS, in one run\n"
             "\n"
             "Run 'paidan-bench MODE --help' for the options of a mode.\n"
             "Every mode prints a table, or one JSON object with --json.\n");
@@ -30,6 +38,9 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (strcmp(argv[1], "micro") == 0) return pd__bench_micro(argc - 1, argv + 1);
+    if (strcmp(argv[1], "load") == 0) return pd__bench_load(argc - 1, argv + 1);
+    if (strcmp(argv[1], "replay") == 0) return pd__bench_replay(argc - 1, argv + 1);
+    if (strcmp(argv[1], "compare") == 0) return pd__bench_compare(argc - 1, argv + 1);
     fprintf(stderr, "paidan-bench: unknown mode '%s'\n", argv[1]);
     usage(stderr);
     return 2;

@@ -106,17 +106,35 @@ void pd__report_print(const pd__report_t *r, FILE *out) {
             fprintf(out,
                     "%s{\"name\":\"%s\",\"count\":%llu,\"ops_per_s\":%.1f,\"mean_us\":%.3f,"
                     "\"p50_us\":%.3f,\"p90_us\":%.3f,\"p99_us\":%.3f,\"p999_us\":%.3f,"
-                    "\"max_us\":%.3f,\"wall_s\":%.3f,\"note\":\"%s\"}",
+                    "\"p9999_us\":%.3f,\"max_us\":%.3f,\"errors\":%llu,\"wall_s\":%.3f,"
+                    "\"note\":\"%s\"}",
                     i ? "," : "", res->name, (unsigned long long)h->count, ops_per_s(res),
                     pd_hist_mean(h) / 1000.0, us(pd_hist_percentile(h, 50)),
                     us(pd_hist_percentile(h, 90)), us(pd_hist_percentile(h, 99)),
-                    us(pd_hist_percentile(h, 99.9)), us(h->max), (double)res->wall_ns / 1e9,
-                    res->note);
+                    us(pd_hist_percentile(h, 99.9)), us(pd_hist_percentile(h, 99.99)), us(h->max),
+                    (unsigned long long)res->errors, (double)res->wall_ns / 1e9, res->note);
         }
         fprintf(out, "]%s}\n", r->extra);
         return;
     }
     fprintf(out, "paidan-bench %s  {%s}\n", r->mode, r->params);
+    if (r->wide) {
+        fprintf(out, "%-16s %10s %12s %9s %9s %9s %9s %10s %10s %8s  %s\n", "case", "count",
+                "ops/s", "p50 us", "p90 us", "p99 us", "p99.9 us", "p99.99 us", "max us", "errors",
+                "what");
+        for (size_t i = 0; i < r->n_results; i++) {
+            const pd__result_t *res = &r->results[i];
+            const pd_hist_t *h = res->hist;
+            fprintf(out, "%-16s %10llu %12.0f %9.1f %9.1f %9.1f %9.1f %10.1f %10.1f %8llu  %s\n",
+                    res->name, (unsigned long long)h->count, ops_per_s(res),
+                    us(pd_hist_percentile(h, 50)), us(pd_hist_percentile(h, 90)),
+                    us(pd_hist_percentile(h, 99)), us(pd_hist_percentile(h, 99.9)),
+                    us(pd_hist_percentile(h, 99.99)), us(h->max), (unsigned long long)res->errors,
+                    res->note);
+        }
+        if (r->extra[0]) fprintf(out, "%s\n", r->extra + 1);
+        return;
+    }
     fprintf(out, "%-12s %10s %12s %9s %9s %9s %9s %10s  %s\n", "case", "count", "ops/s", "p50 us",
             "p90 us", "p99 us", "p99.9 us", "max us", "what");
     for (size_t i = 0; i < r->n_results; i++) {
@@ -128,6 +146,35 @@ void pd__report_print(const pd__report_t *r, FILE *out) {
                 us(pd_hist_percentile(h, 99.9)), us(h->max), res->note);
     }
     if (r->extra[0]) fprintf(out, "%s\n", r->extra + 1);
+}
+
+bool pd__bench_isatty(FILE *f) {
+    return isatty(fileno(f)) == 1;
+}
+
+void pd__bench_rng_seed(pd__bench_rng_t *r, uint64_t seed) {
+    r->s = pd__bench_mix64(seed, 0x6A09E667F3BCC909ULL);
+    if (!r->s) r->s = 0x9E3779B97F4A7C15ULL;
+}
+
+uint64_t pd__bench_rng_next(pd__bench_rng_t *r) {
+    uint64_t x = r->s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    r->s = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+double pd__bench_rng_unit(pd__bench_rng_t *r) {
+    return (double)(pd__bench_rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+uint64_t pd__bench_mix64(uint64_t a, uint64_t b) {
+    uint64_t z = a + 0x9E3779B97F4A7C15ULL * (b + 1);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
 }
 
 bool pd__bench_selected(const char *filter, const char *name) {

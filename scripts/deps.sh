@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang-format
       libuv1-dev libjemalloc-dev libmsgpack-dev libxxhash-dev libcriterion-dev libinih-dev
-      python3 python3-msgpack)
+      libpq-dev python3 python3-msgpack)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,1253 @@
+/* compare.c -- `paidan-bench compare`: one nearby workload, one county, in
+ * one run, against what a team would otherwise build on: Redis GEOSEARCH
+ * and PostgreSQL + PostGIS. paidan runs in-process (the reference answer)
+ * and over TCP when a paidan-server is reachable.
+ *
+ * The query: the k volunteers with the smallest ETA among those who have
+ * every skill asked for, whose weekly schedule covers the service window,
+ * who are online with capacity left, and who can arrive within the budget
+ * (15 minutes) by their own travel mode. ETA = straight-line distance x
+ * detour / speed of the mode. One client, one query at a time; latency is
+ * the whole client-side operation, round trips and client-side filtering
+ * included.
+ *
+ * How the rivals answer it, the way a team would write it:
+ *  - Redis: one geo key per skill (plus one with everybody) and a hash per
+ *    volunteer (mode, status, capacity, skills, schedule). GEOSEARCH the
+ *    key of one required skill within the largest possible radius (the
+ *    fastest mode's reach), nearest first, COUNT C, WITHDIST; then one
+ *    pipelined HMGET per candidate and the filters and ETA on the client.
+ *  - PostGIS: a table with a geography column under a GiST index; the
+ *    attribute filters and ST_DWithin (the largest reach) in SQL, the C
+ *    nearest by KNN (`<->`), then ETA <= budget, ordered by ETA, LIMIT k.
+ * Both take C candidates nearest by distance (default 50) and widen C
+ * four-fold while the candidates ran out before k qualified; because ETA
+ * order is not distance order (a car 5 km away beats a walker 1.5 km
+ * away), their answers can still differ from the exact one, and the
+ * report gives each system's agreement with paidan's in-process answer.
+ *
+ * Redis is spoken in raw RESP over a socket (no client library needed);
+ * PostgreSQL through libpq when it was found at build time. A system that
+ * is not running is skipped with a message.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#ifdef PD_HAVE_LIBPQ
+#include <libpq-fe.h>
+#endif
+
+#include "bench.h"
+#include "county.h"
+#include "paidan/engine.h"
+#include "plot.h"
+
+#define MAX_K 100
+
+typedef struct cmp_opts_s {
+    uint64_t volunteers;
+    uint64_t queries;
+    uint64_t seed;
+    uint32_t k;
+    uint32_t candidates;
+    double budget_s;
+    const char *host;
+    uint16_t port;
+    const char *token;
+    bool no_load;
+    const char *redis;
+    const char *pg;
+    char systems[128];
+    bool json;
+    bool quiet;
+    const char *plot_dir;
+} cmp_opts_t;
+
+/* One query of the workload. */
+typedef struct cq_s {
+    pd_latlng_t at;
+    uint64_t skills;
+    int64_t start_ms;
+    int32_t duration_min;
+    pd_week_t need;
+} cq_t;
+
+/* What one system did. */
+typedef struct sys_s {
+    const char *name;
+    bool ran;
+    char skipped[1024]; /* why not, when !ran */
+    pd_hist_t *hist;    /* ns per query */
+    double wall_s;
+    double load_s;    /* loading the county */
+    double agreement; /* mean |answer & reference| / |reference| */
+    uint64_t errors;
+    uint64_t widened; /* queries that needed more candidates */
+} sys_t;
+
+/* Answers: k ids per query. */
+typedef struct answers_s {
+    uint64_t *ids; /* [queries * k] */
+    uint8_t *n;    /* [queries] */
+} answers_t;
+
+static void cmp_usage(FILE *out) {
+    fprintf(out,
+            "usage: paidan-bench compare [options]\n"
+            "  -n, --volunteers N     county size (default 100000)\n"
+            "  -q, --queries Q        queries per system (default 10000)\n"
+            "  -s, --seed S           county and query seed (default 1)\n"
+            "  -k, --k K              volunteers per answer (default 10, <= 100)\n"
+            "      --candidates C     Redis/PostGIS: nearest candidates fetched first\n"
+            "                         (default 50; widened x4 when they run out)\n"
+            "      --systems LIST     paidan,redis,postgis (default all; paidan in-process\n"
+            "                         always runs: it is the reference)\n"
+            "  -H, --host HOST        paidan-server (default 127.0.0.1)\n"
+            "  -p, --port PORT        paidan-server port (default 7411)\n"
+            "  -a, --auth TOKEN       paidan-server token (default $PAIDAN_TOKEN)\n"
+            "      --no-load          the server already holds this county\n"
+            "      --redis HOST:PORT  Redis (default 127.0.0.1:6379)\n"
+            "      --pg CONNINFO      PostgreSQL with PostGIS (default\n"
+            "                         'host=127.0.0.1 port=5432 user=postgres dbname=postgres')\n"
+            "      --json             one JSON object instead of the table\n"
+            "      --plot DIR         write charts (gnuplot) and their data into DIR\n"
+            "      --quiet            no progress on stderr\n"
+            "  -h, --help             this text\n"
+            "scripts/compare.sh installs, starts and stops Redis and PostgreSQL + PostGIS.\n");
+}
+
+__attribute__((format(printf, 2, 3))) static void say(const cmp_opts_t *o, const char *fmt, ...) {
+    if (o->quiet) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "compare: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+}
+
+/* ------------------------------------------------------------- reference */
+
+static double speed_mps(const pd_engine_config_t *cfg, unsigned mode) {
+    return cfg->index.speed_kmh[mode < PD_MODE__COUNT ? mode : 0] / 3.6;
+}
+
+static double max_reach_m(const pd_engine_config_t *cfg, double budget_s) {
+    double best = 0;
+    for (unsigned m = 0; m < PD_MODE__COUNT; m++)
+        if (speed_mps(cfg, m) > best) best = speed_mps(cfg, m);
+    return budget_s * best / cfg->index.detour;
+}
+
+static double agreement_one(const uint64_t *ref, size_t nref, const uint64_t *got, size_t ngot) {
+    if (nref == 0) return ngot == 0 ? 1.0 : 0.0;
+    size_t same = 0;
+    for (size_t i = 0; i < nref; i++)
+        for (size_t j = 0; j < ngot; j++)
+            if (ref[i] == got[j]) {
+                same++;
+                break;
+            }
+    return (double)same / (double)nref;
+}
+
+static void score(sys_t *s, const answers_t *ref, const answers_t *got, size_t nq, uint32_t k) {
+    double sum = 0;
+    for (size_t i = 0; i < nq; i++)
+        sum += agreement_one(&ref->ids[i * k], ref->n[i], &got->ids[i * k], got->n[i]);
+    s->agreement = nq ? sum / (double)nq : 0;
+}
+
+static void run_inproc(const cmp_opts_t *o, pd_engine_t *e, const cq_t *qs, sys_t *s,
+                       answers_t *ans) {
+    pd_hit_t hits[MAX_K];
+    uint64_t w0 = pd__bench_now_ns();
+    for (size_t i = 0; i < o->queries; i++) {
+        pd_query_t q;
+        memset(&q, 0, sizeof q);
+        q.at = qs[i].at;
+        q.skills = qs[i].skills;
+        q.need = qs[i].need;
+        q.budget_s = o->budget_s;
+        size_t n = 0;
+        uint64_t t0 = pd__bench_now_ns();
+        pd_err err = pd_index_nearest(pd_engine_get_index(e), &q, o->k, hits, &n);
+        uint64_t t1 = pd__bench_now_ns();
+        pd_hist_record(s->hist, t1 - t0);
+        if (err) s->errors++;
+        ans->n[i] = (uint8_t)n;
+        for (size_t j = 0; j < n; j++) ans->ids[i * o->k + j] = hits[j].id;
+    }
+    s->wall_s = (double)(pd__bench_now_ns() - w0) / 1e9;
+    s->ran = true;
+}
+
+/* ---------------------------------------------------------- paidan (TCP) */
+
+static void pack_query(msgpack_packer *pk, const cmp_opts_t *o, const cq_t *q,
+                       const pd__names_t *names) {
+    msgpack_pack_map(pk, 8);
+    msgpack_pack_str(pk, 3);
+    msgpack_pack_str_body(pk, "lat", 3);
+    msgpack_pack_double(pk, q->at.lat / 1e6);
+    msgpack_pack_str(pk, 3);
+    msgpack_pack_str_body(pk, "lon", 3);
+    msgpack_pack_double(pk, q->at.lon / 1e6);
+    msgpack_pack_str(pk, 6);
+    msgpack_pack_str_body(pk, "skills", 6);
+    pd__pack_skills(pk, q->skills, names);
+    msgpack_pack_str(pk, 1);
+    msgpack_pack_str_body(pk, "k", 1);
+    msgpack_pack_uint32(pk, o->k);
+    msgpack_pack_str(pk, 7);
+    msgpack_pack_str_body(pk, "minutes", 7);
+    msgpack_pack_double(pk, o->budget_s / 60.0);
+    msgpack_pack_str(pk, 5);
+    msgpack_pack_str_body(pk, "start", 5);
+    msgpack_pack_int64(pk, q->start_ms);
+    msgpack_pack_str(pk, 12);
+    msgpack_pack_str_body(pk, "duration_min", 12);
+    msgpack_pack_int32(pk, q->duration_min);
+    msgpack_pack_str(pk, 6);
+    msgpack_pack_str_body(pk, "policy", 6);
+    msgpack_pack_str(pk, 7);
+    msgpack_pack_str_body(pk, "nearest", 7);
+}
+
+static void run_paidan(const cmp_opts_t *o, const pd__county_t *c, const cq_t *qs, sys_t *s,
+                       answers_t *ans) {
+    pd_client_t *cl = NULL;
+    char why[256];
+    if (pd__bench_connect(o->host, o->port, o->token, &cl, why, sizeof why)) {
+        snprintf(s->skipped, sizeof s->skipped,
+                 "paidan-server not reachable (%.200s); start one with paidan-server --port %u",
+                 why, (unsigned)o->port);
+        return;
+    }
+    pd__names_t names;
+    if (pd__names_from_server(cl, &names, why, sizeof why)) {
+        snprintf(s->skipped, sizeof s->skipped, "paidan-server: %.200s", why);
+        pd_client_destroy(cl);
+        return;
+    }
+    if (!o->no_load) {
+        say(o, "%s: loading the county with volunteer.upsert", "paidan");
+        uint64_t l0 = pd__bench_now_ns();
+        if (pd__county_upload(cl, c, &names, false, why, sizeof why)) {
+            snprintf(s->skipped, sizeof s->skipped, "paidan-server: loading failed: %.200s", why);
+            pd_client_destroy(cl);
+            return;
+        }
+        s->load_s = (double)(pd__bench_now_ns() - l0) / 1e9;
+    }
+    say(o, "%s: querying", "paidan");
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    uint64_t w0 = pd__bench_now_ns();
+    for (size_t i = 0; i < o->queries; i++) {
+        sb.size = 0;
+        pack_query(&pk, o, &qs[i], &names);
+        pd_msg_t m;
+        uint64_t t0 = pd__bench_now_ns();
+        pd_err err = pd_client_call(cl, "match.nearby", sb.data, sb.size, &m);
+        uint64_t t1 = pd__bench_now_ns();
+        if (err) {
+            snprintf(s->skipped, sizeof s->skipped, "paidan-server: %s", pd_client_last_error(cl));
+            break;
+        }
+        pd_hist_record(s->hist, t1 - t0);
+        ans->n[i] = 0;
+        if (m.code || m.result.type != MSGPACK_OBJECT_ARRAY) {
+            s->errors++;
+            continue;
+        }
+        for (uint32_t j = 0; j < m.result.via.array.size && j < o->k; j++) {
+            const msgpack_object *id = pd_client_map_get(&m.result.via.array.ptr[j], "id");
+            if (id && id->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                ans->ids[i * o->k + ans->n[i]++] = id->via.u64;
+        }
+    }
+    s->wall_s = (double)(pd__bench_now_ns() - w0) / 1e9;
+    s->ran = !s->skipped[0];
+    msgpack_sbuffer_destroy(&sb);
+    pd_client_destroy(cl);
+}
+
+/* ------------------------------------------------------------ RESP client */
+
+/* A RESP value; children of an array are contiguous nodes from `first`. */
+typedef struct rv_s {
+    char t;        /* '+', '-', ':', '$', '*', or 'n' (nil) */
+    long long n;   /* integer, or element count */
+    const char *s; /* string (into the read buffer) */
+    size_t len;
+    size_t first; /* array: index of the first element */
+} rv_t;
+
+typedef struct resp_s {
+    int fd;
+    char *w; /* commands not yet sent */
+    size_t wlen, wcap;
+    char *r; /* bytes received */
+    size_t rlen, rpos, rcap;
+    rv_t *nodes; /* the last reply parsed */
+    size_t n_nodes, cap_nodes;
+    bool broken;
+} resp_t;
+
+static int resp_connect(resp_t *c, const char *hostport, char *why, size_t cap) {
+    memset(c, 0, sizeof *c);
+    c->fd = -1;
+    char host[256];
+    snprintf(host, sizeof host, "%s", hostport);
+    char *colon = strrchr(host, ':');
+    const char *port = "6379";
+    if (colon) {
+        *colon = '\0';
+        port = colon + 1;
+    }
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, port, &hints, &res) != 0) {
+        snprintf(why, cap, "cannot resolve %s", hostport);
+        return -1;
+    }
+    int err = 0;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        c->fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+        if (c->fd < 0) continue;
+        if (connect(c->fd, ai->ai_addr, ai->ai_addrlen) == 0) break;
+        err = errno;
+        close(c->fd);
+        c->fd = -1;
+    }
+    freeaddrinfo(res);
+    if (c->fd < 0) {
+        snprintf(why, cap, "cannot connect to %s: %s", hostport, strerror(err));
+        return -1;
+    }
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct timeval tv = {30, 0};
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return 0;
+}
+
+static void resp_close(resp_t *c) {
+    if (c->fd >= 0) close(c->fd);
+    free(c->w);
+    free(c->r);
+    free(c->nodes);
+    memset(c, 0, sizeof *c);
+    c->fd = -1;
+}
+
+static void wput(resp_t *c, const void *p, size_t n) {
+    if (c->wlen + n > c->wcap) {
+        size_t cap = c->wcap ? c->wcap : 65536;
+        while (cap < c->wlen + n) cap *= 2;
+        char *w = realloc(c->w, cap);
+        if (!w) {
+            c->broken = true;
+            return;
+        }
+        c->w = w;
+        c->wcap = cap;
+    }
+    memcpy(c->w + c->wlen, p, n);
+    c->wlen += n;
+}
+
+/* Queue a command of argc strings (NUL-terminated). */
+static void resp_cmd(resp_t *c, int argc, const char *const *argv) {
+    char hdr[32];
+    int n = snprintf(hdr, sizeof hdr, "*%d\r\n", argc);
+    wput(c, hdr, (size_t)n);
+    for (int i = 0; i < argc; i++) {
+        size_t len = strlen(argv[i]);
+        n = snprintf(hdr, sizeof hdr, "$%zu\r\n", len);
+        wput(c, hdr, (size_t)n);
+        wput(c, argv[i], len);
+        wput(c, "\r\n", 2);
+    }
+}
+
+static int resp_flush(resp_t *c) {
+    size_t off = 0;
+    while (off < c->wlen) {
+        ssize_t n = write(c->fd, c->w + off, c->wlen - off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            c->broken = true;
+            return -1;
+        }
+        off += (size_t)n;
+    }
+    c->wlen = 0;
+    return 0;
+}
+
+/* Where the reply starting at p ends (index past it), 0 if incomplete,
+ * -1 if malformed. */
+static long resp_scan(const char *buf, size_t len, size_t p) {
+    if (p >= len) return 0;
+    const char *nl = memchr(buf + p, '\n', len - p);
+    if (!nl) return 0;
+    size_t line_end = (size_t)(nl - buf) + 1;
+    char t = buf[p];
+    long long n = strtoll(buf + p + 1, NULL, 10);
+    switch (t) {
+        case '+':
+        case '-':
+        case ':':
+            return (long)line_end;
+        case '$':
+            if (n < 0) return (long)line_end;
+            return line_end + (size_t)n + 2 <= len ? (long)(line_end + (size_t)n + 2) : 0;
+        case '*': {
+            size_t q = line_end;
+            for (long long i = 0; i < n; i++) {
+                long e = resp_scan(buf, len, q);
+                if (e <= 0) return e;
+                q = (size_t)e;
+            }
+            return (long)q;
+        }
+        default:
+            return -1;
+    }
+}
+
+static size_t node_new(resp_t *c, size_t count) {
+    if (c->n_nodes + count > c->cap_nodes) {
+        size_t cap = c->cap_nodes ? c->cap_nodes : 256;
+        while (cap < c->n_nodes + count) cap *= 2;
+        rv_t *nn = realloc(c->nodes, cap * sizeof *nn);
+        if (!nn) {
+            c->broken = true;
+            return SIZE_MAX;
+        }
+        c->nodes = nn;
+        c->cap_nodes = cap;
+    }
+    size_t at = c->n_nodes;
+    c->n_nodes += count;
+    return at;
+}
+
+/* Parse a complete reply at *p into node `at`. */
+static void resp_parse(resp_t *c, size_t *p, size_t at) {
+    const char *buf = c->r;
+    const char *nl = memchr(buf + *p, '\n', c->rlen - *p);
+    size_t line_end = (size_t)(nl - buf) + 1;
+    rv_t v;
+    memset(&v, 0, sizeof v);
+    v.t = buf[*p];
+    v.n = strtoll(buf + *p + 1, NULL, 10);
+    if (v.t == '+' || v.t == '-') {
+        v.s = buf + *p + 1;
+        v.len = line_end - *p - 3;
+        *p = line_end;
+    } else if (v.t == ':') {
+        *p = line_end;
+    } else if (v.t == '$') {
+        if (v.n < 0) {
+            v.t = 'n';
+            *p = line_end;
+        } else {
+            v.s = buf + line_end;
+            v.len = (size_t)v.n;
+            *p = line_end + (size_t)v.n + 2;
+        }
+    } else {
+        *p = line_end;
+        if (v.n < 0) {
+            v.t = 'n';
+        } else {
+            v.first = node_new(c, (size_t)v.n);
+            if (v.first == SIZE_MAX) return;
+            for (long long i = 0; i < v.n && !c->broken; i++) resp_parse(c, p, v.first + (size_t)i);
+        }
+    }
+    c->nodes[at] = v;
+}
+
+/* Read the next reply; it is c->nodes[0] until the next read. */
+static const rv_t *resp_read(resp_t *c) {
+    for (;;) {
+        long end = resp_scan(c->r, c->rlen, c->rpos);
+        if (end < 0) {
+            c->broken = true;
+            return NULL;
+        }
+        if (end > 0) {
+            size_t p = c->rpos;
+            c->n_nodes = 0;
+            size_t root = node_new(c, 1);
+            if (root == SIZE_MAX) return NULL;
+            resp_parse(c, &p, root);
+            c->rpos = (size_t)end;
+            return c->broken ? NULL : &c->nodes[0];
+        }
+        if (c->rpos > 0) {
+            memmove(c->r, c->r + c->rpos, c->rlen - c->rpos);
+            c->rlen -= c->rpos;
+            c->rpos = 0;
+        }
+        if (c->rlen == c->rcap) {
+            size_t cap = c->rcap ? c->rcap * 2 : 65536;
+            char *r = realloc(c->r, cap);
+            if (!r) {
+                c->broken = true;
+                return NULL;
+            }
+            c->r = r;
+            c->rcap = cap;
+        }
+        ssize_t n = read(c->fd, c->r + c->rlen, c->rcap - c->rlen);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            c->broken = true;
+            return NULL;
+        }
+        c->rlen += (size_t)n;
+    }
+}
+
+/* ------------------------------------------------------------------ Redis */
+
+typedef struct cand_s {
+    uint64_t id;
+    double eta;
+} cand_t;
+
+static int cmp_cand(const void *a, const void *b) {
+    const cand_t *x = a, *y = b;
+    if (x->eta != y->eta) return x->eta < y->eta ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static void hex_week(const pd_week_t *w, char *out, size_t cap) {
+    snprintf(out, cap, "%llx:%llx:%llx", (unsigned long long)w->bits[0],
+             (unsigned long long)w->bits[1], (unsigned long long)w->bits[2]);
+}
+
+static bool redis_load(resp_t *c, const pd__county_t *cty, char *why, size_t cap) {
+    const char *del[66];
+    char keys[65][16];
+    del[0] = "DEL";
+    for (int b = 0; b < 64; b++) {
+        snprintf(keys[b], sizeof keys[b], "pdb:s:%d", b);
+        del[1 + b] = keys[b];
+    }
+    snprintf(keys[64], sizeof keys[64], "pdb:all");
+    del[65] = keys[64];
+    resp_cmd(c, 66, del);
+    size_t pending = 1;
+    for (size_t i = 0; i < cty->n; i++) {
+        const pd_volunteer_t *v = &cty->vols[i];
+        char lon[32], lat[32], id[32], hkey[40], mode[8], st[8], capb[8], sk[32], wk[64];
+        snprintf(lon, sizeof lon, "%.6f", v->pos.lon / 1e6);
+        snprintf(lat, sizeof lat, "%.6f", v->pos.lat / 1e6);
+        snprintf(id, sizeof id, "%llu", (unsigned long long)v->id);
+        snprintf(hkey, sizeof hkey, "pdb:v:%llu", (unsigned long long)v->id);
+        snprintf(mode, sizeof mode, "%u", v->mode);
+        snprintf(st, sizeof st, "%u", v->status);
+        snprintf(capb, sizeof capb, "%u", v->capacity);
+        snprintf(sk, sizeof sk, "%llx", (unsigned long long)v->skills);
+        hex_week(&v->week, wk, sizeof wk);
+        const char *ga[5] = {"GEOADD", keys[64], lon, lat, id};
+        resp_cmd(c, 5, ga);
+        pending++;
+        for (int b = 0; b < 64; b++) {
+            if (!(v->skills >> b & 1)) continue;
+            ga[1] = keys[b];
+            resp_cmd(c, 5, ga);
+            pending++;
+        }
+        const char *hs[12] = {"HSET", hkey, "m", mode, "s", st, "c", capb, "k", sk, "w", wk};
+        resp_cmd(c, 12, hs);
+        pending++;
+        if (pending >= 4000 || i + 1 == cty->n) {
+            if (resp_flush(c)) break;
+            for (; pending > 0; pending--) {
+                const rv_t *r = resp_read(c);
+                if (!r) break;
+                if (r->t == '-') {
+                    snprintf(why, cap, "Redis: %.*s", (int)(r->len > 200 ? 200 : r->len), r->s);
+                    return false;
+                }
+            }
+        }
+        if (c->broken) break;
+    }
+    if (c->broken) snprintf(why, cap, "Redis connection lost while loading");
+    return !c->broken;
+}
+
+static bool redis_query(resp_t *c, const cmp_opts_t *o, const pd_engine_config_t *cfg,
+                        const cq_t *q, double rmax, uint64_t *ids, uint8_t *n_out,
+                        uint64_t *widened) {
+    char key[16], lon[32], lat[32], rad[32], cnt[16];
+    int bit = q->skills ? __builtin_ctzll(q->skills) : -1;
+    if (bit >= 0)
+        snprintf(key, sizeof key, "pdb:s:%d", bit);
+    else
+        snprintf(key, sizeof key, "pdb:all");
+    snprintf(lon, sizeof lon, "%.6f", q->at.lon / 1e6);
+    snprintf(lat, sizeof lat, "%.6f", q->at.lat / 1e6);
+    snprintf(rad, sizeof rad, "%.1f", rmax);
+    static cand_t *cands;
+    static size_t cap_cands;
+    uint64_t count = o->candidates;
+    for (;;) {
+        snprintf(cnt, sizeof cnt, "%llu", (unsigned long long)count);
+        const char *gs[12] = {"GEOSEARCH", key, "FROMLONLAT", lon,     lat, "BYRADIUS",
+                              rad,         "m", "ASC",        "COUNT", cnt, "WITHDIST"};
+        resp_cmd(c, 12, gs);
+        if (resp_flush(c)) return false;
+        const rv_t *r = resp_read(c);
+        if (!r || r->t != '*') return false;
+        size_t found = (size_t)r->n;
+        if (found > cap_cands) {
+            cand_t *nc = realloc(cands, found * sizeof *nc);
+            if (!nc) return false;
+            cands = nc;
+            cap_cands = found;
+        }
+        /* Copy ids and distances out before the next read reuses the buffer. */
+        for (size_t i = 0; i < found; i++) {
+            const rv_t *pair = &c->nodes[r->first + i];
+            const rv_t *mem = &c->nodes[pair->first];
+            const rv_t *dist = &c->nodes[pair->first + 1];
+            cands[i].id = strtoull(mem->s, NULL, 10);
+            cands[i].eta = strtod(dist->s, NULL);
+        }
+        for (size_t i = 0; i < found; i++) {
+            char hkey[40];
+            snprintf(hkey, sizeof hkey, "pdb:v:%llu", (unsigned long long)cands[i].id);
+            const char *hm[7] = {"HMGET", hkey, "m", "s", "c", "k", "w"};
+            resp_cmd(c, 7, hm);
+        }
+        if (found && resp_flush(c)) return false;
+        size_t ok = 0;
+        for (size_t i = 0; i < found; i++) {
+            const rv_t *h = resp_read(c);
+            if (!h || h->t != '*' || h->n != 5) return false;
+            const rv_t *f = &c->nodes[h->first];
+            if (f[0].t != '$' || f[1].t != '$' || f[3].t != '$' || f[4].t != '$') continue;
+            unsigned mode = (unsigned)strtoul(f[0].s, NULL, 10);
+            unsigned st = (unsigned)strtoul(f[1].s, NULL, 10);
+            uint64_t sk = strtoull(f[3].s, NULL, 16);
+            pd_week_t w;
+            char *e = NULL;
+            w.bits[0] = strtoull(f[4].s, &e, 16);
+            w.bits[1] = strtoull(e + 1, &e, 16);
+            w.bits[2] = strtoull(e + 1, NULL, 16);
+            if (st != PD_STATUS_ONLINE) continue;
+            if ((sk & q->skills) != q->skills) continue;
+            if (!pd_week_covers(&w, &q->need)) continue;
+            double eta = cands[i].eta * cfg->index.detour / speed_mps(cfg, mode);
+            if (eta > o->budget_s) continue;
+            cands[ok].id = cands[i].id;
+            cands[ok].eta = eta;
+            ok++;
+        }
+        if (ok < o->k && found == count && count < 1000000) {
+            count *= 4;
+            (*widened)++;
+            continue;
+        }
+        qsort(cands, ok, sizeof *cands, cmp_cand);
+        size_t n = ok < o->k ? ok : o->k;
+        for (size_t i = 0; i < n; i++) ids[i] = cands[i].id;
+        *n_out = (uint8_t)n;
+        return true;
+    }
+}
+
+static void run_redis(const cmp_opts_t *o, const pd_engine_config_t *cfg, const pd__county_t *cty,
+                      const cq_t *qs, sys_t *s, answers_t *ans) {
+    resp_t c;
+    char why[256];
+    if (resp_connect(&c, o->redis, why, sizeof why)) {
+        snprintf(s->skipped, sizeof s->skipped,
+                 "Redis not running at %.100s (%.200s); scripts/compare.sh start", o->redis, why);
+        resp_close(&c);
+        return;
+    }
+    const char *ping[1] = {"PING"};
+    resp_cmd(&c, 1, ping);
+    const rv_t *r = resp_flush(&c) ? NULL : resp_read(&c);
+    if (!r || r->t == '-') {
+        snprintf(s->skipped, sizeof s->skipped, "Redis at %s does not answer PING", o->redis);
+        resp_close(&c);
+        return;
+    }
+    say(o, "%s: loading the county (GEOADD per skill, HSET per volunteer)", "redis");
+    uint64_t l0 = pd__bench_now_ns();
+    if (!redis_load(&c, cty, why, sizeof why)) {
+        snprintf(s->skipped, sizeof s->skipped, "%.200s", why);
+        resp_close(&c);
+        return;
+    }
+    s->load_s = (double)(pd__bench_now_ns() - l0) / 1e9;
+    say(o, "%s: querying", "redis");
+    double rmax = max_reach_m(cfg, o->budget_s);
+    uint64_t w0 = pd__bench_now_ns();
+    for (size_t i = 0; i < o->queries; i++) {
+        uint64_t t0 = pd__bench_now_ns();
+        bool ok =
+            redis_query(&c, o, cfg, &qs[i], rmax, &ans->ids[i * o->k], &ans->n[i], &s->widened);
+        uint64_t t1 = pd__bench_now_ns();
+        if (!ok) {
+            snprintf(s->skipped, sizeof s->skipped, "Redis: query failed (connection or reply)");
+            break;
+        }
+        pd_hist_record(s->hist, t1 - t0);
+    }
+    s->wall_s = (double)(pd__bench_now_ns() - w0) / 1e9;
+    s->ran = !s->skipped[0];
+    resp_close(&c);
+}
+
+/* ---------------------------------------------------------------- PostGIS */
+
+#ifdef PD_HAVE_LIBPQ
+static bool pg_exec(PGconn *db, const char *sql, char *why, size_t cap) {
+    PGresult *r = PQexec(db, sql);
+    ExecStatusType st = PQresultStatus(r);
+    bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+    if (!ok) snprintf(why, cap, "%s", PQerrorMessage(db));
+    PQclear(r);
+    return ok;
+}
+
+static void pg_quiet(void *ud, const char *msg) {
+    (void)ud;
+    (void)msg;
+}
+
+static bool pg_load(PGconn *db, const pd__county_t *cty, char *why, size_t cap) {
+    PQsetNoticeProcessor(db, pg_quiet, NULL);
+    if (!pg_exec(db, "CREATE EXTENSION IF NOT EXISTS postgis", why, cap)) return false;
+    if (!pg_exec(db,
+                 "DROP TABLE IF EXISTS pdb_volunteers;"
+                 "CREATE TABLE pdb_volunteers (id bigint PRIMARY KEY,"
+                 " g geography(Point, 4326) NOT NULL, skills bigint NOT NULL,"
+                 " status smallint NOT NULL, mode smallint NOT NULL, capacity smallint NOT NULL,"
+                 " load smallint NOT NULL DEFAULT 0, w0 bigint NOT NULL, w1 bigint NOT NULL,"
+                 " w2 bigint NOT NULL)",
+                 why, cap))
+        return false;
+    PGresult *r = PQexec(db,
+                         "COPY pdb_volunteers (id, g, skills, status, mode, capacity, w0, w1, w2)"
+                         " FROM STDIN");
+    if (PQresultStatus(r) != PGRES_COPY_IN) {
+        snprintf(why, cap, "%s", PQerrorMessage(db));
+        PQclear(r);
+        return false;
+    }
+    PQclear(r);
+    char line[512];
+    for (size_t i = 0; i < cty->n; i++) {
+        const pd_volunteer_t *v = &cty->vols[i];
+        int n = snprintf(line, sizeof line,
+                         "%llu\tSRID=4326;POINT(%.6f %.6f)\t%lld\t%u\t%u\t%u\t%lld\t%lld\t%lld\n",
+                         (unsigned long long)v->id, v->pos.lon / 1e6, v->pos.lat / 1e6,
+                         (long long)v->skills, v->status, v->mode, v->capacity,
+                         (long long)v->week.bits[0], (long long)v->week.bits[1],
+                         (long long)v->week.bits[2]);
+        if (PQputCopyData(db, line, n) != 1) break;
+    }
+    if (PQputCopyEnd(db, NULL) != 1) {
+        snprintf(why, cap, "%s", PQerrorMessage(db));
+        return false;
+    }
+    r = PQgetResult(db);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok) snprintf(why, cap, "%s", PQerrorMessage(db));
+    PQclear(r);
+    while ((r = PQgetResult(db))) PQclear(r);
+    if (!ok) return false;
+    return pg_exec(db,
+                   "CREATE INDEX pdb_volunteers_g ON pdb_volunteers USING gist (g);"
+                   "ANALYZE pdb_volunteers",
+                   why, cap);
+}
+
+static void run_postgis(const cmp_opts_t *o, const pd_engine_config_t *cfg, const pd__county_t *cty,
+                        const cq_t *qs, sys_t *s, answers_t *ans) {
+    PGconn *db = PQconnectdb(o->pg);
+    char why[512];
+    if (PQstatus(db) != CONNECTION_OK) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "%s", PQerrorMessage(db));
+        for (char *p = msg; *p; p++)
+            if (*p == '\n') *p = ' ';
+        snprintf(s->skipped, sizeof s->skipped,
+                 "PostgreSQL not reachable (%.200s): %.200s; scripts/compare.sh start", o->pg, msg);
+        PQfinish(db);
+        return;
+    }
+    say(o, "%s: loading the county (COPY, GiST index, ANALYZE)", "postgis");
+    uint64_t l0 = pd__bench_now_ns();
+    if (!pg_load(db, cty, why, sizeof why)) {
+        for (char *p = why; *p; p++)
+            if (*p == '\n') *p = ' ';
+        snprintf(s->skipped, sizeof s->skipped, "PostGIS: %.400s", why);
+        PQfinish(db);
+        return;
+    }
+    s->load_s = (double)(pd__bench_now_ns() - l0) / 1e9;
+    char sql[2048];
+    snprintf(sql, sizeof sql,
+             "SELECT id, eta, n FROM ("
+             " SELECT id, eta, count(*) OVER () AS n FROM ("
+             "  SELECT id, ST_Distance(g, ST_SetSRID(ST_MakePoint($1, $2), 4326)::geography,"
+             "   false) * %.6f / (CASE mode WHEN 0 THEN %.6f WHEN 1 THEN %.6f WHEN 2 THEN %.6f"
+             "   ELSE %.6f END) AS eta"
+             "  FROM pdb_volunteers"
+             "  WHERE ST_DWithin(g, ST_SetSRID(ST_MakePoint($1, $2), 4326)::geography, $3, false)"
+             "   AND (skills & $4) = $4 AND status = 0 AND load < capacity"
+             "   AND (w0 & $5) = $5 AND (w1 & $6) = $6 AND (w2 & $7) = $7"
+             "  ORDER BY g <-> ST_SetSRID(ST_MakePoint($1, $2), 4326)::geography"
+             "  LIMIT $8) c) x"
+             " WHERE eta <= $9 ORDER BY eta, id LIMIT $10",
+             cfg->index.detour, speed_mps(cfg, 0), speed_mps(cfg, 1), speed_mps(cfg, 2),
+             speed_mps(cfg, 3));
+    static const Oid types[10] = {701, 701, 701, 20, 20, 20, 20, 23, 701, 23};
+    PGresult *pr = PQprepare(db, "pdb_nearby", sql, 10, types);
+    if (PQresultStatus(pr) != PGRES_COMMAND_OK) {
+        snprintf(s->skipped, sizeof s->skipped, "PostGIS: prepare: %s", PQerrorMessage(db));
+        PQclear(pr);
+        PQfinish(db);
+        return;
+    }
+    PQclear(pr);
+    say(o, "%s: querying", "postgis");
+    double rmax = max_reach_m(cfg, o->budget_s);
+    uint64_t w0 = pd__bench_now_ns();
+    for (size_t i = 0; i < o->queries && !s->skipped[0]; i++) {
+        const cq_t *q = &qs[i];
+        char a[10][32];
+        snprintf(a[0], 32, "%.6f", q->at.lon / 1e6);
+        snprintf(a[1], 32, "%.6f", q->at.lat / 1e6);
+        snprintf(a[2], 32, "%.1f", rmax);
+        snprintf(a[3], 32, "%lld", (long long)q->skills);
+        snprintf(a[4], 32, "%lld", (long long)q->need.bits[0]);
+        snprintf(a[5], 32, "%lld", (long long)q->need.bits[1]);
+        snprintf(a[6], 32, "%lld", (long long)q->need.bits[2]);
+        snprintf(a[8], 32, "%.3f", o->budget_s);
+        snprintf(a[9], 32, "%u", o->k);
+        const char *vals[10];
+        for (int j = 0; j < 10; j++) vals[j] = a[j];
+        uint64_t count = o->candidates;
+        uint64_t t0 = pd__bench_now_ns();
+        for (;;) {
+            snprintf(a[7], 32, "%llu", (unsigned long long)count);
+            PGresult *r = PQexecPrepared(db, "pdb_nearby", 10, vals, NULL, NULL, 0);
+            if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+                snprintf(s->skipped, sizeof s->skipped, "PostGIS: query: %s", PQerrorMessage(db));
+                PQclear(r);
+                break;
+            }
+            int rows = PQntuples(r);
+            uint64_t inner = rows ? strtoull(PQgetvalue(r, 0, 2), NULL, 10) : 0;
+            if ((uint32_t)rows < o->k && inner == count && count < 1000000) {
+                PQclear(r);
+                count *= 4;
+                s->widened++;
+                continue;
+            }
+            ans->n[i] = (uint8_t)rows;
+            for (int j = 0; j < rows; j++)
+                ans->ids[i * o->k + (size_t)j] = strtoull(PQgetvalue(r, j, 0), NULL, 10);
+            PQclear(r);
+            break;
+        }
+        pd_hist_record(s->hist, pd__bench_now_ns() - t0);
+    }
+    s->wall_s = (double)(pd__bench_now_ns() - w0) / 1e9;
+    s->ran = !s->skipped[0];
+    PQfinish(db);
+}
+#endif
+
+/* ------------------------------------------------------------------- main */
+
+enum { OPT_CAND = 256, OPT_SYSTEMS, OPT_NO_LOAD, OPT_REDIS, OPT_PG, OPT_JSON, OPT_PLOT, OPT_QUIET };
+
+static int parse_opts(int argc, char **argv, cmp_opts_t *o) {
+    static const struct option longs[] = {{"volunteers", required_argument, 0, 'n'},
+                                          {"queries", required_argument, 0, 'q'},
+                                          {"seed", required_argument, 0, 's'},
+                                          {"k", required_argument, 0, 'k'},
+                                          {"candidates", required_argument, 0, OPT_CAND},
+                                          {"systems", required_argument, 0, OPT_SYSTEMS},
+                                          {"host", required_argument, 0, 'H'},
+                                          {"port", required_argument, 0, 'p'},
+                                          {"auth", required_argument, 0, 'a'},
+                                          {"no-load", no_argument, 0, OPT_NO_LOAD},
+                                          {"redis", required_argument, 0, OPT_REDIS},
+                                          {"pg", required_argument, 0, OPT_PG},
+                                          {"json", no_argument, 0, OPT_JSON},
+                                          {"plot", required_argument, 0, OPT_PLOT},
+                                          {"quiet", no_argument, 0, OPT_QUIET},
+                                          {"help", no_argument, 0, 'h'},
+                                          {0, 0, 0, 0}};
+    o->volunteers = 100000;
+    o->queries = 10000;
+    o->seed = 1;
+    o->k = 10;
+    o->candidates = 50;
+    o->budget_s = 900;
+    o->host = "127.0.0.1";
+    o->port = 7411;
+    o->token = getenv("PAIDAN_TOKEN");
+    if (o->token && !*o->token) o->token = NULL;
+    o->redis = "127.0.0.1:6379";
+    o->pg = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3";
+    snprintf(o->systems, sizeof o->systems, "paidan,redis,postgis");
+    optind = 1;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "n:q:s:k:H:p:a:h", longs, NULL)) != -1) {
+        char *e = NULL;
+        unsigned long long u = 0;
+        if (optarg && ch != 'H' && ch != 'a' && ch != OPT_SYSTEMS && ch != OPT_REDIS &&
+            ch != OPT_PG && ch != OPT_PLOT) {
+            u = strtoull(optarg, &e, 10);
+            if (!*optarg || *e || *optarg == '-') {
+                fprintf(stderr, "paidan-bench compare: bad number '%s'\n", optarg);
+                return -1;
+            }
+        }
+        switch (ch) {
+            case 'n':
+                o->volunteers = u;
+                break;
+            case 'q':
+                o->queries = u;
+                break;
+            case 's':
+                o->seed = u;
+                break;
+            case 'k':
+                o->k = (uint32_t)u;
+                break;
+            case OPT_CAND:
+                o->candidates = (uint32_t)u;
+                break;
+            case OPT_SYSTEMS:
+                snprintf(o->systems, sizeof o->systems, "%s", optarg);
+                break;
+            case 'H':
+                o->host = optarg;
+                break;
+            case 'p':
+                o->port = (uint16_t)u;
+                if (u == 0 || u > 65535) {
+                    fprintf(stderr, "paidan-bench compare: bad port '%s'\n", optarg);
+                    return -1;
+                }
+                break;
+            case 'a':
+                o->token = optarg;
+                break;
+            case OPT_NO_LOAD:
+                o->no_load = true;
+                break;
+            case OPT_REDIS:
+                o->redis = optarg;
+                break;
+            case OPT_PG:
+                o->pg = optarg;
+                break;
+            case OPT_JSON:
+                o->json = true;
+                break;
+            case OPT_PLOT:
+                o->plot_dir = optarg;
+                break;
+            case OPT_QUIET:
+                o->quiet = true;
+                break;
+            case 'h':
+                cmp_usage(stdout);
+                exit(0);
+            default:
+                cmp_usage(stderr);
+                return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "paidan-bench compare: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    if (o->volunteers == 0 || o->queries == 0 || o->k == 0 || o->k > MAX_K || o->candidates == 0) {
+        fprintf(stderr,
+                "paidan-bench compare: volunteers, queries, candidates and k (1..%d) "
+                "must be > 0\n",
+                MAX_K);
+        return -1;
+    }
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", o->systems);
+    for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
+        if (strcmp(t, "paidan") && strcmp(t, "redis") && strcmp(t, "postgis")) {
+            fprintf(stderr, "paidan-bench compare: unknown system '%s' (paidan, redis, postgis)\n",
+                    t);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void plot(const cmp_opts_t *o, sys_t *sys, size_t n) {
+    if (!pd__plot_begin(o->plot_dir)) return;
+    const pd_hist_t *hs[4];
+    size_t m = 0;
+    char cols[256] = "";
+    size_t cl = 0;
+    FILE *f = pd__plot_open(o->plot_dir, "compare-summary.dat");
+    if (!f) return;
+    fprintf(f, "# system p50_us p99_us queries_per_s\n");
+    for (size_t i = 0; i < n; i++) {
+        if (!sys[i].ran) continue;
+        hs[m++] = sys[i].hist;
+        cl += (size_t)snprintf(cols + cl, sizeof cols - cl, "%s%s", cl ? "," : "", sys[i].name);
+        fprintf(f, "%s %.3f %.3f %.1f\n", sys[i].name,
+                (double)pd_hist_percentile(sys[i].hist, 50) / 1000.0,
+                (double)pd_hist_percentile(sys[i].hist, 99) / 1000.0,
+                sys[i].wall_s > 0 ? (double)sys[i].hist->count / sys[i].wall_s : 0);
+    }
+    fclose(f);
+    if (pd__plot_percentile_data(o->plot_dir, "compare-percentiles.dat", hs, m)) return;
+    char body[4096];
+    size_t len = (size_t)snprintf(body, sizeof body,
+                                  "set output 'compare-latency.'.ext\n"
+                                  "set title 'paidan-bench compare: nearby query latency'\n"
+                                  "set style data histograms\nset style histogram clustered\n"
+                                  "set style fill solid 0.8 border -1\nset logscale y\n"
+                                  "set ylabel 'latency (us)'\n"
+                                  "plot 'compare-summary.dat' using 2:xtic(1) title 'p50', '' "
+                                  "using 3 title 'p99'\n"
+                                  "set output 'compare-throughput.'.ext\n"
+                                  "set title 'paidan-bench compare: queries per second, one "
+                                  "client'\nset ylabel 'queries/s'\n"
+                                  "plot 'compare-summary.dat' using 4:xtic(1) title 'queries/s'\n"
+                                  "unset logscale\nset style data linespoints\n"
+                                  "set output 'compare-percentiles.'.ext\n"
+                                  "set title 'paidan-bench compare: latency by percentile'\n%s"
+                                  "plot ",
+                                  pd__plot_percentile_axes());
+    size_t col = 3, idx = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!sys[i].ran) continue;
+        len += (size_t)snprintf(body + len, sizeof body - len,
+                                "%s'compare-percentiles.dat' using 2:%zu title '%s'",
+                                idx ? ", " : "", col++, sys[i].name);
+        idx++;
+    }
+    if (len < sizeof body) snprintf(body + len, sizeof body - len, "\n");
+    pd__plot_run(o->plot_dir, "compare", body,
+                 "compare-latency,compare-throughput,compare-percentiles");
+}
+
+int pd__bench_compare(int argc, char **argv) {
+    cmp_opts_t o;
+    memset(&o, 0, sizeof o);
+    if (parse_opts(argc, argv, &o)) return 2;
+
+    pd__county_t cty;
+    say(&o, "generating the county and the queries");
+    if (pd__county_generate(&cty, o.volunteers, o.queries, o.seed)) {
+        fprintf(stderr, "paidan-bench compare: cannot generate the county\n");
+        return 1;
+    }
+    pd_engine_config_t cfg;
+    pd_engine_config_init(&cfg);
+    cfg.policy = PD_POLICY_NEAREST;
+    pd_engine_t *e = NULL;
+    if (pd_engine_create(&cfg, &e)) {
+        pd__county_deinit(&cty);
+        return 1;
+    }
+    sys_t sys[4];
+    memset(sys, 0, sizeof sys);
+    const char *names[4] = {"paidan-inproc", "paidan", "redis", "postgis"};
+    answers_t ans[4];
+    cq_t *qs = calloc(o.queries, sizeof *qs);
+    bool oom = !qs;
+    for (int i = 0; i < 4; i++) {
+        sys[i].name = names[i];
+        sys[i].hist = malloc(sizeof *sys[i].hist);
+        ans[i].ids = calloc(o.queries * o.k, sizeof *ans[i].ids);
+        ans[i].n = calloc(o.queries, 1);
+        oom |= !sys[i].hist || !ans[i].ids || !ans[i].n;
+        if (sys[i].hist) pd_hist_init(sys[i].hist);
+    }
+    int rc = 0;
+    if (oom) {
+        fprintf(stderr, "paidan-bench compare: out of memory\n");
+        rc = 1;
+        goto done;
+    }
+    uint64_t l0 = pd__bench_now_ns();
+    for (size_t i = 0; i < cty.n; i++) {
+        if (pd_engine_volunteer_upsert(e, &cty.vols[i], 0)) {
+            fprintf(stderr, "paidan-bench compare: volunteer %llu refused\n",
+                    (unsigned long long)cty.vols[i].id);
+            rc = 1;
+            goto done;
+        }
+    }
+    sys[0].load_s = (double)(pd__bench_now_ns() - l0) / 1e9;
+    for (size_t i = 0; i < o.queries; i++) {
+        pd_gen_order_t ord;
+        cq_t *q = &qs[i];
+        if (!pd__county_order(&cty, &ord)) {
+            memset(&ord, 0, sizeof ord);
+            pd__county_point(&cty, &ord.pos);
+            ord.start_ms = 1709600400000LL;
+            ord.duration_min = 60;
+        }
+        q->at = ord.pos;
+        q->skills = ord.skills;
+        q->start_ms = ord.start_ms;
+        q->duration_min = ord.duration_min;
+        if (pd_engine_week_window(e, ord.start_ms, ord.duration_min, &q->need))
+            q->need = pd_week_none();
+    }
+
+    say(&o, "%s: querying", "paidan-inproc");
+    run_inproc(&o, e, qs, &sys[0], &ans[0]);
+    bool want[4] = {true, false, false, false};
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", o.systems);
+    for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
+        if (!strcmp(t, "paidan")) want[1] = true;
+        if (!strcmp(t, "redis")) want[2] = true;
+        if (!strcmp(t, "postgis")) want[3] = true;
+    }
+    if (want[1]) run_paidan(&o, &cty, qs, &sys[1], &ans[1]);
+    if (want[2]) run_redis(&o, &cfg, &cty, qs, &sys[2], &ans[2]);
+    if (want[3]) {
+#ifdef PD_HAVE_LIBPQ
+        run_postgis(&o, &cfg, &cty, qs, &sys[3], &ans[3]);
+#else
+        snprintf(sys[3].skipped, sizeof sys[3].skipped,
+                 "built without libpq (install libpq-dev and rebuild)");
+#endif
+    }
+    for (int i = 0; i < 4; i++) {
+        if (want[i] && !sys[i].ran)
+            fprintf(stderr, "compare: skipping %s: %s\n", sys[i].name, sys[i].skipped);
+        if (sys[i].ran) score(&sys[i], &ans[0], &ans[i], o.queries, o.k);
+    }
+
+    /* The report: each system's latency and throughput, and paidan's
+     * ratios against the rivals (over TCP when the server ran). */
+    pd__report_t *rep = calloc(1, sizeof *rep);
+    if (!rep) {
+        rc = 1;
+        goto done;
+    }
+    pd__report_init(rep, "compare", o.json);
+    pd__report_param_num(rep, "volunteers", (double)o.volunteers);
+    pd__report_param_num(rep, "queries", (double)o.queries);
+    pd__report_param_num(rep, "seed", (double)o.seed);
+    pd__report_param_num(rep, "k", o.k);
+    pd__report_param_num(rep, "budget_min", o.budget_s / 60);
+    pd__report_param_num(rep, "candidates", o.candidates);
+    pd__report_param_str(rep, "clients", "1, one query at a time");
+    for (int i = 0; i < 4; i++) {
+        if (!sys[i].ran) continue;
+        char note[96];
+        snprintf(note, sizeof note, "agreement %.1f%%, load %.1f s%s", sys[i].agreement * 100,
+                 sys[i].load_s, i == 0 ? " (reference)" : "");
+        pd__result_t *r = pd__report_add(rep, sys[i].name, note);
+        if (!r) continue;
+        pd_hist_merge(r->hist, sys[i].hist);
+        r->busy_ns = r->wall_ns = (uint64_t)(sys[i].wall_s * 1e9);
+        r->errors = sys[i].errors;
+    }
+    int base = sys[1].ran ? 1 : 0;
+    char extra[4096];
+    size_t el = (size_t)snprintf(extra, sizeof extra, "{\"baseline\":\"%s\"", sys[base].name);
+    for (int i = 2; i < 4; i++) {
+        if (!sys[i].ran) continue;
+        double bp50 = (double)pd_hist_percentile(sys[base].hist, 50);
+        double bp99 = (double)pd_hist_percentile(sys[base].hist, 99);
+        double bq = sys[base].wall_s > 0 ? (double)sys[base].hist->count / sys[base].wall_s : 0;
+        double q = sys[i].wall_s > 0 ? (double)sys[i].hist->count / sys[i].wall_s : 0;
+        el += (size_t)snprintf(
+            extra + el, sizeof extra - el,
+            ",\"%s\":{\"p50\":%.2f,\"p99\":%.2f,\"throughput\":%.2f,"
+            "\"agreement\":%.4f,\"widened\":%llu}",
+            sys[i].name, bp50 > 0 ? (double)pd_hist_percentile(sys[i].hist, 50) / bp50 : 0,
+            bp99 > 0 ? (double)pd_hist_percentile(sys[i].hist, 99) / bp99 : 0, q > 0 ? bq / q : 0,
+            sys[i].agreement, (unsigned long long)sys[i].widened);
+    }
+    snprintf(extra + el, sizeof extra - el, "}");
+    if (o.json) {
+        pd__report_extra(rep, "ratios", extra);
+        char sk[4096];
+        size_t sl = (size_t)snprintf(sk, sizeof sk, "{");
+        bool first = true;
+        for (int i = 0; i < 4; i++) {
+            if (!want[i] || sys[i].ran) continue;
+            char clean[1024];
+            size_t j = 0;
+            for (const char *p = sys[i].skipped; *p && j + 1 < sizeof clean; p++)
+                clean[j++] = (*p == '"' || *p == '\\') ? '\'' : (unsigned char)*p < 0x20 ? ' ' : *p;
+            clean[j] = '\0';
+            sl += (size_t)snprintf(sk + sl, sizeof sk - sl, "%s\"%s\":\"%s\"", first ? "" : ",",
+                                   sys[i].name, clean);
+            first = false;
+        }
+        snprintf(sk + sl, sizeof sk - sl, "}");
+        pd__report_extra(rep, "skipped", sk);
+    }
+    pd__report_print(rep, stdout);
+    if (!o.json) {
+        for (int i = 2; i < 4; i++) {
+            if (!sys[i].ran) continue;
+            double bp50 = (double)pd_hist_percentile(sys[base].hist, 50);
+            double bp99 = (double)pd_hist_percentile(sys[base].hist, 99);
+            double bq = (double)sys[base].hist->count / sys[base].wall_s;
+            double q = (double)sys[i].hist->count / sys[i].wall_s;
+            printf(
+                "%s vs %s: p50 %.1fx, p99 %.1fx slower; %.1fx fewer queries/s "
+                "(%llu queries widened their candidates)\n",
+                sys[i].name, sys[base].name, (double)pd_hist_percentile(sys[i].hist, 50) / bp50,
+                (double)pd_hist_percentile(sys[i].hist, 99) / bp99, bq / q,
+                (unsigned long long)sys[i].widened);
+        }
+    }
+    if (o.plot_dir) plot(&o, sys, 4);
+    pd__report_deinit(rep);
+    free(rep);
+
+done:
+    for (int i = 0; i < 4; i++) {
+        free(sys[i].hist);
+        free(ans[i].ids);
+        free(ans[i].n);
+    }
+    free(qs);
+    pd_engine_destroy(e);
+    pd__county_deinit(&cty);
+    return rc;
+}

@@ -1,0 +1,699 @@
+/* load_cmd.c -- the command line of `paidan-bench load`: options, the
+ * county set-up (generate or read, then volunteer.upsert into the server),
+ * one run or a rate sweep, the report and the charts.
+ *
+ * The sweep finds the highest open-loop rate whose p99 stays under a
+ * bound: a closed-loop run first measures what the server sustains (X),
+ * then open-loop runs bisect [0, X] -- a rate passes when its p99 is under
+ * the bound, it had no errors, and the server kept up (at least 95 % of
+ * the offered rate was answered).
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "bench.h"
+#include "county.h"
+#include "load.h"
+#include "plot.h"
+
+typedef struct load_cmd_s {
+    pd__load_opts_t run;
+    uint64_t volunteers;
+    const char *csv;
+    bool no_load;
+    bool sweep;
+    double p99_max_us;
+    uint32_t sweep_steps;
+    bool json;
+    bool quiet;
+    const char *plot_dir;
+    char mix_text[256];
+} load_cmd_t;
+
+static void load_usage(FILE *out) {
+    fprintf(out,
+            "usage: paidan-bench load [options]\n"
+            "  -H, --host HOST        server address (default 127.0.0.1)\n"
+            "  -p, --port PORT        server port (default 7411)\n"
+            "  -a, --auth TOKEN       send `auth` with this token on every connection\n"
+            "                         (default: $PAIDAN_TOKEN if set)\n"
+            "  -c, --connections N    TCP connections (default 8)\n"
+            "  -P, --pipeline N       requests in flight per connection (default 16)\n"
+            "  -t, --threads N        event-loop threads (default 1)\n"
+            "  -d, --duration SECS    measured time (default 10)\n"
+            "  -N, --requests N       stop after N measured requests instead\n"
+            "  -w, --warmup SECS      unmeasured time first (default 1)\n"
+            "      --drain SECS       wait this long for replies after the end (default 2)\n"
+            "  -R, --rate N           open loop: N requests/s in all, latency from each\n"
+            "                         request's intended send time (default 0 = closed loop)\n"
+            "  -m, --mix SPEC         command mix, e.g. nearby:70,update:25,order:5\n"
+            "                         (commands: ping nearby update get order; default\n"
+            "                         nearby:70,update:25,order:5)\n"
+            "  -n, --volunteers N     generated county size (default 100000)\n"
+            "  -s, --seed S           county and draw seed (default 1)\n"
+            "      --csv FILE         take the county from a volunteers CSV instead\n"
+            "      --no-load          do not upsert the county first (the server already\n"
+            "                         has it, e.g. started with --load-volunteers)\n"
+            "  -k, --k K              match.nearby k (default 10)\n"
+            "      --policy NAME      match.nearby policy: nearest, balanced, rated\n"
+            "                         (default: the server's)\n"
+            "      --spin-us US       open loop: busy-wait the last US before each send\n"
+            "                         instead of sleeping (precise pacing; costs CPU)\n"
+            "      --sweep            find the highest rate whose p99 stays under --p99-max-us\n"
+            "      --p99-max-us US    the sweep's bound (default 1000)\n"
+            "      --sweep-steps N    open-loop runs of the sweep (default 6)\n"
+            "      --json             one JSON object instead of the table\n"
+            "      --plot DIR         write charts (gnuplot) and their data into DIR\n"
+            "      --quiet            no progress on stderr\n"
+            "  -h, --help             this text\n");
+}
+
+static int parse_u64(const char *s, uint64_t *out) {
+    char *e = NULL;
+    if (!s || !*s || *s == '-') return -1;
+    unsigned long long v = strtoull(s, &e, 10);
+    if (*e) return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_num(const char *s, double *out) {
+    char *e = NULL;
+    double v = strtod(s, &e);
+    if (!*s || *e || !(v >= 0) || v > 1e15) return -1;
+    *out = v;
+    return 0;
+}
+
+enum {
+    OPT_DRAIN = 256,
+    OPT_CSV,
+    OPT_NO_LOAD,
+    OPT_SWEEP,
+    OPT_P99,
+    OPT_STEPS,
+    OPT_JSON,
+    OPT_PLOT,
+    OPT_QUIET,
+    OPT_SPIN,
+    OPT_POLICY
+};
+
+static int parse_opts(int argc, char **argv, load_cmd_t *o) {
+    static const struct option longs[] = {{"host", required_argument, 0, 'H'},
+                                          {"port", required_argument, 0, 'p'},
+                                          {"auth", required_argument, 0, 'a'},
+                                          {"connections", required_argument, 0, 'c'},
+                                          {"pipeline", required_argument, 0, 'P'},
+                                          {"threads", required_argument, 0, 't'},
+                                          {"duration", required_argument, 0, 'd'},
+                                          {"requests", required_argument, 0, 'N'},
+                                          {"warmup", required_argument, 0, 'w'},
+                                          {"drain", required_argument, 0, OPT_DRAIN},
+                                          {"rate", required_argument, 0, 'R'},
+                                          {"mix", required_argument, 0, 'm'},
+                                          {"volunteers", required_argument, 0, 'n'},
+                                          {"seed", required_argument, 0, 's'},
+                                          {"csv", required_argument, 0, OPT_CSV},
+                                          {"no-load", no_argument, 0, OPT_NO_LOAD},
+                                          {"k", required_argument, 0, 'k'},
+                                          {"sweep", no_argument, 0, OPT_SWEEP},
+                                          {"p99-max-us", required_argument, 0, OPT_P99},
+                                          {"sweep-steps", required_argument, 0, OPT_STEPS},
+                                          {"json", no_argument, 0, OPT_JSON},
+                                          {"plot", required_argument, 0, OPT_PLOT},
+                                          {"quiet", no_argument, 0, OPT_QUIET},
+                                          {"spin-us", required_argument, 0, OPT_SPIN},
+                                          {"policy", required_argument, 0, OPT_POLICY},
+                                          {"help", no_argument, 0, 'h'},
+                                          {0, 0, 0, 0}};
+    pd__load_opts_init(&o->run);
+    o->run.token = getenv("PAIDAN_TOKEN");
+    if (o->run.token && !*o->run.token) o->run.token = NULL;
+    o->volunteers = 100000;
+    o->p99_max_us = 1000;
+    o->sweep_steps = 6;
+    const char *mix = "nearby:70,update:25,order:5";
+    optind = 1;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "H:p:a:c:P:t:d:N:w:R:m:n:s:k:h", longs, NULL)) != -1) {
+        uint64_t u = 0;
+        double d = 0;
+        int bad = 0;
+        switch (ch) {
+            case 'H':
+                o->run.host = optarg;
+                break;
+            case 'p':
+                bad = parse_u64(optarg, &u) || u == 0 || u > 65535;
+                o->run.port = (uint16_t)u;
+                break;
+            case 'a':
+                o->run.token = optarg;
+                break;
+            case 'c':
+                bad = parse_u64(optarg, &u) || u == 0 || u > 65535;
+                o->run.connections = (uint32_t)u;
+                break;
+            case 'P':
+                bad = parse_u64(optarg, &u) || u == 0 || u > (1u << 20);
+                o->run.pipeline = (uint32_t)u;
+                break;
+            case 't':
+                bad = parse_u64(optarg, &u) || u == 0 || u > 256;
+                o->run.threads = (uint32_t)u;
+                break;
+            case 'd':
+                bad = parse_num(optarg, &d) || d <= 0;
+                o->run.duration_s = d;
+                break;
+            case 'N':
+                bad = parse_u64(optarg, &u) || u == 0;
+                o->run.requests = u;
+                break;
+            case 'w':
+                bad = parse_num(optarg, &d);
+                o->run.warmup_s = d;
+                break;
+            case OPT_DRAIN:
+                bad = parse_num(optarg, &d);
+                o->run.drain_s = d;
+                break;
+            case 'R':
+                bad = parse_num(optarg, &d);
+                o->run.rate = d;
+                break;
+            case 'm':
+                mix = optarg;
+                break;
+            case 'n':
+                bad = parse_u64(optarg, &u) || u == 0;
+                o->volunteers = u;
+                break;
+            case 's':
+                bad = parse_u64(optarg, &u);
+                o->run.seed = u;
+                break;
+            case OPT_CSV:
+                o->csv = optarg;
+                break;
+            case OPT_NO_LOAD:
+                o->no_load = true;
+                break;
+            case 'k':
+                bad = parse_u64(optarg, &u) || u == 0 || u > 1000;
+                o->run.k = (uint32_t)u;
+                break;
+            case OPT_SWEEP:
+                o->sweep = true;
+                break;
+            case OPT_P99:
+                bad = parse_num(optarg, &d) || d <= 0;
+                o->p99_max_us = d;
+                break;
+            case OPT_STEPS:
+                bad = parse_u64(optarg, &u) || u == 0 || u > 20;
+                o->sweep_steps = (uint32_t)u;
+                break;
+            case OPT_JSON:
+                o->json = true;
+                break;
+            case OPT_PLOT:
+                o->plot_dir = optarg;
+                break;
+            case OPT_QUIET:
+                o->quiet = true;
+                break;
+            case OPT_SPIN:
+                bad = parse_num(optarg, &d) || d > 1e6;
+                o->run.spin_us = d;
+                break;
+            case OPT_POLICY:
+                bad = strcmp(optarg, "nearest") && strcmp(optarg, "balanced") &&
+                      strcmp(optarg, "rated");
+                o->run.policy = optarg;
+                break;
+            case 'h':
+                load_usage(stdout);
+                exit(0);
+            default:
+                load_usage(stderr);
+                return -1;
+        }
+        if (bad) {
+            fprintf(stderr, "paidan-bench load: bad value '%s' for -%c\n", optarg,
+                    ch < 256 ? ch : '-');
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "paidan-bench load: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    char why[256];
+    if (pd__mix_parse(mix, &o->run.mix, why, sizeof why)) {
+        fprintf(stderr, "paidan-bench load: %s\n", why);
+        return -1;
+    }
+    pd__mix_to_string(&o->run.mix, o->mix_text, sizeof o->mix_text);
+    o->run.progress = !o->quiet;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- report */
+
+static const char *metric_note(pd__metric m, const load_cmd_t *o) {
+    static char nearby[64];
+    switch (m) {
+        case PD__M_PING:
+            return "bare round trip";
+        case PD__M_NEARBY:
+            snprintf(nearby, sizeof nearby, "%u nearest qualified: skills, window, budget",
+                     o->run.k);
+            return nearby;
+        case PD__M_UPDATE:
+            return "location ping, ~100 m hop";
+        case PD__M_GET:
+            return "one volunteer record";
+        case PD__M_CREATE:
+            return "create + dispatch";
+        case PD__M_ACCEPT:
+            return "accept by the volunteer offered";
+        case PD__M_COMPLETE:
+            return "complete: hours recorded";
+        case PD__M_RATE:
+            return "rate 1..5";
+        case PD__M_ORDER:
+            return "life cycle: create sent to rate answered";
+        case PD__M_ALL:
+            return o->run.rate > 0 ? "every request, from intended send time" : "every request";
+        default:
+            return "";
+    }
+}
+
+static void add_params(pd__report_t *rep, const load_cmd_t *o) {
+    pd__report_param_str(rep, "host", o->run.host);
+    pd__report_param_num(rep, "port", o->run.port);
+    pd__report_param_num(rep, "connections", o->run.connections);
+    pd__report_param_num(rep, "pipeline", o->run.pipeline);
+    pd__report_param_num(rep, "threads", o->run.threads);
+    pd__report_param_str(rep, "loop", o->run.rate > 0 ? "open" : "closed");
+    pd__report_param_num(rep, "rate", o->run.rate);
+    pd__report_param_num(rep, "duration_s", o->run.requests ? 0 : o->run.duration_s);
+    pd__report_param_num(rep, "requests", (double)o->run.requests);
+    pd__report_param_num(rep, "warmup_s", o->run.warmup_s);
+    pd__report_param_str(rep, "mix", o->mix_text);
+    pd__report_param_num(rep, "k", o->run.k);
+    if (o->run.policy) pd__report_param_str(rep, "policy", o->run.policy);
+    if (o->run.spin_us > 0) pd__report_param_num(rep, "spin_us", o->run.spin_us);
+    pd__report_param_num(rep, "seed", (double)o->run.seed);
+    if (o->csv)
+        pd__report_param_str(rep, "county", o->csv);
+    else
+        pd__report_param_num(rep, "volunteers", (double)o->volunteers);
+    pd__report_param_num(rep, "timer_overhead_ns", pd__bench_timer_overhead_ns());
+}
+
+static pd__result_t *add_row(pd__report_t *rep, const char *name, const char *note,
+                             const pd_hist_t *h, uint64_t errors, double secs) {
+    pd__result_t *r = pd__report_add(rep, name, note);
+    if (!r) return NULL;
+    pd_hist_merge(r->hist, h);
+    r->errors = errors;
+    r->busy_ns = r->wall_ns = (uint64_t)(secs * 1e9);
+    return r;
+}
+
+static void add_rows(pd__report_t *rep, const pd__load_out_t *out, const load_cmd_t *o) {
+    for (int m = 0; m < PD__M__COUNT; m++) {
+        if (m == PD__M_ALL) continue;
+        if (!out->hist[m].count && !out->errors[m]) continue;
+        add_row(rep, pd__metric_name((pd__metric)m), metric_note((pd__metric)m, o), &out->hist[m],
+                out->errors[m], out->measured_s);
+    }
+    add_row(rep, "all", metric_note(PD__M_ALL, o), &out->hist[PD__M_ALL], out->errors[PD__M_ALL],
+            out->measured_s);
+}
+
+static void errors_json(const pd__load_out_t *out, char *buf, size_t cap) {
+    size_t len = (size_t)snprintf(buf, cap, "{\"total\":%llu,\"by_code\":{",
+                                  (unsigned long long)out->errors[PD__M_ALL]);
+    bool first = true;
+    for (unsigned k = 1; k < PD__LOAD_CODES && len < cap; k++) {
+        if (!out->by_code[k]) continue;
+        len += (size_t)snprintf(buf + len, cap - len, "%s\"%s\":%llu", first ? "" : ",",
+                                pd__load_code_name(k), (unsigned long long)out->by_code[k]);
+        first = false;
+    }
+    if (len < cap) snprintf(buf + len, cap - len, "}}");
+}
+
+static void add_extras(pd__report_t *rep, const pd__load_out_t *out, const load_cmd_t *o) {
+    char buf[2048];
+    errors_json(out, buf, sizeof buf);
+    pd__report_extra(rep, "errors", buf);
+    snprintf(buf, sizeof buf, "%u", out->conns_lost);
+    pd__report_extra(rep, "connections_lost", buf);
+    if (o->run.rate > 0) {
+        snprintf(buf, sizeof buf, "{\"p50_us\":%.3f,\"p99_us\":%.3f,\"max_us\":%.3f}",
+                 (double)pd_hist_percentile(&out->send_lag, 50) / 1000.0,
+                 (double)pd_hist_percentile(&out->send_lag, 99) / 1000.0,
+                 (double)out->send_lag.max / 1000.0);
+        pd__report_extra(rep, "send_lag", buf);
+    }
+    if (o->run.mix.weight[PD__CMD_ORDER] > 0) {
+        snprintf(buf, sizeof buf, "{\"completed\":%llu,\"expired\":%llu,\"unoffered\":%llu}",
+                 (unsigned long long)out->orders_done, (unsigned long long)out->orders_expired,
+                 (unsigned long long)out->orders_unoffered);
+        pd__report_extra(rep, "orders", buf);
+    }
+    static char tl[40000];
+    size_t len = 0;
+    tl[len++] = '[';
+    size_t n = out->n_secs < 300 ? out->n_secs : 300;
+    for (size_t s = 0; s < n; s++) {
+        const pd__load_sec_t *x = &out->secs[s];
+        len += (size_t)snprintf(tl + len, sizeof tl - len,
+                                "%s{\"t\":%zu,\"ops\":%llu,\"errors\":%llu,\"p50_us\":%.1f,"
+                                "\"p99_us\":%.1f,\"max_us\":%.1f}",
+                                s ? "," : "", s + 1, (unsigned long long)x->count,
+                                (unsigned long long)x->errors, (double)x->p50_ns / 1000.0,
+                                (double)x->p99_ns / 1000.0, (double)x->max_ns / 1000.0);
+        if (len >= sizeof tl - 2) break;
+    }
+    if (len < sizeof tl - 1) {
+        tl[len++] = ']';
+        tl[len] = '\0';
+        pd__report_extra(rep, "timeline", tl);
+    }
+}
+
+static void print_summary(const pd__load_out_t *out, const load_cmd_t *o) {
+    printf("errors: %llu", (unsigned long long)out->errors[PD__M_ALL]);
+    for (unsigned k = 1; k < PD__LOAD_CODES; k++)
+        if (out->by_code[k])
+            printf("  %s %llu", pd__load_code_name(k), (unsigned long long)out->by_code[k]);
+    if (out->conns_lost) printf("  (connections lost: %u)", out->conns_lost);
+    printf("\n");
+    if (o->run.mix.weight[PD__CMD_ORDER] > 0)
+        printf(
+            "orders: %llu completed and rated, %llu expired (nobody qualified), "
+            "%llu without a live offer\n",
+            (unsigned long long)out->orders_done, (unsigned long long)out->orders_expired,
+            (unsigned long long)out->orders_unoffered);
+    if (o->run.rate > 0) {
+        double got = out->measured_s > 0 ? (double)out->commands_done / out->measured_s : 0;
+        printf("open loop: offered %.0f req/s, answered %.0f req/s%s\n", o->run.rate, got,
+               got < 0.95 * o->run.rate ? "  (the server did not keep up)" : "");
+        printf("send lag (actual - intended send time): p50 %.1f us, p99 %.1f us, max %.1f us\n",
+               (double)pd_hist_percentile(&out->send_lag, 50) / 1000.0,
+               (double)pd_hist_percentile(&out->send_lag, 99) / 1000.0,
+               (double)out->send_lag.max / 1000.0);
+    }
+}
+
+/* ----------------------------------------------------------------- plots */
+
+static void plot_run(const load_cmd_t *o, const pd__load_out_t *out) {
+    if (!pd__plot_begin(o->plot_dir)) return;
+    const pd_hist_t *hs[PD__M__COUNT];
+    const char *names[PD__M__COUNT];
+    size_t n = 0;
+    hs[n] = &out->hist[PD__M_ALL];
+    names[n++] = "all";
+    for (int m = 0; m < PD__M__COUNT; m++) {
+        if (m == PD__M_ALL || !out->hist[m].count) continue;
+        hs[n] = &out->hist[m];
+        names[n++] = pd__metric_name((pd__metric)m);
+    }
+    if (pd__plot_percentile_data(o->plot_dir, "load-percentiles.dat", hs, n)) return;
+    FILE *f = pd__plot_open(o->plot_dir, "load-timeline.dat");
+    if (!f) return;
+    fprintf(f, "# second  replies_per_s  errors  p50_us  p99_us  max_us\n");
+    for (size_t s = 0; s < out->n_secs; s++)
+        fprintf(f, "%zu %llu %llu %.3f %.3f %.3f\n", s + 1, (unsigned long long)out->secs[s].count,
+                (unsigned long long)out->secs[s].errors, (double)out->secs[s].p50_ns / 1000.0,
+                (double)out->secs[s].p99_ns / 1000.0, (double)out->secs[s].max_ns / 1000.0);
+    fclose(f);
+    char body[8192];
+    size_t len = (size_t)snprintf(body, sizeof body,
+                                  "set output 'load-percentiles.'.ext\n"
+                                  "set title 'paidan-bench load: latency by percentile (%s, %s "
+                                  "loop)'\n%splot ",
+                                  o->mix_text, o->run.rate > 0 ? "open" : "closed",
+                                  pd__plot_percentile_axes());
+    for (size_t i = 0; i < n && len < sizeof body; i++)
+        len += (size_t)snprintf(body + len, sizeof body - len,
+                                "%s'load-percentiles.dat' using 2:%zu with linespoints title '%s'",
+                                i ? ", " : "", i + 3, names[i]);
+    snprintf(body + len, sizeof body - len,
+             "\nunset logscale\nunset xtics\nset xtics\nset xrange [0.5:%zu.5]\n"
+             "set output 'load-throughput.'.ext\n"
+             "set title 'paidan-bench load: replies per second'\n"
+             "set xlabel 'second of the measured phase'\nset ylabel 'replies/s'\n"
+             "set yrange [0:*]\n"
+             "plot 'load-timeline.dat' using 1:2 with linespoints title 'replies/s'\n"
+             "set output 'load-p99.'.ext\n"
+             "set title 'paidan-bench load: latency per second'\n"
+             "set ylabel 'latency (us)'\n"
+             "plot 'load-timeline.dat' using 1:5 with linespoints title 'p99', "
+             "'load-timeline.dat' using 1:4 with linespoints title 'p50'\n",
+             out->n_secs ? out->n_secs : 1);
+    pd__plot_run(o->plot_dir, "load", body, "load-percentiles,load-throughput,load-p99");
+}
+
+typedef struct probe_s {
+    double rate; /* offered; 0 = the closed-loop run */
+    double got;  /* answered per second */
+    double p99_us;
+    uint64_t errors;
+    bool pass;
+} probe_t;
+
+static void plot_sweep(const load_cmd_t *o, const probe_t *pr, size_t n) {
+    if (!pd__plot_begin(o->plot_dir)) return;
+    FILE *f = pd__plot_open(o->plot_dir, "sweep.dat");
+    if (!f) return;
+    fprintf(f, "# offered_per_s  answered_per_s  p99_us  pass\n");
+    for (size_t i = 0; i < n; i++)
+        if (pr[i].rate > 0)
+            fprintf(f, "%.0f %.0f %.3f %d\n", pr[i].rate, pr[i].got, pr[i].p99_us, pr[i].pass);
+    fclose(f);
+    char body[2048];
+    snprintf(body, sizeof body,
+             "set output 'sweep.'.ext\n"
+             "set title 'paidan-bench load --sweep: p99 by offered rate (bound %.0f us)'\n"
+             "set xlabel 'offered rate (requests/s)'\nset ylabel 'p99 (us)'\n"
+             "set logscale y\n"
+             "plot 'sweep.dat' using 1:3 with points pt 7 title 'p99', %.3f with lines "
+             "title 'bound'\n",
+             o->p99_max_us, o->p99_max_us);
+    pd__plot_run(o->plot_dir, "sweep", body, "sweep");
+}
+
+/* ------------------------------------------------------------------- run */
+
+static int run_sweep(load_cmd_t *o, const pd__load_pool_t *pool) {
+    probe_t pr[24];
+    size_t np = 0;
+    pd__report_t *rep = calloc(1, sizeof *rep);
+    pd__load_out_t *out = malloc(sizeof *out);
+    if (!rep || !out) {
+        fprintf(stderr, "paidan-bench load: out of memory\n");
+        free(rep);
+        free(out);
+        return 1;
+    }
+    pd__report_init(rep, "load", o->json);
+    rep->wide = true;
+    add_params(rep, o);
+    pd__report_param_str(rep, "sweep", "p99");
+    pd__report_param_num(rep, "p99_max_us", o->p99_max_us);
+    char why[256] = "";
+    pd__load_opts_t run = o->run;
+    double best = 0, lo = 0, hi = 0, closed = 0;
+    int rc = 0;
+    for (uint32_t step = 0; step <= o->sweep_steps; step++) {
+        run.rate = step == 0 ? 0 : (lo > 0 ? (lo + hi) / 2 : (step == 1 ? 0.9 * hi : hi / 2));
+        if (step > 0 && run.rate < 1) break;
+        if (!o->quiet)
+            fprintf(stderr, "sweep: %s\n", step == 0 ? "closed loop, to find the ceiling" : "");
+        if (!o->quiet && step > 0) fprintf(stderr, "sweep: open loop at %.0f req/s\n", run.rate);
+        pd_err err = pd__load_run(&run, pool, out, why, sizeof why);
+        if (err) {
+            fprintf(stderr, "paidan-bench load: %s\n", why[0] ? why : pd_strerror(err));
+            pd__load_out_deinit(out);
+            rc = 1;
+            break;
+        }
+        probe_t *p = &pr[np++];
+        p->rate = run.rate;
+        p->got = out->measured_s > 0 ? (double)out->commands_done / out->measured_s : 0;
+        p->p99_us = (double)pd_hist_percentile(&out->hist[PD__M_ALL], 99) / 1000.0;
+        p->errors = out->errors[PD__M_ALL];
+        char name[32], note[96];
+        if (step == 0) {
+            closed = hi = p->got;
+            p->pass = false;
+            snprintf(name, sizeof name, "closed");
+            snprintf(note, sizeof note, "closed loop: the ceiling");
+        } else {
+            p->pass = p->p99_us <= o->p99_max_us && p->errors == 0 && p->got >= 0.95 * run.rate;
+            if (p->pass) {
+                if (run.rate > best) best = run.rate;
+                lo = run.rate;
+            } else {
+                hi = run.rate;
+            }
+            snprintf(name, sizeof name, "@%.0f", run.rate);
+            snprintf(note, sizeof note, "open loop at %.0f/s: %s", run.rate,
+                     p->pass ? "p99 under the bound" : "fails");
+        }
+        add_row(rep, name, note, &out->hist[PD__M_ALL], out->errors[PD__M_ALL], out->measured_s);
+        pd__load_out_deinit(out);
+    }
+    if (rc == 0) {
+        char buf[4096];
+        size_t len = (size_t)snprintf(buf, sizeof buf,
+                                      "{\"p99_max_us\":%.3f,\"closed_loop_ops_per_s\":%.1f,"
+                                      "\"best_rate\":%.1f,\"steps\":[",
+                                      o->p99_max_us, closed, best);
+        for (size_t i = 0; i < np && len < sizeof buf; i++)
+            len += (size_t)snprintf(buf + len, sizeof buf - len,
+                                    "%s{\"rate\":%.1f,\"ops_per_s\":%.1f,\"p99_us\":%.3f,"
+                                    "\"errors\":%llu,\"pass\":%s}",
+                                    i ? "," : "", pr[i].rate, pr[i].got, pr[i].p99_us,
+                                    (unsigned long long)pr[i].errors,
+                                    pr[i].rate > 0 && pr[i].pass ? "true" : "false");
+        if (len < sizeof buf) snprintf(buf + len, sizeof buf - len, "]}");
+        if (o->json) pd__report_extra(rep, "sweep", buf);
+        pd__report_print(rep, stdout);
+        if (!o->json)
+            printf(
+                "sweep: closed loop sustains %.0f req/s; highest open-loop rate with p99 <= "
+                "%.0f us: %s%.0f req/s\n",
+                closed, o->p99_max_us, best > 0 ? "" : "none found, below ",
+                best > 0 ? best
+                : lo > 0 ? lo
+                         : hi);
+        if (o->plot_dir) plot_sweep(o, pr, np);
+    }
+    pd__report_deinit(rep);
+    free(rep);
+    free(out);
+    return rc;
+}
+
+static double tv_s(const struct timeval *tv) {
+    return (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
+}
+
+static int run_once(load_cmd_t *o, const pd__load_pool_t *pool) {
+    pd__report_t *rep = calloc(1, sizeof *rep);
+    pd__load_out_t *out = malloc(sizeof *out);
+    if (!rep || !out) {
+        fprintf(stderr, "paidan-bench load: out of memory\n");
+        free(rep);
+        free(out);
+        return 1;
+    }
+    char why[256] = "";
+    if (!o->quiet)
+        fprintf(stderr, "load: %u connections x %u in flight, %s loop, %s\n", o->run.connections,
+                o->run.pipeline, o->run.rate > 0 ? "open" : "closed", o->mix_text);
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_SELF, &ru0);
+    pd_err err = pd__load_run(&o->run, pool, out, why, sizeof why);
+    getrusage(RUSAGE_SELF, &ru1);
+    double cpu_s =
+        tv_s(&ru1.ru_utime) - tv_s(&ru0.ru_utime) + tv_s(&ru1.ru_stime) - tv_s(&ru0.ru_stime);
+    int rc = 0;
+    if (err) {
+        fprintf(stderr, "paidan-bench load: %s\n", why[0] ? why : pd_strerror(err));
+        rc = 1;
+    } else {
+        pd__report_init(rep, "load", o->json);
+        rep->wide = true;
+        add_params(rep, o);
+        add_rows(rep, out, o);
+        /* What the generator itself cost: the proof it was not the bottleneck. */
+        uint64_t n = out->hist[PD__M_ALL].count;
+        double total_s = o->run.warmup_s + out->measured_s;
+        char cpu[256];
+        snprintf(
+            cpu, sizeof cpu, "{\"cpu_s\":%.3f,\"cores_busy\":%.3f,\"us_per_request\":%.3f}", cpu_s,
+            total_s > 0 ? cpu_s / total_s : 0,
+            n ? cpu_s * 1e6 / ((double)n * (total_s / (out->measured_s > 0 ? out->measured_s : 1)))
+              : 0);
+        if (o->json) {
+            add_extras(rep, out, o);
+            pd__report_extra(rep, "client", cpu);
+        }
+        pd__report_print(rep, stdout);
+        if (!o->json) {
+            print_summary(out, o);
+            printf("client: %.2f s of CPU (%.2f cores busy over the run)\n", cpu_s,
+                   total_s > 0 ? cpu_s / total_s : 0);
+        }
+        if (o->plot_dir) plot_run(o, out);
+        pd__report_deinit(rep);
+    }
+    pd__load_out_deinit(out);
+    free(out);
+    free(rep);
+    return rc;
+}
+
+int pd__bench_load(int argc, char **argv) {
+    load_cmd_t o;
+    memset(&o, 0, sizeof o);
+    if (parse_opts(argc, argv, &o)) return 2;
+    bool ping_only = true;
+    for (int c = 1; c < PD__CMD__COUNT; c++) ping_only &= !(o.run.mix.weight[c] > 0);
+
+    pd__county_t county;
+    memset(&county, 0, sizeof county);
+    pd__names_t names;
+    pd__names_from_generator(&names);
+    pd__load_pool_t *pool = NULL;
+    char why[512] = "";
+    int rc = 0;
+    if (!ping_only) {
+        pd_err err;
+        if (o.csv)
+            err = pd__county_read_csv(&county, o.csv, 8192, o.run.seed, why, sizeof why);
+        else
+            err = pd__county_generate(&county, o.volunteers, 8192, o.run.seed);
+        if (err) {
+            fprintf(stderr, "paidan-bench load: county: %s\n", why[0] ? why : pd_strerror(err));
+            return 1;
+        }
+        pd_client_t *cl = NULL;
+        err = pd__bench_connect(o.run.host, o.run.port, o.run.token, &cl, why, sizeof why);
+        if (!err) err = pd__names_from_server(cl, &names, why, sizeof why);
+        if (!err && !o.no_load) {
+            if (!o.quiet)
+                fprintf(stderr, "load: uploading %zu volunteers with volunteer.upsert\n", county.n);
+            err = pd__county_upload(cl, &county, &names, !o.quiet, why, sizeof why);
+        }
+        pd_client_destroy(cl);
+        if (err) {
+            fprintf(stderr, "paidan-bench load: %s\n", why[0] ? why : pd_strerror(err));
+            pd__county_deinit(&county);
+            return 1;
+        }
+    }
+    pd_err err = pd__load_pool_create(ping_only ? NULL : &county, &names, &o.run, &pool);
+    if (err) {
+        fprintf(stderr, "paidan-bench load: preparing requests: %s\n", pd_strerror(err));
+        pd__county_deinit(&county);
+        return 1;
+    }
+    rc = o.sweep ? run_sweep(&o, pool) : run_once(&o, pool);
+    pd__load_pool_destroy(pool);
+    pd__county_deinit(&county);
+    return rc;
+}

@@ -1,0 +1,603 @@
+/* replay.c -- historical orders through the engine, in virtual time.
+ *
+ * A discrete-event simulation around the real engine (pd_engine_*). Three
+ * kinds of things happen, and the earliest goes first:
+ *
+ *   - an offer deadline passes: pd_engine_tick() expires it and the engine
+ *     re-dispatches (the engine says when with pd_engine_next_deadline());
+ *   - a simulated answer, completion or rating falls due (a binary heap of
+ *     events ordered by time, then by the order they were scheduled);
+ *   - the next order of the history arrives: order.create + dispatch.
+ *
+ * Ties go in that order. Engine events (offered, accepted, expired, ...)
+ * arrive through the engine's callback during each call; they are queued
+ * and handled after the call returns, since the callback must not change
+ * the engine. An offer is answered by the response model (replay.h): left
+ * to expire, accepted or declined after a log-normal delay; an accepted
+ * order completes `duration_min` after its start (or after the accept, if
+ * later), and is rated some time after that.
+ *
+ * Nothing reads a clock except the wall-time figures (orders per second,
+ * dispatch latency), so a replay is deterministic: same input, same seed,
+ * same figures and the same engine digest.
+ *
+ * Orders come from an order source (CSV or generator) so that the journal
+ * of the durability work can be added as a third source without touching
+ * the simulation.
+ */
+#include "replay.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+
+void pd__replay_model_init(pd__replay_model_t *m) {
+    m->accept_base = 0.85;
+    m->accept_per_km = 0.04;
+    m->accept_per_hour = 0.02;
+    m->accept_min = 0.05;
+    m->no_answer = 0.10;
+    m->response_median_s = 45;
+    m->response_sigma = 0.8;
+    m->rate_share = 0.85;
+    m->rating_delay_median_s = 3600;
+    static const double p[5] = {0.02, 0.03, 0.08, 0.25, 0.62};
+    memcpy(m->rating_p, p, sizeof p);
+}
+
+void pd__replay_opts_init(pd__replay_opts_t *o) {
+    memset(o, 0, sizeof *o);
+    o->gen_volunteers = 5000;
+    o->gen_orders = 2000;
+    o->gen_days = 7;
+    o->seed = 1;
+    o->policies[0] = PD_POLICY_BALANCED;
+    o->n_policies = 1;
+    pd__replay_model_init(&o->model);
+}
+
+void pd__replay_result_deinit(pd__replay_result_t *r) {
+    free(r->dispatch_ns);
+    free(r->tta_s);
+    r->dispatch_ns = NULL;
+    r->tta_s = NULL;
+    r->n_tta = 0;
+}
+
+__attribute__((format(printf, 4, 5))) static pd_err fail(char *why, size_t cap, pd_err err,
+                                                         const char *fmt, ...) {
+    if (why && cap) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, cap, fmt, ap);
+        va_end(ap);
+    }
+    return err;
+}
+
+/* --------------------------------------------------------------- sources */
+
+/* Where volunteers and orders come from. A journal source (durability
+ * work) slots in beside these two with its own `next_order`. */
+typedef struct source_s {
+    pd_csv_reader_t *vol_csv;
+    pd_csv_reader_t *ord_csv;
+    pd_gen_t *gen;
+    uint64_t total_orders; /* expected, for the progress bar; 0 if unknown */
+    /* The next order, or false at the end; errors name the place. */
+    pd_err (*next_order)(struct source_s *s, pd_gen_order_t *out, bool *got, char *why, size_t cap);
+    pd_err (*next_volunteer)(struct source_s *s, pd_volunteer_t *out, bool *got, char *why,
+                             size_t cap);
+} source_t;
+
+static pd_err csv_next_order(source_t *s, pd_gen_order_t *out, bool *got, char *why, size_t cap) {
+    pd_err err = pd_csv_read_order(s->ord_csv, out, got);
+    if (err) return fail(why, cap, err, "%s", pd_csv_reader_get_error(s->ord_csv)->message);
+    return PD_OK;
+}
+
+static pd_err csv_next_volunteer(source_t *s, pd_volunteer_t *out, bool *got, char *why,
+                                 size_t cap) {
+    pd_err err = pd_csv_read_volunteer(s->vol_csv, out, got);
+    if (err) return fail(why, cap, err, "%s", pd_csv_reader_get_error(s->vol_csv)->message);
+    return PD_OK;
+}
+
+static pd_err gen_next_order(source_t *s, pd_gen_order_t *out, bool *got, char *why, size_t cap) {
+    (void)why;
+    (void)cap;
+    *got = pd_gen_next_order(s->gen, out);
+    return PD_OK;
+}
+
+static pd_err gen_next_volunteer(source_t *s, pd_volunteer_t *out, bool *got, char *why,
+                                 size_t cap) {
+    (void)why;
+    (void)cap;
+    *got = pd_gen_next_volunteer(s->gen, out);
+    return PD_OK;
+}
+
+/* Lines after the header, for the progress bar. */
+static uint64_t count_lines(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    char buf[65536];
+    uint64_t n = 0;
+    size_t got;
+    while ((got = fread(buf, 1, sizeof buf, f)) > 0)
+        for (size_t i = 0; i < got; i++) n += buf[i] == '\n';
+    fclose(f);
+    return n ? n - 1 : 0;
+}
+
+static void source_close(source_t *s) {
+    pd_csv_reader_close(s->vol_csv);
+    pd_csv_reader_close(s->ord_csv);
+    pd_gen_destroy(s->gen);
+    memset(s, 0, sizeof *s);
+}
+
+static pd_err source_open(const pd__replay_opts_t *o, const char *const *names, size_t n_names,
+                          source_t *s, char *why, size_t cap) {
+    memset(s, 0, sizeof *s);
+    if (o->volunteers_csv || o->orders_csv) {
+        if (!o->volunteers_csv || !o->orders_csv)
+            return fail(why, cap, PD_ERR_BAD_ARG, "give both a volunteers CSV and an orders CSV");
+        pd_csv_error_t ce;
+        pd_err err = pd_csv_reader_open(o->volunteers_csv, PD_CSV_VOLUNTEERS, names, n_names,
+                                        &s->vol_csv, &ce);
+        if (err) return fail(why, cap, err, "%s", ce.message);
+        err = pd_csv_reader_open(o->orders_csv, PD_CSV_ORDERS, names, n_names, &s->ord_csv, &ce);
+        if (err) {
+            source_close(s);
+            return fail(why, cap, err, "%s", ce.message);
+        }
+        s->next_order = csv_next_order;
+        s->next_volunteer = csv_next_volunteer;
+        s->total_orders = count_lines(o->orders_csv);
+        return PD_OK;
+    }
+    pd_gen_config_t g;
+    pd_gen_config_init(&g);
+    g.seed = o->seed;
+    g.volunteers = o->gen_volunteers;
+    g.orders = o->gen_orders;
+    g.days = o->gen_days;
+    pd_err err = pd_gen_create(&g, &s->gen);
+    if (err) return fail(why, cap, err, "generator: bad county settings");
+    s->next_order = gen_next_order;
+    s->next_volunteer = gen_next_volunteer;
+    s->total_orders = o->gen_orders;
+    return PD_OK;
+}
+
+/* ------------------------------------------------------------ event heap */
+
+enum { EV_ACCEPT, EV_DECLINE, EV_COMPLETE, EV_RATE };
+
+typedef struct ev_s {
+    int64_t t;    /* virtual ms */
+    uint64_t seq; /* scheduling order, for ties */
+    uint64_t order;
+    uint64_t volunteer;
+    uint8_t kind;
+    uint8_t rating;
+} ev_t;
+
+typedef struct sim_s {
+    pd_engine_t *e;
+    const pd__replay_opts_t *o;
+    const pd__replay_model_t *m;
+    double speed_mps[PD_MODE__COUNT];
+    double detour;
+    pd__kpi_t kpi;
+    ev_t *heap;
+    size_t n_heap, cap_heap;
+    uint64_t seq;
+    pd_event_t *pend; /* engine events of the current call */
+    size_t n_pend, cap_pend;
+    bool oom;
+} sim_t;
+
+static bool ev_less(const ev_t *a, const ev_t *b) {
+    return a->t < b->t || (a->t == b->t && a->seq < b->seq);
+}
+
+static void heap_push(sim_t *s, ev_t ev) {
+    if (s->n_heap == s->cap_heap) {
+        size_t cap = s->cap_heap ? s->cap_heap * 2 : 1024;
+        ev_t *h = realloc(s->heap, cap * sizeof *h);
+        if (!h) {
+            s->oom = true;
+            return;
+        }
+        s->heap = h;
+        s->cap_heap = cap;
+    }
+    ev.seq = s->seq++;
+    size_t i = s->n_heap++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!ev_less(&ev, &s->heap[p])) break;
+        s->heap[i] = s->heap[p];
+        i = p;
+    }
+    s->heap[i] = ev;
+}
+
+static ev_t heap_pop(sim_t *s) {
+    ev_t top = s->heap[0];
+    ev_t last = s->heap[--s->n_heap];
+    size_t i = 0, n = s->n_heap;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        const ev_t *best = &last;
+        if (l < n && ev_less(&s->heap[l], best)) m = l, best = &s->heap[l];
+        if (r < n && ev_less(&s->heap[r], best)) m = r;
+        if (m == i) break;
+        s->heap[i] = s->heap[m];
+        i = m;
+    }
+    if (n) s->heap[i] = last;
+    return top;
+}
+
+/* ---------------------------------------------------------------- model */
+
+static void on_engine_event(void *ud, const pd_event_t *ev) {
+    sim_t *s = ud;
+    if (s->n_pend == s->cap_pend) {
+        size_t cap = s->cap_pend ? s->cap_pend * 2 : 64;
+        pd_event_t *p = realloc(s->pend, cap * sizeof *p);
+        if (!p) {
+            s->oom = true;
+            return;
+        }
+        s->pend = p;
+        s->cap_pend = cap;
+    }
+    s->pend[s->n_pend++] = *ev;
+}
+
+/* A standard normal draw (Box-Muller). */
+static double normal(pd__bench_rng_t *r) {
+    double u1 = pd__bench_rng_unit(r), u2 = pd__bench_rng_unit(r);
+    if (u1 < 1e-300) u1 = 1e-300;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+static int64_t lognormal_ms(pd__bench_rng_t *r, double median_s, double sigma) {
+    double x = median_s * exp(sigma * normal(r));
+    if (x > 30.0 * 86400) x = 30.0 * 86400;
+    return (int64_t)(x * 1000.0) + 1;
+}
+
+/* ETA of a volunteer to a place, in seconds, as the index computes it. */
+static double eta_s(const sim_t *s, const pd_volunteer_t *v, pd_latlng_t at) {
+    double d = pd_latlng_fast_m(v->pos, at);
+    unsigned mode = v->mode < PD_MODE__COUNT ? v->mode : 0;
+    return d * s->detour / s->speed_mps[mode];
+}
+
+static void on_offered(sim_t *s, const pd_event_t *ev) {
+    const pd__replay_model_t *m = s->m;
+    s->kpi.offers++;
+    pd_order_info_t oi;
+    pd_volunteer_info_t vi;
+    if (pd_engine_order_get(s->e, ev->order_id, &oi) ||
+        pd_engine_volunteer_get(s->e, ev->volunteer_id, ev->at_ms, &vi))
+        return;
+    pd__bench_rng_t r;
+    pd__bench_rng_seed(
+        &r, pd__bench_mix64(pd__bench_mix64(s->o->seed, ev->order_id), ev->volunteer_id));
+    if (pd__bench_rng_unit(&r) < m->no_answer) return;
+    double km = pd_latlng_fast_m(vi.v.pos, oi.at) / 1000.0;
+    double p = m->accept_base - m->accept_per_km * km -
+               m->accept_per_hour * (double)vi.rec.minutes_7d / 60.0;
+    if (p < m->accept_min) p = m->accept_min;
+    if (p > 1) p = 1;
+    bool accept = pd__bench_rng_unit(&r) < p;
+    int64_t t = ev->at_ms + lognormal_ms(&r, m->response_median_s, m->response_sigma);
+    if (t >= ev->deadline_ms) return; /* too slow: the offer expires first */
+    ev_t x = {t, 0, ev->order_id, ev->volunteer_id, accept ? EV_ACCEPT : EV_DECLINE, 0};
+    heap_push(s, x);
+}
+
+static void on_filled(sim_t *s, const pd_event_t *ev) {
+    pd_order_info_t oi;
+    if (pd_engine_order_get(s->e, ev->order_id, &oi)) return;
+    pd_order_slot_t slots[PD_ORDER_MAX_SLOTS];
+    size_t n = 0;
+    double worst = 0;
+    if (pd_engine_order_slots(s->e, ev->order_id, slots, PD_ORDER_MAX_SLOTS, &n) == PD_OK) {
+        for (size_t i = 0; i < n; i++) {
+            pd_volunteer_info_t vi;
+            if (!slots[i].filled ||
+                pd_engine_volunteer_get(s->e, slots[i].volunteer_id, ev->at_ms, &vi))
+                continue;
+            double x = eta_s(s, &vi.v, oi.at);
+            if (x > worst) worst = x;
+        }
+    }
+    if (pd__kpi_filled(&s->kpi, (double)(ev->at_ms - oi.created_ms) / 1000.0, worst)) s->oom = true;
+    int64_t begin = oi.start_ms > ev->at_ms ? oi.start_ms : ev->at_ms;
+    ev_t x = {begin + (int64_t)oi.duration_min * 60000, 0, ev->order_id, 0, EV_COMPLETE, 0};
+    heap_push(s, x);
+}
+
+static void on_completed(sim_t *s, const pd_event_t *ev) {
+    const pd__replay_model_t *m = s->m;
+    s->kpi.completed++;
+    pd__bench_rng_t r;
+    pd__bench_rng_seed(&r, pd__bench_mix64(pd__bench_mix64(s->o->seed, ev->order_id), 0x52415445));
+    if (pd__bench_rng_unit(&r) >= m->rate_share) return;
+    double u = pd__bench_rng_unit(&r), acc = 0;
+    uint8_t rating = 5;
+    for (int i = 0; i < 5; i++) {
+        acc += m->rating_p[i];
+        if (u < acc) {
+            rating = (uint8_t)(i + 1);
+            break;
+        }
+    }
+    int64_t t = ev->at_ms + lognormal_ms(&r, m->rating_delay_median_s, 1.0);
+    ev_t x = {t, 0, ev->order_id, 0, EV_RATE, rating};
+    heap_push(s, x);
+}
+
+/* Handle the engine events queued by the last call. */
+static void drain_events(sim_t *s) {
+    for (size_t i = 0; i < s->n_pend; i++) {
+        const pd_event_t *ev = &s->pend[i];
+        switch (ev->type) {
+            case PD_EVENT_OFFERED:
+                on_offered(s, ev);
+                break;
+            case PD_EVENT_ACCEPTED:
+                s->kpi.offers_accepted++;
+                if (ev->order_state == PD_ORDER_ACCEPTED) on_filled(s, ev);
+                break;
+            case PD_EVENT_DECLINED:
+                s->kpi.offers_declined++;
+                break;
+            case PD_EVENT_OFFER_EXPIRED:
+                s->kpi.offers_expired++;
+                break;
+            case PD_EVENT_EXPIRED:
+                if (ev->reason < PD_REASON__COUNT) s->kpi.expired[ev->reason]++;
+                break;
+            case PD_EVENT_COMPLETED:
+                on_completed(s, ev);
+                break;
+            case PD_EVENT_RATED:
+                s->kpi.rated++;
+                s->kpi.rating_sum += ev->rating;
+                break;
+            default:
+                break;
+        }
+    }
+    s->n_pend = 0;
+}
+
+static void handle(sim_t *s, const ev_t *ev) {
+    /* A call refused here is part of the story, not a failure: the offer
+     * was withdrawn meanwhile (grab lost, order expired), or the order
+     * was purged before its rating came. */
+    switch (ev->kind) {
+        case EV_ACCEPT:
+            pd_engine_order_accept(s->e, ev->order, ev->volunteer, ev->t);
+            break;
+        case EV_DECLINE:
+            pd_engine_order_decline(s->e, ev->order, ev->volunteer, ev->t);
+            break;
+        case EV_COMPLETE:
+            pd_engine_order_complete(s->e, ev->order, -1, ev->t);
+            break;
+        case EV_RATE:
+            pd_engine_order_rate(s->e, ev->order, ev->rating, ev->t);
+            break;
+        default:
+            break;
+    }
+    drain_events(s);
+}
+
+/* ------------------------------------------------------------------- run */
+
+typedef struct hours_ctx_s {
+    double *hours;
+    size_t n;
+    size_t served;
+} hours_ctx_t;
+
+static bool collect_hours(void *ud, const pd_volunteer_info_t *vi) {
+    hours_ctx_t *h = ud;
+    h->hours[h->n++] = (double)vi->rec.minutes_total / 60.0;
+    h->served += vi->rec.orders_completed > 0;
+    return true;
+}
+
+static void progress_bar(const char *policy, uint64_t done, uint64_t total, bool final) {
+    int width = 30;
+    double f = total ? (double)done / (double)total : 0;
+    if (f > 1) f = 1;
+    int fill = (int)(f * width);
+    fprintf(stderr, "\rreplay %-9s [", policy);
+    for (int i = 0; i < width; i++) fputc(i < fill ? '#' : '.', stderr);
+    fprintf(stderr, "] %3.0f%%  %llu/%llu orders", f * 100.0, (unsigned long long)done,
+            (unsigned long long)total);
+    if (final) fputc('\n', stderr);
+    fflush(stderr);
+}
+
+static pd_err replay_one(const pd__replay_opts_t *o, const pd_engine_config_t *base,
+                         pd_policy policy, pd__replay_result_t *res, char *why, size_t cap) {
+    memset(res, 0, sizeof *res);
+    res->policy = policy;
+    res->dispatch_ns = malloc(sizeof *res->dispatch_ns);
+    if (!res->dispatch_ns) return PD_ERR_NOMEM;
+    pd_hist_init(res->dispatch_ns);
+
+    pd_engine_config_t cfg = *base;
+    cfg.policy = policy;
+    sim_t s;
+    memset(&s, 0, sizeof s);
+    s.o = o;
+    s.m = &o->model;
+    s.detour = cfg.index.detour;
+    for (int i = 0; i < PD_MODE__COUNT; i++) s.speed_mps[i] = cfg.index.speed_kmh[i] / 3.6;
+    pd__kpi_init(&s.kpi);
+    pd_err err = pd_engine_create(&cfg, &s.e);
+    if (err) return fail(why, cap, err, "engine: bad configuration");
+    pd_engine_set_event_cb(s.e, on_engine_event, &s);
+
+    const char *names[PD_MAX_SKILLS];
+    for (uint32_t i = 0; i < cfg.n_skills; i++) names[i] = cfg.skills[i];
+    source_t src;
+    err = source_open(o, names, cfg.n_skills, &src, why, cap);
+    if (err) {
+        pd_engine_destroy(s.e);
+        return err;
+    }
+
+    /* Volunteers first, all present from the start. */
+    for (;;) {
+        pd_volunteer_t v;
+        bool got = false;
+        err = src.next_volunteer(&src, &v, &got, why, cap);
+        if (err || !got) break;
+        pd_err e2 = pd_engine_volunteer_upsert(s.e, &v, 0);
+        if (e2) {
+            err = fail(why, cap, e2, "volunteer %llu refused by the engine: %s",
+                       (unsigned long long)v.id, pd_strerror(e2));
+            break;
+        }
+    }
+    res->volunteers = pd_engine_volunteer_count(s.e);
+
+    bool bar = o->progress && pd__bench_isatty(stderr);
+    const char *pname = pd_policy_name(policy);
+    uint64_t wall0 = pd__bench_now_ns(), last_bar = wall0;
+    int64_t now = INT64_MIN;
+    pd_gen_order_t ord;
+    bool have = false;
+    if (!err) err = src.next_order(&src, &ord, &have, why, cap);
+    uint64_t since_purge = 0;
+    while (!err && !s.oom) {
+        int64_t t_tick = INT64_MAX, t_ev = INT64_MAX, t_ord = INT64_MAX;
+        pd_engine_next_deadline(s.e, &t_tick);
+        if (s.n_heap) t_ev = s.heap[0].t;
+        if (have) t_ord = ord.created_ms > now ? ord.created_ms : now;
+        int64_t t = t_tick < t_ev ? t_tick : t_ev;
+        if (t_ord < t) t = t_ord;
+        if (t == INT64_MAX) break;
+        if (t > now) now = t;
+        if (t_tick <= t_ev && t_tick <= t_ord) {
+            err = pd_engine_tick(s.e, now, NULL);
+            drain_events(&s);
+            continue;
+        }
+        if (t_ev <= t_ord) {
+            ev_t ev = heap_pop(&s);
+            ev.t = now;
+            handle(&s, &ev);
+            continue;
+        }
+        /* The next order arrives. */
+        if (!res->first_ms) res->first_ms = now;
+        pd_order_spec_t spec;
+        memset(&spec, 0, sizeof spec);
+        spec.id = ord.id;
+        spec.at = ord.pos;
+        spec.skills = ord.skills;
+        spec.need = ord.need;
+        spec.start_ms = ord.start_ms;
+        spec.duration_min = ord.duration_min;
+        spec.budget_s = ord.budget_min * 60;
+        spec.priority = ord.priority < PD_PRIORITY__COUNT ? ord.priority : 0;
+        spec.mode = o->grab ? PD_OFFER_GRAB : PD_OFFER_SEQUENTIAL;
+        s.kpi.orders++;
+        uint64_t c0 = pd__bench_now_ns();
+        pd_err ce = pd_engine_order_create_dispatch(s.e, &spec, now, NULL);
+        uint64_t c1 = pd__bench_now_ns();
+        pd_hist_record(res->dispatch_ns, c1 - c0);
+        if (ce) s.kpi.rejected++;
+        drain_events(&s);
+        res->last_ms = now;
+        /* Keep the engine small on long histories: closed orders older
+         * than three days (ratings come within hours) go. */
+        if (++since_purge == 4096) {
+            since_purge = 0;
+            pd_engine_order_purge(s.e, now - 3LL * 86400000, NULL);
+        }
+        if (bar && (s.kpi.orders & 255) == 0) {
+            uint64_t w = pd__bench_now_ns();
+            if (w - last_bar > 100000000ULL) {
+                progress_bar(pname, s.kpi.orders, src.total_orders, false);
+                last_bar = w;
+            }
+        }
+        err = src.next_order(&src, &ord, &have, why, cap);
+    }
+    if (bar)
+        progress_bar(pname, s.kpi.orders, src.total_orders ? src.total_orders : s.kpi.orders, true);
+    if (!err && s.oom) err = fail(why, cap, PD_ERR_NOMEM, "out of memory");
+    res->wall_s = (double)(pd__bench_now_ns() - wall0) / 1e9;
+    res->orders_per_s = res->wall_s > 0 ? (double)s.kpi.orders / res->wall_s : 0;
+
+    if (!err) {
+        hours_ctx_t hc = {malloc((res->volunteers ? res->volunteers : 1) * sizeof(double)), 0, 0};
+        if (!hc.hours) {
+            err = PD_ERR_NOMEM;
+        } else {
+            pd_engine_foreach_volunteer(s.e, now, collect_hours, &hc);
+            pd__kpi_summarise(&s.kpi, hc.hours, hc.n, hc.served, &res->kpi);
+            free(hc.hours);
+            res->digest = pd_engine_digest(s.e);
+            /* Keep the (now sorted) times to accept for the charts. */
+            res->tta_s = s.kpi.tta_s.v;
+            res->n_tta = s.kpi.tta_s.n;
+            s.kpi.tta_s.v = NULL;
+            s.kpi.tta_s.n = s.kpi.tta_s.cap = 0;
+        }
+    }
+    source_close(&src);
+    pd_engine_destroy(s.e);
+    pd__kpi_deinit(&s.kpi);
+    free(s.heap);
+    free(s.pend);
+    return err;
+}
+
+pd_err pd__replay_run(const pd__replay_opts_t *o, pd__replay_result_t *out, char *why, size_t cap) {
+    for (size_t i = 0; i < o->n_policies; i++) memset(&out[i], 0, sizeof out[i]);
+    pd_engine_config_t cfg;
+    if (o->config_path) {
+        int line = 0;
+        pd_err err = pd_engine_config_load_ini(o->config_path, &cfg, &line);
+        if (err) {
+            if (why && cap)
+                snprintf(why, cap, "%s:%d: bad engine configuration", o->config_path, line);
+            return err;
+        }
+    } else {
+        /* Name every skill bit as the generator (and the sample data) do. */
+        pd_engine_config_init(&cfg);
+        size_t n;
+        const char *const *g = pd_gen_skill_names(&n);
+        if (n > PD_MAX_SKILLS) n = PD_MAX_SKILLS;
+        for (size_t i = 0; i < n; i++) snprintf(cfg.skills[i], sizeof cfg.skills[i], "%s", g[i]);
+        cfg.n_skills = (uint32_t)n;
+    }
+    for (size_t i = 0; i < o->n_policies; i++) {
+        pd_err err = replay_one(o, &cfg, o->policies[i], &out[i], why, cap);
+        if (err) return err;
+    }
+    return PD_OK;
+}

@@ -1,0 +1,440 @@
+/* replay_cmd.c -- the command line of `paidan-bench replay`: options, the
+ * side-by-side table of the policies' figures, JSON and charts. The
+ * simulation itself is in replay.c.
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "plot.h"
+#include "replay.h"
+
+#ifndef PD_SAMPLE_DIR
+#define PD_SAMPLE_DIR "data/sample"
+#endif
+
+typedef struct replay_cmd_s {
+    pd__replay_opts_t run;
+    bool generate;
+    bool json;
+    bool quiet;
+    const char *plot_dir;
+    char vol_path[4096];
+    char ord_path[4096];
+    char policies[64];
+} replay_cmd_t;
+
+static void replay_usage(FILE *out) {
+    fprintf(out,
+            "usage: paidan-bench replay [options]\n"
+            "input (default: the sample county, data/sample/county-*.csv):\n"
+            "      --volunteers-csv F   volunteers CSV (data/ format)\n"
+            "      --orders-csv F       orders CSV (data/ format)\n"
+            "  -n, --volunteers N       generate a county of N volunteers instead ...\n"
+            "  -o, --orders M           ... with M orders ...\n"
+            "      --days D             ... over D days (default 7)\n"
+            "  -s, --seed S             generator and response-model seed (default 1)\n"
+            "engine:\n"
+            "  -p, --policy LIST        policies side by side: nearest,balanced,rated\n"
+            "                           (default balanced)\n"
+            "      --grab               grab mode: offer to grab_width volunteers at once\n"
+            "      --config INI         engine configuration (default: built-in)\n"
+            "response model (for histories without responses):\n"
+            "      --accept-base P      P(accept) before distance and load (default 0.85)\n"
+            "      --accept-per-km X    minus X per km (default 0.04)\n"
+            "      --accept-per-hour X  minus X per hour served in 7 days (default 0.02)\n"
+            "      --no-answer P        P(offer left to expire) (default 0.10)\n"
+            "      --response-median S  median answer delay, seconds (default 45)\n"
+            "      --rate-share P       P(resident rates) (default 0.85)\n"
+            "output:\n"
+            "      --json               one JSON object instead of the table\n"
+            "      --plot DIR           write charts (gnuplot) and their data into DIR\n"
+            "      --quiet              no progress bar\n"
+            "  -h, --help               this text\n");
+}
+
+enum {
+    OPT_VCSV = 256,
+    OPT_OCSV,
+    OPT_DAYS,
+    OPT_GRAB,
+    OPT_CONFIG,
+    OPT_ABASE,
+    OPT_AKM,
+    OPT_AHOUR,
+    OPT_NOANS,
+    OPT_RMED,
+    OPT_RSHARE,
+    OPT_JSON,
+    OPT_PLOT,
+    OPT_QUIET
+};
+
+static int num(const char *s, double lo, double hi, double *out) {
+    char *e = NULL;
+    double v = strtod(s, &e);
+    if (!*s || *e || !(v >= lo && v <= hi)) return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_policies(const char *s, pd__replay_opts_t *o) {
+    o->n_policies = 0;
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        pd_policy p;
+        if (pd_policy_from_name(tok, &p) != PD_OK) {
+            fprintf(stderr, "paidan-bench replay: unknown policy '%s' (nearest, balanced, rated)\n",
+                    tok);
+            return -1;
+        }
+        for (size_t i = 0; i < o->n_policies; i++) {
+            if (o->policies[i] == p) {
+                fprintf(stderr, "paidan-bench replay: policy '%s' named twice\n", tok);
+                return -1;
+            }
+        }
+        o->policies[o->n_policies++] = p;
+    }
+    if (!o->n_policies) {
+        fprintf(stderr, "paidan-bench replay: no policy given\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* The sample county: beside the sources, or under the working directory. */
+static int find_sample(const char *file, char *out, size_t cap) {
+    snprintf(out, cap, "%s/%s", PD_SAMPLE_DIR, file);
+    if (access(out, R_OK) == 0) return 0;
+    snprintf(out, cap, "data/sample/%s", file);
+    if (access(out, R_OK) == 0) return 0;
+    return -1;
+}
+
+static int parse_opts(int argc, char **argv, replay_cmd_t *o) {
+    static const struct option longs[] = {{"volunteers-csv", required_argument, 0, OPT_VCSV},
+                                          {"orders-csv", required_argument, 0, OPT_OCSV},
+                                          {"volunteers", required_argument, 0, 'n'},
+                                          {"orders", required_argument, 0, 'o'},
+                                          {"days", required_argument, 0, OPT_DAYS},
+                                          {"seed", required_argument, 0, 's'},
+                                          {"policy", required_argument, 0, 'p'},
+                                          {"grab", no_argument, 0, OPT_GRAB},
+                                          {"config", required_argument, 0, OPT_CONFIG},
+                                          {"accept-base", required_argument, 0, OPT_ABASE},
+                                          {"accept-per-km", required_argument, 0, OPT_AKM},
+                                          {"accept-per-hour", required_argument, 0, OPT_AHOUR},
+                                          {"no-answer", required_argument, 0, OPT_NOANS},
+                                          {"response-median", required_argument, 0, OPT_RMED},
+                                          {"rate-share", required_argument, 0, OPT_RSHARE},
+                                          {"json", no_argument, 0, OPT_JSON},
+                                          {"plot", required_argument, 0, OPT_PLOT},
+                                          {"quiet", no_argument, 0, OPT_QUIET},
+                                          {"help", no_argument, 0, 'h'},
+                                          {0, 0, 0, 0}};
+    pd__replay_opts_init(&o->run);
+    snprintf(o->policies, sizeof o->policies, "balanced");
+    optind = 1;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "n:o:s:p:h", longs, NULL)) != -1) {
+        double d = 0;
+        int bad = 0;
+        pd__replay_model_t *m = &o->run.model;
+        switch (ch) {
+            case OPT_VCSV:
+                o->run.volunteers_csv = optarg;
+                break;
+            case OPT_OCSV:
+                o->run.orders_csv = optarg;
+                break;
+            case 'n':
+                bad = num(optarg, 1, 1e8, &d);
+                o->run.gen_volunteers = (uint64_t)d;
+                o->generate = true;
+                break;
+            case 'o':
+                bad = num(optarg, 1, 1e9, &d);
+                o->run.gen_orders = (uint64_t)d;
+                o->generate = true;
+                break;
+            case OPT_DAYS:
+                bad = num(optarg, 1, 3660, &d);
+                o->run.gen_days = (uint32_t)d;
+                o->generate = true;
+                break;
+            case 's':
+                bad = num(optarg, 0, 1.8e19, &d);
+                o->run.seed = strtoull(optarg, NULL, 10);
+                break;
+            case 'p':
+                if (parse_policies(optarg, &o->run)) return -1;
+                snprintf(o->policies, sizeof o->policies, "%s", optarg);
+                break;
+            case OPT_GRAB:
+                o->run.grab = true;
+                break;
+            case OPT_CONFIG:
+                o->run.config_path = optarg;
+                break;
+            case OPT_ABASE:
+                bad = num(optarg, 0, 1, &m->accept_base);
+                break;
+            case OPT_AKM:
+                bad = num(optarg, 0, 10, &m->accept_per_km);
+                break;
+            case OPT_AHOUR:
+                bad = num(optarg, 0, 10, &m->accept_per_hour);
+                break;
+            case OPT_NOANS:
+                bad = num(optarg, 0, 1, &m->no_answer);
+                break;
+            case OPT_RMED:
+                bad = num(optarg, 0.001, 86400, &m->response_median_s);
+                break;
+            case OPT_RSHARE:
+                bad = num(optarg, 0, 1, &m->rate_share);
+                break;
+            case OPT_JSON:
+                o->json = true;
+                break;
+            case OPT_PLOT:
+                o->plot_dir = optarg;
+                break;
+            case OPT_QUIET:
+                o->quiet = true;
+                break;
+            case 'h':
+                replay_usage(stdout);
+                exit(0);
+            default:
+                replay_usage(stderr);
+                return -1;
+        }
+        if (bad) {
+            fprintf(stderr, "paidan-bench replay: bad value '%s'\n", optarg);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "paidan-bench replay: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    bool csv = o->run.volunteers_csv || o->run.orders_csv;
+    if (csv && o->generate) {
+        fprintf(stderr, "paidan-bench replay: give CSV files or a county to generate, not both\n");
+        return -1;
+    }
+    if (!csv && !o->generate) {
+        if (find_sample("county-volunteers.csv", o->vol_path, sizeof o->vol_path) ||
+            find_sample("county-orders.csv", o->ord_path, sizeof o->ord_path)) {
+            fprintf(stderr,
+                    "paidan-bench replay: the sample county (data/sample) was not found; "
+                    "give --volunteers-csv/--orders-csv or -n/-o\n");
+            return -1;
+        }
+        o->run.volunteers_csv = o->vol_path;
+        o->run.orders_csv = o->ord_path;
+    }
+    o->run.progress = !o->quiet;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- output */
+
+static void print_table(const replay_cmd_t *o, const pd__replay_result_t *rs, size_t n) {
+    printf("%-30s", "policy");
+    for (size_t i = 0; i < n; i++) printf(" %12s", pd_policy_name(rs[i].policy));
+    printf("\n");
+#define ROW(label, fmt, expr)                        \
+    do {                                             \
+        printf("%-30s", label);                      \
+        for (size_t i = 0; i < n; i++) {             \
+            const pd__kpi_summary_t *k = &rs[i].kpi; \
+            const pd__replay_result_t *r = &rs[i];   \
+            (void)k;                                 \
+            (void)r;                                 \
+            printf(" " fmt, expr);                   \
+        }                                            \
+        printf("\n");                                \
+    } while (0)
+    ROW("orders", "%12llu", (unsigned long long)k->orders);
+    ROW("fill rate", "%11.1f%%", k->fill_rate * 100);
+    ROW("time to accept p50 (s)", "%12.1f", k->tta_p50_s);
+    ROW("time to accept p90 (s)", "%12.1f", k->tta_p90_s);
+    ROW("ETA p50 (s)", "%12.1f", k->eta_p50_s);
+    ROW("ETA p90 (s)", "%12.1f", k->eta_p90_s);
+    ROW("inside the 15-minute circle", "%11.1f%%", k->in_circle_share * 100);
+    ROW("Gini of hours", "%12.3f", k->gini_hours);
+    ROW("volunteers with an order", "%11.1f%%", k->served_share * 100);
+    ROW("hours served", "%12.1f", k->hours_total);
+    ROW("expired: nobody qualified", "%12llu",
+        (unsigned long long)k->expired[PD_REASON_NO_CANDIDATE]);
+    ROW("expired: everyone said no", "%12llu", (unsigned long long)k->expired[PD_REASON_EXHAUSTED]);
+    ROW("rejected by order.create", "%12llu", (unsigned long long)k->rejected);
+    ROW("offers per order", "%12.2f", k->offers_per_order);
+    ROW("mean rating", "%12.2f", k->rating_mean);
+    ROW("orders/s replayed", "%12.0f", r->orders_per_s);
+    ROW("engine digest", "%12llx", (unsigned long long)(r->digest & 0xffffffffffULL));
+#undef ROW
+    (void)o;
+}
+
+static void kpis_json(const pd__replay_result_t *rs, size_t n, char *buf, size_t cap) {
+    size_t len = (size_t)snprintf(buf, cap, "{");
+    for (size_t i = 0; i < n && len < cap; i++) {
+        const pd__kpi_summary_t *k = &rs[i].kpi;
+        len += (size_t)snprintf(
+            buf + len, cap - len,
+            "%s\"%s\":{\"orders\":%llu,\"filled\":%llu,\"fill_rate\":%.6f,\"tta_p50_s\":%.3f,"
+            "\"tta_p90_s\":%.3f,\"eta_p50_s\":%.3f,\"eta_p90_s\":%.3f,\"in_circle_share\":%.6f,"
+            "\"gini_hours\":%.6f,\"served_share\":%.6f,\"hours_total\":%.3f,"
+            "\"expired\":{\"no_candidate\":%llu,\"exhausted\":%llu,\"total\":%llu},"
+            "\"rejected\":%llu,\"completed\":%llu,\"offers_per_order\":%.4f,"
+            "\"rating_mean\":%.4f,\"volunteers\":%zu,\"orders_per_s\":%.1f,\"wall_s\":%.3f,"
+            "\"virtual_days\":%.3f,\"digest\":\"%016llx\"}",
+            i ? "," : "", pd_policy_name(rs[i].policy), (unsigned long long)k->orders,
+            (unsigned long long)k->filled, k->fill_rate, k->tta_p50_s, k->tta_p90_s, k->eta_p50_s,
+            k->eta_p90_s, k->in_circle_share, k->gini_hours, k->served_share, k->hours_total,
+            (unsigned long long)k->expired[PD_REASON_NO_CANDIDATE],
+            (unsigned long long)k->expired[PD_REASON_EXHAUSTED],
+            (unsigned long long)k->expired_total, (unsigned long long)k->rejected,
+            (unsigned long long)k->completed, k->offers_per_order, k->rating_mean, rs[i].volunteers,
+            rs[i].orders_per_s, rs[i].wall_s, (double)(rs[i].last_ms - rs[i].first_ms) / 86400000.0,
+            (unsigned long long)rs[i].digest);
+    }
+    if (len < cap) snprintf(buf + len, cap - len, "}");
+}
+
+static void plot(const replay_cmd_t *o, const pd__replay_result_t *rs, size_t n) {
+    if (!pd__plot_begin(o->plot_dir)) return;
+    FILE *f = pd__plot_open(o->plot_dir, "replay-kpis.dat");
+    if (!f) return;
+    fprintf(f, "# figure");
+    for (size_t i = 0; i < n; i++) fprintf(f, " %s", pd_policy_name(rs[i].policy));
+    fprintf(f, "\n");
+    static const char *const labels[] = {"fill-rate", "inside-15-min", "volunteers-served",
+                                         "Gini-of-hours"};
+    for (int row = 0; row < 4; row++) {
+        fprintf(f, "%s", labels[row]);
+        for (size_t i = 0; i < n; i++) {
+            const pd__kpi_summary_t *k = &rs[i].kpi;
+            double v = row == 0   ? k->fill_rate
+                       : row == 1 ? k->in_circle_share
+                       : row == 2 ? k->served_share
+                                  : k->gini_hours;
+            fprintf(f, " %.4f", v);
+        }
+        fprintf(f, "\n");
+    }
+    fclose(f);
+    const pd_hist_t *hs[PD_POLICY__COUNT];
+    for (size_t i = 0; i < n; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "replay-tta-%s.dat", pd_policy_name(rs[i].policy));
+        f = pd__plot_open(o->plot_dir, name);
+        if (!f) return;
+        fprintf(f, "# time_to_accept_s  share_of_filled_orders_at_or_below\n");
+        for (size_t j = 0; j < rs[i].n_tta; j++)
+            fprintf(f, "%.3f %.6f\n", rs[i].tta_s[j], (double)(j + 1) / (double)rs[i].n_tta);
+        fclose(f);
+        hs[i] = rs[i].dispatch_ns;
+    }
+    if (pd__plot_percentile_data(o->plot_dir, "replay-dispatch.dat", hs, n)) return;
+    char body[8192];
+    size_t len = (size_t)snprintf(body, sizeof body,
+                                  "set output 'replay-kpis.'.ext\n"
+                                  "set title 'paidan-bench replay: figures by policy'\n"
+                                  "set style data histograms\nset style histogram clustered\n"
+                                  "set style fill solid 0.8 border -1\nset yrange [0:1]\n"
+                                  "set ylabel 'share'\nplot ");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(body + len, sizeof body - len,
+                                "%s'replay-kpis.dat' using %zu:xtic(1) title '%s'", i ? ", " : "",
+                                i + 2, pd_policy_name(rs[i].policy));
+    len += (size_t)snprintf(body + len, sizeof body - len,
+                            "\nset style data lines\nset yrange [0:1]\n"
+                            "set output 'replay-tta.'.ext\n"
+                            "set title 'paidan-bench replay: time to accept (filled orders)'\n"
+                            "set xlabel 'seconds from order to accept'\n"
+                            "set ylabel 'share of filled orders'\nset logscale x\nplot ");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(
+            body + len, sizeof body - len, "%s'replay-tta-%s.dat' using 1:2 with lines title '%s'",
+            i ? ", " : "", pd_policy_name(rs[i].policy), pd_policy_name(rs[i].policy));
+    len += (size_t)snprintf(body + len, sizeof body - len,
+                            "\nunset logscale\nset yrange [*:*]\n"
+                            "set output 'replay-dispatch.'.ext\n"
+                            "set title 'paidan-bench replay: order.create + dispatch in the "
+                            "engine'\n%splot ",
+                            pd__plot_percentile_axes());
+    for (size_t i = 0; i < n && len < sizeof body; i++)
+        len += (size_t)snprintf(body + len, sizeof body - len,
+                                "%s'replay-dispatch.dat' using 2:%zu with linespoints title '%s'",
+                                i ? ", " : "", i + 3, pd_policy_name(rs[i].policy));
+    if (len < sizeof body) snprintf(body + len, sizeof body - len, "\n");
+    pd__plot_run(o->plot_dir, "replay", body, "replay-kpis,replay-tta,replay-dispatch");
+}
+
+int pd__bench_replay(int argc, char **argv) {
+    replay_cmd_t o;
+    memset(&o, 0, sizeof o);
+    if (parse_opts(argc, argv, &o)) return 2;
+    pd__replay_result_t rs[PD_POLICY__COUNT];
+    char why[512] = "";
+    pd_err err = pd__replay_run(&o.run, rs, why, sizeof why);
+    int rc = 0;
+    if (err) {
+        fprintf(stderr, "paidan-bench replay: %s\n", why[0] ? why : pd_strerror(err));
+        rc = 1;
+    } else {
+        pd__report_t *rep = calloc(1, sizeof *rep);
+        if (!rep) {
+            rc = 1;
+        } else {
+            pd__report_init(rep, "replay", o.json);
+            if (o.run.volunteers_csv) {
+                pd__report_param_str(rep, "volunteers_csv", o.run.volunteers_csv);
+                pd__report_param_str(rep, "orders_csv", o.run.orders_csv);
+            } else {
+                pd__report_param_num(rep, "volunteers", (double)o.run.gen_volunteers);
+                pd__report_param_num(rep, "orders", (double)o.run.gen_orders);
+                pd__report_param_num(rep, "days", o.run.gen_days);
+            }
+            pd__report_param_num(rep, "seed", (double)o.run.seed);
+            pd__report_param_str(rep, "policies", o.policies);
+            pd__report_param_str(rep, "offer_mode", o.run.grab ? "grab" : "sequential");
+            const pd__replay_model_t *m = &o.run.model;
+            pd__report_param_num(rep, "accept_base", m->accept_base);
+            pd__report_param_num(rep, "accept_per_km", m->accept_per_km);
+            pd__report_param_num(rep, "accept_per_hour", m->accept_per_hour);
+            pd__report_param_num(rep, "no_answer", m->no_answer);
+            pd__report_param_num(rep, "response_median_s", m->response_median_s);
+            pd__report_param_num(rep, "rate_share", m->rate_share);
+            for (size_t i = 0; i < o.run.n_policies; i++) {
+                pd__result_t *r = pd__report_add(rep, pd_policy_name(rs[i].policy),
+                                                 "order.create + dispatch in the engine");
+                if (!r) continue;
+                pd_hist_merge(r->hist, rs[i].dispatch_ns);
+                r->busy_ns = r->wall_ns = (uint64_t)(rs[i].wall_s * 1e9);
+            }
+            if (o.json) {
+                static char buf[16384];
+                kpis_json(rs, o.run.n_policies, buf, sizeof buf);
+                pd__report_extra(rep, "kpis", buf);
+            } else {
+                print_table(&o, rs, o.run.n_policies);
+                printf("\nengine time per order (ops/s = orders replayed per wall second):\n");
+            }
+            pd__report_print(rep, stdout);
+            if (o.plot_dir) plot(&o, rs, o.run.n_policies);
+            pd__report_deinit(rep);
+            free(rep);
+        }
+    }
+    for (size_t i = 0; i < o.run.n_policies; i++) pd__replay_result_deinit(&rs[i]);
+    return rc;
+}
