@@ -2,13 +2,9 @@
  *
  * match.nearby is the hot read: the k best qualified volunteers for a
  * place, time window and skill set. By default it ranks by ETA (policy
- * `nearest`), a plain index query. The engine exposes its policy ranking
- * only for existing orders, so for `balanced` and `rated` this file
- * supplies the index's score hook itself, reading each candidate's record
- * from the engine and applying the formulas and weights of the engine's
- * configuration (engine.h, pd_policy). That costs a record lookup per
- * candidate -- about three times the plain query -- which is why it is
- * not the default here, although it is for dispatch.
+ * `nearest`), a plain index query; `balanced` and `rated` pass the
+ * engine's own ranking (pd_engine_policy_score, by index slot) through
+ * the index's score hook, as dispatch does.
  *
  * match.mobilize is the emergency call (一呼百应): every qualified volunteer
  * in a radius or time budget, thousands at a time, nearest first.
@@ -25,30 +21,18 @@
 
 typedef struct policy_ctx_s {
     const pd_engine_t *e;
-    const pd_engine_config_t *cfg;
     pd_policy policy;
     int64_t now_ms;
 } policy_ctx_t;
 
+/* The index's score hook for balanced / rated: the engine's own ranking,
+ * by the slot the index hands over. */
 static bool policy_score(void *ud, uint32_t slot, uint64_t id, double eta_s, double distance_m,
                          double *score) {
-    (void)slot;
+    (void)id;
     (void)distance_m;
     const policy_ctx_t *pc = ud;
-    pd_volunteer_info_t vi;
-    if (pd_engine_volunteer_get(pc->e, id, pc->now_ms, &vi) != PD_OK) return false;
-    double extra = 0;
-    if (pc->policy == PD_POLICY_BALANCED) {
-        double hours = vi.rec.minutes_7d / 60.0;
-        if (hours > pc->cfg->balanced_cap_hours) hours = pc->cfg->balanced_cap_hours;
-        extra = pc->cfg->balanced_weight_s_per_hour * hours;
-    } else if (pc->policy == PD_POLICY_RATED) {
-        double mean = vi.rec.rating_count ? vi.rec.rating_mean : pc->cfg->rated_neutral;
-        extra = pc->cfg->rated_weight_s * (5.0 - mean);
-        if (extra < 0) extra = 0;
-    }
-    *score = eta_s + extra;
-    return true;
+    return pd_engine_policy_score(pc->e, pc->policy, slot, pc->now_ms, eta_s, score) == PD_OK;
 }
 
 /* The hours a [start, start + duration) window needs, unless ignored. */
@@ -109,7 +93,7 @@ void pd_m_match_nearby(pd_conn_t *c, const msgpack_object *p) {
         return;
     q.budget_s = minutes * 60.0;
     q.radius_m = radius;
-    policy_ctx_t pc = {e, cfg, (pd_policy)policy, c->srv->now_ms};
+    policy_ctx_t pc = {e, (pd_policy)policy, c->srv->now_ms};
     if (policy != PD_POLICY_NEAREST) {
         q.score = policy_score;
         q.score_ud = &pc;

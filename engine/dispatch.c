@@ -29,9 +29,12 @@
 
 /* ------------------------------------------------------------- the policy */
 
-double pd__policy_score(const pd_engine_t *e, uint32_t vslot, int64_t day, double eta_s) {
+/* The score of a candidate under policy p: its ETA plus the policy's
+ * bounded, non-negative term. */
+static double policy_score(const pd_engine_t *e, pd_policy p, uint32_t vslot, int64_t day,
+                           double eta_s) {
     const pd__vrec_t *r = &e->recs[vslot];
-    switch (e->cfg.policy) {
+    switch (p) {
         case PD_POLICY_BALANCED: {
             double h = pd__vrec_minutes_7d(r, day) / 60.0;
             if (h > e->cfg.balanced_cap_hours) h = e->cfg.balanced_cap_hours;
@@ -45,6 +48,20 @@ double pd__policy_score(const pd_engine_t *e, uint32_t vslot, int64_t day, doubl
         default:
             return eta_s;
     }
+}
+
+double pd__policy_score(const pd_engine_t *e, uint32_t vslot, int64_t day, double eta_s) {
+    return policy_score(e, e->cfg.policy, vslot, day, eta_s);
+}
+
+pd_err pd_engine_policy_score(const pd_engine_t *e, pd_policy policy, uint32_t vslot,
+                              int64_t now_ms, double eta_s, double *score) {
+    if ((unsigned)policy >= PD_POLICY__COUNT || vslot >= e->recs_cap) return PD_ERR_BAD_ARG;
+    uint64_t id;
+    if (pd_index_slot_id(e->ix, vslot, &id) != PD_OK) return PD_ERR_NOT_FOUND;
+    *score =
+        policy_score(e, policy, vslot, pd_time_to_local_day(now_ms, e->cfg.utc_offset_min), eta_s);
+    return PD_OK;
 }
 
 static bool score_hook(void *ud, uint32_t vslot, uint64_t id, double eta_s, double distance_m,

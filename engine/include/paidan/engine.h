@@ -547,6 +547,19 @@ pd_err pd_engine_order_slots(const pd_engine_t *e, uint64_t order_id, pd_order_s
                              size_t cap, size_t *n_out);
 
 /**
+ * The score policy `policy` gives the volunteer in index slot `vslot` for
+ * a candidate ETA of eta_s at now_ms: eta_s plus the policy's bounded,
+ * non-negative term (see docs/engine.md). Lower is better. This is the
+ * ranking dispatch uses; a caller running its own pd_index_nearest (e.g.
+ * the server's match.nearby) passes it through the query's score hook, so
+ * the slot comes straight from the index and no id lookup is needed.
+ * @return PD_ERR_BAD_ARG (policy or slot out of range), PD_ERR_NOT_FOUND
+ * (free slot). Changes nothing.
+ */
+pd_err pd_engine_policy_score(const pd_engine_t *e, pd_policy policy, uint32_t vslot,
+                              int64_t now_ms, double eta_s, double *score);
+
+/**
  * Copy an order's offers out, in the order they were made. While the order
  * is open every offer is kept; when it closes only the accepted / released
  * ones are kept (to keep closed orders small). Size with n_offers_total.
