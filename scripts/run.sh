@@ -2,7 +2,8 @@
 # run.sh -- the main job: build everything (Release), start paidan-server
 # on 127.0.0.1 with the sample county, exercise it end to end over TCP
 # (queries, the whole order lifecycle, mobilisation, the Python client, a
-# short load test), replay the sample week under three policies, and run
+# short replay of sample orders over TCP, a short load test), replay the
+# sample week in-process under three policies, and run
 # the in-process micro benchmark on a generated county of 10^6 volunteers.
 #
 # Environment: PD_MICRO_N (default 1000000) sets the micro benchmark's
@@ -68,6 +69,8 @@ echo "== 一呼百应: everyone within 2 km of the seat (match.mobilize, first 3
 cli match.mobilize '{"lat":30.6,"lon":114.3,"radius_m":2000,"limit":3}'
 echo "== the example Python client (scripts/example_client.py)"
 /usr/bin/python3 scripts/example_client.py --port "$port"
+echo "== a short replay over TCP: the first 300 sample orders through the service loop"
+/usr/bin/python3 scripts/replay_tcp.py --port "$port" -n 300
 
 if "$B/bench/paidan-bench" load --help >/dev/null 2>&1; then
     echo "== paidan-bench load: 3 s, mixed commands, 4 connections x 16 in flight"

@@ -36,3 +36,37 @@ Test(example_client, runs_against_server, .timeout = 30) {
               status);
     srv_stop(&srv);
 }
+
+/* scripts/replay_tcp.py replays sample orders through a server that holds
+ * the sample county: every order is answered, some are filled end to end,
+ * and the server's counts agree with what the script says it did. */
+Test(example_client, replay_tcp_runs_the_service_loop, .timeout = 30) {
+    const char *py = python();
+    if (!py) cr_skip_test("python3 with msgpack is not installed");
+    const char *src = getenv("PD_SOURCE_DIR");
+    cr_assert(src);
+    char csv[1024], out[1024], cmd[4096];
+    snprintf(csv, sizeof(csv), "%s/data/sample/county-volunteers.csv", src);
+    const char *args[] = {"--load-volunteers", csv, NULL};
+    srv_t srv;
+    srv_start(&srv, args);
+    snprintf(out, sizeof(out), "/tmp/pd-replay-tcp-%d.txt", (int)getpid());
+    snprintf(cmd, sizeof(cmd), "%s %s/scripts/replay_tcp.py --port %d -n 120 >%s", py, src,
+             srv.port, out);
+    int status = system(cmd);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "replay_tcp.py failed (%d)", status);
+    FILE *f = fopen(out, "r");
+    cr_assert(f);
+    char line[256];
+    long created = -1, rated = 0;
+    while (fgets(line, sizeof(line), f)) {
+        long v;
+        if (sscanf(line, " created %ld", &v) == 1) created = v;
+        if (sscanf(line, " completed and rated %ld", &v) == 1) rated = v;
+    }
+    fclose(f);
+    unlink(out);
+    cr_assert_eq(created, 120);
+    cr_assert(rated > 0 && rated <= created, "rated %ld of %ld", rated, created);
+    srv_stop(&srv);
+}
