@@ -57,29 +57,27 @@ typedef struct cell_s {
     uint32_t churn;    /* writes since the cell was last sorted */
     uint64_t *planes;  /* (PLANE_SKILL0 + nsk) * nblk words; the block's base */
     struct box_s *box; /* per block of 64: a box holding all its positions */
+    uint8_t *bmodes;   /* per block: bit m set if it may hold mode m (read first) */
     uint64_t *tags;    /* tag mask per volunteer */
     struct rec_s *rec; /* what a candidate needs next: one cache line */
 } cell_t;
 
-/* A box around the positions of one block of 64 volunteers, and the travel
- * modes in it. It only ever grows as volunteers come and go;
- * pd_index_optimize() sorts a churned cell by mode and then along a Z-order
- * curve, which makes the boxes tight again: a query in a dense cell reads
- * only the blocks near it, and far out only the blocks of fast modes. An
- * empty box has lo > hi. */
+/* A box around the positions of one block of 64 volunteers; the modes in
+ * the block are in the cell's bmodes bytes, read first. Boxes only ever
+ * grow as volunteers come and go; pd_index_optimize() sorts a churned cell
+ * by mode and then along a Z-order curve, which makes them tight again: a
+ * query in a dense cell reads only the blocks near it, and far out only
+ * the blocks of fast modes. An empty box has lo > hi. */
 typedef struct box_s {
     int32_t lat_lo, lat_hi;
     int32_t lon_lo, lon_hi;
-    uint32_t modes; /* bit m: the block may hold a volunteer of mode m */
-    uint32_t spare; /* keeps the size a multiple of 8: the tags follow the boxes */
 } box_t;
 
 _Static_assert(sizeof(box_t) % 8 == 0, "the tags after the boxes must stay aligned");
 
-static const box_t box_empty = {INT32_MAX, INT32_MIN, INT32_MAX, INT32_MIN, 0, 0};
+static const box_t box_empty = {INT32_MAX, INT32_MIN, INT32_MAX, INT32_MIN};
 
-static inline void box_add(box_t *b, int32_t lat, int32_t lon, unsigned mode) {
-    b->modes |= 1u << mode;
+static inline void box_add(box_t *b, int32_t lat, int32_t lon) {
     if (lat < b->lat_lo) b->lat_lo = lat;
     if (lat > b->lat_hi) b->lat_hi = lat;
     if (lon < b->lon_lo) b->lon_lo = lon;
@@ -362,7 +360,7 @@ static pd_err cells_grow(pd_index_t *ix) {
 static size_t cell_block_bytes(uint32_t cap, uint32_t nsk) {
     size_t nblk = (cap + 63) / 64;
     return (PLANE_SKILL0 + nsk) * nblk * sizeof(uint64_t) + nblk * sizeof(box_t) +
-           (size_t)cap * CELL_ELEM_BYTES;
+           (size_t)cap * CELL_ELEM_BYTES + nblk;
 }
 
 /* Make c hold at least `room` volunteers and `nsk` skill planes, moving it
@@ -379,6 +377,7 @@ static pd_err cell_alloc_block(cell_t *c, uint32_t cap, uint32_t nsk) {
     c->box = (box_t *)(c->planes + (size_t)(PLANE_SKILL0 + nsk) * c->nblk);
     c->tags = (uint64_t *)(c->box + c->nblk);
     c->rec = (rec_t *)(c->tags + cap);
+    c->bmodes = (uint8_t *)(c->rec + cap);
     for (uint32_t b = 0; b < c->nblk; b++) c->box[b] = box_empty;
     return PD_OK;
 }
@@ -398,6 +397,7 @@ static pd_err cell_fit(pd_index_t *ix, cell_t *c, uint32_t room, uint32_t nsk) {
         memcpy(c->tags, old.tags, old.n * sizeof *c->tags);
         memcpy(c->rec, old.rec, old.n * sizeof *c->rec);
         memcpy(c->box, old.box, old.nblk * sizeof *c->box);
+        memcpy(c->bmodes, old.bmodes, old.nblk);
         ix->cell_bytes -= cell_block_bytes(old.cap, old.nsk);
     }
     pd_free(old.planes);
@@ -480,7 +480,8 @@ static void cell_write(pd_index_t *ix, cell_t *c, uint32_t i, uint32_t si, const
     c->tags[i] = v->tags;
     c->rec[i].lat = v->pos.lat;
     c->rec[i].lon = v->pos.lon;
-    box_add(&c->box[i >> 6], v->pos.lat, v->pos.lon, s->mode);
+    box_add(&c->box[i >> 6], v->pos.lat, v->pos.lon);
+    c->bmodes[i >> 6] |= (uint8_t)(1u << s->mode);
     c->churn++;
     c->rec[i].id = v->id;
     c->rec[i].slot = si;
@@ -507,11 +508,15 @@ static void cell_take(pd_index_t *ix, cell_t *c, uint32_t i) {
         }
         c->tags[i] = c->tags[last];
         c->rec[i] = c->rec[last];
-        box_add(&c->box[i >> 6], c->rec[i].lat, c->rec[i].lon, c->rec[i].mode);
+        box_add(&c->box[i >> 6], c->rec[i].lat, c->rec[i].lon);
+        c->bmodes[i >> 6] |= (uint8_t)(1u << c->rec[i].mode);
         ix->slots[c->rec[i].slot].idx = i;
     }
     for (unsigned p = 0; p < np; p++) bit_put(plane(c, p), last, false);
-    if ((last & 63) == 0) c->box[last >> 6] = box_empty;
+    if ((last & 63) == 0) {
+        c->box[last >> 6] = box_empty;
+        c->bmodes[last >> 6] = 0;
+    }
     c->churn++;
 }
 
@@ -651,7 +656,7 @@ pd_err pd_index_move(pd_index_t *ix, uint64_t id, pd_latlng_t pos) {
         box_t *b = &c->box[s->idx >> 6];
         if (pos.lat < b->lat_lo || pos.lat > b->lat_hi || pos.lon < b->lon_lo ||
             pos.lon > b->lon_hi) {
-            box_add(b, pos.lat, pos.lon, s->mode);
+            box_add(b, pos.lat, pos.lon);
             c->churn++;
         }
         return PD_OK;
@@ -893,7 +898,7 @@ static void scan_cell(search_t *s, const cell_t *c, unsigned modes_ok, double kx
         lim[md] = (modes_ok >> md & 1) ? mode_limit_m(s, md) * (1 + 1e-9) : -1;
     const double m_per_e6 = PD__EARTH_R_M * PD__E6_TO_RAD;
     for (uint32_t b = 0; b < nblk; b++) {
-        unsigned bmodes = modes_ok & c->box[b].modes;
+        unsigned bmodes = modes_ok & c->bmodes[b];
         if (!bmodes) continue;
         if (nblk > 1) {
             /* the block's box: a lower bound on its distance, per mode */
@@ -976,6 +981,7 @@ static inline unsigned modes_within(const search_t *s, double min_m) {
 /* Bring the plane words a query reads of cell c towards the cache. */
 static inline void cell_prefetch(const search_t *s, const cell_t *c) {
     uint32_t nblk = (c->n + 63) / 64;
+    __builtin_prefetch(c->bmodes);
     for (uint32_t b = 0; b < nblk; b += 8) {
         __builtin_prefetch(plane(c, PLANE_AVAIL) + b);
         for (uint32_t j = 0; j < s->nreq; j++)
@@ -1269,7 +1275,8 @@ static pd_err cell_sort(pd_index_t *ix, cell_t *c) {
             if (bit_get(plane(c, p), i)) bit_put(plane(&nc, p), j, true);
         nc.tags[j] = c->tags[i];
         nc.rec[j] = c->rec[i];
-        box_add(&nc.box[j >> 6], nc.rec[j].lat, nc.rec[j].lon, nc.rec[j].mode);
+        box_add(&nc.box[j >> 6], nc.rec[j].lat, nc.rec[j].lon);
+        nc.bmodes[j >> 6] |= (uint8_t)(1u << nc.rec[j].mode);
         ix->slots[nc.rec[j].slot].idx = j;
     }
     nc.churn = 0;
@@ -1333,7 +1340,7 @@ bool pd_index_validate(const pd_index_t *ix, const char **reason) {
                 why = "mode plane disagrees with the slot";
             else if (c->rec[j].id != s->id)
                 why = "cell record names another id";
-            else if (!(c->box[j >> 6].modes >> s->mode & 1) || p.lat < c->box[j >> 6].lat_lo ||
+            else if (!(c->bmodes[j >> 6] >> s->mode & 1) || p.lat < c->box[j >> 6].lat_lo ||
                      p.lat > c->box[j >> 6].lat_hi || p.lon < c->box[j >> 6].lon_lo ||
                      p.lon > c->box[j >> 6].lon_hi)
                 why = "volunteer outside its block's box";
