@@ -20,6 +20,29 @@
  * nothing back (fire-and-forget location pings, say). Latency is measured
  * around the handler with uv_hrtime() into the method's histogram.
  *
+ * Journaling. A write method that replied without error is appended to
+ * the journal (persist.c) right after its handler; pd_conn_flush() commits
+ * the journal before it writes anything, so no reply acknowledges a write
+ * that is not yet in the journal as --fsync asks.
+ *
+ * Fair turns. The loop is shared, and libuv reads a readable socket up to
+ * 32 times in a row, so a client that pipelines without pause (or floods
+ * malformed frames) could otherwise hold the loop for a second or more
+ * while every other client waits. A connection runs at most TURN_FRAMES
+ * frames per turn; then it stops being read, what it sent stays in its
+ * input buffer, and an idle handle gives it its next turn on the next loop
+ * iteration, after the other connections have had theirs.
+ *
+ * Rate limit. With --max-rps each connection has a token bucket (refilled
+ * at that rate, holding at most a tenth of a second's worth, at least one
+ * frame). A frame, well-formed or not, takes a token before it runs; when
+ * none is left the connection stops being read: the frames already
+ * received wait in its input buffer, the kernel's buffers fill, and the
+ * client's own writes block. That is backpressure rather than an error, so
+ * a well-behaved client only slows down, and a flooding one costs the loop
+ * nothing while it waits. The server's rate timer resumes it once the
+ * bucket has refilled.
+ *
  * Writing. Replies accumulate in `out`; pd_conn_flush() tries a direct
  * uv_try_write() first and hands only what the socket did not take to
  * uv_write(), swapping `out` with the in-flight buffer `wbuf` so nothing is
@@ -37,6 +60,7 @@
 #include "args.h"
 #include "methods.h"
 #include "paidan/alloc.h"
+#include "persist.h"
 
 /* Output buffers above this are freed once empty rather than kept. */
 #define OUT_KEEP_MAX (256 * 1024)
@@ -44,10 +68,18 @@
 #define OUT_FLUSH_AT (64 * 1024)
 /* Input buffers above this are freed once empty. */
 #define IN_KEEP_MAX (1024 * 1024)
+/* Frames a connection may run before the others get their turn. */
+#define TURN_FRAMES 64
 
 static void on_close(uv_handle_t *h);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
+static void pause_unlink(pd_conn_t *c);
+static bool rate_take(pd_conn_t *c);
+static double rate_burst(uint32_t rps);
+static void pause_conn(pd_conn_t *c, uint8_t why);
+static void on_rate_timer(uv_timer_t *t);
+static void on_turn_idle(uv_idle_t *h);
 
 /* msgpack write callback: like msgpack_sbuffer_write, but remembers a
  * failure so the connection is closed instead of sending a torn frame. */
@@ -81,6 +113,8 @@ void pd_conn_accept(pd_server_t *srv) {
     pd_frame_scan_init(&c->scan, srv->cfg.max_frame);
     c->authed = srv->cfg.token == NULL;
     c->last_active_ms = uv_now(srv->loop);
+    c->tokens_ms = c->last_active_ms;
+    c->tokens = srv->cfg.max_rps ? rate_burst(srv->cfg.max_rps) : 0.0;
 
     c->next = srv->conns;
     if (srv->conns) srv->conns->prev = c;
@@ -152,6 +186,7 @@ void pd_conn_close(pd_conn_t *c, pd_err code, const char *why) {
         c->subs = 0;
         pd_server_subscriber_update(srv, c);
     }
+    if (c->paused) pause_unlink(c);
     uv_read_stop((uv_stream_t *)&c->tcp);
     uv_close((uv_handle_t *)&c->tcp, on_close);
 }
@@ -165,8 +200,10 @@ static void on_close(uv_handle_t *h) {
         srv->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     srv->n_conns--;
-    if (PD_NEVER(c->dirty)) {
-        /* Unlink from the dirty list; it is short, a walk is fine. */
+    if (c->dirty) {
+        /* Still on the dirty list: it happens when flushing was held back
+         * until the journal committed and the commit failed (persist.c
+         * closes every connection then). Unlink; the list is short. */
         for (pd_conn_t **pp = &srv->dirty; *pp; pp = &(*pp)->dirty_next) {
             if (*pp == c) {
                 *pp = c->dirty_next;
@@ -230,6 +267,9 @@ static void on_write(uv_write_t *req, int status) {
 
 void pd_conn_flush(pd_conn_t *c) {
     if (c->closing || c->writing || c->out.size == 0) return;
+    /* Nothing leaves before the journal holds what it acknowledges. */
+    if (pd_persist_pending(c->srv) && !pd_persist_commit(c->srv)) return;
+    if (c->closing) return;
     uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.size);
     int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
     if (n == UV_EAGAIN) n = 0;
@@ -359,6 +399,9 @@ static void execute(pd_conn_t *c, uint32_t msgid, const msgpack_object *method,
     if (c->reply_err != PD_OK) {
         ms->errors++;
         srv->n.errors++;
+    } else if ((m->flags & PD_M_WRITE) && srv->persist) {
+        /* Journaled before anything can acknowledge it (persist.c). */
+        pd_persist_record(srv, mid, p);
     }
 #ifndef NDEBUG
     /* Debug builds check that the handler packed exactly one reply frame. */
@@ -445,31 +488,12 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     *buf = uv_buf_init(c->in + c->in_len, (unsigned)(c->in_cap - c->in_len));
 }
 
-static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
-    pd_conn_t *c = st->data;
+/* Run the frames in data[0..len) and keep the rest for the next read.
+ * `shared` says data is the server's read buffer (else it is c->in). */
+static void feed(pd_conn_t *c, const char *data, size_t len, bool shared) {
     pd_server_t *srv = c->srv;
-    if (nread == 0) return;
-    if (nread < 0) {
-        pd_conn_close(c, PD_OK, nread == UV_EOF ? "closed by client" : uv_strerror((int)nread));
-        pd_server_flush(srv);
-        return;
-    }
-    srv->n.bytes_in += (uint64_t)nread;
-    c->last_active_ms = uv_now(srv->loop);
-
-    const char *data;
-    size_t len;
-    bool shared = buf->base == srv->rbuf;
-    if (shared) {
-        data = srv->rbuf;
-        len = (size_t)nread;
-    } else {
-        c->in_len += (size_t)nread;
-        data = c->in;
-        len = c->in_len;
-    }
-
     size_t off = 0;
+    unsigned turn = 0;
     while (!c->closing) {
         size_t flen = 0;
         pd_err err = pd_frame_scan(&c->scan, (const uint8_t *)data + off, len - off, &flen);
@@ -487,6 +511,15 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
             break;
         }
         if (flen == 0) break;
+        /* The scanner is back at this frame's start: it runs on resume. */
+        if (turn++ == TURN_FRAMES) {
+            pause_conn(c, PD_PAUSE_TURN);
+            break;
+        }
+        if (!rate_take(c)) {
+            pause_conn(c, PD_PAUSE_RATE);
+            break;
+        }
         handle_frame(c, data + off, flen);
         off += flen;
         if (c->out.size >= OUT_FLUSH_AT) pd_conn_flush(c);
@@ -514,6 +547,143 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
             }
         }
     }
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
+    pd_conn_t *c = st->data;
+    pd_server_t *srv = c->srv;
+    if (nread == 0) return;
+    if (nread < 0) {
+        pd_conn_close(c, PD_OK, nread == UV_EOF ? "closed by client" : uv_strerror((int)nread));
+        pd_server_flush(srv);
+        return;
+    }
+    srv->n.bytes_in += (uint64_t)nread;
+    c->last_active_ms = uv_now(srv->loop);
+
+    bool shared = buf->base == srv->rbuf;
+    if (shared) {
+        feed(c, srv->rbuf, (size_t)nread, true);
+    } else {
+        c->in_len += (size_t)nread;
+        feed(c, c->in, c->in_len, false);
+    }
     if (!c->closing) pd_server_mark_dirty(srv, c);
+    pd_server_flush(srv);
+}
+
+/* ----------------------------------------------------------- rate limit */
+
+/* Bucket size: a tenth of a second's worth of frames, at least one. */
+static double rate_burst(uint32_t rps) {
+    return rps >= 10 ? (double)rps / 10.0 : 1.0;
+}
+
+/* Refill the bucket for the time since it was last filled. */
+static void rate_refill(pd_conn_t *c) {
+    uint32_t rps = c->srv->cfg.max_rps;
+    uint64_t now = uv_now(c->srv->loop);
+    if (now == c->tokens_ms) return;
+    c->tokens += (double)(now - c->tokens_ms) * (double)rps / 1000.0;
+    double burst = rate_burst(rps);
+    if (c->tokens > burst) c->tokens = burst;
+    c->tokens_ms = now;
+}
+
+/* True if one more frame may run now (and take its token). */
+static bool rate_take(pd_conn_t *c) {
+    if (c->srv->cfg.max_rps == 0) return true;
+    if (c->tokens < 1.0) rate_refill(c);
+    if (c->tokens < 1.0) return false;
+    c->tokens -= 1.0;
+    return true;
+}
+
+/* Stop reading c: until the next loop iteration (PD_PAUSE_TURN, resumed
+ * by the idle handle) or until its bucket refills (PD_PAUSE_RATE, resumed
+ * by the rate timer). */
+static void pause_conn(pd_conn_t *c, uint8_t why) {
+    pd_server_t *srv = c->srv;
+    c->paused = why;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->pause_prev = NULL;
+    c->pause_next = srv->paused;
+    if (srv->paused) srv->paused->pause_prev = c;
+    srv->paused = c;
+    if (why == PD_PAUSE_TURN) {
+        if (!uv_is_active((uv_handle_t *)&srv->turn_idle))
+            uv_idle_start(&srv->turn_idle, on_turn_idle);
+        return;
+    }
+    srv->n.rate_limited++;
+    if (!uv_is_active((uv_handle_t *)&srv->rate_timer)) {
+        uint64_t every = 1000u / srv->cfg.max_rps;
+        if (every < 1) every = 1;
+        if (every > 100) every = 100;
+        uv_timer_start(&srv->rate_timer, on_rate_timer, every, every);
+    }
+}
+
+static void pause_unlink(pd_conn_t *c) {
+    pd_server_t *srv = c->srv;
+    if (c->pause_prev)
+        c->pause_prev->pause_next = c->pause_next;
+    else
+        srv->paused = c->pause_next;
+    if (c->pause_next) c->pause_next->pause_prev = c->pause_prev;
+    c->pause_prev = c->pause_next = NULL;
+    c->paused = PD_PAUSE_NONE;
+}
+
+/* Resume a paused connection: run the frames it sent before it was paused
+ * (it may pause again), then read it again. */
+static void resume_conn(pd_conn_t *c) {
+    pd_server_t *srv = c->srv;
+    pause_unlink(c);
+    c->last_active_ms = uv_now(srv->loop);
+    if (c->in_len > 0) feed(c, c->in, c->in_len, false);
+    if (c->closing) return;
+    pd_server_mark_dirty(srv, c);
+    if (!c->paused && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
+        pd_conn_close(c, PD_OK, "read start failed");
+}
+
+/* Stop the handles that resume connections once nobody waits for them. */
+static void pause_handles_update(pd_server_t *srv) {
+    bool turn = false, rate = false;
+    for (pd_conn_t *c = srv->paused; c && !(turn && rate); c = c->pause_next) {
+        if (c->paused == PD_PAUSE_TURN) turn = true;
+        if (c->paused == PD_PAUSE_RATE) rate = true;
+    }
+    if (!turn) uv_idle_stop(&srv->turn_idle);
+    if (!rate) uv_timer_stop(&srv->rate_timer);
+}
+
+/* The next loop iteration: connections that used up their turn get
+ * another. Those paused during this walk go to the head of the list, so
+ * each gets one turn per iteration. */
+static void on_turn_idle(uv_idle_t *h) {
+    pd_server_t *srv = h->data;
+    for (pd_conn_t *c = srv->paused, *next; c; c = next) {
+        next = c->pause_next;
+        if (c->closing || c->paused != PD_PAUSE_TURN) continue;
+        resume_conn(c);
+    }
+    pause_handles_update(srv);
+    pd_server_flush(srv);
+}
+
+/* The rate timer: resume the paused connections whose bucket refilled,
+ * running the frames they had already sent, then reading them again. */
+static void on_rate_timer(uv_timer_t *t) {
+    pd_server_t *srv = t->data;
+    for (pd_conn_t *c = srv->paused, *next; c; c = next) {
+        next = c->pause_next;
+        if (c->closing || c->paused != PD_PAUSE_RATE) continue;
+        rate_refill(c);
+        if (c->tokens < 1.0) continue;
+        resume_conn(c);
+    }
+    pause_handles_update(srv);
     pd_server_flush(srv);
 }

@@ -23,14 +23,18 @@
 #include "paidan/error.h"
 #include "server.h"
 
+/* Why a connection is not being read (conn.c, "Fair turns" and "Rate limit"). */
+enum { PD_PAUSE_NONE = 0, PD_PAUSE_TURN = 1, PD_PAUSE_RATE = 2 };
+
 struct pd_conn_s {
-    uv_tcp_t tcp;                   /* the socket; tcp.data = this */
-    pd_server_t *srv;               /* owner */
-    uint64_t id;                    /* for the log */
-    char peer[64];                  /* "addr:port", for the log */
-    pd_conn_t *prev, *next;         /* srv->conns list */
-    pd_conn_t *dirty_next;          /* srv->dirty list */
-    pd_conn_t *sub_prev, *sub_next; /* srv->subscribers list */
+    uv_tcp_t tcp;                       /* the socket; tcp.data = this */
+    pd_server_t *srv;                   /* owner */
+    uint64_t id;                        /* for the log */
+    char peer[64];                      /* "addr:port", for the log */
+    pd_conn_t *prev, *next;             /* srv->conns list */
+    pd_conn_t *dirty_next;              /* srv->dirty list */
+    pd_conn_t *sub_prev, *sub_next;     /* srv->subscribers list */
+    pd_conn_t *pause_prev, *pause_next; /* srv->paused list */
 
     char *in; /* bytes of a frame split across reads */
     size_t in_len, in_cap;
@@ -53,6 +57,9 @@ struct pd_conn_s {
     bool oom;                /* an output buffer failed to grow */
     uint32_t subs;           /* subscribed events, bit per pd_event_type */
     uint64_t last_active_ms; /* uv_now() of the last read */
+    double tokens;           /* --max-rps bucket: frames that may run now */
+    uint64_t tokens_ms;      /* uv_now() when the bucket was last filled */
+    uint8_t paused;          /* PD_PAUSE_*: reading stopped, on srv->paused */
 };
 
 /** Accept a pending connection on the listener and start reading it. */

@@ -160,6 +160,11 @@ pd_err pd_frame_scan(pd_frame_scan_t *s, const uint8_t *buf, size_t avail, size_
             continue;
         }
         if (pos >= avail) break;
+        /* The frame is not complete, so it is longer than pos: at the limit
+         * it is too large, whatever the bytes after it hold. Checking here
+         * keeps the scanner within max_frame bytes even when a read brought
+         * more, so the verdict does not depend on how the bytes arrived. */
+        if (pos >= s->max_frame) return PD_ERR_TOO_LARGE;
 
         hdr_t h;
         uint64_t n;
@@ -173,11 +178,13 @@ pd_err pd_frame_scan(pd_frame_scan_t *s, const uint8_t *buf, size_t avail, size_
         if (h.open) {
             uint64_t elems = h.open == 2 ? n * 2 : n;
             if (elems > room) return PD_ERR_TOO_LARGE;
+            /* Empty containers count too: msgpack-c refuses to open one
+             * past its stack as well. */
+            if (s->depth >= PD_FRAME_MAX_DEPTH) return PD_ERR_BAD_REQUEST;
             if (elems == 0) {
                 if (element_done(s)) goto complete;
                 continue;
             }
-            if (s->depth >= PD_FRAME_MAX_DEPTH) return PD_ERR_BAD_REQUEST;
             s->left[s->depth++] = elems;
             continue;
         }

@@ -9,6 +9,7 @@
 
 #include "args.h"
 #include "methods.h"
+#include "persist.h"
 
 /* ---------------------------------------------------------- ping / auth */
 
@@ -59,7 +60,7 @@ void pd_m_stats(pd_conn_t *c, const msgpack_object *params) {
     const pd_server_counters_t *n = &srv->n;
 
     msgpack_packer *pk = pd_reply_ok(c);
-    msgpack_pack_map(pk, 9);
+    msgpack_pack_map(pk, 10);
 
     pd_pack_cstr(pk, "server");
     msgpack_pack_map(pk, 6);
@@ -81,7 +82,7 @@ void pd_m_stats(pd_conn_t *c, const msgpack_object *params) {
     pd_pack_kv_u64(pk, "subscribers", subs);
 
     pd_pack_cstr(pk, "counters");
-    msgpack_pack_map(pk, 16);
+    msgpack_pack_map(pk, 17);
     pd_pack_kv_u64(pk, "requests", n->requests);
     pd_pack_kv_u64(pk, "errors", n->errors);
     pd_pack_kv_u64(pk, "bad_requests", n->bad_requests);
@@ -91,6 +92,7 @@ void pd_m_stats(pd_conn_t *c, const msgpack_object *params) {
     pd_pack_kv_u64(pk, "frames_too_large", n->frames_too_large);
     pd_pack_kv_u64(pk, "output_cutoffs", n->output_cutoffs);
     pd_pack_kv_u64(pk, "idle_closed", n->idle_closed);
+    pd_pack_kv_u64(pk, "rate_limited", n->rate_limited);
     pd_pack_kv_u64(pk, "bytes_in", n->bytes_in);
     pd_pack_kv_u64(pk, "bytes_out", n->bytes_out);
     pd_pack_kv_u64(pk, "notifications", n->notifications);
@@ -128,6 +130,9 @@ void pd_m_stats(pd_conn_t *c, const msgpack_object *params) {
 
     pd_pack_kv_u64(pk, "volunteers", es.volunteers);
     pd_pack_kv_u64(pk, "orders", es.orders);
+
+    pd_pack_cstr(pk, "persistence");
+    pd_persist_pack_stats(srv, pk);
 
     uint32_t called = 0;
     for (int i = 0; i < PD_MID__COUNT; i++) called += srv->mstats[i].calls > 0;
@@ -185,11 +190,12 @@ void pd_m_config_get(pd_conn_t *c, const msgpack_object *params) {
     for (int i = 0; i < PD_STAR_LEVELS; i++) msgpack_pack_uint32(pk, ec->star_hours[i]);
     pd_pack_kv_u64(pk, "batch_k", ec->batch_k);
     pd_pack_cstr(pk, "limits");
-    msgpack_pack_map(pk, 5);
+    msgpack_pack_map(pk, 6);
     pd_pack_kv_u64(pk, "max_frame", srv->cfg.max_frame);
     pd_pack_kv_u64(pk, "max_output", srv->cfg.max_output);
     pd_pack_kv_u64(pk, "max_conns", srv->cfg.max_conns);
     pd_pack_kv_u64(pk, "idle_timeout_ms", srv->cfg.idle_timeout_ms);
+    pd_pack_kv_u64(pk, "max_rps", srv->cfg.max_rps);
     pd_pack_kv_u64(pk, "tick_ms", srv->cfg.tick_ms);
     pd_pack_kv_bool(pk, "auth_required", srv->cfg.token != NULL);
 }

@@ -1,7 +1,8 @@
 /* main.c -- paidan-server's command line: parse flags, run the loop, exit.
  *
  * Exit status: 0 after a clean stop (SIGTERM/SIGINT), 1 when start-up
- * fails (bad config, port in use, token missing beyond loopback), 2 on a
+ * fails (bad config, port in use, token missing beyond loopback, a data
+ * directory locked or corrupt) or the journal fails while serving, 2 on a
  * usage error. docs/operations-server.md documents every flag.
  */
 #include <errno.h>
@@ -30,12 +31,23 @@ static void usage(FILE *f) {
             "  --max-output SIZE      unsent reply bytes per connection before it is\n"
             "                         cut off (default 64M)\n"
             "  --idle-timeout SECS    close connections silent this long (default 0 = never)\n"
+            "  --max-rps N            frames per second per connection; a connection over\n"
+            "                         it is paused, not read (default 0 = no limit)\n"
             "  --metrics-port N       serve Prometheus text on GET /metrics (default off;\n"
             "                         0 = chosen by the OS)\n"
             "  --tick-ms N            engine tick period (default 200)\n"
             "  --stall-ms N           log event-loop iterations busier than this\n"
             "                         (default 100, 0 = off)\n"
             "  --load-volunteers CSV  load volunteers from a CSV file at start\n"
+            "  --data-dir DIR         keep a journal and snapshots in DIR (created if\n"
+            "                         missing; one server per directory); recover from\n"
+            "                         it at start. Without it nothing is kept on disk\n"
+            "  --fsync POLICY         always, everysec (default) or no: when the journal\n"
+            "                         reaches the disk (docs/operations.md)\n"
+            "  --snapshot-bytes SIZE  snapshot when the journal grows past SIZE\n"
+            "                         (default 256m; 0 = only on request and at stop)\n"
+            "  --truncate-corrupt     start even if the journal is corrupt in the middle,\n"
+            "                         cutting it there (what follows is lost)\n"
             "  --log-level LEVEL      debug, info, warn or error (default info)\n"
             "  --help                 this text\n"
             "  --version              print the version\n"
@@ -101,32 +113,43 @@ enum {
     OPT_MAX_CONNS,
     OPT_MAX_OUTPUT,
     OPT_IDLE,
+    OPT_MAX_RPS,
     OPT_METRICS,
     OPT_TICK,
     OPT_STALL,
     OPT_LOAD,
+    OPT_DATA_DIR,
+    OPT_FSYNC,
+    OPT_SNAPSHOT_BYTES,
+    OPT_TRUNCATE_CORRUPT,
     OPT_LOG,
     OPT_HELP,
     OPT_VERSION
 };
 
 int main(int argc, char **argv) {
-    static const struct option opts[] = {{"host", required_argument, NULL, OPT_HOST},
-                                         {"port", required_argument, NULL, OPT_PORT},
-                                         {"config", required_argument, NULL, OPT_CONFIG},
-                                         {"token", required_argument, NULL, OPT_TOKEN},
-                                         {"max-frame", required_argument, NULL, OPT_MAX_FRAME},
-                                         {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
-                                         {"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
-                                         {"idle-timeout", required_argument, NULL, OPT_IDLE},
-                                         {"metrics-port", required_argument, NULL, OPT_METRICS},
-                                         {"tick-ms", required_argument, NULL, OPT_TICK},
-                                         {"stall-ms", required_argument, NULL, OPT_STALL},
-                                         {"load-volunteers", required_argument, NULL, OPT_LOAD},
-                                         {"log-level", required_argument, NULL, OPT_LOG},
-                                         {"help", no_argument, NULL, OPT_HELP},
-                                         {"version", no_argument, NULL, OPT_VERSION},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"host", required_argument, NULL, OPT_HOST},
+        {"port", required_argument, NULL, OPT_PORT},
+        {"config", required_argument, NULL, OPT_CONFIG},
+        {"token", required_argument, NULL, OPT_TOKEN},
+        {"max-frame", required_argument, NULL, OPT_MAX_FRAME},
+        {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
+        {"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
+        {"idle-timeout", required_argument, NULL, OPT_IDLE},
+        {"max-rps", required_argument, NULL, OPT_MAX_RPS},
+        {"metrics-port", required_argument, NULL, OPT_METRICS},
+        {"tick-ms", required_argument, NULL, OPT_TICK},
+        {"stall-ms", required_argument, NULL, OPT_STALL},
+        {"load-volunteers", required_argument, NULL, OPT_LOAD},
+        {"data-dir", required_argument, NULL, OPT_DATA_DIR},
+        {"fsync", required_argument, NULL, OPT_FSYNC},
+        {"snapshot-bytes", required_argument, NULL, OPT_SNAPSHOT_BYTES},
+        {"truncate-corrupt", no_argument, NULL, OPT_TRUNCATE_CORRUPT},
+        {"log-level", required_argument, NULL, OPT_LOG},
+        {"help", no_argument, NULL, OPT_HELP},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {NULL, 0, NULL, 0}};
     pd_server_config_t cfg;
     pd_server_config_init(&cfg);
     const char *env_token = getenv("PAIDAN_TOKEN");
@@ -174,6 +197,11 @@ int main(int argc, char **argv) {
                 cfg.idle_timeout_ms = (uint64_t)(secs * 1000.0 + 0.5);
                 break;
             }
+            case OPT_MAX_RPS:
+                if (parse_size(optarg, 0, 100000000, &v) || strpbrk(optarg, "kKmMgGbB"))
+                    return bad_value("--max-rps", optarg, "0..100000000, 0 = no limit");
+                cfg.max_rps = (uint32_t)v;
+                break;
             case OPT_METRICS:
                 if (parse_size(optarg, 0, 65535, &v) || strpbrk(optarg, "kKmMgGbB"))
                     return bad_value("--metrics-port", optarg, "0..65535");
@@ -191,6 +219,22 @@ int main(int argc, char **argv) {
                 break;
             case OPT_LOAD:
                 cfg.load_volunteers = optarg;
+                break;
+            case OPT_DATA_DIR:
+                if (!*optarg) return bad_value("--data-dir", optarg, "a directory");
+                cfg.data_dir = optarg;
+                break;
+            case OPT_FSYNC:
+                if (pd_fsync_policy_from_name(optarg, &cfg.fsync))
+                    return bad_value("--fsync", optarg, "always, everysec or no");
+                break;
+            case OPT_SNAPSHOT_BYTES:
+                if (parse_size(optarg, 0, 1ull << 50, &v))
+                    return bad_value("--snapshot-bytes", optarg, "a size, 0 = never");
+                cfg.snapshot_bytes = v;
+                break;
+            case OPT_TRUNCATE_CORRUPT:
+                cfg.truncate_corrupt = true;
                 break;
             case OPT_LOG: {
                 pd_log_level lv;
@@ -235,9 +279,10 @@ int main(int argc, char **argv) {
         return 1;
     }
     uv_run(loop, UV_RUN_DEFAULT);
+    bool fatal = srv->fatal;
     pd_server_deinit(srv);
     if (uv_loop_close(loop) != 0) pd_log(PD_LOG_WARN, "handles still open at exit");
     pd_free(srv);
-    pd_log(PD_LOG_INFO, "stopped");
-    return 0;
+    pd_log(fatal ? PD_LOG_ERROR : PD_LOG_INFO, fatal ? "stopped on an error" : "stopped");
+    return fatal ? 1 : 0;
 }

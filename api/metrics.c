@@ -104,6 +104,8 @@ static void write_metrics(FILE *f, pd_server_t *srv) {
             n->frames_too_large);
     counter(f, "output_cutoffs_total", "Connections closed for unread output.", n->output_cutoffs);
     counter(f, "idle_closed_total", "Connections closed by the idle timeout.", n->idle_closed);
+    counter(f, "rate_limited_total", "Connections paused by the per-connection rate limit.",
+            n->rate_limited);
     counter(f, "received_bytes_total", "Bytes read from clients.", n->bytes_in);
     counter(f, "sent_bytes_total", "Bytes written to clients.", n->bytes_out);
     counter(f, "notifications_total", "Notifications queued to subscribers.", n->notifications);

@@ -29,6 +29,7 @@
 #include "conn.h"
 #include "methods.h"
 #include "metrics.h"
+#include "persist.h"
 #ifdef PD_HAVE_DATA
 #include "paidan/alloc.h"
 #include "paidan/data.h"
@@ -64,6 +65,8 @@ void pd_server_config_init(pd_server_config_t *cfg) {
     cfg->metrics_port = -1;
     cfg->tick_ms = 200;
     cfg->stall_ms = 100;
+    cfg->fsync = PD_FSYNC_EVERYSEC;
+    cfg->snapshot_bytes = 256u << 20;
 }
 
 int64_t pd_server_stamp(pd_server_t *srv) {
@@ -96,6 +99,12 @@ void pd_server_mark_dirty(pd_server_t *srv, pd_conn_t *c) {
 }
 
 void pd_server_flush(pd_server_t *srv) {
+    /* Replies wait for the journal: the commit (and the flush) happens once
+     * at the end of this loop iteration, for every connection at once. */
+    if (pd_persist_pending(srv)) {
+        pd_persist_defer_flush(srv);
+        return;
+    }
     while (srv->dirty) {
         pd_conn_t *c = srv->dirty;
         srv->dirty = c->dirty_next;
@@ -139,6 +148,12 @@ static void on_engine_event(void *ud, const pd_event_t *ev) {
         srv->cap_events = cap;
     }
     srv->events[srv->n_events++] = *ev;
+}
+
+void pd_server_set_engine(pd_server_t *srv, pd_engine_t *e) {
+    pd_engine_destroy(srv->engine);
+    srv->engine = e;
+    pd_engine_set_event_cb(e, on_engine_event, srv);
 }
 
 static void pack_event(msgpack_packer *pk, const pd_event_t *ev) {
@@ -204,12 +219,14 @@ static void on_tick(uv_timer_t *t) {
     pd_server_t *srv = t->data;
     int64_t now = pd_server_stamp(srv);
     size_t expired = 0;
-    pd_err err = pd_engine_tick(srv->engine, now, &expired);
+    /* Ticks only when an offer is due, journaled (persist.c). */
+    pd_persist_tick(srv, now, &expired);
     srv->n.ticks++;
     srv->n.offers_expired += expired;
-    if (err) pd_log(PD_LOG_ERROR, "engine tick: %s", pd_strerror(err));
     if (srv->n_events) pd_server_publish(srv);
+    if (pd_persist_pending(srv) && !pd_persist_commit(srv)) return;
     pd_server_flush(srv);
+    pd_persist_maybe_snapshot(srv);
 }
 
 static void on_idle_sweep(uv_timer_t *t) {
@@ -350,6 +367,7 @@ static pd_err load_volunteers(pd_server_t *srv, const char *path) {
         }
         if (!got) break;
         err = pd_engine_volunteer_upsert(srv->engine, &v, now);
+        if (!err) pd_persist_record_volunteer(srv, &v);
         if (err == PD_ERR_NOMEM) break;
         if (err) {
             if (bad++ < 10)
@@ -358,6 +376,9 @@ static pd_err load_volunteers(pd_server_t *srv, const char *path) {
             continue;
         }
         loaded++;
+        if (loaded % 250000 == 0)
+            pd_log(PD_LOG_INFO, "loading %s: %zu volunteers so far (line %zu)", path, loaded,
+                   pd_csv_reader_get_line(r));
     }
     pd_csv_reader_close(r);
     if (err == PD_ERR_NOMEM || err == PD_ERR_IO) return err;
@@ -414,9 +435,19 @@ pd_err pd_server_start(pd_server_t *srv, uv_loop_t *loop, const pd_server_config
     srv->started_ms = (uint64_t)pd_server_stamp(srv);
     srv->started_hr = uv_hrtime();
 
+    if (cfg->data_dir) {
+        err = pd_persist_start(srv, &ec);
+        if (err) return err;
+    }
+
     if (cfg->load_volunteers) {
 #ifdef PD_HAVE_DATA
         err = load_volunteers(srv, cfg->load_volunteers);
+        if (err) return err;
+        /* With a data directory, each volunteer loaded went to the journal;
+         * a snapshot then keeps the journal short. */
+        if (srv->persist && !pd_persist_commit(srv)) return PD_ERR_IO;
+        err = pd_persist_snapshot_now(srv);
         if (err) return err;
 #else
         pd_log(PD_LOG_ERROR, "--load-volunteers: this build has no CSV reader (data layer)");
@@ -424,6 +455,15 @@ pd_err pd_server_start(pd_server_t *srv, uv_loop_t *loop, const pd_server_config
 #endif
     }
 
+    /* Catch SIGTERM/SIGINT before "listening on" is printed: a script may
+     * signal as soon as it reads that line. libuv queues the signal and the
+     * loop handles it once it runs. */
+    uv_signal_init(loop, &srv->sig_term);
+    srv->sig_term.data = srv;
+    uv_signal_start(&srv->sig_term, on_signal, SIGTERM);
+    uv_signal_init(loop, &srv->sig_int);
+    srv->sig_int.data = srv;
+    uv_signal_start(&srv->sig_int, on_signal, SIGINT);
     uv_tcp_init(loop, &srv->listener);
     srv->listener.data = srv;
     err = pd_server_listen(srv, &srv->listener, cfg->host, cfg->port, on_connection, "listening on",
@@ -445,6 +485,10 @@ pd_err pd_server_start(pd_server_t *srv, uv_loop_t *loop, const pd_server_config
     uv_timer_start(&srv->tick_timer, on_tick, cfg->tick_ms, cfg->tick_ms);
     uv_timer_init(loop, &srv->idle_timer);
     srv->idle_timer.data = srv;
+    uv_timer_init(loop, &srv->rate_timer); /* started by conn.c when one is paused */
+    srv->rate_timer.data = srv;
+    uv_idle_init(loop, &srv->turn_idle); /* likewise */
+    srv->turn_idle.data = srv;
     if (cfg->idle_timeout_ms) {
         uint64_t every = cfg->idle_timeout_ms / 4;
         if (every < 20) every = 20;
@@ -455,12 +499,7 @@ pd_err pd_server_start(pd_server_t *srv, uv_loop_t *loop, const pd_server_config
     srv->stall_check.data = srv;
     uv_prepare_start(&srv->stall_check, on_prepare);
     uv_unref((uv_handle_t *)&srv->stall_check);
-    uv_signal_init(loop, &srv->sig_term);
-    srv->sig_term.data = srv;
-    uv_signal_start(&srv->sig_term, on_signal, SIGTERM);
-    uv_signal_init(loop, &srv->sig_int);
-    srv->sig_int.data = srv;
-    uv_signal_start(&srv->sig_int, on_signal, SIGINT);
+    pd_persist_attach(srv);
     srv->running = true;
     pd_log(PD_LOG_INFO,
            "paidan-server %s ready: %zu volunteers, max %u connections, frames <= %zu bytes%s",
@@ -478,14 +517,19 @@ void pd_server_stop(pd_server_t *srv) {
         pd_conn_flush(c);
         pd_conn_close(c, PD_OK, "server shutting down");
     }
+    pd_persist_stop(srv);
+    pd_persist_close_handles(srv);
     uv_close((uv_handle_t *)&srv->tick_timer, NULL);
     uv_close((uv_handle_t *)&srv->idle_timer, NULL);
+    uv_close((uv_handle_t *)&srv->rate_timer, NULL);
+    uv_close((uv_handle_t *)&srv->turn_idle, NULL);
     uv_close((uv_handle_t *)&srv->stall_check, NULL);
     uv_close((uv_handle_t *)&srv->sig_term, NULL);
     uv_close((uv_handle_t *)&srv->sig_int, NULL);
 }
 
 void pd_server_deinit(pd_server_t *srv) {
+    pd_persist_deinit(srv);
     pd_engine_destroy(srv->engine);
     srv->engine = NULL;
     if (srv->zone_ok) msgpack_zone_destroy(&srv->zone);

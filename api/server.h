@@ -22,6 +22,7 @@
 
 #include "log.h"
 #include "paidan/engine.h"
+#include "paidan/journal.h"
 #include "stats.h"
 
 #define PD_SERVER_DEFAULT_PORT 7411
@@ -29,6 +30,7 @@
 
 typedef struct pd_conn_s pd_conn_t;
 typedef struct pd_server_s pd_server_t;
+typedef struct pd_persist_s pd_persist_t;
 
 /** What the command line sets. Initialise with pd_server_config_init(). */
 typedef struct pd_server_config_s {
@@ -39,11 +41,16 @@ typedef struct pd_server_config_s {
     uint32_t max_conns;          /* simultaneous client connections */
     size_t max_output;           /* unsent bytes per connection before it is cut off */
     uint64_t idle_timeout_ms;    /* close connections silent this long; 0 = never */
+    uint32_t max_rps;            /* frames per second per connection; 0 = no limit */
     int metrics_port;            /* Prometheus endpoint; -1 = off, 0 = OS-chosen */
     uint32_t tick_ms;            /* engine tick period */
     uint32_t stall_ms;           /* loop iterations busier than this are logged */
     const char *config_path;     /* engine INI, NULL = defaults */
     const char *load_volunteers; /* CSV of volunteers to load at start, or NULL */
+    const char *data_dir;        /* journal and snapshots; NULL = keep nothing on disk */
+    pd_fsync_policy fsync;       /* --fsync: always, everysec (default), no */
+    uint64_t snapshot_bytes;     /* snapshot when the journal passes this; 0 = never */
+    bool truncate_corrupt;       /* cut a journal corrupt in the middle instead of refusing */
 } pd_server_config_t;
 
 /** Global counters shown by `stats` and /metrics. */
@@ -59,6 +66,7 @@ typedef struct pd_server_counters_s {
     uint64_t frames_too_large; /* connections closed for an oversized frame */
     uint64_t output_cutoffs;   /* connections closed for unread output */
     uint64_t idle_closed;      /* connections closed by the idle timeout */
+    uint64_t rate_limited;     /* times a connection was paused by --max-rps */
     uint64_t bytes_in;         /* bytes read from clients */
     uint64_t bytes_out;        /* bytes written to clients */
     uint64_t notifications;    /* notifications queued to subscribers */
@@ -79,6 +87,8 @@ struct pd_server_s {
     bool metrics_on;
     uv_timer_t tick_timer;    /* runs pd_engine_tick() */
     uv_timer_t idle_timer;    /* closes idle connections */
+    uv_timer_t rate_timer;    /* resumes connections paused by --max-rps */
+    uv_idle_t turn_idle;      /* resumes connections that used up their turn */
     uv_prepare_t stall_check; /* measures each loop iteration */
     uv_signal_t sig_term, sig_int;
     bool running;           /* started successfully */
@@ -92,6 +102,7 @@ struct pd_server_s {
     uint64_t next_conn_id;
     pd_conn_t *dirty;       /* connections with output to flush */
     pd_conn_t *subscribers; /* connections with a subscription */
+    pd_conn_t *paused;      /* connections not being read for a while (conn.c) */
 
     char rbuf[PD_SERVER_READ_CHUNK]; /* shared read buffer (see conn.c) */
     msgpack_zone zone;               /* decoded request objects; cleared per frame */
@@ -110,10 +121,13 @@ struct pd_server_s {
     uint64_t last_idle_ns;
     pd_server_counters_t n;    /* counters */
     pd_method_stats_t *mstats; /* one per method of methods.def */
+    pd_persist_t *persist;     /* durability (persist.h); NULL without --data-dir */
+    bool fatal;                /* stopped on an error (the journal failed): exit 1 */
 };
 
 /** Defaults: 127.0.0.1:7411, 1 MiB frames, 10000 connections, 64 MiB
- *  output, no idle timeout, no metrics, 200 ms ticks, 100 ms stalls. */
+ *  output, no idle timeout, no request rate limit, no metrics, 200 ms
+ *  ticks, 100 ms stalls. */
 void pd_server_config_init(pd_server_config_t *cfg);
 
 /**
@@ -137,6 +151,10 @@ void pd_server_stop(pd_server_t *srv);
  */
 pd_err pd_server_listen(pd_server_t *srv, uv_tcp_t *tcp, const char *host, int port,
                         uv_connection_cb cb, const char *label, int *bound_port);
+
+/** Replace the engine (recovery): the old one is destroyed, the event
+ *  callback installed on the new one, which the server now owns. */
+void pd_server_set_engine(pd_server_t *srv, pd_engine_t *e);
 
 /** Free what the server owns (after the loop has finished). */
 void pd_server_deinit(pd_server_t *srv);

@@ -74,5 +74,6 @@ int pd__bench_micro(int argc, char **argv);
 int pd__bench_load(int argc, char **argv);
 int pd__bench_replay(int argc, char **argv);
 int pd__bench_compare(int argc, char **argv);
+int pd__bench_journal(int argc, char **argv);
 
 #endif /* PAIDAN_BENCH_BENCH_H */

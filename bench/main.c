@@ -23,6 +23,8 @@ static void usage(FILE *out) {
             "           the 15-minute circle, fairness of hours\n"
             "  compare  the same nearby workload against paidan, Redis GEOSEARCH and\n"
             "           PostGIS, in one run\n"
+            "  journal  durability: journal appends/s per fsync policy, acknowledged\n"
+            "           writes/s over TCP, snapshot and recovery time of a 1M + 1M state\n"
             "\n"
             "Run 'paidan-bench MODE --help' for the options of a mode.\n"
             "Every mode prints a table, or one JSON object with --json.\n");
@@ -41,6 +43,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "load") == 0) return pd__bench_load(argc - 1, argv + 1);
     if (strcmp(argv[1], "replay") == 0) return pd__bench_replay(argc - 1, argv + 1);
     if (strcmp(argv[1], "compare") == 0) return pd__bench_compare(argc - 1, argv + 1);
+    if (strcmp(argv[1], "journal") == 0) return pd__bench_journal(argc - 1, argv + 1);
     fprintf(stderr, "paidan-bench: unknown mode '%s'\n", argv[1]);
     usage(stderr);
     return 2;

@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "jsource.h"
 
 void pd__replay_model_init(pd__replay_model_t *m) {
     m->accept_base = 0.85;
@@ -87,6 +88,7 @@ typedef struct source_s {
     pd_csv_reader_t *vol_csv;
     pd_csv_reader_t *ord_csv;
     pd_gen_t *gen;
+    pd__jsource_t js;      /* the journal source's records */
     uint64_t total_orders; /* expected, for the progress bar; 0 if unknown */
     /* The next order, or false at the end; errors name the place. */
     pd_err (*next_order)(struct source_s *s, pd_gen_order_t *out, bool *got, char *why, size_t cap);
@@ -122,6 +124,23 @@ static pd_err gen_next_volunteer(source_t *s, pd_volunteer_t *out, bool *got, ch
     return PD_OK;
 }
 
+static pd_err js_next_order(source_t *s, pd_gen_order_t *out, bool *got, char *why, size_t cap) {
+    (void)why;
+    (void)cap;
+    *got = s->js.io < s->js.no;
+    if (*got) *out = s->js.ords[s->js.io++];
+    return PD_OK;
+}
+
+static pd_err js_next_volunteer(source_t *s, pd_volunteer_t *out, bool *got, char *why,
+                                size_t cap) {
+    (void)why;
+    (void)cap;
+    *got = s->js.iv < s->js.nv;
+    if (*got) *out = s->js.vols[s->js.iv++];
+    return PD_OK;
+}
+
 /* Lines after the header, for the progress bar. */
 static uint64_t count_lines(const char *path) {
     FILE *f = fopen(path, "rb");
@@ -139,12 +158,24 @@ static void source_close(source_t *s) {
     pd_csv_reader_close(s->vol_csv);
     pd_csv_reader_close(s->ord_csv);
     pd_gen_destroy(s->gen);
+    pd__jsource_free(&s->js);
     memset(s, 0, sizeof *s);
 }
 
 static pd_err source_open(const pd__replay_opts_t *o, const char *const *names, size_t n_names,
                           source_t *s, char *why, size_t cap) {
     memset(s, 0, sizeof *s);
+    if (o->journal_dir) {
+        pd_err err = pd__jsource_load(o->journal_dir, names, n_names, &s->js, why, cap);
+        if (err) {
+            source_close(s);
+            return err;
+        }
+        s->next_order = js_next_order;
+        s->next_volunteer = js_next_volunteer;
+        s->total_orders = s->js.no;
+        return PD_OK;
+    }
     if (o->volunteers_csv || o->orders_csv) {
         if (!o->volunteers_csv || !o->orders_csv)
             return fail(why, cap, PD_ERR_BAD_ARG, "give both a volunteers CSV and an orders CSV");

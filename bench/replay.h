@@ -38,6 +38,7 @@ void pd__replay_model_init(pd__replay_model_t *m);
 typedef struct pd__replay_opts_s {
     const char *volunteers_csv; /* volunteers CSV (data/ format) ... */
     const char *orders_csv;     /* ... and orders CSV; both NULL = generate */
+    const char *journal_dir;    /* or a paidan-server data directory (bench/jsource.c) */
     uint64_t gen_volunteers;    /* generated county: volunteers, orders, days */
     uint64_t gen_orders;
     uint32_t gen_days;

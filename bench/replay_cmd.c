@@ -32,6 +32,9 @@ static void replay_usage(FILE *out) {
             "input (default: the sample county, data/sample/county-*.csv):\n"
             "      --volunteers-csv F   volunteers CSV (data/ format)\n"
             "      --orders-csv F       orders CSV (data/ format)\n"
+            "      --journal DIR        or a paidan-server data directory: the oldest\n"
+            "                           snapshot's volunteers, then the journal's\n"
+            "                           volunteer.upsert and order.create in time order\n"
             "  -n, --volunteers N       generate a county of N volunteers instead ...\n"
             "  -o, --orders M           ... with M orders ...\n"
             "      --days D             ... over D days (default 7)\n"
@@ -61,6 +64,7 @@ enum {
     OPT_DAYS,
     OPT_GRAB,
     OPT_CONFIG,
+    OPT_JOURNAL,
     OPT_ABASE,
     OPT_AKM,
     OPT_AHOUR,
@@ -125,6 +129,7 @@ static int parse_opts(int argc, char **argv, replay_cmd_t *o) {
                                           {"policy", required_argument, 0, 'p'},
                                           {"grab", no_argument, 0, OPT_GRAB},
                                           {"config", required_argument, 0, OPT_CONFIG},
+                                          {"journal", required_argument, 0, OPT_JOURNAL},
                                           {"accept-base", required_argument, 0, OPT_ABASE},
                                           {"accept-per-km", required_argument, 0, OPT_AKM},
                                           {"accept-per-hour", required_argument, 0, OPT_AHOUR},
@@ -150,6 +155,9 @@ static int parse_opts(int argc, char **argv, replay_cmd_t *o) {
                 break;
             case OPT_OCSV:
                 o->run.orders_csv = optarg;
+                break;
+            case OPT_JOURNAL:
+                o->run.journal_dir = optarg;
                 break;
             case 'n':
                 bad = num(optarg, 1, 1e8, &d);
@@ -224,6 +232,11 @@ static int parse_opts(int argc, char **argv, replay_cmd_t *o) {
         return -1;
     }
     bool csv = o->run.volunteers_csv || o->run.orders_csv;
+    if (o->run.journal_dir && (csv || o->generate)) {
+        fprintf(stderr, "paidan-bench replay: give a journal, CSV files or a county, one only\n");
+        return -1;
+    }
+    if (o->run.journal_dir) csv = true; /* the journal is the input: no sample */
     if (csv && o->generate) {
         fprintf(stderr, "paidan-bench replay: give CSV files or a county to generate, not both\n");
         return -1;

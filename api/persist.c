@@ -1,0 +1,839 @@
+/* persist.c -- paidan-server's durability: journal every mutating request,
+ * commit before replying, snapshot in a forked child, recover at start.
+ *
+ * What is journaled. A request whose method is PD_M_WRITE and whose reply
+ * is not an error is appended as one PD_JREC_COMMAND record: the MessagePack
+ * array [method name, params map] exactly as the server read it, stamped
+ * with the request's timestamp (srv->now_ms). Rejected requests change
+ * nothing (house rule 8), so they are not journaled. A tick that has an
+ * offer due is appended as a PD_JREC_TICK record with its time; ticks with
+ * nothing due are skipped altogether (they would change nothing).
+ *
+ * When replies leave. Handlers pack replies into connection buffers;
+ * pd_server_flush() normally writes them at the end of each callback. With
+ * records pending it instead arms a uv_check handle, which runs once after
+ * all the I/O callbacks of the loop iteration: it commits the journal
+ * (write(); fdatasync() under `always`) and only then writes every reply of
+ * the iteration. So under `always` one fdatasync covers every client served
+ * in that iteration (group commit), and no reply -- not even a read that
+ * saw an unsynced write -- leaves before the writes it depends on are on
+ * disk. Any other path that writes to a socket (pd_conn_flush on a full
+ * buffer, a write completion) commits first too.
+ *
+ * Snapshots. pd_store_snapshot_begin() rotates the journal; then fork():
+ * the child writes the engine (pd_engine_snapshot_write allocates nothing,
+ * and copy-on-write keeps the parent's pages as they were at the fork) and
+ * _exit()s; the parent goes on serving and polls waitpid() from a timer,
+ * then calls pd_store_snapshot_end(), which prunes old files. The child
+ * dies with the parent (PR_SET_PDEATHSIG), so a killed server never leaves
+ * a writer behind holding the data directory's lock. Snapshots start from
+ * the `snapshot` method, when the journal passes --snapshot-bytes, and (in
+ * process, blocking) at a clean shutdown.
+ *
+ * Recovery replays records through the very handlers that served them,
+ * with a connection that has no socket, so there is one code path for a
+ * request and its replay. A replayed request that fails means the journal
+ * and the code disagree; start-up stops rather than serve a different
+ * state.
+ */
+#include "persist.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "args.h"
+#include "conn.h"
+#include "methods.h"
+#include "paidan/alloc.h"
+#ifdef PD_HAVE_DATA
+#include "paidan/data.h"
+#endif
+
+struct pd_persist_s {
+    pd_store_t *store;
+    msgpack_sbuffer rec; /* the record being packed */
+    msgpack_packer pk;
+    uv_check_t check; /* commit, then flush, at the end of the iteration */
+    bool check_init;
+    bool flush_deferred;
+    bool failed; /* the journal broke: nothing more is acknowledged */
+
+    pid_t child; /* background snapshot writer, or 0 */
+    uint64_t child_seq;
+    uint64_t child_t0;
+    uv_timer_t child_timer;
+    bool timer_init;
+
+    uint64_t records;           /* command records appended */
+    uint64_t tick_records;      /* tick records appended */
+    uint64_t snapshots;         /* snapshots completed */
+    uint64_t snapshot_failures; /* snapshots that failed */
+    uint64_t last_snapshot_seq;
+    double last_snapshot_ms; /* how long the last one took */
+    pd_store_report_t recovery;
+    double recovery_ms;
+};
+
+static uint64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void store_log(void *ud, pd_store_level lv, const char *msg) {
+    (void)ud;
+    pd_log(lv == PD_STORE_ERROR  ? PD_LOG_ERROR
+           : lv == PD_STORE_WARN ? PD_LOG_WARN
+                                 : PD_LOG_INFO,
+           "%s", msg);
+}
+
+/* ------------------------------------------------------------- failure */
+
+/* The journal cannot take or keep a write: what the engine holds is ahead
+ * of the disk. Acknowledge nothing more: drop every unsent reply, close
+ * every connection and stop, without a snapshot. */
+static void fail(pd_server_t *srv, const char *what, pd_err err) {
+    pd_persist_t *p = srv->persist;
+    if (p->failed) return;
+    p->failed = true;
+    srv->fatal = true;
+    pd_log(PD_LOG_ERROR, "%s: %s (%s); stopping without acknowledging pending writes", what,
+           pd_strerror(err), strerror(errno));
+    for (pd_conn_t *c = srv->conns; c; c = c->next) {
+        c->out.size = 0;
+        pd_conn_close(c, PD_ERR_IO, "journal failed; server stopping");
+    }
+    pd_server_stop(srv);
+}
+
+/* ------------------------------------------------------------- journal */
+
+void pd_persist_record(pd_server_t *srv, int mid, const msgpack_object *params) {
+    pd_persist_t *p = srv->persist;
+    if (p->failed) return;
+    p->rec.size = 0;
+    msgpack_pack_array(&p->pk, 2);
+    msgpack_pack_str(&p->pk, pd_methods[mid].name_len);
+    msgpack_pack_str_body(&p->pk, pd_methods[mid].name, pd_methods[mid].name_len);
+    msgpack_pack_object(&p->pk, *params);
+    pd_err err = pd_journal_append(pd_store_journal(p->store), PD_JREC_COMMAND, srv->now_ms,
+                                   p->rec.data, p->rec.size, NULL);
+    if (err) {
+        fail(srv, "journal append", err);
+        return;
+    }
+    p->records++;
+    if (p->rec.alloc > (1u << 20)) {
+        msgpack_sbuffer_destroy(&p->rec);
+        msgpack_sbuffer_init(&p->rec);
+    }
+}
+
+/* Imported records: the fields, little-endian, no MessagePack (an import
+ * can be millions of them). */
+#define VOL_REC_BYTES 59
+#define ORDER_REC_BYTES 45
+
+static void put_le(uint8_t *p, uint64_t v, int n) {
+    for (int i = 0; i < n; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le(const uint8_t *p, int n) {
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+
+static void append_rec(pd_server_t *srv, uint16_t type, const void *data, size_t len) {
+    pd_persist_t *p = srv->persist;
+    if (!p || p->failed) return;
+    pd_err err = pd_journal_append(pd_store_journal(p->store), type, srv->now_ms, data, len, NULL);
+    if (err) {
+        fail(srv, "journal append (import)", err);
+        return;
+    }
+    p->records++;
+}
+
+void pd_persist_record_volunteer(pd_server_t *srv, const pd_volunteer_t *v) {
+    uint8_t b[VOL_REC_BYTES];
+    put_le(b, v->id, 8);
+    put_le(b + 8, (uint32_t)v->pos.lat, 4);
+    put_le(b + 12, (uint32_t)v->pos.lon, 4);
+    put_le(b + 16, v->skills, 8);
+    put_le(b + 24, v->tags, 8);
+    for (int i = 0; i < 3; i++) put_le(b + 32 + 8 * i, v->week.bits[i], 8);
+    b[56] = v->mode;
+    b[57] = v->status;
+    b[58] = v->capacity;
+    append_rec(srv, PD_JREC_VOLUNTEER, b, sizeof(b));
+}
+
+static void record_order(pd_server_t *srv, const pd_order_spec_t *o) {
+    uint8_t b[ORDER_REC_BYTES];
+    put_le(b, o->id, 8);
+    put_le(b + 8, (uint32_t)o->at.lat, 4);
+    put_le(b + 12, (uint32_t)o->at.lon, 4);
+    put_le(b + 16, o->skills, 8);
+    put_le(b + 24, o->need, 4);
+    put_le(b + 28, (uint64_t)o->start_ms, 8);
+    put_le(b + 36, (uint32_t)o->duration_min, 4);
+    put_le(b + 40, (uint32_t)o->budget_s, 4);
+    b[44] = o->priority;
+    append_rec(srv, PD_JREC_ORDER, b, sizeof(b));
+}
+
+/* Replay an imported record. */
+static pd_err apply_import(pd_server_t *srv, const pd_jrec_t *rec) {
+    const uint8_t *b = rec->data;
+    if (rec->type == PD_JREC_VOLUNTEER) {
+        if (rec->len != VOL_REC_BYTES) return PD_ERR_CORRUPT;
+        pd_volunteer_t v;
+        memset(&v, 0, sizeof(v));
+        v.id = get_le(b, 8);
+        v.pos.lat = (int32_t)(uint32_t)get_le(b + 8, 4);
+        v.pos.lon = (int32_t)(uint32_t)get_le(b + 12, 4);
+        v.skills = get_le(b + 16, 8);
+        v.tags = get_le(b + 24, 8);
+        for (int i = 0; i < 3; i++) v.week.bits[i] = get_le(b + 32 + 8 * i, 8);
+        v.mode = b[56];
+        v.status = b[57];
+        v.capacity = b[58];
+        return pd_engine_volunteer_upsert(srv->engine, &v, rec->ts_ms);
+    }
+    if (rec->len != ORDER_REC_BYTES) return PD_ERR_CORRUPT;
+    pd_order_spec_t o;
+    memset(&o, 0, sizeof(o));
+    o.id = get_le(b, 8);
+    o.at.lat = (int32_t)(uint32_t)get_le(b + 8, 4);
+    o.at.lon = (int32_t)(uint32_t)get_le(b + 12, 4);
+    o.skills = get_le(b + 16, 8);
+    o.need = (uint32_t)get_le(b + 24, 4);
+    o.start_ms = (int64_t)get_le(b + 28, 8);
+    o.duration_min = (int32_t)(uint32_t)get_le(b + 36, 4);
+    o.budget_s = (int32_t)(uint32_t)get_le(b + 40, 4);
+    o.priority = b[44];
+    return pd_engine_order_create(srv->engine, &o, rec->ts_ms);
+}
+
+bool pd_persist_pending(const pd_server_t *srv) {
+    const pd_persist_t *p = srv->persist;
+    return p && !p->failed && pd_journal_pending(pd_store_journal(p->store)) > 0;
+}
+
+bool pd_persist_commit(pd_server_t *srv) {
+    pd_persist_t *p = srv->persist;
+    if (!p) return true;
+    if (p->failed) return false;
+    pd_err err = pd_journal_commit(pd_store_journal(p->store));
+    if (err) {
+        fail(srv, "journal commit", err);
+        return false;
+    }
+    return true;
+}
+
+static void on_check(uv_check_t *h) {
+    pd_server_t *srv = h->data;
+    pd_persist_t *p = srv->persist;
+    uv_check_stop(h);
+    p->flush_deferred = false;
+    if (!pd_persist_commit(srv)) return;
+    pd_server_flush(srv);
+    pd_persist_maybe_snapshot(srv);
+}
+
+void pd_persist_defer_flush(pd_server_t *srv) {
+    pd_persist_t *p = srv->persist;
+    if (p->flush_deferred || p->failed) return;
+    if (!p->check_init || srv->stopping) {
+        /* Not serving yet, or shutting down: commit and flush now. */
+        if (pd_persist_commit(srv)) pd_server_flush(srv);
+        return;
+    }
+    p->flush_deferred = true;
+    uv_check_start(&p->check, on_check);
+}
+
+void pd_persist_tick(pd_server_t *srv, int64_t now, size_t *expired) {
+    *expired = 0;
+    int64_t due;
+    if (pd_engine_next_deadline(srv->engine, &due) != PD_OK || due > now) return;
+    pd_err err = pd_engine_tick(srv->engine, now, expired);
+    if (err) pd_log(PD_LOG_ERROR, "engine tick: %s", pd_strerror(err));
+    pd_persist_t *p = srv->persist;
+    if (!p || p->failed) return;
+    err = pd_journal_append(pd_store_journal(p->store), PD_JREC_TICK, now, NULL, 0, NULL);
+    if (err) {
+        fail(srv, "journal append (tick)", err);
+        return;
+    }
+    p->tick_records++;
+}
+
+/* ------------------------------------------------------------ snapshots */
+
+/* Write a snapshot in this process (blocking the loop). */
+static pd_err snapshot_now(pd_server_t *srv, uint64_t *seq_out, uint64_t *bytes_out) {
+    pd_persist_t *p = srv->persist;
+    pd_snapshot_writer_t *w = NULL;
+    uint64_t seq = 0;
+    uint64_t t0 = mono_ns();
+    pd_err err = pd_store_snapshot_begin(p->store, srv->now_ms, &w, &seq);
+    if (err) return err;
+    err = pd_engine_snapshot_write(srv->engine, w);
+    uint64_t bytes = pd_snapshot_writer_bytes(w);
+    if (!err) err = pd_snapshot_writer_commit(w);
+    pd_store_snapshot_end(p->store, err == PD_OK);
+    double ms = (double)(mono_ns() - t0) / 1e6;
+    if (err) {
+        p->snapshot_failures++;
+        pd_log(PD_LOG_ERROR, "snapshot at seq %" PRIu64 " failed: %s (%s)", seq, pd_strerror(err),
+               strerror(errno));
+        return err;
+    }
+    p->snapshots++;
+    p->last_snapshot_seq = seq;
+    p->last_snapshot_ms = ms;
+    pd_log(PD_LOG_INFO, "snapshot at seq %" PRIu64 ": %" PRIu64 " bytes in %.1f ms", seq, bytes,
+           ms);
+    if (seq_out) *seq_out = seq;
+    if (bytes_out) *bytes_out = bytes;
+    return PD_OK;
+}
+
+static void on_child_timer(uv_timer_t *t) {
+    pd_server_t *srv = t->data;
+    pd_persist_t *p = srv->persist;
+    if (!p->child) {
+        uv_timer_stop(t);
+        return;
+    }
+    int status = 0;
+    pid_t r = waitpid(p->child, &status, WNOHANG);
+    if (r == 0) return;
+    uv_timer_stop(t);
+    bool ok = r == p->child && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    p->child = 0;
+    pd_store_snapshot_end(p->store, ok);
+    double ms = (double)(mono_ns() - p->child_t0) / 1e6;
+    if (!ok) {
+        p->snapshot_failures++;
+        pd_log(PD_LOG_ERROR, "background snapshot at seq %" PRIu64 " failed (status %d)",
+               p->child_seq, status);
+        return;
+    }
+    p->snapshots++;
+    p->last_snapshot_seq = p->child_seq;
+    p->last_snapshot_ms = ms;
+    pd_log(PD_LOG_INFO, "background snapshot at seq %" PRIu64 " done in %.1f ms", p->child_seq, ms);
+}
+
+/* Start a snapshot in a forked child. */
+static pd_err snapshot_fork(pd_server_t *srv, uint64_t *seq_out) {
+    pd_persist_t *p = srv->persist;
+    if (p->child || pd_store_snapshot_busy(p->store) || !p->timer_init) return PD_ERR_ILLEGAL;
+    pd_snapshot_writer_t *w = NULL;
+    uint64_t seq = 0;
+    pd_err err = pd_store_snapshot_begin(p->store, srv->now_ms, &w, &seq);
+    if (err) return err;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t parent = getpid();
+    uint64_t t0 = mono_ns();
+    pid_t pid = fork();
+    if (pid < 0) {
+        int saved = errno;
+        pd_store_snapshot_end(p->store, false);
+        pd_log(PD_LOG_ERROR, "snapshot: fork failed: %s", strerror(saved));
+        return PD_ERR_IO;
+    }
+    if (pid == 0) {
+        /* The child: write, commit, leave. No libuv, no allocation, no
+         * atexit handlers; it dies if the server dies. */
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(3);
+        pd_err e = pd_engine_snapshot_write(srv->engine, w);
+        if (!e) e = pd_snapshot_writer_commit(w);
+        _exit(e ? 1 : 0);
+    }
+    p->child = pid;
+    p->child_seq = seq;
+    p->child_t0 = t0;
+    uv_timer_start(&p->child_timer, on_child_timer, 10, 10);
+    pd_log(PD_LOG_INFO, "background snapshot at seq %" PRIu64 " started (pid %ld, fork %.1f ms)",
+           seq, (long)pid, (double)(mono_ns() - t0) / 1e6);
+    if (seq_out) *seq_out = seq;
+    return PD_OK;
+}
+
+void pd_persist_maybe_snapshot(pd_server_t *srv) {
+    pd_persist_t *p = srv->persist;
+    if (!p || p->failed || p->child || srv->stopping || !srv->cfg.snapshot_bytes) return;
+    if (pd_store_journal_bytes(p->store) < srv->cfg.snapshot_bytes) return;
+    pd_log(PD_LOG_INFO, "journal passed --snapshot-bytes (%" PRIu64 " bytes): snapshotting",
+           pd_store_journal_bytes(p->store));
+    (void)snapshot_fork(srv, NULL);
+}
+
+void pd_m_snapshot(pd_conn_t *c, const msgpack_object *params) {
+    static const char *const keys[] = {"wait", NULL};
+    if (pd_args_check_or_reply(c, params, keys)) return;
+    pd_server_t *srv = c->srv;
+    pd_persist_t *p = srv->persist;
+    bool wait = false;
+    const msgpack_object *w = pd_arg_find(params, "wait");
+    if (w) {
+        if (w->type != MSGPACK_OBJECT_BOOLEAN) {
+            pd_reply_error(c, PD_ERR_BAD_ARG, "'wait' must be a boolean");
+            return;
+        }
+        wait = w->via.boolean;
+    }
+    if (!p) {
+        pd_reply_error(c, PD_ERR_ILLEGAL, "no --data-dir: this server keeps nothing on disk");
+        return;
+    }
+    if (p->child || pd_store_snapshot_busy(p->store)) {
+        pd_reply_error(c, PD_ERR_ILLEGAL, "a snapshot is already being written");
+        return;
+    }
+    uint64_t seq = 0, bytes = 0;
+    pd_err err = wait ? snapshot_now(srv, &seq, &bytes) : snapshot_fork(srv, &seq);
+    if (err) {
+        pd_reply_error(c, err == PD_ERR_ILLEGAL ? PD_ERR_ILLEGAL : PD_ERR_IO, "snapshot failed: %s",
+                       pd_strerror(err));
+        return;
+    }
+    msgpack_packer *pk = pd_reply_ok(c);
+    msgpack_pack_map(pk, wait ? 4 : 2);
+    pd_pack_kv_u64(pk, "seq", seq);
+    pd_pack_kv_bool(pk, "background", !wait);
+    if (wait) {
+        pd_pack_kv_u64(pk, "bytes", bytes);
+        pd_pack_kv_double(pk, "ms", p->last_snapshot_ms);
+    }
+}
+
+void pd_m_digest(pd_conn_t *c, const msgpack_object *params) {
+    static const char *const keys[] = {NULL};
+    if (pd_args_check_or_reply(c, params, keys)) return;
+    pd_server_t *srv = c->srv;
+    pd_persist_t *p = srv->persist;
+    pd_journal_t *j = p && p->store ? pd_store_journal(p->store) : NULL;
+    msgpack_packer *pk = pd_reply_ok(c);
+    msgpack_pack_map(pk, 2);
+    pd_pack_kv_u64(pk, "digest", pd_engine_digest(srv->engine));
+    pd_pack_kv_u64(pk, "seq", j ? pd_journal_next_seq(j) - 1 : 0);
+}
+
+/* --------------------------------------------------------------- import */
+
+#ifdef PD_HAVE_DATA
+/* Read a CSV of volunteers or orders into the engine; counts what was taken
+ * and what was skipped (bad lines, refused records, the first ten logged). */
+static pd_err import_csv(pd_server_t *srv, const char *path, pd_csv_kind kind, size_t *taken,
+                         size_t *skipped, char *why, size_t why_cap) {
+    const pd_engine_config_t *ec = pd_engine_get_config(srv->engine);
+    const char *names[PD_MAX_SKILLS];
+    for (uint32_t i = 0; i < ec->n_skills; i++) names[i] = ec->skills[i];
+    pd_csv_reader_t *r = NULL;
+    pd_csv_error_t cerr;
+    pd_err err = pd_csv_reader_open(path, kind, names, ec->n_skills, &r, &cerr);
+    if (err) {
+        snprintf(why, why_cap, "%s", cerr.message);
+        return err;
+    }
+    const char *what = kind == PD_CSV_VOLUNTEERS ? "volunteers" : "orders";
+    uint64_t t0 = mono_ns();
+    *taken = *skipped = 0;
+    for (;;) {
+        bool got = false;
+        pd_volunteer_t v;
+        pd_gen_order_t go;
+        err = kind == PD_CSV_VOLUNTEERS ? pd_csv_read_volunteer(r, &v, &got)
+                                        : pd_csv_read_order(r, &go, &got);
+        if (err == PD_ERR_IO) {
+            snprintf(why, why_cap, "%s", pd_csv_reader_get_error(r)->message);
+            break;
+        }
+        if (err) {
+            if ((*skipped)++ < 10)
+                pd_log(PD_LOG_WARN, "import: %s", pd_csv_reader_get_error(r)->message);
+            continue;
+        }
+        if (!got) break;
+        if (kind == PD_CSV_VOLUNTEERS) {
+            err = pd_engine_volunteer_upsert(srv->engine, &v, srv->now_ms);
+            if (!err) pd_persist_record_volunteer(srv, &v);
+        } else {
+            pd_order_spec_t spec;
+            memset(&spec, 0, sizeof(spec));
+            spec.id = go.id;
+            spec.at = go.pos;
+            spec.skills = go.skills;
+            spec.need = go.need;
+            spec.start_ms = go.start_ms;
+            spec.duration_min = go.duration_min;
+            spec.budget_s = go.budget_min * 60;
+            spec.priority = go.priority < PD_PRIORITY__COUNT ? go.priority : PD_PRIORITY_NORMAL;
+            err = go.need > PD_ORDER_MAX_SLOTS
+                      ? PD_ERR_BAD_ARG
+                      : pd_engine_order_create(srv->engine, &spec, srv->now_ms);
+            if (!err) record_order(srv, &spec);
+        }
+        if (err == PD_ERR_NOMEM) {
+            snprintf(why, why_cap, "out of memory after %zu %s", *taken, what);
+            break;
+        }
+        if (err) {
+            if ((*skipped)++ < 10)
+                pd_log(PD_LOG_WARN, "import: %s:%zu: %s", path, pd_csv_reader_get_line(r),
+                       pd_strerror(err));
+            err = PD_OK;
+            continue;
+        }
+        if (++*taken % 250000 == 0)
+            pd_log(PD_LOG_INFO, "import %s: %zu %s so far (line %zu, %.1f s)", path, *taken, what,
+                   pd_csv_reader_get_line(r), (double)(mono_ns() - t0) / 1e9);
+    }
+    pd_csv_reader_close(r);
+    pd_log(PD_LOG_INFO, "import %s: %zu %s in %.1f s, %zu lines skipped", path, *taken, what,
+           (double)(mono_ns() - t0) / 1e9, *skipped);
+    return err;
+}
+#endif
+
+void pd_m_import(pd_conn_t *c, const msgpack_object *params) {
+    static const char *const keys[] = {"path", "kind", NULL};
+    if (pd_args_check_or_reply(c, params, keys)) return;
+#ifdef PD_HAVE_DATA
+    pd_server_t *srv = c->srv;
+    const msgpack_object *po = pd_arg_find(params, "path");
+    const msgpack_object *ko = pd_arg_find(params, "kind");
+    if (!po || po->type != MSGPACK_OBJECT_STR || po->via.str.size == 0 ||
+        po->via.str.size >= PD_STORE_PATH_MAX) {
+        pd_reply_error(c, PD_ERR_BAD_ARG, "'path' must be a non-empty string");
+        return;
+    }
+    pd_csv_kind kind = PD_CSV_VOLUNTEERS;
+    if (ko) {
+        bool vols = ko->type == MSGPACK_OBJECT_STR && ko->via.str.size == 10 &&
+                    memcmp(ko->via.str.ptr, "volunteers", 10) == 0;
+        bool ords = ko->type == MSGPACK_OBJECT_STR && ko->via.str.size == 6 &&
+                    memcmp(ko->via.str.ptr, "orders", 6) == 0;
+        if (!vols && !ords) {
+            pd_reply_error(c, PD_ERR_BAD_ARG, "'kind' must be \"volunteers\" or \"orders\"");
+            return;
+        }
+        kind = vols ? PD_CSV_VOLUNTEERS : PD_CSV_ORDERS;
+    }
+    if (srv->persist && (srv->persist->child || pd_store_snapshot_busy(srv->persist->store))) {
+        pd_reply_error(c, PD_ERR_ILLEGAL, "a snapshot is being written; import after it");
+        return;
+    }
+    char path[PD_STORE_PATH_MAX], why[400] = "";
+    memcpy(path, po->via.str.ptr, po->via.str.size);
+    path[po->via.str.size] = '\0';
+    size_t taken = 0, skipped = 0;
+    pd_err err = import_csv(srv, path, kind, &taken, &skipped, why, sizeof(why));
+    if (err && taken == 0) {
+        pd_reply_error(c, err, "import: %s", why[0] ? why : pd_strerror(err));
+        return;
+    }
+    /* Each record went to the journal as it was imported; the reply waits
+     * for the commit like any write's. */
+    pd_journal_t *j = srv->persist ? pd_store_journal(srv->persist->store) : NULL;
+    uint64_t seq = j ? pd_journal_next_seq(j) - 1 : 0;
+    if (srv->persist && srv->persist->failed) {
+        pd_reply_error(c, PD_ERR_IO, "the journal failed; the server is stopping");
+        return;
+    }
+    msgpack_packer *pk = pd_reply_ok(c);
+    msgpack_pack_map(pk, 4);
+    pd_pack_kv_u64(pk, "imported", taken);
+    pd_pack_kv_u64(pk, "skipped", skipped);
+    pd_pack_kv_u64(pk, "seq", seq);
+    pd_pack_kv_bool(pk, "complete", err == PD_OK);
+#else
+    pd_reply_error(c, PD_ERR_ILLEGAL, "this build has no CSV reader (data layer)");
+#endif
+}
+
+/* ------------------------------------------------------------- recovery */
+
+typedef struct replay_s {
+    pd_server_t *srv;
+    pd_conn_t conn; /* a connection without a socket */
+} replay_t;
+
+static pd_err rec_load(void *ud, const uint8_t *data, size_t len, uint64_t seq, int64_t ts) {
+    replay_t *r = ud;
+    pd_engine_t *e = NULL;
+    pd_err err = pd_engine_snapshot_restore(data, len, NULL, &e);
+    if (err) {
+        pd_log(PD_LOG_WARN, "snapshot at seq %" PRIu64 " does not restore: %s", seq,
+               pd_strerror(err));
+        return err;
+    }
+    pd_server_set_engine(r->srv, e);
+    if (ts > r->srv->now_ms) r->srv->now_ms = ts;
+    return PD_OK;
+}
+
+static pd_err rec_apply(void *ud, const pd_jrec_t *rec) {
+    replay_t *r = ud;
+    pd_server_t *srv = r->srv;
+    srv->now_ms = rec->ts_ms;
+    if (rec->type == PD_JREC_TICK) {
+        pd_err err = pd_engine_tick(srv->engine, rec->ts_ms, NULL);
+        srv->n_events = 0;
+        return err;
+    }
+    if (rec->type == PD_JREC_VOLUNTEER || rec->type == PD_JREC_ORDER) {
+        pd_err err = apply_import(srv, rec);
+        srv->n_events = 0;
+        if (err)
+            pd_log(PD_LOG_ERROR, "replaying imported record seq %" PRIu64 " failed: %s", rec->seq,
+                   pd_strerror(err));
+        return err == PD_ERR_NOMEM ? err : err ? PD_ERR_CORRUPT : PD_OK;
+    }
+    if (rec->type != PD_JREC_COMMAND) {
+        pd_log(PD_LOG_ERROR, "journal record seq %" PRIu64 " has unknown type %u", rec->seq,
+               rec->type);
+        return PD_ERR_CORRUPT;
+    }
+    msgpack_zone_clear(&srv->zone);
+    msgpack_object o;
+    size_t off = 0;
+    msgpack_unpack_return rc =
+        msgpack_unpack((const char *)rec->data, rec->len, &off, &srv->zone, &o);
+    if (rc != MSGPACK_UNPACK_SUCCESS || off != rec->len || o.type != MSGPACK_OBJECT_ARRAY ||
+        o.via.array.size != 2 || o.via.array.ptr[0].type != MSGPACK_OBJECT_STR ||
+        o.via.array.ptr[1].type != MSGPACK_OBJECT_MAP) {
+        pd_log(PD_LOG_ERROR, "journal record seq %" PRIu64 " is not [method, params]", rec->seq);
+        return PD_ERR_CORRUPT;
+    }
+    const msgpack_object *name = &o.via.array.ptr[0];
+    int mid = pd_method_lookup(name->via.str.ptr, name->via.str.size);
+    if (mid < 0 || !(pd_methods[mid].flags & PD_M_WRITE)) {
+        pd_log(PD_LOG_ERROR, "journal record seq %" PRIu64 " names method '%.*s', not a write",
+               rec->seq, (int)(name->via.str.size > 64 ? 64 : name->via.str.size),
+               name->via.str.ptr);
+        return PD_ERR_CORRUPT;
+    }
+    pd_conn_t *c = &r->conn;
+    c->out.size = 0;
+    c->reply_mark = 0;
+    c->replied = false;
+    c->reply_err = PD_OK;
+    pd_methods[mid].fn(c, &o.via.array.ptr[1]);
+    srv->n_events = 0;
+    if (!c->replied || c->reply_err != PD_OK) {
+        pd_log(PD_LOG_ERROR,
+               "replaying journal record seq %" PRIu64
+               " (%s) failed with %s: the journal does "
+               "not match this build",
+               rec->seq, pd_methods[mid].name, pd_err_name(c->reply_err));
+        return PD_ERR_CORRUPT;
+    }
+    return PD_OK;
+}
+
+/* Carry the state over to the configuration the server was started with:
+ * dump it, restore it under `ini`. */
+static pd_err reconfigure(pd_server_t *srv, const pd_engine_config_t *ini) {
+    char path[PD_STORE_PATH_MAX];
+    snprintf(path, sizeof(path), "%s/reconfigure.pds", pd_store_dir(srv->persist->store));
+    pd_snapshot_writer_t *w = NULL;
+    pd_err err = pd_snapshot_writer_create(path, 0, srv->now_ms, 0, &w);
+    if (err) return err;
+    err = pd_engine_snapshot_write(srv->engine, w);
+    if (!err) err = pd_snapshot_writer_commit(w);
+    pd_snapshot_writer_destroy(w);
+    if (err) return err;
+    pd_snapshot_file_t f;
+    err = pd_snapshot_file_open(path, &f, NULL);
+    if (!err) {
+        pd_engine_t *e = NULL;
+        err = pd_engine_snapshot_restore(f.data, (size_t)f.len, ini, &e);
+        pd_snapshot_file_close(&f);
+        if (!err) pd_server_set_engine(srv, e);
+    }
+    unlink(path);
+    return err;
+}
+
+pd_err pd_persist_start(pd_server_t *srv, const pd_engine_config_t *ini) {
+    const pd_server_config_t *cfg = &srv->cfg;
+    pd_persist_t *p = pd_calloc(1, sizeof(*p));
+    if (!p) return PD_ERR_NOMEM;
+    srv->persist = p;
+    msgpack_sbuffer_init(&p->rec);
+    msgpack_packer_init(&p->pk, &p->rec, msgpack_sbuffer_write);
+
+    pd_store_opts_t so;
+    pd_store_opts_init(&so);
+    so.fsync = cfg->fsync;
+    so.truncate_corrupt = cfg->truncate_corrupt;
+    so.lock_wait_ms = 1000;
+    so.log = store_log;
+    char msg[PD_STORE_MSG_MAX] = "";
+    pd_err err = pd_store_open(cfg->data_dir, &so, &p->store, msg);
+    if (err) {
+        pd_log(PD_LOG_ERROR, "--data-dir: %s", msg);
+        return err;
+    }
+    pd_log(PD_LOG_INFO, "data directory %s (fsync %s): recovering", cfg->data_dir,
+           pd_fsync_policy_name(cfg->fsync));
+
+    replay_t *r = pd_calloc(1, sizeof(*r));
+    if (!r) return PD_ERR_NOMEM;
+    r->srv = srv;
+    r->conn.srv = srv;
+    r->conn.authed = true;
+    msgpack_sbuffer_init(&r->conn.out);
+    msgpack_packer_init(&r->conn.pk, &r->conn.out, msgpack_sbuffer_write);
+    uint64_t t0 = mono_ns();
+    err = pd_store_recover(p->store, rec_load, rec_apply, r, &p->recovery, msg);
+    msgpack_sbuffer_destroy(&r->conn.out);
+    pd_free(r);
+    msgpack_zone_clear(&srv->zone);
+    p->recovery_ms = (double)(mono_ns() - t0) / 1e6;
+    if (err) {
+        pd_log(PD_LOG_ERROR, "recovery failed: %s", msg);
+        return err;
+    }
+    const pd_store_report_t *rep = &p->recovery;
+    pd_log(PD_LOG_INFO,
+           "recovered in %.1f ms: %s seq %" PRIu64 " + %" PRIu64 " journal records -> seq %" PRIu64
+           "; %zu volunteers, %zu orders",
+           p->recovery_ms, rep->from_snapshot ? "snapshot at" : "no snapshot,", rep->snapshot_seq,
+           rep->records, rep->last_seq, pd_engine_volunteer_count(srv->engine),
+           pd_engine_order_count(srv->engine, PD_ORDER__COUNT));
+
+    if (!pd_engine_config_same(pd_engine_get_config(srv->engine), ini)) {
+        pd_log(PD_LOG_WARN,
+               "the recovered state ran under another engine configuration: carrying it over "
+               "to the one given now");
+        err = reconfigure(srv, ini);
+        if (err) {
+            pd_log(PD_LOG_ERROR,
+                   "cannot carry the state over to the new configuration: %s (does it drop "
+                   "skills the state uses?)",
+                   pd_strerror(err));
+            return err;
+        }
+        err = snapshot_now(srv, NULL, NULL);
+        if (err) return err;
+    } else if (!rep->from_snapshot) {
+        /* Every journal has a snapshot under it that names its configuration. */
+        err = snapshot_now(srv, NULL, NULL);
+        if (err) return err;
+    }
+    return PD_OK;
+}
+
+void pd_persist_attach(pd_server_t *srv) {
+    pd_persist_t *p = srv->persist;
+    if (!p || p->check_init) return;
+    uv_check_init(srv->loop, &p->check);
+    p->check.data = srv;
+    p->check_init = true;
+    uv_timer_init(srv->loop, &p->child_timer);
+    p->child_timer.data = srv;
+    p->timer_init = true;
+}
+
+pd_err pd_persist_snapshot_now(pd_server_t *srv) {
+    if (!srv->persist) return PD_OK;
+    return snapshot_now(srv, NULL, NULL);
+}
+
+void pd_persist_stop(pd_server_t *srv) {
+    pd_persist_t *p = srv->persist;
+    if (!p) return;
+    if (p->child) {
+        kill(p->child, SIGKILL);
+        int status;
+        waitpid(p->child, &status, 0);
+        p->child = 0;
+        pd_store_snapshot_end(p->store, false);
+        pd_log(PD_LOG_INFO, "background snapshot stopped for shutdown");
+    }
+    if (p->check_init) uv_check_stop(&p->check);
+    p->flush_deferred = false;
+    if (p->failed || !p->store || !pd_store_journal(p->store)) return;
+    if (!pd_persist_commit(srv)) return;
+    (void)snapshot_now(srv, NULL, NULL);
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+    (void)h;
+}
+
+void pd_persist_close_handles(pd_server_t *srv) {
+    pd_persist_t *p = srv->persist;
+    if (!p) return;
+    if (p->check_init) uv_close((uv_handle_t *)&p->check, on_handle_closed);
+    if (p->timer_init) uv_close((uv_handle_t *)&p->child_timer, on_handle_closed);
+    p->check_init = p->timer_init = false;
+}
+
+void pd_persist_deinit(pd_server_t *srv) {
+    pd_persist_t *p = srv->persist;
+    if (!p) return;
+    if (p->child) {
+        kill(p->child, SIGKILL);
+        int status;
+        waitpid(p->child, &status, 0);
+    }
+    pd_err err = pd_store_close(p->store);
+    if (err) pd_log(PD_LOG_ERROR, "closing the journal: %s", pd_strerror(err));
+    msgpack_sbuffer_destroy(&p->rec);
+    pd_free(p);
+    srv->persist = NULL;
+}
+
+void pd_persist_pack_stats(pd_server_t *srv, msgpack_packer *pk) {
+    pd_persist_t *p = srv->persist;
+    if (!p || !p->store) {
+        msgpack_pack_map(pk, 1);
+        pd_pack_kv_bool(pk, "enabled", false);
+        return;
+    }
+    pd_journal_stats_t js;
+    pd_store_get_stats(p->store, &js);
+    msgpack_pack_map(pk, 17);
+    pd_pack_kv_bool(pk, "enabled", true);
+    pd_pack_kv_str(pk, "data_dir", pd_store_dir(p->store));
+    pd_pack_kv_str(pk, "fsync", pd_fsync_policy_name(pd_store_fsync(p->store)));
+    pd_pack_kv_u64(pk, "journal_bytes", pd_store_journal_bytes(p->store));
+    pd_pack_kv_u64(
+        pk, "next_seq",
+        pd_store_journal(p->store) ? pd_journal_next_seq(pd_store_journal(p->store)) : 0);
+    pd_pack_kv_u64(pk, "records", p->records);
+    pd_pack_kv_u64(pk, "tick_records", p->tick_records);
+    pd_pack_kv_u64(pk, "commits", js.commits);
+    pd_pack_kv_u64(pk, "syncs", js.syncs);
+    pd_pack_kv_double(pk, "sync_avg_us",
+                      js.syncs ? (double)js.sync_ns / 1e3 / (double)js.syncs : 0.0);
+    pd_pack_kv_double(pk, "sync_max_us", (double)js.max_sync_ns / 1e3);
+    pd_pack_kv_u64(pk, "snapshot_seq", pd_store_snapshot_seq(p->store));
+    pd_pack_kv_bool(pk, "snapshot_running", p->child != 0 || pd_store_snapshot_busy(p->store));
+    pd_pack_kv_u64(pk, "snapshots", p->snapshots);
+    pd_pack_kv_u64(pk, "snapshot_failures", p->snapshot_failures);
+    pd_pack_kv_double(pk, "last_snapshot_ms", p->last_snapshot_ms);
+    pd_pack_kv_double(pk, "recovery_ms", p->recovery_ms);
+}

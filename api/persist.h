@@ -1,0 +1,86 @@
+/* persist.h -- paidan-server's durability: the data directory, the journal
+ * of every mutating request, group commit, snapshots in a forked child,
+ * and recovery at start.
+ *
+ * Private to api/. The engine layer owns the formats (paidan/journal.h);
+ * this module decides what goes in them and when. Each request that
+ * changed the engine (a PD_M_WRITE method that replied without error) is
+ * appended as a record [method name, params] with the timestamp it ran
+ * with; state-changing ticks are appended as tick records. Before any
+ * reply leaves the server, the journal is committed: write(), plus
+ * fdatasync() under --fsync always, once for all the replies of a loop
+ * iteration (group commit). At start the newest valid snapshot is loaded
+ * and the journal after it is replayed through the same handlers with the
+ * recorded timestamps, which rebuilds the same state because the engine is
+ * deterministic.
+ */
+#ifndef PAIDAN_API_PERSIST_H
+#define PAIDAN_API_PERSIST_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "paidan/journal.h"
+#include "server.h"
+
+/**
+ * Open --data-dir (creating it, refusing it if another server holds its
+ * lock), recover the engine into srv->engine, reconcile the configuration
+ * (`ini` is what --config asked for: if the recovered state ran under
+ * another one, the state is carried over to `ini` and snapshotted), and
+ * take a first snapshot if there is none. Logs every step.
+ * @return PD_OK; PD_ERR_LIMIT (locked), PD_ERR_CORRUPT (refused, the
+ * reason logged), PD_ERR_IO, PD_ERR_NOMEM. On error srv->persist may be
+ * set; pd_persist_deinit() frees it.
+ */
+pd_err pd_persist_start(pd_server_t *srv, const pd_engine_config_t *ini);
+
+/** Install the loop handles (the end-of-iteration commit, the snapshot
+ *  child's timer) once the server is about to serve. */
+void pd_persist_attach(pd_server_t *srv);
+
+/** Write a snapshot now, in this process (after an import at start). No-op
+ *  without --data-dir. @return PD_ERR_IO, PD_ERR_ILLEGAL. */
+pd_err pd_persist_snapshot_now(pd_server_t *srv);
+
+/** Append the request that just succeeded (method id, its params map). */
+void pd_persist_record(pd_server_t *srv, int mid, const msgpack_object *params);
+
+/** Append a volunteer just imported (upserted) outside a request: CSV at
+ *  start or the `import` method. No-op without --data-dir. */
+void pd_persist_record_volunteer(pd_server_t *srv, const pd_volunteer_t *v);
+
+/** Run the engine tick if an offer is due, journaling it. */
+void pd_persist_tick(pd_server_t *srv, int64_t now, size_t *expired);
+
+/** True if records were appended and not yet committed. */
+bool pd_persist_pending(const pd_server_t *srv);
+
+/**
+ * Commit the journal (write, and fdatasync under `always`) before replies
+ * are written. On failure the server stops without acknowledging anything
+ * more. @return false if the commit failed.
+ */
+bool pd_persist_commit(pd_server_t *srv);
+
+/** Ask for the commit-then-flush at the end of this loop iteration. */
+void pd_persist_defer_flush(pd_server_t *srv);
+
+/** After a flush: start a background snapshot if the journal grew past
+ *  --snapshot-bytes. */
+void pd_persist_maybe_snapshot(pd_server_t *srv);
+
+/** Clean shutdown: stop a running child, commit, snapshot in-process. */
+void pd_persist_stop(pd_server_t *srv);
+
+/** Close the loop handles (from pd_server_stop). */
+void pd_persist_close_handles(pd_server_t *srv);
+
+/** Close the store (releasing the lock) and free. Idempotent. */
+void pd_persist_deinit(pd_server_t *srv);
+
+/** Pack the `persistence` section of `stats` (a map). */
+void pd_persist_pack_stats(pd_server_t *srv, msgpack_packer *pk);
+
+#endif /* PAIDAN_API_PERSIST_H */

@@ -1,0 +1,395 @@
+/* jsource.c -- replay's journal source: the volunteers and orders that a
+ * paidan-server data directory holds, read offline.
+ *
+ * The oldest snapshot that opens cleanly gives the volunteers it held; the
+ * journal segments after it give, in time order, every volunteer.upsert
+ * (and imported volunteer) and every order.create (and imported order),
+ * each order stamped with the time the server ran it. Accepts, declines,
+ * completions and ratings in the journal are not replayed: the replay's
+ * response model answers instead, so every policy meets the same demand.
+ * Volunteers upserted later in the journal are present from the start;
+ * orders already inside the snapshot are not replayed.
+ * Records that do not parse are counted and skipped, never fatal; a
+ * segment that ends torn is read up to its last whole record.
+ */
+#include "jsource.h"
+
+#include <dirent.h>
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "paidan/journal.h"
+
+/* ------------------------------------------------------------- growth */
+
+static pd_err push_vol(pd__jsource_t *js, const pd_volunteer_t *v) {
+    if (js->nv == js->capv) {
+        size_t cap = js->capv ? js->capv * 2 : 1024;
+        pd_volunteer_t *p = realloc(js->vols, cap * sizeof *p);
+        if (!p) return PD_ERR_NOMEM;
+        js->vols = p;
+        js->capv = cap;
+    }
+    js->vols[js->nv++] = *v;
+    return PD_OK;
+}
+
+static pd_err push_order(pd__jsource_t *js, const pd_gen_order_t *o) {
+    if (js->no == js->capo) {
+        size_t cap = js->capo ? js->capo * 2 : 1024;
+        pd_gen_order_t *p = realloc(js->ords, cap * sizeof *p);
+        if (!p) return PD_ERR_NOMEM;
+        js->ords = p;
+        js->capo = cap;
+    }
+    js->ords[js->no++] = *o;
+    return PD_OK;
+}
+
+/* ------------------------------------------------------- msgpack params */
+
+typedef struct ctx_s {
+    pd__jsource_t *js;
+    const char *const *names;
+    size_t n_names;
+    uint64_t after_seq; /* records up to this seq are in the snapshot */
+} ctx_t;
+
+static const msgpack_object *get(const msgpack_object *map, const char *key) {
+    if (map->type != MSGPACK_OBJECT_MAP) return NULL;
+    size_t n = strlen(key);
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *k = &map->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+            memcmp(k->via.str.ptr, key, n) == 0) {
+            const msgpack_object *v = &map->via.map.ptr[i].val;
+            return v->type == MSGPACK_OBJECT_NIL ? NULL : v;
+        }
+    }
+    return NULL;
+}
+
+static bool num(const msgpack_object *o, double *out) {
+    if (!o) return false;
+    switch (o->type) {
+        case MSGPACK_OBJECT_POSITIVE_INTEGER:
+            *out = (double)o->via.u64;
+            return true;
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+            *out = (double)o->via.i64;
+            return true;
+        case MSGPACK_OBJECT_FLOAT32:
+        case MSGPACK_OBJECT_FLOAT64:
+            *out = o->via.f64;
+            return true;
+        default:
+            return false;
+    }
+}
+
+static double num_or(const msgpack_object *o, double dflt) {
+    double v;
+    return num(o, &v) ? v : dflt;
+}
+
+static bool str_is(const msgpack_object *o, const char *s) {
+    size_t n = strlen(s);
+    return o && o->type == MSGPACK_OBJECT_STR && o->via.str.size == n &&
+           memcmp(o->via.str.ptr, s, n) == 0;
+}
+
+/* A skill name (n bytes) to its bit in the replay's table. */
+static bool skill_bit(const ctx_t *c, const char *p, size_t n, uint64_t *mask) {
+    while (n && *p == ' ') p++, n--;
+    while (n && p[n - 1] == ' ') n--;
+    if (!n) return true;
+    for (size_t i = 0; i < c->n_names && i < 64; i++) {
+        if (c->names[i] && strlen(c->names[i]) == n && memcmp(c->names[i], p, n) == 0) {
+            *mask |= 1ULL << i;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* skills: an array of names or one comma-separated string. */
+static bool skills_of(const ctx_t *c, const msgpack_object *o, uint64_t *mask) {
+    *mask = 0;
+    if (!o) return true;
+    if (o->type == MSGPACK_OBJECT_STR) {
+        const char *p = o->via.str.ptr, *end = p + o->via.str.size;
+        while (p < end) {
+            const char *q = memchr(p, ',', (size_t)(end - p));
+            if (!q) q = end;
+            if (!skill_bit(c, p, (size_t)(q - p), mask)) return false;
+            p = q + 1;
+        }
+        return true;
+    }
+    if (o->type != MSGPACK_OBJECT_ARRAY) return false;
+    for (uint32_t i = 0; i < o->via.array.size; i++) {
+        const msgpack_object *s = &o->via.array.ptr[i];
+        if (s->type != MSGPACK_OBJECT_STR || !skill_bit(c, s->via.str.ptr, s->via.str.size, mask))
+            return false;
+    }
+    return true;
+}
+
+static bool pos_of(const msgpack_object *p, pd_latlng_t *out) {
+    double lat, lon;
+    return num(get(p, "lat"), &lat) && num(get(p, "lon"), &lon) &&
+           pd_latlng_from_deg(lat, lon, out) == PD_OK;
+}
+
+static bool volunteer_of(const ctx_t *c, const msgpack_object *p, pd_volunteer_t *v) {
+    memset(v, 0, sizeof *v);
+    double id;
+    if (!num(get(p, "id"), &id) || !pos_of(p, &v->pos)) return false;
+    v->id = (uint64_t)id;
+    if (!skills_of(c, get(p, "skills"), &v->skills)) return false;
+    const msgpack_object *tags = get(p, "tags");
+    if (tags && tags->type == MSGPACK_OBJECT_ARRAY) {
+        for (uint32_t i = 0; i < tags->via.array.size; i++) {
+            double b;
+            if (num(&tags->via.array.ptr[i], &b) && b >= 0 && b < 64) v->tags |= 1ULL << (int)b;
+        }
+    } else {
+        v->tags = (uint64_t)num_or(tags, 0);
+    }
+    const msgpack_object *mode = get(p, "mode");
+    v->mode = PD_MODE_WALK;
+    for (int m = 0; m < PD_MODE__COUNT; m++)
+        if (str_is(mode, pd_mode_name((pd_mode)m))) v->mode = (uint8_t)m;
+    const msgpack_object *st = get(p, "status");
+    v->status = PD_STATUS_ONLINE;
+    for (int s = 0; s < PD_STATUS__COUNT; s++)
+        if (str_is(st, pd_status_name((pd_status)s))) v->status = (uint8_t)s;
+    v->capacity = (uint8_t)num_or(get(p, "capacity"), 1);
+    if (!v->capacity) v->capacity = 1;
+    const msgpack_object *sched = get(p, "schedule");
+    if (!sched) {
+        v->week = pd_week_all();
+    } else if (sched->type == MSGPACK_OBJECT_ARRAY) {
+        v->week = pd_week_none();
+        for (uint32_t i = 0; i < sched->via.array.size; i++) {
+            const msgpack_object *r = &sched->via.array.ptr[i];
+            if (r->type != MSGPACK_OBJECT_ARRAY || r->via.array.size != 3) return false;
+            double d, s, e;
+            if (!num(&r->via.array.ptr[0], &d) || !num(&r->via.array.ptr[1], &s) ||
+                !num(&r->via.array.ptr[2], &e) ||
+                pd_week_add_range(&v->week, (int)d, (int)s, (int)e) != PD_OK)
+                return false;
+        }
+    } else {
+        return false;
+    }
+    return pd_volunteer_check(v) == PD_OK;
+}
+
+static bool order_of(const ctx_t *c, const msgpack_object *p, int64_t ts, pd_gen_order_t *o) {
+    memset(o, 0, sizeof *o);
+    double id;
+    if (!num(get(p, "id"), &id) || !pos_of(p, &o->pos)) return false;
+    o->id = (uint64_t)id;
+    o->created_ms = ts;
+    if (!skills_of(c, get(p, "skills"), &o->skills)) return false;
+    o->need = (uint32_t)num_or(get(p, "need"), 1);
+    const msgpack_object *slots = get(p, "slots");
+    if (slots && slots->type == MSGPACK_OBJECT_ARRAY) { /* a team: the union of its slots */
+        o->need = 0;
+        for (uint32_t i = 0; i < slots->via.array.size; i++) {
+            uint64_t m;
+            const msgpack_object *sl = &slots->via.array.ptr[i];
+            if (!skills_of(c, get(sl, "skills"), &m)) return false;
+            o->skills |= m;
+            o->need += (uint32_t)num_or(get(sl, "need"), 1);
+        }
+    }
+    if (o->need == 0) o->need = 1;
+    o->start_ms = (int64_t)num_or(get(p, "start"), (double)ts);
+    o->duration_min = (int32_t)num_or(get(p, "duration_min"), 60);
+    o->budget_min = (int32_t)num_or(get(p, "minutes"), 15);
+    const msgpack_object *pr = get(p, "priority");
+    for (int k = 0; k < PD_GEN_PRIORITY__COUNT; k++)
+        if (str_is(pr, pd_gen_priority_name((pd_gen_priority)k))) o->priority = (uint8_t)k;
+    return pd_gen_order_check(o) == PD_OK;
+}
+
+/* ---------------------------------------------------------- the records */
+
+static uint64_t le(const uint8_t *b, int n) {
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--) v = v << 8 | b[i];
+    return v;
+}
+
+static pd_err on_record(void *ud, const pd_jrec_t *rec) {
+    ctx_t *c = ud;
+    pd__jsource_t *js = c->js;
+    if (rec->seq <= c->after_seq) return PD_OK;
+    if (rec->type == PD_JREC_VOLUNTEER && rec->len >= 59) { /* layout: api/persist.c */
+        const uint8_t *b = rec->data;
+        pd_volunteer_t v;
+        memset(&v, 0, sizeof v);
+        v.id = le(b, 8);
+        v.pos.lat = (int32_t)(uint32_t)le(b + 8, 4);
+        v.pos.lon = (int32_t)(uint32_t)le(b + 12, 4);
+        v.skills = le(b + 16, 8);
+        v.tags = le(b + 24, 8);
+        for (int i = 0; i < 3; i++) v.week.bits[i] = le(b + 32 + 8 * i, 8);
+        v.mode = b[56];
+        v.status = b[57];
+        v.capacity = b[58];
+        if (pd_volunteer_check(&v) != PD_OK) {
+            js->skipped++;
+            return PD_OK;
+        }
+        return push_vol(js, &v);
+    }
+    if (rec->type == PD_JREC_ORDER && rec->len >= 45) {
+        const uint8_t *b = rec->data;
+        pd_gen_order_t o;
+        memset(&o, 0, sizeof o);
+        o.id = le(b, 8);
+        o.created_ms = rec->ts_ms;
+        o.pos.lat = (int32_t)(uint32_t)le(b + 8, 4);
+        o.pos.lon = (int32_t)(uint32_t)le(b + 12, 4);
+        o.skills = le(b + 16, 8);
+        o.need = (uint32_t)le(b + 24, 4);
+        o.start_ms = (int64_t)le(b + 28, 8);
+        o.duration_min = (int32_t)(uint32_t)le(b + 36, 4);
+        o.budget_min = (int32_t)((uint32_t)le(b + 40, 4) / 60);
+        if (o.budget_min <= 0) o.budget_min = 15;
+        o.priority = b[44];
+        if (o.need == 0) o.need = 1;
+        if (pd_gen_order_check(&o) != PD_OK) {
+            js->skipped++;
+            return PD_OK;
+        }
+        return push_order(js, &o);
+    }
+    if (rec->type != PD_JREC_COMMAND) return PD_OK;
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    pd_err err = PD_OK;
+    if (msgpack_unpack_next(&u, (const char *)rec->data, rec->len, &off) ==
+            MSGPACK_UNPACK_SUCCESS &&
+        u.data.type == MSGPACK_OBJECT_ARRAY && u.data.via.array.size == 2) {
+        const msgpack_object *method = &u.data.via.array.ptr[0];
+        const msgpack_object *params = &u.data.via.array.ptr[1];
+        if (str_is(method, "volunteer.upsert")) {
+            pd_volunteer_t v;
+            if (volunteer_of(c, params, &v))
+                err = push_vol(js, &v);
+            else
+                js->skipped++;
+        } else if (str_is(method, "order.create")) {
+            pd_gen_order_t o;
+            if (order_of(c, params, rec->ts_ms, &o))
+                err = push_order(js, &o);
+            else
+                js->skipped++;
+        }
+    } else {
+        js->skipped++;
+    }
+    msgpack_unpacked_destroy(&u);
+    return err;
+}
+
+static bool vol_from_snapshot(void *ud, const pd_volunteer_info_t *vi) {
+    pd_volunteer_t v = vi->v;
+    v.load = 0;
+    return push_vol(ud, &v) == PD_OK;
+}
+
+static int cmp_name(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The files of dir starting with prefix and ending with suffix, sorted
+ * (names carry zero-padded sequence numbers, so that is seq order). */
+static size_t list(const char *dir, const char *prefix, const char *suffix, char ***out) {
+    *out = NULL;
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    size_t n = 0, cap = 0;
+    char **v = NULL;
+    struct dirent *de;
+    size_t lp = strlen(prefix), ls = strlen(suffix);
+    while ((de = readdir(d))) {
+        size_t l = strlen(de->d_name);
+        if (l < lp + ls || strncmp(de->d_name, prefix, lp) || strcmp(de->d_name + l - ls, suffix))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            char **nv = realloc(v, cap * sizeof *nv);
+            if (!nv) break;
+            v = nv;
+        }
+        v[n] = strdup(de->d_name);
+        if (v[n]) n++;
+    }
+    closedir(d);
+    if (n > 1) qsort(v, n, sizeof *v, cmp_name);
+    *out = v;
+    return n;
+}
+
+static void list_free(char **v, size_t n) {
+    for (size_t i = 0; i < n; i++) free(v[i]);
+    free(v);
+}
+
+pd_err pd__jsource_load(const char *dir, const char *const *names, size_t n_names,
+                        pd__jsource_t *js, char *why, size_t cap) {
+    memset(js, 0, sizeof *js);
+    char **snaps, **segs;
+    size_t ns = list(dir, "snap-", ".pds", &snaps);
+    size_t nj = list(dir, "journal-", ".pdj", &segs);
+    if (ns + nj == 0) {
+        snprintf(why, cap, "%s: no snapshot or journal segment (snap-*.pds, journal-*.pdj)", dir);
+        list_free(snaps, ns);
+        list_free(segs, nj);
+        return PD_ERR_NOT_FOUND;
+    }
+    ctx_t c = {js, names, n_names, 0};
+    char path[4096];
+    pd_err err = PD_OK;
+    /* The oldest snapshot that opens and decodes: the server keeps the
+     * journal segments the older of its two snapshots needs, so this gives
+     * the longest history of orders. */
+    for (size_t i = 0; i < ns; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, snaps[i]);
+        pd_snapshot_file_t f;
+        if (pd_snapshot_file_open(path, &f, NULL) != PD_OK) continue;
+        pd_engine_t *e = NULL;
+        if (pd_engine_snapshot_restore(f.data, f.len, NULL, &e) == PD_OK) {
+            c.after_seq = f.seq;
+            pd_engine_foreach_volunteer(e, f.ts_ms, vol_from_snapshot, js);
+            pd_engine_destroy(e);
+            pd_snapshot_file_close(&f);
+            break;
+        }
+        pd_snapshot_file_close(&f);
+    }
+    for (size_t i = 0; i < nj && !err; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, segs[i]);
+        pd_jscan_t scan;
+        err = pd_journal_scan(path, on_record, &c, &scan);
+        if (err) snprintf(why, cap, "%s: %s", path, pd_strerror(err));
+    }
+    list_free(snaps, ns);
+    list_free(segs, nj);
+    if (err) pd__jsource_free(js);
+    return err;
+}
+
+void pd__jsource_free(pd__jsource_t *js) {
+    free(js->vols);
+    free(js->ords);
+    memset(js, 0, sizeof *js);
+}

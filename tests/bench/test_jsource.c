@@ -1,0 +1,175 @@
+/* test_jsource.c -- replay's journal source on a journal written here by
+ * hand: upserts and orders as the server journals them (MessagePack
+ * [method, params] and the binary import records), plus records it must
+ * skip; then a replay from that directory gives the same figures twice. */
+#include <criterion/criterion.h>
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "jsource.h"
+#include "paidan/journal.h"
+#include "replay.h"
+
+static const char *const names[] = {"theory-policy", "culture-arts", "tutoring"};
+
+static void append_cmd(pd_journal_t *j, int64_t ts, const char *method, const char *json_like,
+                       void (*pack_params)(msgpack_packer *pk)) {
+    (void)json_like;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_str_with_body(&pk, method, strlen(method));
+    pack_params(&pk);
+    cr_assert_eq(pd_journal_append(j, PD_JREC_COMMAND, ts, sb.data, sb.size, NULL), PD_OK);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void kv_str(msgpack_packer *pk, const char *k, const char *v) {
+    msgpack_pack_str_with_body(pk, k, strlen(k));
+    msgpack_pack_str_with_body(pk, v, strlen(v));
+}
+
+static void kv_num(msgpack_packer *pk, const char *k, double v) {
+    msgpack_pack_str_with_body(pk, k, strlen(k));
+    msgpack_pack_double(pk, v);
+}
+
+static int vol_id;
+static void pack_vol(msgpack_packer *pk) {
+    msgpack_pack_map(pk, 6);
+    kv_num(pk, "id", vol_id);
+    kv_num(pk, "lat", 30.6 + vol_id * 0.001);
+    kv_num(pk, "lon", 114.3);
+    msgpack_pack_str_with_body(pk, "skills", 6);
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_str_with_body(pk, "tutoring", 8);
+    kv_str(pk, "mode", "bike");
+    msgpack_pack_str_with_body(pk, "schedule", 8);
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_array(pk, 3);
+    msgpack_pack_int(pk, 5);
+    msgpack_pack_int(pk, 8);
+    msgpack_pack_int(pk, 20);
+}
+
+static int order_id;
+static void pack_order(msgpack_packer *pk) {
+    msgpack_pack_map(pk, 7);
+    kv_num(pk, "id", order_id);
+    kv_num(pk, "lat", 30.605);
+    kv_num(pk, "lon", 114.301);
+    kv_str(pk, "skills", "tutoring");
+    kv_num(pk, "start", 1709949600000.0); /* Saturday 2024-03-09 10:00 +08:00 */
+    kv_num(pk, "duration_min", 60);
+    kv_str(pk, "priority", order_id % 2 ? "elevated" : "normal");
+}
+
+static void pack_bad_order(msgpack_packer *pk) { /* unknown skill: skipped */
+    msgpack_pack_map(pk, 4);
+    kv_num(pk, "id", 999);
+    kv_num(pk, "lat", 30.6);
+    kv_num(pk, "lon", 114.3);
+    kv_str(pk, "skills", "juggling");
+}
+
+static void pack_accept(msgpack_packer *pk) { /* ignored: the model answers */
+    msgpack_pack_map(pk, 2);
+    kv_num(pk, "id", 1);
+    kv_num(pk, "volunteer", 1);
+}
+
+static char dir[256];
+
+static void write_journal(void) {
+    snprintf(dir, sizeof dir, "/tmp/pd-jsource-%d", (int)getpid());
+    char cmd[1024], path[1024];
+    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", dir, dir);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/journal-%020d.pdj", dir, 1);
+    pd_journal_t *j = NULL;
+    cr_assert_eq(pd_journal_create(path, PD_FSYNC_NO, 1, &j), PD_OK);
+    int64_t ts = 1709863200000LL; /* Friday 2024-03-08 10:00 +08:00 */
+    for (vol_id = 1; vol_id <= 20; vol_id++) append_cmd(j, ts, "volunteer.upsert", "", pack_vol);
+    /* an imported volunteer: the binary layout of api/persist.c */
+    uint8_t b[59] = {0};
+    b[0] = 21;
+    int32_t lat = 30604000, lon = 114300000;
+    memcpy(b + 8, &lat, 4);
+    memcpy(b + 12, &lon, 4);
+    b[16] = 4; /* tutoring */
+    memset(b + 32, 0xff, 16);
+    b[48] = 0xff; /* hours 128..135 */
+    b[56] = PD_MODE_WALK;
+    b[57] = PD_STATUS_ONLINE;
+    b[58] = 1;
+    cr_assert_eq(pd_journal_append(j, PD_JREC_VOLUNTEER, ts, b, sizeof b, NULL), PD_OK);
+    for (order_id = 1; order_id <= 30; order_id++)
+        append_cmd(j, ts + order_id * 60000, "order.create", "", pack_order);
+    append_cmd(j, ts + 31 * 60000, "order.create", "", pack_bad_order);
+    append_cmd(j, ts + 32 * 60000, "order.accept", "", pack_accept);
+    uint8_t junk[3] = {0xc1, 0xc1, 0xc1}; /* not MessagePack */
+    cr_assert_eq(pd_journal_append(j, PD_JREC_COMMAND, ts, junk, sizeof junk, NULL), PD_OK);
+    cr_assert_eq(pd_journal_commit(j), PD_OK);
+    cr_assert_eq(pd_journal_close(j), PD_OK);
+}
+
+static void remove_dir(void) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+Test(jsource, reads_upserts_orders_and_skips_the_rest) {
+    write_journal();
+    pd__jsource_t js;
+    char why[256] = "";
+    cr_assert_eq(pd__jsource_load(dir, names, 3, &js, why, sizeof why), PD_OK, "%s", why);
+    cr_assert_eq(js.nv, 21);
+    cr_assert_eq(js.no, 30);
+    cr_assert_eq(js.skipped, 2); /* the unknown skill and the junk */
+    cr_assert_eq(js.vols[0].id, 1);
+    cr_assert_eq(js.vols[0].skills, 4);
+    cr_assert_eq(js.vols[0].mode, PD_MODE_BIKE);
+    pd_week_t need;
+    cr_assert_eq(pd_week_window((5 * 24 + 9) * 60, 60, &need), PD_OK); /* Sat 9:00 */
+    cr_assert(pd_week_covers(&js.vols[0].week, &need));
+    cr_assert_eq(js.vols[20].id, 21);
+    cr_assert_eq(js.vols[20].pos.lat, 30604000);
+    cr_assert_eq(js.ords[0].id, 1);
+    cr_assert_eq(js.ords[0].created_ms, 1709863200000LL + 60000);
+    cr_assert_eq(js.ords[0].priority, PD_GEN_PRIORITY_ELEVATED);
+    cr_assert_eq(js.ords[29].duration_min, 60);
+    pd__jsource_free(&js);
+
+    pd__jsource_t none;
+    cr_assert_eq(pd__jsource_load("/nonexistent-paidan-dir", names, 3, &none, why, sizeof why),
+                 PD_ERR_NOT_FOUND);
+    pd__jsource_free(&none);
+    remove_dir();
+}
+
+Test(jsource, replay_from_a_journal_is_deterministic) {
+    write_journal();
+    pd__replay_opts_t o;
+    pd__replay_opts_init(&o);
+    o.journal_dir = dir;
+    o.policies[0] = PD_POLICY_NEAREST;
+    o.policies[1] = PD_POLICY_BALANCED;
+    o.n_policies = 2;
+    pd__replay_result_t a[2], b[2];
+    char why[256] = "";
+    cr_assert_eq(pd__replay_run(&o, a, why, sizeof why), PD_OK, "%s", why);
+    cr_assert_eq(pd__replay_run(&o, b, why, sizeof why), PD_OK, "%s", why);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(a[i].digest, b[i].digest);
+        cr_assert_eq(a[i].volunteers, 21);
+        pd__replay_result_deinit(&a[i]);
+        pd__replay_result_deinit(&b[i]);
+    }
+    remove_dir();
+}
