@@ -2,7 +2,7 @@
 # deps.sh -- install the Debian 12 packages paidan builds, tests and runs
 # with, when any is missing. Needs root (or sudo) only when installing.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config clang-format
+pkgs=(build-essential cmake pkg-config clang-format clang libclang-rt-14-dev
       libuv1-dev libjemalloc-dev libmsgpack-dev libxxhash-dev libcriterion-dev libinih-dev
       libpq-dev python3 python3-msgpack)
 missing=()

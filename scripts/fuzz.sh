@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# fuzz.sh -- build the libFuzzer targets of tests/fuzz with clang and run
+# each for a given time, one after the other, at the lowest CPU priority.
+#
+#   scripts/fuzz.sh [-t SECONDS] [-j] [TARGET...]
+#
+#   -t SECONDS  how long to run each target (default 60)
+#   TARGET      frame, request, csv, ... (default: every fuzz_* target, less
+#               those with an open bug filed in tests/fuzz/known/<target>-*,
+#               which are named and skipped; name one to run it anyway)
+#
+# The build lives in build/fuzz (override with PD_FUZZ_BUILD): Debug at -O1
+# with ASan + UBSan (no recovery) and libFuzzer coverage on every layer. Each
+# target starts from its committed seeds (tests/fuzz/corpus/<name>) plus a
+# working corpus kept in the build folder between runs, so the committed
+# corpus only changes when someone copies inputs over on purpose. Leaks fail
+# a run (libFuzzer's -detect_leaks is on). A crash leaves its input in
+# build/fuzz/crashes/; add it to tests/fuzz/regressions/<name>/ with the fix
+# so the replay test keeps it fixed. Exits non-zero if any target failed; the
+# last line per target gives its executions, coverage and duration. With
+# PD_FUZZ_KEEP_GOING=1 a target goes on after a crash (libFuzzer's fork mode)
+# and every distinct crash is kept, for a long run over a known open bug.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=60
+while getopts "t:" opt; do
+  case $opt in
+    t) secs=$OPTARG ;;
+    *) echo "usage: $0 [-t SECONDS] [TARGET...]" >&2; exit 2 ;;
+  esac
+done
+shift $((OPTIND - 1))
+
+build=${PD_FUZZ_BUILD:-build/fuzz}
+CC=clang cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-O1 -g" \
+  -DPD_BUILD_FUZZERS=ON -DPD_SANITIZE=address,undefined -DPD_BUILD_BENCH=OFF \
+  -DPD_WERROR=ON >/dev/null
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  for f in tests/fuzz/fuzz_*.c; do
+    t=${f#tests/fuzz/fuzz_}
+    t=${t%.c}
+    known=$(ls tests/fuzz/known/"$t"-* 2>/dev/null || true)
+    if [ -n "$known" ]; then
+      echo "fuzz: $t SKIPPED: open bug, input in $known"
+      continue
+    fi
+    targets+=("$t")
+  done
+fi
+bins=()
+for t in "${targets[@]}"; do bins+=("fuzz_$t"); done
+nice -n 19 cmake --build "$build" -j"$(nproc)" --target "${bins[@]}" >/dev/null
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:allocator_may_return_null=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+mkdir -p "$build/crashes"
+failed=()
+for t in "${targets[@]}"; do
+  bin="$build/tests/fuzz/fuzz_$t"
+  [ -x "$bin" ] || { echo "fuzz: no target $t" >&2; failed+=("$t"); continue; }
+  work="$build/corpus/$t"
+  mkdir -p "$work"
+  dict=()
+  [ -f "tests/fuzz/$t.dict" ] && dict=(-dict="tests/fuzz/$t.dict")
+  log="$build/fuzz-$t.log"
+  start=$(date +%s)
+  rc=0
+  keep=()
+  [ "${PD_FUZZ_KEEP_GOING:-0}" = 1 ] && keep=(-fork=1 -ignore_crashes=1)
+  nice -n 19 "$bin" -max_total_time="$secs" -print_final_stats=1 -max_len=65536 \
+    -timeout=20 -rss_limit_mb=2048 "${dict[@]}" "${keep[@]}" \
+    -artifact_prefix="$build/crashes/$t-" \
+    "$work" "tests/fuzz/corpus/$t" >"$log" 2>&1 || rc=$?
+  took=$(($(date +%s) - start))
+  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || true)
+  cov=$(grep -o 'cov: [0-9]* ft: [0-9]*' "$log" | tail -1 || true)
+  corp=$(grep -o 'corp: [0-9]*/[0-9]*[a-zA-Z]*' "$log" | tail -1 || true)
+  if [ "$rc" -ne 0 ]; then
+    echo "fuzz: $t FAILED after ${took}s (exit $rc), see $log"
+    grep -m5 -E 'ERROR|SUMMARY|runtime error|deadly signal' "$log" || true
+    failed+=("$t")
+  else
+    echo "fuzz: $t ok: ${took}s, ${execs:-?} execs, $cov, $corp"
+  fi
+done
+if [ ${#failed[@]} -ne 0 ]; then
+  echo "fuzz: failed: ${failed[*]}" >&2
+  exit 1
+fi
