@@ -30,7 +30,7 @@ const char *binary_path(const char *rel) {
     return path;
 }
 
-static pid_t spawn(const char *const *args, int *out_fd) {
+pid_t srv_spawn(const char *const *args, const char *log, int *out_fd) {
     const char *argv[64];
     int n = 0;
     argv[n++] = "paidan-server";
@@ -42,7 +42,9 @@ static pid_t spawn(const char *const *args, int *out_fd) {
     snprintf(binpath, sizeof(binpath), "%s", binary_path("api/paidan-server"));
     char logpath[4096];
     snprintf(logpath, sizeof(logpath), "%s",
-             getenv("PD_TEST_LOG") ? binary_path("Testing/api-server.log") : "/dev/null");
+             log                     ? log
+             : getenv("PD_TEST_LOG") ? binary_path("Testing/api-server.log")
+                                     : "/dev/null");
 
     int fds[2];
     cr_assert(pipe(fds) == 0);
@@ -71,7 +73,7 @@ void srv_start(srv_t *s, const char *const *args) {
     for (const char *const *a = args; a && *a; a++)
         if (strcmp(*a, "--metrics-port") == 0) want_metrics = true;
     int fd;
-    s->pid = spawn(args, &fd);
+    s->pid = srv_spawn(args, NULL, &fd);
     s->port = -1;
     s->metrics_port = -1;
     char buf[4096];
@@ -108,7 +110,7 @@ void srv_start(srv_t *s, const char *const *args) {
 
 int srv_run_expect_exit(const char *const *args) {
     int fd;
-    pid_t pid = spawn(args, &fd);
+    pid_t pid = srv_spawn(args, NULL, &fd);
     int status = 0;
     long long deadline = now_ms() + 10000;
     for (;;) {

@@ -35,6 +35,13 @@ const char *binary_path(const char *rel);
 void srv_start(srv_t *s, const char *const *args);
 
 /**
+ * Fork and exec paidan-server --port 0 followed by args; its stderr goes to
+ * log (appended; NULL: Testing/api-server.log under PD_TEST_LOG, else
+ * /dev/null). Returns the pid; *out_fd is the read end of its stdout.
+ */
+pid_t srv_spawn(const char *const *args, const char *log, int *out_fd);
+
+/**
  * Start paidan-server with args and return its exit status without
  * waiting for a listening line (for servers expected to refuse to start).
  */

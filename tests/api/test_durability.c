@@ -73,35 +73,11 @@ TestSuite(durability, .init = setup, .fini = teardown, .timeout = 120);
 static pid_t spawn_server(const char *const *args, int *out_fd) {
     const char *argv[40];
     int n = 0;
-    argv[n++] = "paidan-server";
-    argv[n++] = "--port";
-    argv[n++] = "0";
     argv[n++] = "--data-dir";
     argv[n++] = datadir;
-    for (; args && *args && n < 38; args++) argv[n++] = *args;
+    for (; args && *args && n < 39; args++) argv[n++] = *args;
     argv[n] = NULL;
-    char bin[4096];
-    snprintf(bin, sizeof(bin), "%s", binary_path("api/paidan-server"));
-    int fds[2];
-    cr_assert(pipe(fds) == 0);
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(fds[1], STDOUT_FILENO);
-        close(fds[0]);
-        close(fds[1]);
-        int lf = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (lf >= 0) {
-            dup2(lf, STDERR_FILENO);
-            close(lf);
-        }
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    *out_fd = fds[0];
-    return pid;
+    return srv_spawn(argv, logpath, out_fd);
 }
 
 static void start(srv_t *s, const char *const *args) {
