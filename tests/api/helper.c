@@ -152,8 +152,16 @@ void srv_stop(srv_t *s) {
 
 pd_client_t *srv_connect(const srv_t *s) {
     pd_client_t *c = NULL;
-    pd_err err = pd_client_connect("127.0.0.1", (uint16_t)s->port, 5000, &c);
-    cr_assert_eq(err, PD_OK, "connect to port %d failed", s->port);
+    /* A connect can fail for a moment on a busy machine (the suite runs
+     * tests in parallel, some opening thousands of connections); try for
+     * two seconds before calling it a failure. A dead server still fails. */
+    pd_err err = PD_OK;
+    for (int attempt = 0; attempt < 40; attempt++) {
+        err = pd_client_connect("127.0.0.1", (uint16_t)s->port, 5000, &c);
+        if (err == PD_OK) break;
+        usleep(50000);
+    }
+    cr_assert_eq(err, PD_OK, "connect to port %d failed (%s)", s->port, pd_strerror(err));
     return c;
 }
 
