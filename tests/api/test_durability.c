@@ -288,9 +288,10 @@ typedef struct sent_s {
     uint32_t version;
 } sent_t;
 
-/* Drive pipelined writes until the connection dies (the killer struck). */
-static void load_until_killed(const srv_t *s, model_t *m, pd_rng_t *rng, bool snapshots) {
-    pd_client_t *c = srv_connect(s);
+/* Drive pipelined writes on c until the connection dies (the killer
+ * struck). The caller connects before arming the killer: a connect that
+ * raced the kill would fail for the wrong reason. */
+static void load_until_killed(pd_client_t *c, model_t *m, pd_rng_t *rng, bool snapshots) {
     pd_client_set_timeout(c, 10000);
     sent_t batch[16];
     for (;;) {
@@ -373,6 +374,7 @@ static void crash_cycles(int cycles, const char *const *args, bool snapshots, ui
     start(&s, args);
     seed_model(&s, m);
     for (int cycle = 0; cycle < cycles; cycle++) {
+        pd_client_t *c = srv_connect(&s);
         /* The killer: a separate process, a random moment into the load. */
         useconds_t delay = (useconds_t)(2000 + pd_rng_below(&rng, 40000));
         pid_t killer = fork();
@@ -382,7 +384,7 @@ static void crash_cycles(int cycles, const char *const *args, bool snapshots, ui
             kill(s.pid, SIGKILL);
             _exit(0);
         }
-        load_until_killed(&s, m, &rng, snapshots);
+        load_until_killed(c, m, &rng, snapshots);
         waitpid(killer, NULL, 0);
         int status = 0;
         waitpid(s.pid, &status, 0);
