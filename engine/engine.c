@@ -528,6 +528,17 @@ static const char *check_order(const pd_engine_t *e, const pd__order_t *o, uint3
     if (o->state >= PD_ORDER__COUNT) return "order state out of range";
     if (o->n_slots < 1 || o->n_slots > PD_ORDER_MAX_SLOTS) return "order slot count";
     if (o->n_ent > o->cap_ent) return "order entries past capacity";
+    /* The fields order.create checks: a restored order must pass them too,
+     * or the next dispatch asks the index a question it refuses. */
+    if (!pd_latlng_is_valid(o->at)) return "order location out of range";
+    if (o->budget_s <= 0 || o->budget_s > 86400) return "order time budget out of range";
+    if (o->duration_min < 0 || o->duration_min > PD_MAX_MINUTES_SERVED) {
+        return "order duration out of range";
+    }
+    if (o->priority >= PD_PRIORITY__COUNT || o->mode >= PD_OFFER__COUNT || o->rating > 5) {
+        return "order priority, offer mode or rating out of range";
+    }
+    if (o->n_filled > o->n_slots) return "order filled past its slots";
     bool open = pd__order_is_open(o);
     uint32_t filled[PD_ORDER_MAX_SLOTS] = {0}, live[PD_ORDER_MAX_SLOTS] = {0};
     uint32_t n_live = 0, n_filled = 0;
@@ -583,7 +594,12 @@ static const char *check_order(const pd_engine_t *e, const pd__order_t *o, uint3
 }
 
 bool pd_engine_validate(const pd_engine_t *e, const char **reason) {
+    return pd__engine_check(e, true, reason) == PD_OK;
+}
+
+pd_err pd__engine_check(const pd_engine_t *e, bool index_too, const char **reason) {
     const char *why = NULL;
+    bool nomem = false;
     const char *ixwhy = NULL;
     size_t by_state[PD_ORDER__COUNT] = {0};
     size_t live = 0;
@@ -591,7 +607,7 @@ bool pd_engine_validate(const pd_engine_t *e, const char **reason) {
     uint32_t *load = NULL, *held = NULL;
     uint64_t *ids = NULL;
     uint32_t max_ent = 1;
-    if (!pd_index_validate(e->ix, &ixwhy)) {
+    if (index_too && !pd_index_validate(e->ix, &ixwhy)) {
         why = ixwhy;
         goto out;
     }
@@ -607,6 +623,7 @@ bool pd_engine_validate(const pd_engine_t *e, const char **reason) {
     ids = pd_malloc(max_ent * sizeof *ids);
     if (!load || !held || !ids) {
         why = "validate: out of memory";
+        nomem = true;
         goto out;
     }
     if (e->omap.n != e->n_orders) {
@@ -630,6 +647,14 @@ bool pd_engine_validate(const pd_engine_t *e, const char **reason) {
         why = "live offer counter";
         goto out;
     }
+    for (size_t i = 1; i < e->n_due; i++) {
+        const pd__due_t *a = &e->due[(i - 1) / 2], *b = &e->due[i];
+        if (b->deadline_ms < a->deadline_ms ||
+            (b->deadline_ms == a->deadline_ms && b->order_id < a->order_id)) {
+            why = "deadline heap out of order";
+            goto out;
+        }
+    }
     check_walk_t c = {e, load, held, NULL};
     pd_index_foreach(e->ix, check_one, &c);
     why = c.why;
@@ -638,5 +663,5 @@ out:
     pd_free(held);
     pd_free(ids);
     if (why && reason) *reason = why;
-    return why == NULL;
+    return nomem ? PD_ERR_NOMEM : why ? PD_ERR_CORRUPT : PD_OK;
 }

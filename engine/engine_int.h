@@ -165,6 +165,11 @@ pd_err pd__events_reserve(pd_engine_t *e, size_t more);
 void pd__event_push(pd_engine_t *e, const pd_event_t *ev);
 /* Deliver and clear the queued events. */
 void pd__events_flush(pd_engine_t *e);
+/* pd_engine_validate, with the index's own check optional: a restore
+ * builds its index through pd_index_insert, so only the engine's
+ * cross-checks (orders against volunteers, counters) can fail there.
+ * PD_OK, PD_ERR_CORRUPT (and *reason) or PD_ERR_NOMEM. */
+pd_err pd__engine_check(const pd_engine_t *e, bool index_too, const char **reason);
 /* Set a volunteer's load (index and mirror). */
 void pd__set_load(pd_engine_t *e, uint64_t vol, uint32_t vslot, uint8_t load);
 

@@ -804,6 +804,12 @@ pd_err pd_engine_snapshot_restore(const uint8_t *p, size_t len, const pd_engine_
         err = PD_ERR_CORRUPT;
         goto fail;
     }
+    /* Every field decoded above is in range, but the parts must also agree
+     * (an order's live offer names a volunteer that exists and whose load
+     * counts it, and so on): a payload that restores into a state the
+     * engine would never reach is corrupt, not a state to run. */
+    err = pd__engine_check(e, false, NULL);
+    if (err) goto fail;
     *out = e;
     return PD_OK;
 fail:
