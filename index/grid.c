@@ -405,12 +405,14 @@ static pd_err cell_fit(pd_index_t *ix, cell_t *c, uint32_t room, uint32_t nsk) {
     return PD_OK;
 }
 
-/* The cell for key, created (empty) if missing, with room for one more
- * volunteer with `nsk` skill planes. On error nothing changed. */
-static pd_err cell_get_room(pd_index_t *ix, uint64_t key, uint32_t nsk, cell_t **out) {
+/* The cell for key, created (empty) if missing, with room for `more` more
+ * volunteers with `nsk` skill planes. On error nothing changed. */
+static pd_err cell_get_room(pd_index_t *ix, uint64_t key, uint32_t more, uint32_t nsk,
+                            cell_t **out) {
     cell_t *c = cell_find(ix, key);
     if (c) {
-        pd_err err = cell_fit(ix, c, c->n + 1, nsk);
+        if (more > (1u << 30) - c->n) return PD_ERR_LIMIT;
+        pd_err err = cell_fit(ix, c, c->n + more, nsk);
         if (err) return err;
         *out = c;
         return PD_OK;
@@ -420,7 +422,7 @@ static pd_err cell_get_room(pd_index_t *ix, uint64_t key, uint32_t nsk, cell_t *
     c = pd_calloc(1, sizeof *c);
     if (!c) return PD_ERR_NOMEM;
     c->key = key;
-    err = cell_fit(ix, c, 1, nsk);
+    err = cell_fit(ix, c, more ? more : 1, nsk);
     if (err) {
         pd_free(c);
         return err;
@@ -566,7 +568,8 @@ pd_err pd_index_insert(pd_index_t *ix, const pd_volunteer_t *v) {
     if ((err = pd__idmap_reserve1(&ix->ids))) return err;
     if ((err = slots_reserve1(ix))) return err;
     cell_t *c;
-    if ((err = cell_get_room(ix, key_of_pos(ix, v->pos), skill_planes(v->skills), &c))) return err;
+    if ((err = cell_get_room(ix, key_of_pos(ix, v->pos), 1, skill_planes(v->skills), &c)))
+        return err;
     si = slot_alloc(ix);
     slot_t *s = &ix->slots[si];
     s->id = v->id;
@@ -592,7 +595,7 @@ static pd_err slot_rehome(pd_index_t *ix, uint32_t si, uint64_t key, const pd_vo
         return PD_OK;
     }
     cell_t *c;
-    pd_err err = cell_get_room(ix, key, skill_planes(v->skills), &c);
+    pd_err err = cell_get_room(ix, key, 1, skill_planes(v->skills), &c);
     if (err) return err;
     cell_take(ix, old, s->idx);
     cell_append(ix, c, si, v);
@@ -730,6 +733,221 @@ void pd_index_foreach(const pd_index_t *ix, bool (*fn)(void *ud, const pd_volunt
         slot_read(ix, si, &v);
         if (!fn(ud, &v)) return;
     }
+}
+
+pd_err pd_index_slot_state(const pd_index_t *ix, uint32_t slot, pd_slot_state_t *out) {
+    if (slot >= ix->nslots || !ix->slots[slot].cell) return PD_ERR_NOT_FOUND;
+    const slot_t *s = &ix->slots[slot];
+    out->id = s->id;
+    out->status = s->status;
+    out->capacity = s->capacity;
+    out->load = s->load;
+    out->mode = s->mode;
+    return PD_OK;
+}
+
+/* ------------------------------------------------------------------ bulk */
+
+void pd_index_foreach_by_cell(const pd_index_t *ix,
+                              bool (*fn)(void *ud, const pd_volunteer_t *v, uint32_t slot),
+                              void *ud) {
+    pd_volunteer_t vb[64];
+    for (uint32_t ci = 0; ci <= ix->cells_mask; ci++) {
+        const cell_t *c = ix->cells[ci].cell;
+        if (!c) continue;
+        for (uint32_t b = 0; b * 64 < c->n; b++) {
+            uint32_t lo = b * 64, cnt = c->n - lo < 64 ? c->n - lo : 64;
+            for (uint32_t j = 0; j < cnt; j++) {
+                const rec_t *r = &c->rec[lo + j];
+                const slot_t *s = &ix->slots[r->slot];
+                pd_volunteer_t *v = &vb[j];
+                v->id = r->id;
+                v->pos.lat = r->lat;
+                v->pos.lon = r->lon;
+                v->skills = 0;
+                v->tags = c->tags[lo + j];
+                v->week = pd_week_none();
+                v->mode = s->mode;
+                v->status = s->status;
+                v->capacity = s->capacity;
+                v->load = s->load;
+            }
+            /* Transpose: each plane word gives its bit to up to 64
+             * volunteers (bits past n are zero, so j < cnt). */
+            for (unsigned h = 0; h < PD_WEEK_HOURS; h++) {
+                uint64_t bit = 1ULL << (h & 63);
+                for (uint64_t w = plane(c, PLANE_HOUR0 + h)[b]; w; w &= w - 1)
+                    vb[__builtin_ctzll(w)].week.bits[h >> 6] |= bit;
+            }
+            for (unsigned k = 0; k < c->nsk; k++)
+                for (uint64_t w = plane(c, PLANE_SKILL0 + k)[b]; w; w &= w - 1)
+                    vb[__builtin_ctzll(w)].skills |= 1ULL << k;
+            for (uint32_t j = 0; j < cnt; j++)
+                if (!fn(ud, &vb[j], c->rec[lo + j].slot)) return;
+        }
+    }
+}
+
+/* A group of the volunteers given to pd_index_insert_many: those of one
+ * cell. */
+typedef struct group_s {
+    uint64_t key;
+    cell_t *cell;
+    uint32_t count; /* volunteers for it */
+    uint32_t next;  /* the grouping pass: next position in the grouped order */
+    uint32_t nsk;   /* skill planes they need */
+    bool created;   /* the cell did not exist before */
+} group_t;
+
+/* Cell key -> group, for the grouping pass. */
+typedef struct groups_s {
+    uint32_t *at; /* group + 1; 0: empty */
+    uint32_t mask;
+    group_t *g;
+    uint32_t n, cap;
+} groups_t;
+
+static pd_err groups_rehash(groups_t *gs, uint32_t nslots) {
+    uint32_t *at = pd_calloc(nslots, sizeof *at);
+    if (!at) return PD_ERR_NOMEM;
+    for (uint32_t i = 0; i < gs->n; i++) {
+        uint32_t h = key_hash(gs->g[i].key) & (nslots - 1);
+        while (at[h]) h = (h + 1) & (nslots - 1);
+        at[h] = i + 1;
+    }
+    pd_free(gs->at);
+    gs->at = at;
+    gs->mask = nslots - 1;
+    return PD_OK;
+}
+
+/* The group of key, added if new; UINT32_MAX on NOMEM. */
+static uint32_t groups_get(groups_t *gs, uint64_t key) {
+    uint32_t h = key_hash(key) & gs->mask;
+    for (; gs->at[h]; h = (h + 1) & gs->mask)
+        if (gs->g[gs->at[h] - 1].key == key) return gs->at[h] - 1;
+    if (gs->n == gs->cap) {
+        group_t *ng = pd_realloc(gs->g, (size_t)gs->cap * 2 * sizeof *ng);
+        if (!ng) return UINT32_MAX;
+        gs->g = ng;
+        gs->cap *= 2;
+    }
+    if ((gs->n + 1) * 4 > (gs->mask + 1) * 3) {
+        if (groups_rehash(gs, (gs->mask + 1) * 2)) return UINT32_MAX;
+        return groups_get(gs, key);
+    }
+    gs->g[gs->n] = (group_t){key, NULL, 0, 0, 0, false};
+    gs->at[h] = gs->n + 1;
+    return gs->n++;
+}
+
+static pd_err slots_reserve(pd_index_t *ix, size_t more) {
+    if (ix->nslots + more <= ix->slots_cap) return PD_OK;
+    if (ix->nslots + more > (1u << 31)) return PD_ERR_LIMIT;
+    uint32_t ncap = ix->slots_cap ? ix->slots_cap : 64;
+    while (ncap < ix->nslots + more) ncap *= 2;
+    slot_t *ns = pd_realloc(ix->slots, (size_t)ncap * sizeof *ns);
+    if (!ns) return PD_ERR_NOMEM;
+    ix->slots = ns;
+    ix->slots_cap = ncap;
+    return PD_OK;
+}
+
+/* Undo a pd_index_insert_many that placed order[0..done) of vs and made
+ * the cells of gs: empty new cells go, then the inserted volunteers, last
+ * first, so every removal takes a cell's last position and the volunteers
+ * that were there before keep theirs. */
+static void insert_many_undo(pd_index_t *ix, const pd_volunteer_t *vs, const uint32_t *order,
+                             size_t done, groups_t *gs) {
+    for (uint32_t k = 0; k < gs->n; k++) {
+        cell_t *c = gs->g[k].cell;
+        if (c && gs->g[k].created && c->n == 0) cell_drop(ix, c);
+    }
+    while (done > 0) (void)pd_index_remove(ix, vs[order[--done]].id);
+}
+
+pd_err pd_index_insert_many(pd_index_t *ix, const pd_volunteer_t *vs, size_t n, uint32_t *slots,
+                            size_t *bad) {
+    if (bad) *bad = n;
+    if (n == 0) return PD_OK;
+    if (n >= (1u << 31) || ix->nslots + n > (1u << 31)) return PD_ERR_LIMIT;
+    pd_err err;
+    for (size_t i = 0; i < n; i++) {
+        if ((err = pd_volunteer_check(&vs[i]))) {
+            if (bad) *bad = i;
+            return err;
+        }
+    }
+    if ((err = pd__idmap_reserve(&ix->ids, (uint32_t)n)) || (err = slots_reserve(ix, n))) {
+        return err;
+    }
+    groups_t gs = {0};
+    uint32_t *gid = pd_malloc(n * sizeof *gid);
+    uint32_t *order = pd_malloc(n * sizeof *order);
+    gs.g = pd_malloc(64 * sizeof *gs.g);
+    gs.cap = 64;
+    if (!gid || !order || !gs.g || groups_rehash(&gs, 128)) {
+        err = PD_ERR_NOMEM;
+        goto out;
+    }
+    /* Group by cell, sized once per cell; then a counting sort. */
+    for (size_t i = 0; i < n; i++) {
+        uint32_t k = groups_get(&gs, key_of_pos(ix, vs[i].pos));
+        if (k == UINT32_MAX) {
+            err = PD_ERR_NOMEM;
+            goto out;
+        }
+        gid[i] = k;
+        gs.g[k].count++;
+        uint32_t nsk = skill_planes(vs[i].skills);
+        if (nsk > gs.g[k].nsk) gs.g[k].nsk = nsk;
+    }
+    uint32_t at = 0;
+    for (uint32_t k = 0; k < gs.n; k++) {
+        group_t *g = &gs.g[k];
+        g->next = at;
+        at += g->count;
+        g->created = cell_find(ix, g->key) == NULL;
+        if ((err = cell_get_room(ix, g->key, g->count, g->nsk, &g->cell))) {
+            insert_many_undo(ix, vs, order, 0, &gs);
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < n; i++) order[gs.g[gid[i]].next++] = (uint32_t)i;
+
+    pd__idmap_keys_t keys = id_keys(ix);
+    for (size_t j = 0; j < n; j++) {
+        if (j + 8 < n) pd__idmap_prefetch(&ix->ids, vs[order[j + 8]].id);
+        if (j + 16 < n) __builtin_prefetch(&vs[order[j + 16]]);
+        uint32_t i = order[j];
+        const pd_volunteer_t *v = &vs[i];
+        uint32_t si = slot_alloc(ix);
+        slot_t *s = &ix->slots[si];
+        s->id = v->id;
+        s->status = v->status;
+        s->capacity = v->capacity;
+        s->load = v->load;
+        s->mode = v->mode;
+        if ((err = pd__idmap_add_new(&ix->ids, keys, v->id, si))) {
+            /* give the slot back as it was: free, id 0 */
+            s->cell = NULL;
+            s->id = 0;
+            s->idx = ix->free_slot;
+            ix->free_slot = si;
+            if (bad) *bad = i;
+            insert_many_undo(ix, vs, order, j, &gs);
+            goto out;
+        }
+        cell_append(ix, gs.g[gid[i]].cell, si, v);
+        ix->count++;
+        if (slots) slots[i] = si;
+    }
+out:
+    pd_free(gid);
+    pd_free(order);
+    pd_free(gs.g);
+    pd_free(gs.at);
+    return err;
 }
 
 size_t pd_index_memory(const pd_index_t *ix) {

@@ -34,12 +34,14 @@ void pd__idmap_deinit(pd__idmap_t *m) {
     m->n = 0;
 }
 
-pd_err pd__idmap_reserve1(pd__idmap_t *m) {
+pd_err pd__idmap_reserve(pd__idmap_t *m, uint32_t more) {
     uint64_t cap = (uint64_t)m->mask + 1;
+    uint64_t need = (uint64_t)m->n + more;
     /* Keep the load factor at or below 3/4. */
-    if ((uint64_t)(m->n + 1) * 4 <= cap * 3) return PD_OK;
-    if (cap >= (1ULL << 31)) return PD_ERR_LIMIT;
+    if (need * 4 <= cap * 3) return PD_OK;
     uint64_t ncap = cap * 2;
+    while (need * 4 > ncap * 3) ncap *= 2;
+    if (ncap > (1ULL << 31)) return PD_ERR_LIMIT;
     uint64_t *nb = pd_calloc(ncap, sizeof *nb);
     if (!nb) return PD_ERR_NOMEM;
     uint32_t nmask = (uint32_t)(ncap - 1);
@@ -54,6 +56,10 @@ pd_err pd__idmap_reserve1(pd__idmap_t *m) {
     m->b = nb;
     m->mask = nmask;
     return PD_OK;
+}
+
+pd_err pd__idmap_reserve1(pd__idmap_t *m) {
+    return pd__idmap_reserve(m, 1);
 }
 
 pd_err pd__idmap_find(const pd__idmap_t *m, pd__idmap_keys_t keys, uint64_t id, uint32_t *slot) {
@@ -77,6 +83,25 @@ void pd__idmap_add(pd__idmap_t *m, uint64_t id, uint32_t slot) {
     while (m->b[i]) i = (i + 1) & m->mask;
     m->b[i] = ((uint64_t)tag << 32) | (uint64_t)(slot + 1u);
     m->n++;
+}
+
+pd_err pd__idmap_add_new(pd__idmap_t *m, pd__idmap_keys_t keys, uint64_t id, uint32_t slot) {
+    uint32_t tag = id_tag(id);
+    uint32_t i = tag & m->mask;
+    for (;; i = (i + 1) & m->mask) {
+        uint64_t e = m->b[i];
+        if (!e) break;
+        if ((uint32_t)(e >> 32) == tag && key_at(keys, (uint32_t)e - 1) == id) {
+            return PD_ERR_EXISTS;
+        }
+    }
+    m->b[i] = ((uint64_t)tag << 32) | (uint64_t)(slot + 1u);
+    m->n++;
+    return PD_OK;
+}
+
+void pd__idmap_prefetch(const pd__idmap_t *m, uint64_t id) {
+    __builtin_prefetch(&m->b[id_tag(id) & m->mask]);
 }
 
 pd_err pd__idmap_del(pd__idmap_t *m, pd__idmap_keys_t keys, uint64_t id) {

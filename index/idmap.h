@@ -33,10 +33,17 @@ void pd__idmap_deinit(pd__idmap_t *m);
 /* Make room for one more entry, growing if needed. PD_ERR_NOMEM leaves the
  * map as it was. */
 pd_err pd__idmap_reserve1(pd__idmap_t *m);
+/* Make room for `more` more entries (one growth at most). */
+pd_err pd__idmap_reserve(pd__idmap_t *m, uint32_t more);
 /* Find id; PD_ERR_NOT_FOUND if absent. */
 pd_err pd__idmap_find(const pd__idmap_t *m, pd__idmap_keys_t keys, uint64_t id, uint32_t *slot);
 /* Add id -> slot; the id must be absent and room reserved. */
 void pd__idmap_add(pd__idmap_t *m, uint64_t id, uint32_t slot);
+/* Add id -> slot unless id is present (PD_ERR_EXISTS): one probe run for
+ * both. Room reserved. */
+pd_err pd__idmap_add_new(pd__idmap_t *m, pd__idmap_keys_t keys, uint64_t id, uint32_t slot);
+/* Start loading the bucket where id's probe run begins. */
+void pd__idmap_prefetch(const pd__idmap_t *m, uint64_t id);
 /* Remove id; PD_ERR_NOT_FOUND if absent. */
 pd_err pd__idmap_del(pd__idmap_t *m, pd__idmap_keys_t keys, uint64_t id);
 /* Bytes of bucket memory. */

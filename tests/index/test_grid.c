@@ -555,3 +555,254 @@ Test(grid, optimize_keeps_answers_and_survives_oom) {
     free(got);
     world_deinit(&w);
 }
+
+/* ------------------------------------------------------------------ bulk */
+
+static int cmp_vol_id(const void *a, const void *b) {
+    uint64_t x = ((const pd_volunteer_t *)a)->id, y = ((const pd_volunteer_t *)b)->id;
+    return x < y ? -1 : x > y;
+}
+
+typedef struct dump_s {
+    const pd_index_t *ix;
+    pd_volunteer_t *v;
+    size_t n, cap;
+} dump_t;
+
+static bool dump_one(void *ud, const pd_volunteer_t *v, uint32_t slot) {
+    dump_t *d = ud;
+    cr_assert(d->n < d->cap, "the walk visits more volunteers than the index holds");
+    uint32_t back;
+    cr_assert_eq(pd_index_get_slot(d->ix, v->id, &back), PD_OK);
+    cr_assert_eq(back, slot);
+    pd_slot_state_t st;
+    cr_assert_eq(pd_index_slot_state(d->ix, slot, &st), PD_OK);
+    cr_assert(st.id == v->id && st.status == v->status && st.capacity == v->capacity &&
+              st.load == v->load && st.mode == v->mode);
+    d->v[d->n++] = *v;
+    return true;
+}
+
+/* The index holds exactly the mirror: checked through the cell-wise walk
+ * (every field, every slot) and pd_index_get. */
+static void assert_holds_mirror(world_t *w) {
+    dump_t d = {w->ix, calloc(w->n + 1, sizeof(pd_volunteer_t)), 0, w->n + 1};
+    pd_index_foreach_by_cell(w->ix, dump_one, &d);
+    cr_assert_eq(d.n, w->n, "walk saw %zu of %zu", d.n, w->n);
+    pd_volunteer_t *want = malloc((w->n + 1) * sizeof *want);
+    memcpy(want, w->v, w->n * sizeof *want);
+    qsort(want, w->n, sizeof *want, cmp_vol_id);
+    qsort(d.v, d.n, sizeof *d.v, cmp_vol_id);
+    for (size_t i = 0; i < w->n; i++) {
+        cr_assert(vol_eq(&d.v[i], &want[i]), "volunteer %llu differs after the walk",
+                  (unsigned long long)want[i].id);
+        pd_volunteer_t out;
+        cr_assert_eq(pd_index_get(w->ix, want[i].id, &out), PD_OK);
+        cr_assert(vol_eq(&out, &want[i]));
+    }
+    free(want);
+    free(d.v);
+}
+
+static bool stop_at_three(void *ud, const pd_volunteer_t *v, uint32_t slot) {
+    (void)v;
+    (void)slot;
+    return ++*(int *)ud < 3;
+}
+
+/* Some volunteers inserted one by one, then a batch in one call: the same
+ * index as far as every query and the walk can tell. */
+Test(grid, insert_many_matches_the_oracle) {
+    for (int layout = 0; layout < L__COUNT; layout++) {
+        uint64_t seed = pd_test_seed() ^ (uint64_t)(layout + 40);
+        world_t w;
+        world_init(&w, layout, seed, 300);
+        size_t m = 2500;
+        w.cap += m;
+        w.v = realloc(w.v, w.cap * sizeof *w.v);
+        pd_volunteer_t *batch = w.v + w.n;
+        for (size_t i = 0; i < m; i++) {
+            rand_volunteer(&w, &batch[i], w.next_id);
+            w.next_id += 0x9E3779B97F4A7C15ULL;
+        }
+        uint32_t *slots = calloc(m, sizeof *slots);
+        size_t bad = 0;
+        cr_assert_eq(pd_index_insert_many(w.ix, batch, m, slots, &bad), PD_OK);
+        cr_assert_eq(bad, m);
+        w.n += m;
+        for (size_t i = 0; i < m; i++) {
+            uint32_t s;
+            cr_assert_eq(pd_index_get_slot(w.ix, batch[i].id, &s), PD_OK);
+            cr_assert_eq(s, slots[i]);
+        }
+        check_valid(&w, seed);
+        assert_holds_mirror(&w);
+        int seen = 0;
+        pd_index_foreach_by_cell(w.ix, stop_at_three, &seen);
+        cr_assert_eq(seen, 3, "the walk stops when told");
+        pd_hit_t *all = calloc(w.cap, sizeof *all), *got = calloc(w.cap + 2000, sizeof *got);
+        for (int step = 0; step < 200; step++) {
+            query_and_compare(&w, seed, step, all, got);
+            if (step % 2) mutate(&w);
+        }
+        check_valid(&w, seed);
+        free(all);
+        free(got);
+        free(slots);
+        world_deinit(&w);
+    }
+}
+
+/* What a restore does: walk one index cell by cell, insert the walk into a
+ * fresh one. Same volunteers, same answers, and each cell keeps its order. */
+typedef struct seq_s {
+    uint64_t *ids;
+    pd_volunteer_t *v;
+    size_t n;
+} seq_t;
+
+static int cmp_u64_first(const void *x, const void *y) {
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+static bool seq_one(void *ud, const pd_volunteer_t *v, uint32_t slot) {
+    (void)slot;
+    seq_t *s = ud;
+    s->ids[s->n] = v->id;
+    s->v[s->n++] = *v;
+    return true;
+}
+
+Test(grid, walk_by_cell_then_insert_many_rebuilds_the_index) {
+    uint64_t seed = pd_test_seed() ^ 77;
+    world_t w;
+    world_init(&w, L_COUNTY, seed, 3000);
+    for (int i = 0; i < 3000; i++) mutate(&w);
+    cr_assert_eq(pd_index_optimize(w.ix, SIZE_MAX, NULL), PD_OK);
+    seq_t a = {calloc(w.n, 8), calloc(w.n, sizeof(pd_volunteer_t)), 0};
+    pd_index_foreach_by_cell(w.ix, seq_one, &a);
+    cr_assert_eq(a.n, w.n);
+    pd_index_t *old = w.ix;
+    cr_assert_eq(pd_index_create(&w.cfg, &w.ix), PD_OK);
+    cr_assert_eq(pd_index_insert_many(w.ix, a.v, a.n, NULL, NULL), PD_OK);
+    check_valid(&w, seed);
+    assert_holds_mirror(&w);
+    /* The walk of the copy is the walk of the original cut into runs (one
+     * per cell) and put back together in another order: each cell kept its
+     * order. So the breaks, where b's next volunteer is not a's next, are
+     * fewer than the cells; a shuffled cell would add a break per member. */
+    seq_t b = {calloc(w.n, 8), calloc(w.n, sizeof(pd_volunteer_t)), 0};
+    pd_index_foreach_by_cell(w.ix, seq_one, &b);
+    cr_assert_eq(b.n, a.n);
+    uint64_t *pairs = calloc(a.n, 16);
+    for (size_t i = 0; i < a.n; i++) { /* (id, position in a) */
+        pairs[2 * i] = a.ids[i];
+        pairs[2 * i + 1] = i;
+    }
+    qsort(pairs, a.n, 16, cmp_u64_first);
+    size_t breaks = 0;
+    uint64_t prev = UINT64_MAX;
+    for (size_t i = 0; i < b.n; i++) {
+        uint64_t *hit = bsearch(&b.ids[i], pairs, a.n, 16, cmp_u64_first);
+        cr_assert(hit);
+        if (i && hit[1] != prev + 1) breaks++;
+        prev = hit[1];
+    }
+    /* An upper bound on the cells: distinct 0.01 x 0.01 degree squares
+     * (cells are 0.01 degree high and at least as wide). */
+    uint64_t *sq = calloc(a.n, 8);
+    for (size_t i = 0; i < a.n; i++)
+        sq[i] = (uint64_t)(uint32_t)(a.v[i].pos.lat / 10000 + 10000) << 32 |
+                (uint32_t)(a.v[i].pos.lon / 10000 + 20000);
+    qsort(sq, a.n, 8, cmp_u64_first);
+    size_t squares = a.n ? 1 : 0;
+    for (size_t i = 1; i < a.n; i++) squares += sq[i] != sq[i - 1];
+    cr_assert(breaks < squares, "%zu breaks, at most %zu cells", breaks, squares);
+    fprintf(stderr, "walk_by_cell: %zu volunteers, %zu breaks, <= %zu cells\n", a.n, breaks,
+            squares);
+    free(pairs);
+    free(sq);
+    pd_hit_t *all = calloc(w.n, sizeof *all), *got = calloc(w.n + 2000, sizeof *got);
+    for (int step = 0; step < 100; step++) {
+        pd_query_t q;
+        hook_t hook = {0};
+        rand_query(&w, &q, &hook);
+        size_t n1 = 0, n2 = 0;
+        cr_assert_eq(pd_index_nearest(old, &q, 50, all, &n1), PD_OK);
+        cr_assert_eq(pd_index_nearest(w.ix, &q, 50, got, &n2), PD_OK);
+        cr_assert_eq(n1, n2);
+        for (size_t i = 0; i < n1; i++) cr_assert_eq(all[i].id, got[i].id);
+    }
+    pd_index_destroy(old);
+    free(all);
+    free(got);
+    free(a.ids);
+    free(a.v);
+    free(b.ids);
+    free(b.v);
+    world_deinit(&w);
+}
+
+/* A batch with a bad record, an id given twice or already present, or an
+ * allocation failing anywhere: an error, and the index holds what it held. */
+Test(grid, insert_many_errors_change_nothing) {
+    uint64_t seed = pd_test_seed() ^ 91;
+    world_t w;
+    world_init(&w, L_COUNTY, seed, 400);
+    size_t m = 700;
+    pd_volunteer_t *batch = calloc(m, sizeof *batch);
+    for (size_t i = 0; i < m; i++) {
+        rand_volunteer(&w, &batch[i], w.next_id);
+        w.next_id += 0x9E3779B97F4A7C15ULL;
+        /* some in far-away cells that do not exist yet */
+        if (i % 7 == 0) batch[i].pos.lat -= 5000000;
+    }
+    size_t bad = 0;
+    pd_volunteer_t keep = batch[300];
+
+    batch[300].pos.lat = 91000000;
+    cr_assert_eq(pd_index_insert_many(w.ix, batch, m, NULL, &bad), PD_ERR_BAD_COORD);
+    cr_assert_eq(bad, 300);
+    batch[300] = keep;
+    batch[300].capacity = 0;
+    cr_assert_eq(pd_index_insert_many(w.ix, batch, m, NULL, &bad), PD_ERR_BAD_ARG);
+    cr_assert_eq(bad, 300);
+    batch[300] = keep;
+    check_valid(&w, seed);
+    assert_holds_mirror(&w);
+
+    /* given twice in the batch (late in the insertion order, so much of the
+     * batch is in when it is found), or already in the index */
+    batch[m - 1].id = batch[5].id;
+    cr_assert_eq(pd_index_insert_many(w.ix, batch, m, NULL, &bad), PD_ERR_EXISTS);
+    cr_assert(bad == m - 1 || bad == 5, "bad %zu", bad);
+    check_valid(&w, seed);
+    assert_holds_mirror(&w);
+    batch[m - 1].id = w.v[17].id;
+    cr_assert_eq(pd_index_insert_many(w.ix, batch, m, NULL, &bad), PD_ERR_EXISTS);
+    cr_assert_eq(bad, m - 1);
+    check_valid(&w, seed);
+    assert_holds_mirror(&w);
+    batch[m - 1].id = w.next_id;
+
+    for (long fail = 0;; fail++) {
+        pd_alloc_fail_after(fail);
+        pd_err err = pd_index_insert_many(w.ix, batch, m, NULL, &bad);
+        pd_alloc_fail_after(-1);
+        if (err == PD_OK) break;
+        cr_assert_eq(err, PD_ERR_NOMEM, "fail %ld: %s", fail, pd_err_name(err));
+        cr_assert_eq(bad, m);
+        check_valid(&w, seed);
+        assert_holds_mirror(&w);
+        cr_assert(fail < 10000);
+    }
+    w.cap = w.n + m + 64;
+    w.v = realloc(w.v, w.cap * sizeof *w.v);
+    memcpy(w.v + w.n, batch, m * sizeof *batch);
+    w.n += m;
+    check_valid(&w, seed);
+    assert_holds_mirror(&w);
+    free(batch);
+    world_deinit(&w);
+}
