@@ -486,31 +486,22 @@ uint64_t pd_engine_digest(const pd_engine_t *e) {
 
 /* ------------------------------------------------------------ validate */
 
-typedef struct check_walk_s {
-    const pd_engine_t *e;
-    const uint32_t *load; /* expected load per slot */
-    const uint32_t *held; /* expected held per slot */
-    const char *why;
-} check_walk_t;
-
-static bool check_one(void *ud, const pd_volunteer_t *v) {
-    check_walk_t *c = ud;
-    uint32_t vslot;
-    if (pd_index_get_slot(c->e->ix, v->id, &vslot) != PD_OK) {
-        c->why = "volunteer without a slot";
-        return false;
+/* Slot si against the index: the record mirrors it, and its load is what
+ * the orders say. A slot state is O(1): no id lookup, no cell read. */
+static const char *check_slot(const pd_engine_t *e, uint32_t si, const uint32_t *load,
+                              const uint32_t *held) {
+    pd_slot_state_t st;
+    if (pd_index_slot_state(e->ix, si, &st) != PD_OK) {
+        return load[si] || held[si] ? "an order holds a free slot" : NULL;
     }
-    const pd__vrec_t *r = &c->e->recs[vslot];
-    if (r->load != v->load || r->status != v->status || r->capacity != v->capacity) {
-        c->why = "record mirror disagrees with the index";
-    } else if (v->load > v->capacity) {
-        c->why = "load above capacity";
-    } else if (c->load[vslot] != v->load) {
-        c->why = "load differs from live offers plus accepted slots held";
-    } else if (c->held[vslot] != r->held) {
-        c->why = "held count differs from accepted slots";
+    const pd__vrec_t *r = &e->recs[si];
+    if (r->load != st.load || r->status != st.status || r->capacity != st.capacity) {
+        return "record mirror disagrees with the index";
     }
-    return c->why == NULL;
+    if (st.load > st.capacity) return "load above capacity";
+    if (load[si] != st.load) return "load differs from live offers plus accepted slots held";
+    if (held[si] != r->held) return "held count differs from accepted slots";
+    return NULL;
 }
 
 static int cmp_u64(const void *a, const void *b) {
@@ -632,6 +623,8 @@ pd_err pd__engine_check(const pd_engine_t *e, bool index_too, const char **reaso
     }
     for (uint32_t i = 0; i < e->n_orders && !why; i++) {
         const pd__order_t *o = &e->orders[i];
+        /* each order's id is looked up: a cache miss, so ask ahead */
+        if (i + 8 < e->n_orders) pd__ordermap_prefetch(&e->omap, e->orders[i + 8].id);
         why = check_order(e, o, i, load, held, ids);
         if (!why) {
             by_state[o->state]++;
@@ -655,9 +648,7 @@ pd_err pd__engine_check(const pd_engine_t *e, bool index_too, const char **reaso
             goto out;
         }
     }
-    check_walk_t c = {e, load, held, NULL};
-    pd_index_foreach(e->ix, check_one, &c);
-    why = c.why;
+    for (uint32_t si = 0; si < limit && !why; si++) why = check_slot(e, si, load, held);
 out:
     pd_free(load);
     pd_free(held);

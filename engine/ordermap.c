@@ -85,6 +85,10 @@ pd_err pd__ordermap_find(const pd__ordermap_t *m, pd__ordermap_keys_t k, uint64_
     return PD_OK;
 }
 
+void pd__ordermap_prefetch(const pd__ordermap_t *m, uint64_t id) {
+    __builtin_prefetch(&m->b[tag_of(id) & m->mask]);
+}
+
 void pd__ordermap_add(pd__ordermap_t *m, uint64_t id, uint32_t pos) {
     put(m->b, m->mask, ((uint64_t)tag_of(id) << 32) | ((uint64_t)pos + 1));
     m->n++;

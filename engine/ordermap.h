@@ -34,6 +34,8 @@ pd_err pd__ordermap_reserve(pd__ordermap_t *m, uint32_t more);
 /* Position of id; PD_ERR_NOT_FOUND. */
 pd_err pd__ordermap_find(const pd__ordermap_t *m, pd__ordermap_keys_t k, uint64_t id,
                          uint32_t *pos);
+/* Start loading the bucket where id's probe run begins. */
+void pd__ordermap_prefetch(const pd__ordermap_t *m, uint64_t id);
 /* Add id -> pos (absent, room reserved). */
 void pd__ordermap_add(pd__ordermap_t *m, uint64_t id, uint32_t pos);
 /* Point a present id at a new position. */

@@ -397,9 +397,8 @@ static void enc_volunteer(enc_t *e, const pd_volunteer_t *v, const pd__vrec_t *r
     memset(p + 135, 0, VOL_BYTES - 135);
 }
 
-static void dec_volunteer(const uint8_t *p, pd_volunteer_t *v, pd__vrec_t *rec) {
+static void dec_volunteer(const uint8_t *p, pd_volunteer_t *v) {
     memset(v, 0, sizeof(*v));
-    memset(rec, 0, sizeof(*rec));
     v->id = pd__get_u64(p);
     v->pos.lat = (int32_t)pd__get_u32(p + 8);
     v->pos.lon = (int32_t)pd__get_u32(p + 12);
@@ -410,6 +409,11 @@ static void dec_volunteer(const uint8_t *p, pd_volunteer_t *v, pd__vrec_t *rec) 
     v->status = p[57];
     v->capacity = p[58];
     v->load = p[59];
+}
+
+/* The engine's record of the volunteer at p (whose index fields are v). */
+static void dec_record(const uint8_t *p, const pd_volunteer_t *v, pd__vrec_t *rec) {
+    memset(rec, 0, sizeof(*rec));
     rec->held = p[60];
     rec->minutes_total = pd__get_u32(p + 61);
     rec->rating_count = pd__get_u32(p + 65);
@@ -473,27 +477,17 @@ static void enc_order(enc_t *e, const pd__order_t *o) {
     }
 }
 
-/* The volunteer walk: pd_index_foreach visits slots in increasing order, so
- * a cursor over the slots finds each volunteer's record without a lookup
- * by id. */
+/* The volunteers go out cell by cell (pd_index_foreach_by_cell reads a
+ * cell's bit planes once per 64 volunteers), so a restore that inserts them
+ * in payload order rebuilds each cell in one go, in its own order. */
 typedef struct dump_walk_s {
     enc_t *e;
     const pd_engine_t *eng;
-    uint32_t slot; /* the next slot that may hold a volunteer */
-    bool broken;
 } dump_walk_t;
 
-static bool dump_one(void *ud, const pd_volunteer_t *v) {
+static bool dump_one(void *ud, const pd_volunteer_t *v, uint32_t slot) {
     dump_walk_t *dw = ud;
-    uint64_t id;
-    while (pd_index_slot_id(dw->eng->ix, dw->slot, &id) != PD_OK || id != v->id) {
-        if (PD_NEVER(++dw->slot >= pd_index_slot_limit(dw->eng->ix))) {
-            dw->broken = true;
-            return false;
-        }
-    }
-    enc_volunteer(dw->e, v, &dw->eng->recs[dw->slot]);
-    dw->slot++;
+    enc_volunteer(dw->e, v, &dw->eng->recs[slot]);
     return dw->e->err == PD_OK;
 }
 
@@ -513,9 +507,8 @@ pd_err pd_engine_snapshot_write(const pd_engine_t *eng, pd_snapshot_writer_t *w)
 
     const pd_index_t *ix = eng->ix;
     enc_u64(&e, pd_index_count(ix));
-    dump_walk_t dw = {&e, eng, 0, false};
-    pd_index_foreach(ix, dump_one, &dw);
-    if (PD_NEVER(dw.broken)) return PD_ERR_INTERNAL;
+    dump_walk_t dw = {&e, eng};
+    pd_index_foreach_by_cell(ix, dump_one, &dw);
     enc_u64(&e, eng->n_orders);
     for (uint32_t i = 0; i < eng->n_orders && !e.err; i++) enc_order(&e, &eng->orders[i]);
     enc_u64(&e, eng->n_due);
@@ -558,24 +551,6 @@ pd_err pd_engine_snapshot_config(const uint8_t *p, size_t len, pd_engine_config_
     if (err) return err;
     return pd_engine_config_check(out) ? PD_ERR_CORRUPT : PD_OK;
 }
-
-/* A volunteer of the payload by where it goes in the grid. */
-typedef struct vkey_s {
-    uint64_t key; /* cell row << 32 | longitude */
-    uint32_t pos; /* index in the payload */
-} vkey_t;
-
-static int cmp_vkey(const void *a, const void *b) {
-    const vkey_t *x = a, *y = b;
-    if (x->key != y->key) return x->key < y->key ? -1 : 1;
-    return x->pos < y->pos ? -1 : x->pos > y->pos;
-}
-
-/* A decoded volunteer of the payload. */
-typedef struct dvol_s {
-    pd_volunteer_t v;
-    pd__vrec_t rec;
-} dvol_t;
 
 #ifdef MADV_HUGEPAGE
 /* Ask for huge pages on the whole 2 MiB pages inside [p, p + n). */
@@ -699,79 +674,56 @@ pd_err pd_engine_snapshot_restore(const uint8_t *p, size_t len, const pd_engine_
         err = PD_ERR_CORRUPT;
         goto fail;
     }
+    /* The payload lists the volunteers cell by cell (see dump_one): decoded
+     * in one sequential pass and given to the index in one call, each cell
+     * is built in one go, sized once, its bit planes in cache. The records
+     * then go where the slots say, which a fresh index hands out in the
+     * same order: a sequential pass again. */
+    const uint8_t *vols = pd__rd_take(&r, (size_t)nv * VOL_BYTES);
+    if (!vols) {
+        err = PD_ERR_CORRUPT;
+        goto fail;
+    }
+    pd_volunteer_t *vs = nv ? pd_malloc((size_t)nv * sizeof *vs) : NULL;
+    uint32_t *slots = nv ? pd_malloc((size_t)nv * sizeof *slots) : NULL;
+    if (nv && (!vs || !slots)) {
+        err = PD_ERR_NOMEM;
+        goto vols_done;
+    }
+#ifdef MADV_HUGEPAGE
+    if (nv) madvise_huge(vs, (size_t)nv * sizeof *vs);
+#endif
+    uint64_t known = skill_mask(e);
+    for (uint64_t i = 0; i < nv && !err; i++) {
+        dec_volunteer(vols + i * VOL_BYTES, &vs[i]);
+        /* A configuration given now that drops a skill in use. */
+        if (vs[i].skills & ~known) err = PD_ERR_UNKNOWN_SKILL;
+    }
+    if (err) goto vols_done;
+    err = pd_index_insert_many(e->ix, vs, (size_t)nv, slots, NULL);
+    if (err) {
+        if (err != PD_ERR_NOMEM) err = PD_ERR_CORRUPT;
+        goto vols_done;
+    }
     size_t cap = 64;
-    while (cap < nv + 1) cap *= 2;
+    while (cap < (size_t)pd_index_slot_limit(e->ix) + 1) cap *= 2;
     e->recs = pd_calloc(cap, sizeof(pd__vrec_t));
     if (!e->recs) {
         err = PD_ERR_NOMEM;
-        goto fail;
+        goto vols_done;
     }
     e->recs_cap = (uint32_t)cap;
-    /* Insert in grid order (row of cells, then longitude), not in the old
-     * slot order: consecutive inserts then land in the same cell, whose
-     * bit planes stay in cache. That is most of the cost of a restore. The
-     * payload is decoded in one sequential pass into an array (anonymous
-     * memory, which huge pages can back), and the reordered reads go there:
-     * reading the mapped file out of order costs a TLB miss per volunteer. */
-    const uint8_t *vols = pd__rd_take(&r, (size_t)nv * VOL_BYTES);
-    dvol_t *dv = nv ? pd_malloc((size_t)nv * sizeof(dvol_t)) : NULL;
-    vkey_t *order = nv ? pd_malloc((size_t)nv * sizeof(vkey_t)) : NULL;
-    if (nv && (!vols || !dv || !order)) {
-        pd_free(dv);
-        pd_free(order);
-        err = vols ? PD_ERR_NOMEM : PD_ERR_CORRUPT;
-        goto fail;
-    }
-#ifdef MADV_HUGEPAGE
-    if (nv) madvise_huge(dv, (size_t)nv * sizeof(dvol_t));
-#endif
-    int64_t cell = e->cfg.index.cell_e6 > 0 ? e->cfg.index.cell_e6 : 1;
     for (uint64_t i = 0; i < nv; i++) {
-        dec_volunteer(vols + i * VOL_BYTES, &dv[i].v, &dv[i].rec);
-        uint64_t row = (uint64_t)(((int64_t)dv[i].v.pos.lat + 100000000) / cell);
-        order[i].key = row << 32 | (uint32_t)((int64_t)dv[i].v.pos.lon + 200000000);
-        order[i].pos = (uint32_t)i;
-    }
-    pd__sort(order, (size_t)nv, sizeof(vkey_t), cmp_vkey);
-    for (uint64_t i = 0; i < nv; i++) {
-        const pd_volunteer_t *v = &dv[order[i].pos].v;
-        const pd__vrec_t *rec = &dv[order[i].pos].rec;
-        if (v->load > v->capacity || rec->held > v->load) {
+        pd__vrec_t *rec = &e->recs[slots[i]];
+        dec_record(vols + i * VOL_BYTES, &vs[i], rec);
+        if (rec->held > vs[i].load || vs[i].load > vs[i].capacity) {
             err = PD_ERR_CORRUPT;
             break;
         }
-        if (v->skills & ~skill_mask(e)) {
-            err = PD_ERR_UNKNOWN_SKILL; /* a configuration given now drops a skill in use */
-            break;
-        }
-        uint32_t slot = pd_index_slot_limit(e->ix);
-        uint64_t id;
-        err = pd_index_insert(e->ix, v);
-        if (err) {
-            if (err != PD_ERR_NOMEM) err = PD_ERR_CORRUPT;
-            break;
-        }
-        /* A fresh index hands out slots in order; check, else look it up. */
-        if (pd_index_slot_id(e->ix, slot, &id) != PD_OK || id != v->id) {
-            err = pd_index_get_slot(e->ix, v->id, &slot);
-            if (PD_NEVER(err)) break;
-        }
-        if (slot >= e->recs_cap) {
-            size_t nc = e->recs_cap;
-            while (nc <= slot) nc *= 2;
-            pd__vrec_t *nr = pd_realloc(e->recs, nc * sizeof(pd__vrec_t));
-            if (!nr) {
-                err = PD_ERR_NOMEM;
-                break;
-            }
-            memset(nr + e->recs_cap, 0, (nc - e->recs_cap) * sizeof(pd__vrec_t));
-            e->recs = nr;
-            e->recs_cap = (uint32_t)nc;
-        }
-        e->recs[slot] = *rec;
     }
-    pd_free(dv);
-    pd_free(order);
+vols_done:
+    pd_free(vs);
+    pd_free(slots);
     if (err) goto fail;
 
     uint64_t no = pd__rd_u64(&r);
