@@ -509,6 +509,7 @@ static pd_err import_csv(pd_server_t *srv, const char *path, pd_csv_kind kind, s
                    pd_csv_reader_get_line(r), (double)(mono_ns() - t0) / 1e9);
     }
     pd_csv_reader_close(r);
+    pd_alloc_release_free(); /* what cells grew out of during the load */
     pd_log(PD_LOG_INFO, "import %s: %zu %s in %.1f s, %zu lines skipped", path, *taken, what,
            (double)(mono_ns() - t0) / 1e9, *skipped);
     return err;
@@ -715,6 +716,9 @@ pd_err pd_persist_start(pd_server_t *srv, const pd_engine_config_t *ini) {
         pd_log(PD_LOG_ERROR, "recovery failed: %s", msg);
         return err;
     }
+    /* The restore's temporary arrays (the decoded payload: ~64 bytes a
+     * volunteer) are free now; hand them back at once. */
+    pd_alloc_release_free();
     const pd_store_report_t *rep = &p->recovery;
     pd_log(PD_LOG_INFO,
            "recovered in %.1f ms: %s seq %" PRIu64 " + %" PRIu64 " journal records -> seq %" PRIu64

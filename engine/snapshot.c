@@ -552,15 +552,6 @@ pd_err pd_engine_snapshot_config(const uint8_t *p, size_t len, pd_engine_config_
     return pd_engine_config_check(out) ? PD_ERR_CORRUPT : PD_OK;
 }
 
-#ifdef MADV_HUGEPAGE
-/* Ask for huge pages on the whole 2 MiB pages inside [p, p + n). */
-static void madvise_huge(void *p, size_t n) {
-    uintptr_t a = ((uintptr_t)p + ((uintptr_t)2 << 20) - 1) & ~(((uintptr_t)2 << 20) - 1);
-    uintptr_t end = ((uintptr_t)p + n) & ~(((uintptr_t)2 << 20) - 1);
-    if (end > a) madvise((void *)a, end - a, MADV_HUGEPAGE);
-}
-#endif
-
 /* Skill bits the engine's configuration names. */
 static uint64_t skill_mask(const pd_engine_t *e) {
     uint32_t n = e->cfg.n_skills;
@@ -690,9 +681,6 @@ pd_err pd_engine_snapshot_restore(const uint8_t *p, size_t len, const pd_engine_
         err = PD_ERR_NOMEM;
         goto vols_done;
     }
-#ifdef MADV_HUGEPAGE
-    if (nv) madvise_huge(vs, (size_t)nv * sizeof *vs);
-#endif
     uint64_t known = skill_mask(e);
     for (uint64_t i = 0; i < nv && !err; i++) {
         dec_volunteer(vols + i * VOL_BYTES, &vs[i]);

@@ -34,3 +34,13 @@ void *pd_realloc(void *p, size_t n) {
 void pd_free(void *p) {
     free(p);
 }
+
+/* jemalloc's control interface, when jemalloc is the allocator (every
+ * paidan binary but the sanitizer builds): weak, so it is NULL otherwise. */
+extern int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen)
+    __attribute__((weak));
+
+void pd_alloc_release_free(void) {
+    /* 4096 is MALLCTL_ARENAS_ALL: every arena. */
+    if (mallctl) (void)mallctl("arena.4096.purge", NULL, NULL, NULL, 0);
+}

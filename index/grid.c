@@ -1481,7 +1481,11 @@ static pd_err cell_sort(pd_index_t *ix, cell_t *c) {
     }
     qsort(keys, n, sizeof *keys, cmp_u64);
     cell_t nc = *c;
-    pd_err err = cell_alloc_block(&nc, c->cap, c->nsk);
+    /* The new block also drops the slack growth left: room for an eighth
+     * more, in whole blocks of 64. */
+    uint32_t cap = (n + n / 8 + 63) & ~63u;
+    if (cap > c->cap) cap = c->cap;
+    pd_err err = cell_alloc_block(&nc, cap, c->nsk);
     if (err) {
         pd_free(keys);
         return err;
@@ -1500,6 +1504,8 @@ static pd_err cell_sort(pd_index_t *ix, cell_t *c) {
     nc.churn = 0;
     pd_free(keys);
     pd_free(c->planes);
+    ix->cell_bytes -= cell_block_bytes(c->cap, c->nsk);
+    ix->cell_bytes += cell_block_bytes(nc.cap, nc.nsk);
     *c = nc;
     return PD_OK;
 }
@@ -1533,10 +1539,12 @@ bool pd_index_validate(const pd_index_t *ix, const char **reason) {
     const char *why = NULL;
     uint64_t in_cells = 0;
     uint32_t ncells = 0;
+    size_t bytes = 0;
     for (uint32_t i = 0; i <= ix->cells_mask && !why; i++) {
         const cell_t *c = ix->cells[i].cell;
         if (!c) continue;
         ncells++;
+        bytes += cell_block_bytes(c->cap, c->nsk);
         if (c->n == 0) why = "empty cell kept in the map";
         if (c->n > c->cap) why = "cell holds more than its capacity";
         if (cell_find(ix, c->key) != c) why = "cell not reachable from its key";
@@ -1577,6 +1585,7 @@ bool pd_index_validate(const pd_index_t *ix, const char **reason) {
         in_cells += c->n;
     }
     if (!why && ncells != ix->ncells) why = "cell count wrong";
+    if (!why && bytes != ix->cell_bytes) why = "cell memory accounting wrong";
     if (!why && in_cells != ix->count) why = "cells hold a different number than count";
     if (!why && ix->ids.n != ix->count) why = "id map size differs from count";
     if (!why) {

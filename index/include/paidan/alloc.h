@@ -28,6 +28,14 @@ void *pd_realloc(void *p, size_t n);
 void pd_free(void *p);
 
 /**
+ * Ask the allocator to hand freed memory back to the system now rather
+ * than after its decay time (jemalloc: purge every arena; otherwise
+ * nothing). For after a bulk job whose temporary buffers are gone (a
+ * restore), and before measuring resident memory.
+ */
+void pd_alloc_release_free(void);
+
+/**
  * Fail allocations from the n-th call on (n = 0 fails the next one);
  * n < 0 disables injection. For tests only; not thread-safe.
  */
