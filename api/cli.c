@@ -216,7 +216,7 @@ int main(int argc, char **argv) {
     }
     pd_client_t *c;
     if (pd_client_connect(host, (uint16_t)port, (int)timeout_ms, &c) != PD_OK) {
-        fprintf(stderr, "paidan-cli: cannot connect to %s:%ld\n", host, port);
+        fprintf(stderr, "paidan-cli: %s\n", pd_client_connect_error());
         return 2;
     }
     int rc = 0;

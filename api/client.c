@@ -105,22 +105,45 @@ fail:;
     return -1;
 }
 
+/* Why the calling thread's last pd_client_connect failed. */
+static _Thread_local char connect_err[160] = "no error";
+
+const char *pd_client_connect_error(void) {
+    return connect_err;
+}
+
 pd_err pd_client_connect(const char *host, uint16_t port, int timeout_ms, pd_client_t **out) {
     *out = NULL;
     char portstr[8];
     snprintf(portstr, sizeof(portstr), "%u", (unsigned)port);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *res = NULL;
-    if (getaddrinfo(host, portstr, &hints, &res) != 0) return PD_ERR_IO;
-    int fd = -1;
-    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next)
+    int gai = getaddrinfo(host, portstr, &hints, &res);
+    if (gai != 0) {
+        snprintf(connect_err, sizeof(connect_err), "cannot resolve %s: %s", host,
+                 gai_strerror(gai));
+        return PD_ERR_IO;
+    }
+    int fd = -1, why = 0;
+    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
         fd = connect_one(ai, timeout_ms);
+        if (fd < 0) why = errno;
+    }
     freeaddrinfo(res);
-    if (fd < 0) return PD_ERR_IO;
+    if (fd < 0) {
+        if (why == ETIMEDOUT)
+            snprintf(connect_err, sizeof(connect_err), "connect to %s port %u: no answer in %d ms",
+                     host, (unsigned)port, timeout_ms);
+        else
+            snprintf(connect_err, sizeof(connect_err), "connect to %s port %u: %s", host,
+                     (unsigned)port, strerror(why));
+        return PD_ERR_IO;
+    }
 
     pd_client_t *c = calloc(1, sizeof(*c));
     if (!c) {
         close(fd);
+        snprintf(connect_err, sizeof(connect_err), "out of memory");
         return PD_ERR_NOMEM;
     }
     c->fd = fd;
@@ -132,9 +155,11 @@ pd_err pd_client_connect(const char *host, uint16_t port, int timeout_ms, pd_cli
     if (!msgpack_zone_init(&c->zone, 8192)) {
         close(fd);
         free(c);
+        snprintf(connect_err, sizeof(connect_err), "out of memory");
         return PD_ERR_NOMEM;
     }
     snprintf(c->err, sizeof(c->err), "no error");
+    snprintf(connect_err, sizeof(connect_err), "no error");
     *out = c;
     return PD_OK;
 }

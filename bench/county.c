@@ -272,9 +272,7 @@ pd_err pd__bench_connect(const char *host, uint16_t port, const char *token, pd_
     pd_client_t *cl = NULL;
     pd_err err = pd_client_connect(host, port, 5000, &cl);
     if (err) {
-        if (why && cap)
-            snprintf(why, cap, "cannot connect to %s:%u: %s", host, (unsigned)port,
-                     cl ? pd_client_last_error(cl) : pd_strerror(err));
+        if (why && cap) snprintf(why, cap, "%s", pd_client_connect_error());
         return err;
     }
     pd_client_set_timeout(cl, 30000);

@@ -161,7 +161,7 @@ pd_client_t *srv_connect(const srv_t *s) {
         if (err == PD_OK) break;
         usleep(50000);
     }
-    cr_assert_eq(err, PD_OK, "connect to port %d failed (%s)", s->port, pd_strerror(err));
+    cr_assert_eq(err, PD_OK, "%s", pd_client_connect_error());
     return c;
 }
 

@@ -1,13 +1,16 @@
 /* test_cli.c -- paidan-cli against a real server: one-shot calls, errors,
  * auth, follow mode and the interactive mode.
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -143,6 +146,35 @@ Test(cli, errors) {
     run_cli(&r, a5, NULL);
     cr_assert_eq(r.status, 1);
     cr_assert(strncmp(r.err, "error 3 BAD_COORD: ", 19) == 0, "%s", r.err);
+}
+
+Test(cli, says_why_it_cannot_connect) {
+    /* A port nobody listens on: take one from the kernel, then let it go. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    cr_assert(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    cr_assert(getsockname(fd, (struct sockaddr *)&a, &al) == 0);
+    close(fd);
+    char port[16];
+    snprintf(port, sizeof port, "%u", (unsigned)ntohs(a.sin_port));
+    const char *const args[] = {"-p", port, "ping", NULL};
+    run_t r;
+    run_cli(&r, args, NULL);
+    cr_assert_eq(r.status, 2);
+    char want[96];
+    snprintf(want, sizeof want, "paidan-cli: connect to 127.0.0.1 port %s: Connection refused",
+             port);
+    cr_assert(strstr(r.err, want), "%s", r.err);
+    /* The library says the same to any caller. */
+    pd_client_t *c = NULL;
+    cr_assert_eq(pd_client_connect("127.0.0.1", ntohs(a.sin_port), 1000, &c), PD_ERR_IO);
+    cr_assert_null(c);
+    cr_assert(strstr(pd_client_connect_error(), "Connection refused"), "%s",
+              pd_client_connect_error());
+    c = srv_connect(&srv);
+    cr_assert_str_eq(pd_client_connect_error(), "no error");
+    pd_client_destroy(c);
 }
 
 Test(cli, interactive) {

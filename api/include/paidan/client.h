@@ -69,6 +69,14 @@ typedef struct pd_client_s pd_client_t;
  */
 pd_err pd_client_connect(const char *host, uint16_t port, int timeout_ms, pd_client_t **out);
 
+/**
+ * Why the calling thread's last pd_client_connect() failed, e.g.
+ * "connect to 127.0.0.1 port 7411: Connection refused" or "cannot resolve
+ * db1: Name or service not known"; "no error" after a success. Never NULL;
+ * valid until the thread's next pd_client_connect().
+ */
+const char *pd_client_connect_error(void);
+
 /** Close the connection and free the client. NULL is fine. */
 void pd_client_destroy(pd_client_t *c);
 
