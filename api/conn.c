@@ -350,7 +350,7 @@ static void reply_bad_frame(pd_conn_t *c, uint32_t msgid, bool quiet, const char
 }
 
 static void execute(pd_conn_t *c, uint32_t msgid, const msgpack_object *method,
-                    const msgpack_object *params, bool quiet) {
+                    const msgpack_object *params, size_t frame_len, bool quiet) {
     pd_server_t *srv = c->srv;
     size_t start = c->out.size;
     srv->n.requests++;
@@ -389,6 +389,18 @@ static void execute(pd_conn_t *c, uint32_t msgid, const msgpack_object *method,
         goto done;
     }
 
+    if ((m->flags & PD_M_WRITE) && !pd_persist_may_write(srv, frame_len)) {
+        /* The journal has no room reserved for this write's record and
+         * the disk gives no more: refuse before the engine sees it. */
+        ms->calls++;
+        ms->errors++;
+        srv->n.errors++;
+        pd_reply_error(c, PD_ERR_IO,
+                       "data directory full (%s): writes are refused until space is freed; "
+                       "reads are served",
+                       pd_persist_full_reason(srv));
+        goto done;
+    }
     pd_server_stamp(srv);
     uint64_t t0 = uv_hrtime();
     m->fn(c, p);
@@ -448,10 +460,10 @@ static void handle_frame(pd_conn_t *c, const char *data, size_t len) {
             else if (a[2].type != MSGPACK_OBJECT_STR)
                 reply_bad_frame(c, msgid, false, "method must be a string");
             else
-                execute(c, msgid, &a[2], &a[3], false);
+                execute(c, msgid, &a[2], &a[3], len, false);
         } else if (a[0].via.u64 == 2) {
             if (n == 3 && a[1].type == MSGPACK_OBJECT_STR)
-                execute(c, 0, &a[1], &a[2], true);
+                execute(c, 0, &a[1], &a[2], len, true);
             else
                 reply_bad_frame(c, 0, true, "bad notification");
         } else {

@@ -64,7 +64,11 @@ struct pd_persist_s {
     uv_check_t check; /* commit, then flush, at the end of the iteration */
     bool check_init;
     bool flush_deferred;
-    bool failed; /* the journal broke: nothing more is acknowledged */
+    bool failed;             /* the journal broke: nothing more is acknowledged */
+    bool read_only;          /* no room could be reserved: writes refused */
+    int full_errno;          /* why (ENOSPC, EDQUOT, ...) */
+    uint64_t full_retry_ns;  /* when to try reserving again */
+    uint64_t writes_refused; /* writes refused while read-only */
 
     pid_t child; /* background snapshot writer, or 0 */
     uint64_t child_seq;
@@ -113,6 +117,66 @@ static void fail(pd_server_t *srv, const char *what, pd_err err) {
         pd_conn_close(c, PD_ERR_IO, "journal failed; server stopping");
     }
     pd_server_stop(srv);
+}
+
+/* ------------------------------------------------------------ disk room */
+
+/* The journal's file blocks are allocated ahead of the records (see
+ * pd_journal_reserve), a chunk at a time, and every write checks there is
+ * room for its record before the engine sees it. So a full disk refuses
+ * writes up front, with a clear error, while reads go on being served;
+ * nothing the engine applied is left unjournaled. Once a second the server
+ * tries again, and takes writes again as soon as a reservation succeeds. */
+#define RESERVE_CHUNK ((uint64_t)8 << 20)
+#define RECORD_SLACK 128 /* record header and [method, params] around the params */
+
+static bool reserve(pd_server_t *srv, uint64_t bytes) {
+    pd_journal_t *j = pd_store_journal(srv->persist->store);
+    return pd_journal_reserve(j, bytes > RESERVE_CHUNK ? bytes : RESERVE_CHUNK) == PD_OK ||
+           pd_journal_reserve(j, bytes) == PD_OK;
+}
+
+/* Room for `bytes` more of journal, reserving if needed; on failure the
+ * server turns read-only (logged once). */
+static bool ensure_room(pd_server_t *srv, uint64_t bytes) {
+    pd_persist_t *p = srv->persist;
+    if (p->read_only) return false;
+    if (pd_journal_room(pd_store_journal(p->store)) >= bytes || reserve(srv, bytes)) return true;
+    p->read_only = true;
+    p->full_errno = errno;
+    p->full_retry_ns = mono_ns() + 1000000000u;
+    pd_log(PD_LOG_ERROR,
+           "data directory %s: cannot reserve journal space (%s): refusing writes, still "
+           "serving reads; trying again every second",
+           pd_store_dir(p->store), strerror(p->full_errno));
+    return false;
+}
+
+bool pd_persist_may_write(pd_server_t *srv, size_t bytes) {
+    pd_persist_t *p = srv->persist;
+    if (!p || !p->store || p->failed) return true; /* failed: fail() has stopped it */
+    if (ensure_room(srv, (uint64_t)bytes + RECORD_SLACK)) return true;
+    p->writes_refused++;
+    return false;
+}
+
+const char *pd_persist_full_reason(const pd_server_t *srv) {
+    const pd_persist_t *p = srv->persist;
+    return p && p->read_only ? strerror(p->full_errno) : NULL;
+}
+
+/* From the tick timer: while read-only, try again once a second. */
+static void retry_room(pd_server_t *srv) {
+    pd_persist_t *p = srv->persist;
+    if (!p->read_only || p->failed || mono_ns() < p->full_retry_ns) return;
+    if (!reserve(srv, srv->cfg.max_frame + RECORD_SLACK)) {
+        p->full_errno = errno;
+        p->full_retry_ns = mono_ns() + 1000000000u;
+        return;
+    }
+    p->read_only = false;
+    pd_log(PD_LOG_INFO, "data directory %s: journal space reserved again: accepting writes",
+           pd_store_dir(p->store));
 }
 
 /* ------------------------------------------------------------- journal */
@@ -266,6 +330,11 @@ void pd_persist_defer_flush(pd_server_t *srv) {
 
 void pd_persist_tick(pd_server_t *srv, int64_t now, size_t *expired) {
     *expired = 0;
+    if (srv->persist && srv->persist->store) {
+        retry_room(srv);
+        /* A tick record is a header: while read-only, offers wait. */
+        if (!ensure_room(srv, RECORD_SLACK)) return;
+    }
     int64_t due;
     if (pd_engine_next_deadline(srv->engine, &due) != PD_OK || due > now) return;
     pd_err err = pd_engine_tick(srv->engine, now, expired);
@@ -474,6 +543,12 @@ static pd_err import_csv(pd_server_t *srv, const char *path, pd_csv_kind kind, s
             continue;
         }
         if (!got) break;
+        if (!pd_persist_may_write(srv, VOL_REC_BYTES)) {
+            err = PD_ERR_IO;
+            snprintf(why, why_cap, "data directory full (%s) after %zu %s",
+                     pd_persist_full_reason(srv), *taken, what);
+            break;
+        }
         if (kind == PD_CSV_VOLUNTEERS) {
             err = pd_engine_volunteer_upsert(srv->engine, &v, srv->now_ms);
             if (!err) pd_persist_record_volunteer(srv, &v);
@@ -819,7 +894,7 @@ void pd_persist_pack_stats(pd_server_t *srv, msgpack_packer *pk) {
     }
     pd_journal_stats_t js;
     pd_store_get_stats(p->store, &js);
-    msgpack_pack_map(pk, 17);
+    msgpack_pack_map(pk, 20);
     pd_pack_kv_bool(pk, "enabled", true);
     pd_pack_kv_str(pk, "data_dir", pd_store_dir(p->store));
     pd_pack_kv_str(pk, "fsync", pd_fsync_policy_name(pd_store_fsync(p->store)));
@@ -840,4 +915,8 @@ void pd_persist_pack_stats(pd_server_t *srv, msgpack_packer *pk) {
     pd_pack_kv_u64(pk, "snapshot_failures", p->snapshot_failures);
     pd_pack_kv_double(pk, "last_snapshot_ms", p->last_snapshot_ms);
     pd_pack_kv_double(pk, "recovery_ms", p->recovery_ms);
+    pd_pack_kv_bool(pk, "read_only", p->read_only);
+    pd_pack_kv_u64(pk, "writes_refused", p->writes_refused);
+    uint64_t room = pd_store_journal(p->store) ? pd_journal_room(pd_store_journal(p->store)) : 0;
+    pd_pack_kv_u64(pk, "reserved_room", room == UINT64_MAX ? 0 : room);
 }

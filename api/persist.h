@@ -54,6 +54,16 @@ void pd_persist_record_volunteer(pd_server_t *srv, const pd_volunteer_t *v);
 /** Run the engine tick if an offer is due, journaling it. */
 void pd_persist_tick(pd_server_t *srv, int64_t now, size_t *expired);
 
+/* May a write whose request is `bytes` long be executed? Makes sure the
+ * journal has room reserved for its record; false when the data
+ * directory is full (the server is then read-only until a reservation
+ * succeeds again; pd_persist_full_reason says why). True without a data
+ * directory. */
+bool pd_persist_may_write(pd_server_t *srv, size_t bytes);
+
+/* strerror of what made the server read-only, or NULL if it is not. */
+const char *pd_persist_full_reason(const pd_server_t *srv);
+
 /** True if records were appended and not yet committed. */
 bool pd_persist_pending(const pd_server_t *srv);
 

@@ -366,6 +366,12 @@ static pd_err load_volunteers(pd_server_t *srv, const char *path) {
             continue;
         }
         if (!got) break;
+        if (!pd_persist_may_write(srv, 64)) {
+            pd_log(PD_LOG_ERROR, "--load-volunteers: data directory full (%s) after %zu volunteers",
+                   pd_persist_full_reason(srv), loaded);
+            err = PD_ERR_IO;
+            break;
+        }
         err = pd_engine_volunteer_upsert(srv->engine, &v, now);
         if (!err) pd_persist_record_volunteer(srv, &v);
         if (err == PD_ERR_NOMEM) break;

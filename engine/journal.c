@@ -44,6 +44,7 @@
  * their seq, so a directory listing is the whole catalogue; see
  * paidan/journal.h for the layout and docs/operations.md for the rules.
  */
+#define _GNU_SOURCE /* fallocate */
 #include "journal.h"
 
 #include <dirent.h>
@@ -148,6 +149,8 @@ struct pd_journal_s {
     bool broken;       /* a write or sync failed: refuse appends */
     uint64_t next_seq; /* seq of the next append */
     uint64_t file_off; /* bytes handed to write() so far (header included) */
+    uint64_t reserved; /* file bytes whose blocks are allocated ahead (pd_journal_reserve) */
+    bool no_reserve;   /* the file system cannot allocate ahead */
     uint8_t *buf;      /* appended, not yet written */
     size_t len, cap;
     pd_journal_stats_t st; /* appends, bytes, writes, commits (this thread) */
@@ -371,6 +374,11 @@ pd_err pd_journal_open_append(const char *path, pd_fsync_policy policy, uint64_t
             close(fd);
             return PD_ERR_IO;
         }
+    } else if ((uint64_t)sb.st_blocks * 512 > end + 65536) {
+        /* Blocks a killed writer had allocated ahead (pd_journal_reserve). */
+        (void)fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)end,
+                        (off_t)((uint64_t)sb.st_blocks * 512 - end));
+        (void)ftruncate(fd, (off_t)end);
     }
     if (lseek(fd, (off_t)end, SEEK_SET) < 0) {
         close(fd);
@@ -465,10 +473,43 @@ pd_err pd_journal_sync(pd_journal_t *j) {
     return err;
 }
 
+pd_err pd_journal_reserve(pd_journal_t *j, uint64_t more) {
+    uint64_t end = pd_journal_size(j) + more;
+    if (j->no_reserve || end <= j->reserved) return PD_OK;
+    /* KEEP_SIZE: the blocks are allocated but the file's size stays where
+     * the records end, so readers and recovery see nothing new. */
+    int rc;
+    do {
+        rc = fallocate(j->fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)end);
+    } while (rc != 0 && errno == EINTR);
+    if (rc == 0) {
+        j->reserved = end;
+        return PD_OK;
+    }
+    if (errno == EOPNOTSUPP || errno == ENOSYS) {
+        j->no_reserve = true;
+        return PD_OK;
+    }
+    return PD_ERR_IO;
+}
+
+uint64_t pd_journal_room(const pd_journal_t *j) {
+    uint64_t size = pd_journal_size(j);
+    if (j->no_reserve) return UINT64_MAX;
+    return j->reserved > size ? j->reserved - size : 0;
+}
+
 pd_err pd_journal_close(pd_journal_t *j) {
     if (!j) return PD_OK;
     stop_syncer(j);
     pd_err err = j->broken ? PD_ERR_IO : pd_journal_sync(j);
+    /* Give back the blocks allocated ahead and never written: ext4 frees
+     * them on a truncate to the same size, tmpfs on a punched hole. */
+    if (j->reserved > j->file_off && !j->broken) {
+        (void)fallocate(j->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)j->file_off,
+                        (off_t)(j->reserved - j->file_off));
+        (void)ftruncate(j->fd, (off_t)j->file_off);
+    }
     if (close(j->fd) != 0 && !err) err = PD_ERR_IO;
     pd_free(j->buf);
     pd_free(j);

@@ -981,3 +981,47 @@ Test(journal, store_random_crash_points) {
     }
     cr_assert_eq(pd_store_close(st), PD_OK);
 }
+
+/* Space reserved ahead: the blocks are allocated, the size (what a reader
+ * sees) does not move, appends use the room up, and closing gives back
+ * what was never written. */
+Test(journal, reserve_ahead_keeps_the_size_and_gives_back_the_rest) {
+    const char *p = in_tmp("reserve.pdj");
+    pd_journal_t *j = NULL;
+    cr_assert_eq(pd_journal_create(p, PD_FSYNC_ALWAYS, 1, &j), PD_OK);
+    uint64_t room0 = pd_journal_room(j);
+    if (room0 == UINT64_MAX) {
+        pd_journal_close(j);
+        cr_skip_test("this file system cannot allocate ahead");
+    }
+    cr_assert_eq(room0, 0);
+    struct stat sb;
+    cr_assert_eq(stat(p, &sb), 0);
+    long size0 = (long)sb.st_size, blocks0 = (long)sb.st_blocks;
+    cr_assert_eq(pd_journal_reserve(j, 4 << 20), PD_OK);
+    cr_assert_geq(pd_journal_room(j), 4u << 20);
+    cr_assert_eq(stat(p, &sb), 0);
+    cr_assert_eq((long)sb.st_size, size0, "reserving changed the size");
+    cr_assert_geq((long)sb.st_blocks * 512, (4L << 20), "no blocks allocated");
+    /* Reserving less than there is room for changes nothing. */
+    uint64_t room = pd_journal_room(j);
+    cr_assert_eq(pd_journal_reserve(j, 1000), PD_OK);
+    cr_assert_eq(pd_journal_room(j), room);
+    char rec[1000];
+    memset(rec, 7, sizeof(rec));
+    for (int i = 0; i < 100; i++)
+        cr_assert_eq(pd_journal_append(j, PD_JREC_COMMAND, i, rec, sizeof(rec), NULL), PD_OK);
+    cr_assert_eq(pd_journal_commit(j), PD_OK);
+    cr_assert_eq(pd_journal_room(j), room - 100 * (PD_JREC_HEADER_SIZE + sizeof(rec)));
+    cr_assert_eq(pd_journal_close(j), PD_OK);
+    cr_assert_eq(stat(p, &sb), 0);
+    long want = size0 + 100 * (long)(PD_JREC_HEADER_SIZE + sizeof(rec));
+    cr_assert_eq((long)sb.st_size, want);
+    cr_assert_lt((long)sb.st_blocks * 512, want + (1L << 20),
+                 "the unused reservation was kept: %ld blocks (%ld before)", (long)sb.st_blocks,
+                 blocks0);
+    pd_jscan_t sc;
+    cr_assert_eq(pd_journal_scan(p, NULL, NULL, &sc), PD_OK);
+    cr_assert_eq(sc.how, PD_JSCAN_CLEAN);
+    cr_assert_eq(sc.n_records, 100);
+}

@@ -172,6 +172,21 @@ uint64_t pd_journal_size(const pd_journal_t *j);
 /** Bytes appended but not yet handed to write(). */
 size_t pd_journal_pending(const pd_journal_t *j);
 
+/**
+ * Allocate the file's blocks for `more` bytes past what is appended
+ * (fallocate with FALLOC_FL_KEEP_SIZE: the size, and so what a reader sees,
+ * does not change). Appends into reserved room cannot fail for want of
+ * space, so a writer that reserves before it acts can refuse work up front
+ * when the disk is full instead of failing after it. A file system that
+ * cannot allocate ahead counts as unlimited room.
+ * @return PD_OK; PD_ERR_IO with errno set (ENOSPC: the disk is full).
+ */
+pd_err pd_journal_reserve(pd_journal_t *j, uint64_t more);
+
+/** Reserved bytes not yet appended to; UINT64_MAX if reserving is not
+ * supported here. Closing the journal gives the rest back. */
+uint64_t pd_journal_room(const pd_journal_t *j);
+
 /** The writer's counters. */
 void pd_journal_get_stats(const pd_journal_t *j, pd_journal_stats_t *out);
 
