@@ -558,6 +558,27 @@ static uint32_t slot_alloc(pd_index_t *ix) {
     return ix->nslots++;
 }
 
+/* A slot for v (room reserved), its state set; not in a cell yet. */
+static uint32_t slot_take(pd_index_t *ix, const pd_volunteer_t *v) {
+    uint32_t si = slot_alloc(ix);
+    slot_t *s = &ix->slots[si];
+    s->id = v->id;
+    s->status = v->status;
+    s->capacity = v->capacity;
+    s->load = v->load;
+    s->mode = v->mode;
+    return si;
+}
+
+/* Put slot si back on the free list. */
+static void slot_free(pd_index_t *ix, uint32_t si) {
+    slot_t *s = &ix->slots[si];
+    s->cell = NULL;
+    s->id = 0;
+    s->idx = ix->free_slot;
+    ix->free_slot = si;
+}
+
 /* ----------------------------------------------------------- the writes */
 
 pd_err pd_index_insert(pd_index_t *ix, const pd_volunteer_t *v) {
@@ -570,13 +591,7 @@ pd_err pd_index_insert(pd_index_t *ix, const pd_volunteer_t *v) {
     cell_t *c;
     if ((err = cell_get_room(ix, key_of_pos(ix, v->pos), 1, skill_planes(v->skills), &c)))
         return err;
-    si = slot_alloc(ix);
-    slot_t *s = &ix->slots[si];
-    s->id = v->id;
-    s->status = v->status;
-    s->capacity = v->capacity;
-    s->load = v->load;
-    s->mode = v->mode;
+    si = slot_take(ix, v);
     cell_append(ix, c, si, v);
     pd__idmap_add(&ix->ids, v->id, si);
     ix->count++;
@@ -693,10 +708,7 @@ pd_err pd_index_remove(pd_index_t *ix, uint64_t id) {
     pd__idmap_del(&ix->ids, id_keys(ix), id);
     cell_take(ix, c, s->idx);
     if (c->n == 0) cell_drop(ix, c);
-    s->cell = NULL;
-    s->id = 0;
-    s->idx = ix->free_slot;
-    ix->free_slot = si;
+    slot_free(ix, si);
     ix->count--;
     return PD_OK;
 }
@@ -921,19 +933,9 @@ pd_err pd_index_insert_many(pd_index_t *ix, const pd_volunteer_t *vs, size_t n, 
         if (j + 16 < n) __builtin_prefetch(&vs[order[j + 16]]);
         uint32_t i = order[j];
         const pd_volunteer_t *v = &vs[i];
-        uint32_t si = slot_alloc(ix);
-        slot_t *s = &ix->slots[si];
-        s->id = v->id;
-        s->status = v->status;
-        s->capacity = v->capacity;
-        s->load = v->load;
-        s->mode = v->mode;
+        uint32_t si = slot_take(ix, v);
         if ((err = pd__idmap_add_new(&ix->ids, keys, v->id, si))) {
-            /* give the slot back as it was: free, id 0 */
-            s->cell = NULL;
-            s->id = 0;
-            s->idx = ix->free_slot;
-            ix->free_slot = si;
+            slot_free(ix, si);
             if (bad) *bad = i;
             insert_many_undo(ix, vs, order, j, &gs);
             goto out;
