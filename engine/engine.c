@@ -37,6 +37,7 @@ pd_err pd__grow(void **buf, size_t *cap, size_t need, size_t size) {
     }
     void *p = pd_realloc(*buf, nc * size);
     if (!p) return PD_ERR_NOMEM;
+    pd_alloc_advise_huge(p, nc * size);
     *buf = p;
     *cap = nc;
     return PD_OK;
@@ -252,6 +253,7 @@ static pd_err recs_reserve(pd_engine_t *e) {
     while (cap < need) cap *= 2;
     if (cap > UINT32_MAX) return PD_ERR_LIMIT;
     pd__vrec_t *r = pd_realloc(e->recs, cap * sizeof *r);
+    pd_alloc_advise_huge(r, cap * sizeof *r);
     if (!r) return PD_ERR_NOMEM;
     memset(r + e->recs_cap, 0, (cap - e->recs_cap) * sizeof *r);
     e->recs = r;

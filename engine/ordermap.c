@@ -54,6 +54,7 @@ pd_err pd__ordermap_reserve(pd__ordermap_t *m, uint32_t more) {
     while (want * 2 > cap) cap *= 2;
     if (cap > ((uint64_t)1 << 31)) return PD_ERR_LIMIT;
     uint64_t *nb = pd_calloc((size_t)cap, sizeof *nb);
+    pd_alloc_advise_huge(nb, (size_t)cap * sizeof *nb);
     if (!nb) return PD_ERR_NOMEM;
     uint32_t nmask = (uint32_t)(cap - 1);
     for (uint32_t i = 0; i <= m->mask; i++) {

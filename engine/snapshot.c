@@ -563,6 +563,7 @@ static pd_err restore_orders(pd_engine_t *e, pd__rd_t *r, uint64_t n) {
     if (n == 0) return PD_OK;
     e->orders = pd_calloc((size_t)n, sizeof(pd__order_t));
     if (!e->orders) return PD_ERR_NOMEM;
+    pd_alloc_advise_huge(e->orders, (size_t)n * sizeof(pd__order_t));
     e->cap_orders_sz = (size_t)n;
     pd_err err = pd__ordermap_reserve(&e->omap, (uint32_t)n);
     if (err) return err;
@@ -681,6 +682,7 @@ pd_err pd_engine_snapshot_restore(const uint8_t *p, size_t len, const pd_engine_
         err = PD_ERR_NOMEM;
         goto vols_done;
     }
+    pd_alloc_advise_huge(vs, (size_t)nv * sizeof *vs);
     uint64_t known = skill_mask(e);
     for (uint64_t i = 0; i < nv && !err; i++) {
         dec_volunteer(vols + i * VOL_BYTES, &vs[i]);
@@ -700,6 +702,7 @@ pd_err pd_engine_snapshot_restore(const uint8_t *p, size_t len, const pd_engine_
         err = PD_ERR_NOMEM;
         goto vols_done;
     }
+    pd_alloc_advise_huge(e->recs, cap * sizeof(pd__vrec_t));
     e->recs_cap = (uint32_t)cap;
     for (uint64_t i = 0; i < nv; i++) {
         pd__vrec_t *rec = &e->recs[slots[i]];

@@ -1,7 +1,9 @@
 /* alloc.c -- the allocation seam, with failure injection for tests. */
 #include "paidan/alloc.h"
 
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 static long fail_countdown = -1; /* < 0: injection off */
 
@@ -29,6 +31,21 @@ void *pd_calloc(size_t count, size_t size) {
 void *pd_realloc(void *p, size_t n) {
     if (should_fail()) return NULL;
     return realloc(p, n ? n : 1);
+}
+
+#define HUGE_MIN ((size_t)4 << 20)
+#define HUGE_PAGE ((uintptr_t)2 << 20)
+
+void pd_alloc_advise_huge(void *p, size_t n) {
+#ifdef MADV_HUGEPAGE
+    if (!p || n < HUGE_MIN) return;
+    uintptr_t a = ((uintptr_t)p + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+    uintptr_t end = ((uintptr_t)p + n) & ~(HUGE_PAGE - 1);
+    if (end > a) (void)madvise((void *)a, end - a, MADV_HUGEPAGE);
+#else
+    (void)p;
+    (void)n;
+#endif
 }
 
 void pd_free(void *p) {

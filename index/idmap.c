@@ -44,6 +44,7 @@ pd_err pd__idmap_reserve(pd__idmap_t *m, uint32_t more) {
     if (ncap > (1ULL << 31)) return PD_ERR_LIMIT;
     uint64_t *nb = pd_calloc(ncap, sizeof *nb);
     if (!nb) return PD_ERR_NOMEM;
+    pd_alloc_advise_huge(nb, ncap * sizeof *nb);
     uint32_t nmask = (uint32_t)(ncap - 1);
     for (uint64_t i = 0; i < cap; i++) {
         uint64_t e = m->b[i];

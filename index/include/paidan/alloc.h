@@ -28,6 +28,20 @@ void *pd_realloc(void *p, size_t n);
 void pd_free(void *p);
 
 /**
+ * Ask for transparent huge pages on the whole 2 MiB pages inside [p, p+n),
+ * for a large, long-lived array about to be filled (the id and order maps,
+ * the slot and record arrays, a restore's buffers; blocks under 4 MiB are
+ * left alone). A restore fills some 350 MB of such arrays at once: at 4 KiB
+ * a page that is tens of thousands of page faults, a good part of its time
+ * (docs/operations.md). Only these arrays: huge pages everywhere (jemalloc
+ * thp:always) made restores faster still but doubled the query latency's
+ * p99 and the batch case's, and rounded up the resident size. With the
+ * kernel's THP mode at "madvise" (Debian's default) this is what turns it
+ * on; at "never" it does nothing.
+ */
+void pd_alloc_advise_huge(void *p, size_t n);
+
+/**
  * Ask the allocator to hand freed memory back to the system now rather
  * than after its decay time (jemalloc: purge every arena; otherwise
  * nothing). For after a bulk job whose temporary buffers are gone (a
