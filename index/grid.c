@@ -28,8 +28,10 @@
 #include "paidan/index.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "geo.h"
 #include "idmap.h"
@@ -463,22 +465,12 @@ static inline bool slot_avail(const slot_t *s) {
     return s->status == PD_STATUS_ONLINE && s->load < s->capacity;
 }
 
-/* Write every field of volunteer v (slot si) at position i of c; the cell
- * must have room and enough skill planes. */
-static void cell_write(pd_index_t *ix, cell_t *c, uint32_t i, uint32_t si, const pd_volunteer_t *v,
-                       bool fresh) {
+/* Everything of v at position i of c but its hour and skill planes. */
+static void cell_write_fields(pd_index_t *ix, cell_t *c, uint32_t i, uint32_t si,
+                              const pd_volunteer_t *v) {
     const slot_t *s = &ix->slots[si];
-    /* A fresh position (just appended) has every bit clear already; an
-     * existing one is cleared first. Then only the set bits are written. */
-    if (!fresh)
-        for (unsigned p = 0; p < PLANE_SKILL0 + c->nsk; p++) bit_put(plane(c, p), i, false);
-    for (unsigned w = 0; w < 3; w++)
-        for (uint64_t b = v->week.bits[w]; b; b &= b - 1)
-            bit_put(plane(c, PLANE_HOUR0 + w * 64 + (unsigned)__builtin_ctzll(b)), i, true);
     if (slot_avail(s)) bit_put(plane(c, PLANE_AVAIL), i, true);
     bit_put(plane(c, PLANE_MODE0 + s->mode), i, true);
-    for (uint64_t b = v->skills; b; b &= b - 1)
-        bit_put(plane(c, PLANE_SKILL0 + (unsigned)__builtin_ctzll(b)), i, true);
     c->tags[i] = v->tags;
     c->rec[i].lat = v->pos.lat;
     c->rec[i].lon = v->pos.lon;
@@ -488,6 +480,59 @@ static void cell_write(pd_index_t *ix, cell_t *c, uint32_t i, uint32_t si, const
     c->rec[i].id = v->id;
     c->rec[i].slot = si;
     c->rec[i].mode = s->mode;
+}
+
+/* Write every field of volunteer v (slot si) at position i of c; the cell
+ * must have room and enough skill planes. */
+static void cell_write(pd_index_t *ix, cell_t *c, uint32_t i, uint32_t si, const pd_volunteer_t *v,
+                       bool fresh) {
+    /* A fresh position (just appended) has every bit clear already; an
+     * existing one is cleared first. Then only the set bits are written. */
+    if (!fresh)
+        for (unsigned p = 0; p < PLANE_SKILL0 + c->nsk; p++) bit_put(plane(c, p), i, false);
+    for (unsigned w = 0; w < 3; w++)
+        for (uint64_t b = v->week.bits[w]; b; b &= b - 1)
+            bit_put(plane(c, PLANE_HOUR0 + w * 64 + (unsigned)__builtin_ctzll(b)), i, true);
+    for (uint64_t b = v->skills; b; b &= b - 1)
+        bit_put(plane(c, PLANE_SKILL0 + (unsigned)__builtin_ctzll(b)), i, true);
+    cell_write_fields(ix, c, i, si, v);
+}
+
+/* Transpose a 64 x 64 bit matrix in place: afterwards bit i of a[j] is
+ * what bit j of a[i] was. Six rounds of swapping ever smaller blocks
+ * (Hacker's Delight, 7-3): 384 word operations where moving the bits one
+ * at a time costs one per set bit, and a schedule has dozens. This is how
+ * whole blocks of 64 volunteers go into and out of the bit planes. */
+static void transpose64(uint64_t a[64]) {
+    uint64_t m = 0x00000000FFFFFFFFULL;
+    for (unsigned j = 32; j != 0; j >>= 1, m ^= m << j) {
+        for (unsigned k = 0; k < 64; k = ((k | j) + 1) & ~j) {
+            uint64_t t = ((a[k] >> j) ^ a[k | j]) & m;
+            a[k] ^= t << j;
+            a[k | j] ^= t;
+        }
+    }
+}
+
+/* The hour and skill plane words of block b of c as, per position j of
+ * the block, the volunteer's week (wk[w][j] = week.bits[w]) and skills. */
+static void block_read(const cell_t *c, uint32_t b, uint64_t wk[3][64], uint64_t sk[64]) {
+    for (unsigned h = 0; h < 192; h++)
+        wk[h >> 6][h & 63] = h < PD_WEEK_HOURS ? plane(c, PLANE_HOUR0 + h)[b] : 0;
+    for (unsigned k = 0; k < 64; k++) sk[k] = k < c->nsk ? plane(c, PLANE_SKILL0 + k)[b] : 0;
+    for (unsigned w = 0; w < 3; w++) transpose64(wk[w]);
+    transpose64(sk);
+}
+
+/* The reverse: OR per-position weeks and skills into block b's planes
+ * (positions not being written hold zeros). */
+static void block_or(cell_t *c, uint32_t b, uint64_t wk[3][64], uint64_t sk[64]) {
+    for (unsigned w = 0; w < 3; w++) transpose64(wk[w]);
+    transpose64(sk);
+    for (unsigned h = 0; h < PD_WEEK_HOURS; h++)
+        if (wk[h >> 6][h & 63]) plane(c, PLANE_HOUR0 + h)[b] |= wk[h >> 6][h & 63];
+    for (unsigned k = 0; k < c->nsk; k++)
+        if (sk[k]) plane(c, PLANE_SKILL0 + k)[b] |= sk[k];
 }
 
 /* Append slot si with fields v to c (room reserved). */
@@ -544,6 +589,7 @@ static pd_err slots_reserve1(pd_index_t *ix) {
     uint32_t ncap = ix->slots_cap ? ix->slots_cap * 2 : 64;
     slot_t *ns = pd_realloc(ix->slots, (size_t)ncap * sizeof *ns);
     if (!ns) return PD_ERR_NOMEM;
+    pd_alloc_advise_huge(ns, (size_t)ncap * sizeof *ns);
     ix->slots = ns;
     ix->slots_cap = ncap;
     return PD_OK;
@@ -764,11 +810,13 @@ void pd_index_foreach_by_cell(const pd_index_t *ix,
                               bool (*fn)(void *ud, const pd_volunteer_t *v, uint32_t slot),
                               void *ud) {
     pd_volunteer_t vb[64];
+    uint64_t wk[3][64], sk[64];
     for (uint32_t ci = 0; ci <= ix->cells_mask; ci++) {
         const cell_t *c = ix->cells[ci].cell;
         if (!c) continue;
         for (uint32_t b = 0; b * 64 < c->n; b++) {
             uint32_t lo = b * 64, cnt = c->n - lo < 64 ? c->n - lo : 64;
+            block_read(c, b, wk, sk);
             for (uint32_t j = 0; j < cnt; j++) {
                 const rec_t *r = &c->rec[lo + j];
                 const slot_t *s = &ix->slots[r->slot];
@@ -776,24 +824,14 @@ void pd_index_foreach_by_cell(const pd_index_t *ix,
                 v->id = r->id;
                 v->pos.lat = r->lat;
                 v->pos.lon = r->lon;
-                v->skills = 0;
+                v->skills = sk[j];
                 v->tags = c->tags[lo + j];
-                v->week = pd_week_none();
+                for (unsigned w = 0; w < 3; w++) v->week.bits[w] = wk[w][j];
                 v->mode = s->mode;
                 v->status = s->status;
                 v->capacity = s->capacity;
                 v->load = s->load;
             }
-            /* Transpose: each plane word gives its bit to up to 64
-             * volunteers (bits past n are zero, so j < cnt). */
-            for (unsigned h = 0; h < PD_WEEK_HOURS; h++) {
-                uint64_t bit = 1ULL << (h & 63);
-                for (uint64_t w = plane(c, PLANE_HOUR0 + h)[b]; w; w &= w - 1)
-                    vb[__builtin_ctzll(w)].week.bits[h >> 6] |= bit;
-            }
-            for (unsigned k = 0; k < c->nsk; k++)
-                for (uint64_t w = plane(c, PLANE_SKILL0 + k)[b]; w; w &= w - 1)
-                    vb[__builtin_ctzll(w)].skills |= 1ULL << k;
             for (uint32_t j = 0; j < cnt; j++)
                 if (!fn(ud, &vb[j], c->rec[lo + j].slot)) return;
         }
@@ -860,22 +898,65 @@ static pd_err slots_reserve(pd_index_t *ix, size_t more) {
     while (ncap < ix->nslots + more) ncap *= 2;
     slot_t *ns = pd_realloc(ix->slots, (size_t)ncap * sizeof *ns);
     if (!ns) return PD_ERR_NOMEM;
+    pd_alloc_advise_huge(ns, (size_t)ncap * sizeof *ns);
     ix->slots = ns;
     ix->slots_cap = ncap;
     return PD_OK;
 }
 
-/* Undo a pd_index_insert_many that placed order[0..done) of vs and made
- * the cells of gs: empty new cells go, then the inserted volunteers, last
- * first, so every removal takes a cell's last position and the volunteers
- * that were there before keep theirs. */
+/* Undo a pd_index_insert_many that gave slots and ids to order[0..done)
+ * of vs (slots[] holds them) and made the cells of gs, before any volunteer
+ * went into a cell: the ids and slots go, last first, then the new cells
+ * (all still empty). */
 static void insert_many_undo(pd_index_t *ix, const pd_volunteer_t *vs, const uint32_t *order,
-                             size_t done, groups_t *gs) {
+                             const uint32_t *sis, size_t done, groups_t *gs) {
+    while (done > 0) {
+        done--;
+        (void)pd__idmap_del(&ix->ids, id_keys(ix), vs[order[done]].id);
+        slot_free(ix, sis[done]);
+    }
     for (uint32_t k = 0; k < gs->n; k++) {
         cell_t *c = gs->g[k].cell;
         if (c && gs->g[k].created && c->n == 0) cell_drop(ix, c);
     }
-    while (done > 0) (void)pd_index_remove(ix, vs[order[--done]].id);
+}
+
+/* Append vs[order[0..count)] (slots sis[]) to c, room reserved: hours and
+ * skills a block of 64 at a time through a transpose. */
+static void cell_append_many(pd_index_t *ix, cell_t *c, const pd_volunteer_t *vs,
+                             const uint32_t *order, const uint32_t *sis, uint32_t count) {
+    uint32_t i0 = c->n, end = c->n + count;
+    uint64_t wk[3][64], sk[64];
+    for (uint32_t b = i0 >> 6; b * 64 < end; b++) {
+        uint32_t lo = b * 64 > i0 ? b * 64 : i0, hi = b * 64 + 64 < end ? b * 64 + 64 : end;
+        memset(wk, 0, sizeof wk);
+        memset(sk, 0, sizeof sk);
+        for (uint32_t i = lo; i < hi; i++) {
+            const pd_volunteer_t *v = &vs[order[i - i0]];
+            for (unsigned w = 0; w < 3; w++) wk[w][i & 63] = v->week.bits[w];
+            sk[i & 63] = v->skills;
+            uint32_t si = sis[i - i0];
+            cell_write_fields(ix, c, i, si, v);
+            ix->slots[si].cell = c;
+            ix->slots[si].idx = i;
+        }
+        block_or(c, b, wk, sk);
+    }
+    c->n = end;
+}
+
+/* Fault in a cell block about to be filled, in one call: a restore builds
+ * some 100 MB of cells, and a page fault per 4 KiB page (a trap; in a VM,
+ * into the hypervisor) costs more than the writes. */
+static void populate(void *p, size_t n) {
+#ifdef MADV_POPULATE_WRITE
+    uintptr_t a = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
+    uintptr_t end = ((uintptr_t)p + n) & ~(uintptr_t)4095;
+    if (end > a) (void)madvise((void *)a, end - a, MADV_POPULATE_WRITE);
+#else
+    (void)p;
+    (void)n;
+#endif
 }
 
 pd_err pd_index_insert_many(pd_index_t *ix, const pd_volunteer_t *vs, size_t n, uint32_t *slots,
@@ -921,29 +1002,41 @@ pd_err pd_index_insert_many(pd_index_t *ix, const pd_volunteer_t *vs, size_t n, 
         at += g->count;
         g->created = cell_find(ix, g->key) == NULL;
         if ((err = cell_get_room(ix, g->key, g->count, g->nsk, &g->cell))) {
-            insert_many_undo(ix, vs, order, 0, &gs);
+            insert_many_undo(ix, vs, order, NULL, 0, &gs);
             goto out;
         }
+        populate(g->cell->planes, cell_block_bytes(g->cell->cap, g->cell->nsk));
     }
     for (size_t i = 0; i < n; i++) order[gs.g[gid[i]].next++] = (uint32_t)i;
 
+    /* Slots and ids first (the only step that can fail: an id present or
+     * given twice), then the cells, a group at a time. gid[] is reused for
+     * the slots, in the grouped order. */
+    uint32_t *sis = gid;
+    for (uint32_t k = 0, at2 = 0; k < gs.n; k++) {
+        gs.g[k].next = at2; /* first position of the group again */
+        at2 += gs.g[k].count;
+    }
     pd__idmap_keys_t keys = id_keys(ix);
     for (size_t j = 0; j < n; j++) {
         if (j + 8 < n) pd__idmap_prefetch(&ix->ids, vs[order[j + 8]].id);
-        if (j + 16 < n) __builtin_prefetch(&vs[order[j + 16]]);
-        uint32_t i = order[j];
-        const pd_volunteer_t *v = &vs[i];
+        const pd_volunteer_t *v = &vs[order[j]];
         uint32_t si = slot_take(ix, v);
         if ((err = pd__idmap_add_new(&ix->ids, keys, v->id, si))) {
             slot_free(ix, si);
-            if (bad) *bad = i;
-            insert_many_undo(ix, vs, order, j, &gs);
+            if (bad) *bad = order[j];
+            insert_many_undo(ix, vs, order, sis, j, &gs);
             goto out;
         }
-        cell_append(ix, gs.g[gid[i]].cell, si, v);
-        ix->count++;
-        if (slots) slots[i] = si;
+        sis[j] = si;
     }
+    for (uint32_t k = 0; k < gs.n; k++) {
+        const group_t *g = &gs.g[k];
+        cell_append_many(ix, g->cell, vs, order + g->next, sis + g->next, g->count);
+    }
+    ix->count += (uint32_t)n;
+    if (slots)
+        for (size_t j = 0; j < n; j++) slots[order[j]] = sis[j];
 out:
     pd_free(gid);
     pd_free(order);
