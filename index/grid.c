@@ -583,16 +583,22 @@ static pd_err find_slot(const pd_index_t *ix, uint64_t id, uint32_t *si) {
     return pd__idmap_find(&ix->ids, id_keys(ix), id, si);
 }
 
-static pd_err slots_reserve1(pd_index_t *ix) {
-    if (ix->free_slot != SLOT_NONE || ix->nslots < ix->slots_cap) return PD_OK;
-    if (ix->slots_cap >= (1u << 31)) return PD_ERR_LIMIT;
-    uint32_t ncap = ix->slots_cap ? ix->slots_cap * 2 : 64;
+/* Room in the slot array for `more` new slots past the high-water mark. */
+static pd_err slots_reserve(pd_index_t *ix, size_t more) {
+    if (ix->nslots + more <= ix->slots_cap) return PD_OK;
+    if (ix->nslots + more > (1u << 31)) return PD_ERR_LIMIT;
+    uint32_t ncap = ix->slots_cap ? ix->slots_cap : 64;
+    while (ncap < ix->nslots + more) ncap *= 2;
     slot_t *ns = pd_realloc(ix->slots, (size_t)ncap * sizeof *ns);
     if (!ns) return PD_ERR_NOMEM;
     pd_alloc_advise_huge(ns, (size_t)ncap * sizeof *ns);
     ix->slots = ns;
     ix->slots_cap = ncap;
     return PD_OK;
+}
+
+static pd_err slots_reserve1(pd_index_t *ix) {
+    return ix->free_slot != SLOT_NONE ? PD_OK : slots_reserve(ix, 1);
 }
 
 static uint32_t slot_alloc(pd_index_t *ix) {
@@ -889,19 +895,6 @@ static uint32_t groups_get(groups_t *gs, uint64_t key) {
     gs->g[gs->n] = (group_t){key, NULL, 0, 0, 0, false};
     gs->at[h] = gs->n + 1;
     return gs->n++;
-}
-
-static pd_err slots_reserve(pd_index_t *ix, size_t more) {
-    if (ix->nslots + more <= ix->slots_cap) return PD_OK;
-    if (ix->nslots + more > (1u << 31)) return PD_ERR_LIMIT;
-    uint32_t ncap = ix->slots_cap ? ix->slots_cap : 64;
-    while (ncap < ix->nslots + more) ncap *= 2;
-    slot_t *ns = pd_realloc(ix->slots, (size_t)ncap * sizeof *ns);
-    if (!ns) return PD_ERR_NOMEM;
-    pd_alloc_advise_huge(ns, (size_t)ncap * sizeof *ns);
-    ix->slots = ns;
-    ix->slots_cap = ncap;
-    return PD_OK;
 }
 
 /* Undo a pd_index_insert_many that gave slots and ids to order[0..done)
