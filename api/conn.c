@@ -572,6 +572,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     }
     srv->n.bytes_in += (uint64_t)nread;
     c->last_active_ms = uv_now(srv->loop);
+    pd_server_busy_poll(srv);
 
     bool shared = buf->base == srv->rbuf;
     if (shared) {

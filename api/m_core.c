@@ -63,13 +63,14 @@ void pd_m_stats(pd_conn_t *c, const msgpack_object *params) {
     msgpack_pack_map(pk, 10);
 
     pd_pack_cstr(pk, "server");
-    msgpack_pack_map(pk, 6);
+    msgpack_pack_map(pk, 7);
     pd_pack_kv_str(pk, "version", PD_VERSION);
     pd_pack_kv_i64(pk, "pid", (int64_t)uv_os_getpid());
     pd_pack_kv_double(pk, "uptime_s", (double)(uv_hrtime() - srv->started_hr) / 1e9);
     pd_pack_kv_i64(pk, "now_ms", srv->now_ms);
     pd_pack_kv_i64(pk, "port", srv->bound_port);
     pd_pack_kv_u64(pk, "tick_ms", srv->cfg.tick_ms);
+    pd_pack_kv_u64(pk, "busy_poll_us", srv->cfg.busy_poll_us);
 
     pd_pack_cstr(pk, "connections");
     msgpack_pack_map(pk, 5);

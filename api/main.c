@@ -38,6 +38,9 @@ static void usage(FILE *f) {
             "  --tick-ms N            engine tick period (default 200)\n"
             "  --stall-ms N           log event-loop iterations busier than this\n"
             "                         (default 100, 0 = off)\n"
+            "  --busy-poll-us N       after a read, poll instead of sleeping for N\n"
+            "                         microseconds: lower latency for a core's worth of\n"
+            "                         CPU while requests keep coming (default 0 = off)\n"
             "  --load-volunteers CSV  load volunteers from a CSV file at start\n"
             "  --data-dir DIR         keep a journal and snapshots in DIR (created if\n"
             "                         missing; one server per directory); recover from\n"
@@ -117,6 +120,7 @@ enum {
     OPT_METRICS,
     OPT_TICK,
     OPT_STALL,
+    OPT_BUSY_POLL,
     OPT_LOAD,
     OPT_DATA_DIR,
     OPT_FSYNC,
@@ -141,6 +145,7 @@ int main(int argc, char **argv) {
         {"metrics-port", required_argument, NULL, OPT_METRICS},
         {"tick-ms", required_argument, NULL, OPT_TICK},
         {"stall-ms", required_argument, NULL, OPT_STALL},
+        {"busy-poll-us", required_argument, NULL, OPT_BUSY_POLL},
         {"load-volunteers", required_argument, NULL, OPT_LOAD},
         {"data-dir", required_argument, NULL, OPT_DATA_DIR},
         {"fsync", required_argument, NULL, OPT_FSYNC},
@@ -216,6 +221,11 @@ int main(int argc, char **argv) {
                 if (parse_size(optarg, 0, 3600000, &v) || strpbrk(optarg, "kKmMgGbB"))
                     return bad_value("--stall-ms", optarg, "0..3600000");
                 cfg.stall_ms = (uint32_t)v;
+                break;
+            case OPT_BUSY_POLL:
+                if (parse_size(optarg, 0, 1000000, &v) || strpbrk(optarg, "kKmMgGbB"))
+                    return bad_value("--busy-poll-us", optarg, "0..1000000");
+                cfg.busy_poll_us = (uint32_t)v;
                 break;
             case OPT_LOAD:
                 cfg.load_volunteers = optarg;

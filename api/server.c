@@ -13,6 +13,14 @@
  * busy time (wall time minus uv_metrics_idle_time()) and logs stalls above
  * --stall-ms, like Redis's latency monitor.
  *
+ * Busy polling (--busy-poll-us). Sleeping in epoll and being woken by the
+ * next request costs a VM more than the request itself: on the 2-core test
+ * machine a 1-byte TCP ping-pong takes 31 us at p50 when both sides sleep
+ * and 15 us when both poll. After each read an idle handle keeps libuv
+ * polling with a zero timeout until --busy-poll-us have passed without a
+ * read, then the loop sleeps as usual. It spends a core while requests keep
+ * coming, for latency; off by default.
+ *
  * Events from the engine arrive through its callback during a mutating
  * call; they are queued and published after the call's reply is packed,
  * so a client sees its own reply before the notifications it caused.
@@ -239,6 +247,17 @@ static void on_idle_sweep(uv_timer_t *t) {
             pd_conn_close(c, PD_ERR_LIMIT, "idle timeout");
         }
     }
+}
+
+static void on_busy_poll(uv_idle_t *h) {
+    pd_server_t *srv = h->data;
+    if (uv_hrtime() >= srv->busy_until_hr) uv_idle_stop(h);
+}
+
+void pd_server_busy_poll(pd_server_t *srv) {
+    if (!srv->cfg.busy_poll_us || srv->stopping) return;
+    srv->busy_until_hr = uv_hrtime() + (uint64_t)srv->cfg.busy_poll_us * 1000u;
+    if (!uv_is_active((uv_handle_t *)&srv->busy_poll)) uv_idle_start(&srv->busy_poll, on_busy_poll);
 }
 
 static void on_prepare(uv_prepare_t *p) {
@@ -495,6 +514,8 @@ pd_err pd_server_start(pd_server_t *srv, uv_loop_t *loop, const pd_server_config
     srv->rate_timer.data = srv;
     uv_idle_init(loop, &srv->turn_idle); /* likewise */
     srv->turn_idle.data = srv;
+    uv_idle_init(loop, &srv->busy_poll); /* started by reads, with --busy-poll-us */
+    srv->busy_poll.data = srv;
     if (cfg->idle_timeout_ms) {
         uint64_t every = cfg->idle_timeout_ms / 4;
         if (every < 20) every = 20;
@@ -529,6 +550,7 @@ void pd_server_stop(pd_server_t *srv) {
     uv_close((uv_handle_t *)&srv->idle_timer, NULL);
     uv_close((uv_handle_t *)&srv->rate_timer, NULL);
     uv_close((uv_handle_t *)&srv->turn_idle, NULL);
+    uv_close((uv_handle_t *)&srv->busy_poll, NULL);
     uv_close((uv_handle_t *)&srv->stall_check, NULL);
     uv_close((uv_handle_t *)&srv->sig_term, NULL);
     uv_close((uv_handle_t *)&srv->sig_int, NULL);

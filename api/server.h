@@ -45,6 +45,7 @@ typedef struct pd_server_config_s {
     int metrics_port;            /* Prometheus endpoint; -1 = off, 0 = OS-chosen */
     uint32_t tick_ms;            /* engine tick period */
     uint32_t stall_ms;           /* loop iterations busier than this are logged */
+    uint32_t busy_poll_us;       /* keep polling this long after a read; 0 = sleep at once */
     const char *config_path;     /* engine INI, NULL = defaults */
     const char *load_volunteers; /* CSV of volunteers to load at start, or NULL */
     const char *data_dir;        /* journal and snapshots; NULL = keep nothing on disk */
@@ -90,6 +91,8 @@ struct pd_server_s {
     uv_timer_t rate_timer;    /* resumes connections paused by --max-rps */
     uv_idle_t turn_idle;      /* resumes connections that used up their turn */
     uv_prepare_t stall_check; /* measures each loop iteration */
+    uv_idle_t busy_poll;      /* keeps the loop polling after a read (--busy-poll-us) */
+    uint64_t busy_until_hr;   /* ... until then */
     uv_signal_t sig_term, sig_int;
     bool running;           /* started successfully */
     bool stopping;          /* pd_server_stop() called */
@@ -161,6 +164,10 @@ void pd_server_deinit(pd_server_t *srv);
 
 /** Wall clock in ms since the epoch, never going backwards; stored in srv->now_ms. */
 int64_t pd_server_stamp(pd_server_t *srv);
+
+/** Bytes came in: with --busy-poll-us, keep the loop polling (not
+ * sleeping) for that long, so the next request is seen without a wake-up. */
+void pd_server_busy_poll(pd_server_t *srv);
 
 /** Queue `c` for the next pd_server_flush(). */
 void pd_server_mark_dirty(pd_server_t *srv, pd_conn_t *c);

@@ -299,6 +299,7 @@ struct worker_s {
     int tfd; /* open loop pacing timer */
     uv_poll_t tpoll;
     uv_idle_t idle;       /* busy-waits the last spin_us before a send */
+    uv_idle_t poll_idle;  /* --busy-poll: keeps the loop from sleeping */
     bool spinning;        /* idle is active */
     uint64_t armed;       /* the send time waited for, UINT64_MAX if none */
     uv_timer_t end_timer; /* end of the measured phase, then the drain deadline */
@@ -861,6 +862,7 @@ static void worker_finish(worker_t *w) {
             uv_close((uv_handle_t *)&w->tpoll, on_closed);
             uv_close((uv_handle_t *)&w->idle, on_closed);
         }
+        if (w->sh->o->busy_poll) uv_close((uv_handle_t *)&w->poll_idle, on_closed);
         w->handles_open = false;
     }
 }
@@ -933,6 +935,12 @@ static void on_tick(uv_poll_t *p, int status, int events) {
     pace(w);
 }
 
+/* --busy-poll: an active idle handle is enough, libuv then polls with a
+ * zero timeout instead of sleeping; there is nothing to do in it. */
+static void on_poll_idle(uv_idle_t *h) {
+    (void)h;
+}
+
 static void on_idle(uv_idle_t *h) {
     worker_t *w = h->data;
     if (w->armed != UINT64_MAX && uv_hrtime() < w->armed) return;
@@ -972,6 +980,11 @@ static void *worker_main(void *arg) {
         uv_poll_start(&w->tpoll, UV_READABLE, on_tick);
         uv_idle_init(&w->loop, &w->idle);
         w->idle.data = w;
+    }
+    if (o->busy_poll) {
+        uv_idle_init(&w->loop, &w->poll_idle);
+        w->poll_idle.data = w;
+        uv_idle_start(&w->poll_idle, on_poll_idle);
     }
     w->handles_open = true;
 

@@ -56,6 +56,8 @@ typedef struct pd__load_opts_s {
     double rate;          /* open loop: requests/s over all connections; 0 = closed loop */
     double spin_us;       /* open loop: busy-wait this long before each send instead of
                              sleeping through it (precise pacing, costs CPU); default 0 */
+    bool busy_poll;       /* never sleep while running: poll for replies without a
+                             wake-up (lowest latency, a core per thread) */
     pd__mix_t mix;        /* command mix */
     uint32_t k;           /* match.nearby k, default 10 */
     const char *policy;   /* match.nearby policy name; NULL = the server's */

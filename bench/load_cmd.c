@@ -61,6 +61,8 @@ static void load_usage(FILE *out) {
             "                         (default: the server's)\n"
             "      --spin-us US       open loop: busy-wait the last US before each send\n"
             "                         instead of sleeping (precise pacing; costs CPU)\n"
+            "      --busy-poll        never sleep: poll for replies instead of waiting to\n"
+            "                         be woken (lowest latency; a core per thread)\n"
             "      --sweep            find the highest rate whose p99 stays under --p99-max-us\n"
             "      --p99-max-us US    the sweep's bound (default 1000)\n"
             "      --sweep-steps N    open-loop runs of the sweep (default 6)\n"
@@ -98,7 +100,8 @@ enum {
     OPT_PLOT,
     OPT_QUIET,
     OPT_SPIN,
-    OPT_POLICY
+    OPT_POLICY,
+    OPT_BUSY_POLL
 };
 
 static int parse_opts(int argc, char **argv, load_cmd_t *o) {
@@ -126,6 +129,7 @@ static int parse_opts(int argc, char **argv, load_cmd_t *o) {
                                           {"plot", required_argument, 0, OPT_PLOT},
                                           {"quiet", no_argument, 0, OPT_QUIET},
                                           {"spin-us", required_argument, 0, OPT_SPIN},
+                                          {"busy-poll", no_argument, 0, OPT_BUSY_POLL},
                                           {"policy", required_argument, 0, OPT_POLICY},
                                           {"help", no_argument, 0, 'h'},
                                           {0, 0, 0, 0}};
@@ -230,6 +234,9 @@ static int parse_opts(int argc, char **argv, load_cmd_t *o) {
                 bad = parse_num(optarg, &d) || d > 1e6;
                 o->run.spin_us = d;
                 break;
+            case OPT_BUSY_POLL:
+                o->run.busy_poll = true;
+                break;
             case OPT_POLICY:
                 bad = strcmp(optarg, "nearest") && strcmp(optarg, "balanced") &&
                       strcmp(optarg, "rated");
@@ -309,6 +316,7 @@ static void add_params(pd__report_t *rep, const load_cmd_t *o) {
     pd__report_param_num(rep, "k", o->run.k);
     if (o->run.policy) pd__report_param_str(rep, "policy", o->run.policy);
     if (o->run.spin_us > 0) pd__report_param_num(rep, "spin_us", o->run.spin_us);
+    if (o->run.busy_poll) pd__report_param_num(rep, "busy_poll", 1);
     pd__report_param_num(rep, "seed", (double)o->run.seed);
     if (o->csv)
         pd__report_param_str(rep, "county", o->csv);

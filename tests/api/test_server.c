@@ -486,3 +486,64 @@ Test(config, load_volunteers_csv, .fini = remove_tmp, .timeout = 30) {
     pd_client_destroy(c);
     srv_stop(&s);
 }
+
+/* ---------------------------------------------------------- busy polling */
+
+/* CPU time (user + system) of a process, in clock ticks. */
+static long long cpu_ticks(pid_t pid) {
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "cannot open %s", path);
+    char buf[1024];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the name may hold spaces */
+    cr_assert(p);
+    long long utime = 0, stime = 0;
+    /* after ")": state ppid pgrp session tty tpgid flags minflt cminflt
+     * majflt cmajflt utime stime */
+    cr_assert_eq(
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lld %lld", &utime, &stime), 2);
+    return utime + stime;
+}
+
+/* --busy-poll-us answers as usual, shows in stats, and stops polling once
+ * the requests stop: an idle server does not keep a core busy. */
+Test(server, busy_poll_serves_then_sleeps, .timeout = 60) {
+    const char *args[] = {"--busy-poll-us", "20000", NULL};
+    srv_t s;
+    srv_start(&s, args);
+    pd_client_t *c = srv_connect(&s);
+    call_ok(c, "volunteer.upsert",
+            "{\"id\":7,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"tutoring\"]}");
+    for (int i = 0; i < 200; i++) call_ok(c, "ping", "");
+    pd_msg_t m = call_ok(c, "match.nearby",
+                         "{\"lat\":30.601,\"lon\":114.301,\"skills\":[\"tutoring\"],\"k\":3}");
+    cr_assert_eq(m.result.type, MSGPACK_OBJECT_ARRAY);
+    cr_assert_eq(m.result.via.array.size, 1);
+    m = call_ok(c, "stats", "");
+    cr_assert_eq(map_int(pd_client_map_get(&m.result, "server"), "busy_poll_us"), 20000);
+    /* 20 ms after the last read the loop sleeps again: over the next
+     * second it uses far less than the second a poller would. */
+    usleep(100 * 1000);
+    long long t0 = cpu_ticks(s.pid);
+    usleep(1000 * 1000);
+    long long used = cpu_ticks(s.pid) - t0;
+    cr_expect_lt(used, sysconf(_SC_CLK_TCK) / 4, "an idle server used %lld ticks in 1 s", used);
+    pd_client_destroy(c);
+    srv_stop(&s);
+}
+
+Test(server, busy_poll_bad_values_refused, .timeout = 30) {
+    static const char *const a1[] = {"--busy-poll-us", "-1", NULL};
+    static const char *const a2[] = {"--busy-poll-us", "2000000", NULL};
+    static const char *const a3[] = {"--busy-poll-us", "5k", NULL};
+    int st = srv_run_expect_exit(a1);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+    st = srv_run_expect_exit(a2);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+    st = srv_run_expect_exit(a3);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+}

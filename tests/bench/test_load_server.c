@@ -18,8 +18,9 @@ typedef struct server_s {
     uint16_t port;
 } server_t;
 
-/* paidan-server --port 0; its "listening on HOST:PORT" line names the port. */
-static void server_start(server_t *s) {
+/* paidan-server --port 0 [extra]; its "listening on HOST:PORT" line names
+ * the port. */
+static void server_start(server_t *s, const char *extra) {
     const char *bin = getenv("PD_BINARY_DIR");
     cr_assert_not_null(bin, "PD_BINARY_DIR is not set");
     char path[4096];
@@ -35,7 +36,11 @@ static void server_start(server_t *s) {
         close(fds[1]);
         FILE *devnull = freopen("/dev/null", "w", stderr);
         (void)devnull;
-        execl(path, path, "--port", "0", "--log-level", "error", (char *)NULL);
+        if (extra)
+            execl(path, path, "--port", "0", "--log-level", "error", "--busy-poll-us", extra,
+                  (char *)NULL);
+        else
+            execl(path, path, "--port", "0", "--log-level", "error", (char *)NULL);
         _exit(127);
     }
     close(fds[1]);
@@ -61,7 +66,7 @@ static void server_stop(server_t *s) {
 
 Test(load_server, mix_with_the_order_life_cycle) {
     server_t srv;
-    server_start(&srv);
+    server_start(&srv, NULL);
     pd__county_t county;
     cr_assert_eq(pd__county_generate(&county, 2000, 8192, 3), PD_OK);
     pd_client_t *cl = NULL;
@@ -104,6 +109,50 @@ Test(load_server, mix_with_the_order_life_cycle) {
     cr_assert_eq(out->hist[PD__M_ORDER].count, out->orders_done);
     /* Each completed cycle made one request of every step. */
     cr_assert_geq(out->hist[PD__M_RATE].count, out->orders_done);
+    cr_assert_eq(out->conns_lost, 0);
+
+    pd__load_out_deinit(out);
+    free(out);
+    pd__load_pool_destroy(pool);
+    pd__county_deinit(&county);
+    server_stop(&srv);
+}
+
+/* Both sides polling (paidan-bench load --busy-poll against
+ * --busy-poll-us): one connection, one request at a time, a fixed count.
+ * Every request is answered and the run ends, although the generator's
+ * loop never sleeps. */
+Test(load_server, busy_poll_closed_loop, .timeout = 60) {
+    server_t srv;
+    server_start(&srv, "1000");
+    pd__county_t county;
+    cr_assert_eq(pd__county_generate(&county, 500, 1024, 5), PD_OK);
+    pd_client_t *cl = NULL;
+    char why[256] = "";
+    cr_assert_eq(pd__bench_connect("127.0.0.1", srv.port, NULL, &cl, why, sizeof why), PD_OK, "%s",
+                 why);
+    pd__names_t names;
+    cr_assert_eq(pd__names_from_server(cl, &names, why, sizeof why), PD_OK, "%s", why);
+    cr_assert_eq(pd__county_upload(cl, &county, &names, false, why, sizeof why), PD_OK, "%s", why);
+    pd_client_destroy(cl);
+
+    pd__load_opts_t o;
+    pd__load_opts_init(&o);
+    o.port = srv.port;
+    o.connections = 1;
+    o.pipeline = 1;
+    o.requests = 2000;
+    o.warmup_s = 0;
+    o.busy_poll = true;
+    cr_assert_eq(pd__mix_parse("nearby:50,ping:50", &o.mix, why, sizeof why), PD_OK);
+    pd__load_pool_t *pool = NULL;
+    cr_assert_eq(pd__load_pool_create(&county, &names, &o, &pool), PD_OK);
+    pd__load_out_t *out = malloc(sizeof *out);
+    cr_assert_eq(pd__load_run(&o, pool, out, why, sizeof why), PD_OK, "%s", why);
+    uint64_t answered = out->hist[PD__M_NEARBY].count + out->hist[PD__M_PING].count;
+    cr_assert_eq(out->errors[PD__M_NEARBY] + out->errors[PD__M_PING], 0);
+    cr_assert_geq(answered, 2000, "%llu answered", (unsigned long long)answered);
+    cr_assert_gt(out->hist[PD__M_NEARBY].count, 0);
     cr_assert_eq(out->conns_lost, 0);
 
     pd__load_out_deinit(out);
