@@ -50,19 +50,26 @@
 #define PLANE_MODE0 (PLANE_AVAIL + 1u)              /* one plane per travel mode */
 #define PLANE_SKILL0 (PLANE_MODE0 + PD_MODE__COUNT) /* then one per skill bit */
 
+/* The header of a cell: one cache line (the allocator's 64-byte class is
+ * line-aligned), so a query pays one miss for it. Its arrays share one
+ * allocation, in this order: the planes, the boxes, the block modes (just
+ * after the boxes, so the first boxes come with them), the tags, the
+ * records. */
 typedef struct cell_s {
+    uint64_t *planes;  /* (PLANE_SKILL0 + nsk) * nblk words; the block's base */
+    struct box_s *box; /* per block of 64: a box holding all its positions;
+                          then per block a byte of modes, cell_bmodes() */
+    struct rec_s *rec; /* what a candidate needs next: one cache line */
+    uint64_t *tags;    /* tag mask per volunteer */
     uint64_t key;      /* packed (row, col) */
     uint32_t n;        /* volunteers in the cell */
-    uint32_t cap;      /* room in the per-volunteer arrays */
-    uint32_t nblk;     /* words per plane: ceil(cap / 64) */
     uint32_t nsk;      /* skill planes: bits 0..nsk-1 */
+    uint32_t nblk;     /* words per plane: ceil(cap / 64) */
+    uint32_t cap;      /* room in the per-volunteer arrays */
     uint32_t churn;    /* writes since the cell was last sorted */
-    uint64_t *planes;  /* (PLANE_SKILL0 + nsk) * nblk words; the block's base */
-    struct box_s *box; /* per block of 64: a box holding all its positions */
-    uint8_t *bmodes;   /* per block: bit m set if it may hold mode m (read first) */
-    uint64_t *tags;    /* tag mask per volunteer */
-    struct rec_s *rec; /* what a candidate needs next: one cache line */
 } cell_t;
+
+_Static_assert(sizeof(cell_t) <= 64, "a cell header must fit one cache line");
 
 /* A box around the positions of one block of 64 volunteers; the modes in
  * the block are in the cell's bmodes bytes, read first. Boxes only ever
@@ -97,6 +104,16 @@ typedef struct rec_s {
 } rec_t;
 
 /* Bits beyond n are zero in every plane: scans need no tail mask. */
+
+/* Per block: bit m set if it may hold mode m (read before the box). */
+static inline uint8_t *cell_bmodes(const cell_t *c) {
+    return (uint8_t *)(c->box + c->nblk);
+}
+
+/* The block-mode bytes, rounded up so the tags after them stay aligned. */
+static inline size_t bmodes_bytes(size_t nblk) {
+    return (nblk + 7) & ~(size_t)7;
+}
 
 #define CELL_ELEM_BYTES (sizeof(uint64_t) + sizeof(struct rec_s))
 
@@ -362,7 +379,7 @@ static pd_err cells_grow(pd_index_t *ix) {
 static size_t cell_block_bytes(uint32_t cap, uint32_t nsk) {
     size_t nblk = (cap + 63) / 64;
     return (PLANE_SKILL0 + nsk) * nblk * sizeof(uint64_t) + nblk * sizeof(box_t) +
-           (size_t)cap * CELL_ELEM_BYTES + nblk;
+           bmodes_bytes(nblk) + (size_t)cap * CELL_ELEM_BYTES;
 }
 
 /* Make c hold at least `room` volunteers and `nsk` skill planes, moving it
@@ -377,9 +394,8 @@ static pd_err cell_alloc_block(cell_t *c, uint32_t cap, uint32_t nsk) {
     c->nblk = (cap + 63) / 64;
     c->planes = (uint64_t *)block;
     c->box = (box_t *)(c->planes + (size_t)(PLANE_SKILL0 + nsk) * c->nblk);
-    c->tags = (uint64_t *)(c->box + c->nblk);
+    c->tags = (uint64_t *)(cell_bmodes(c) + bmodes_bytes(c->nblk));
     c->rec = (rec_t *)(c->tags + cap);
-    c->bmodes = (uint8_t *)(c->rec + cap);
     for (uint32_t b = 0; b < c->nblk; b++) c->box[b] = box_empty;
     return PD_OK;
 }
@@ -399,7 +415,7 @@ static pd_err cell_fit(pd_index_t *ix, cell_t *c, uint32_t room, uint32_t nsk) {
         memcpy(c->tags, old.tags, old.n * sizeof *c->tags);
         memcpy(c->rec, old.rec, old.n * sizeof *c->rec);
         memcpy(c->box, old.box, old.nblk * sizeof *c->box);
-        memcpy(c->bmodes, old.bmodes, old.nblk);
+        memcpy(cell_bmodes(c), cell_bmodes(&old), old.nblk);
         ix->cell_bytes -= cell_block_bytes(old.cap, old.nsk);
     }
     pd_free(old.planes);
@@ -475,7 +491,7 @@ static void cell_write_fields(pd_index_t *ix, cell_t *c, uint32_t i, uint32_t si
     c->rec[i].lat = v->pos.lat;
     c->rec[i].lon = v->pos.lon;
     box_add(&c->box[i >> 6], v->pos.lat, v->pos.lon);
-    c->bmodes[i >> 6] |= (uint8_t)(1u << s->mode);
+    cell_bmodes(c)[i >> 6] |= (uint8_t)(1u << s->mode);
     c->churn++;
     c->rec[i].id = v->id;
     c->rec[i].slot = si;
@@ -556,13 +572,13 @@ static void cell_take(pd_index_t *ix, cell_t *c, uint32_t i) {
         c->tags[i] = c->tags[last];
         c->rec[i] = c->rec[last];
         box_add(&c->box[i >> 6], c->rec[i].lat, c->rec[i].lon);
-        c->bmodes[i >> 6] |= (uint8_t)(1u << c->rec[i].mode);
+        cell_bmodes(c)[i >> 6] |= (uint8_t)(1u << c->rec[i].mode);
         ix->slots[c->rec[i].slot].idx = i;
     }
     for (unsigned p = 0; p < np; p++) bit_put(plane(c, p), last, false);
     if ((last & 63) == 0) {
         c->box[last >> 6] = box_empty;
-        c->bmodes[last >> 6] = 0;
+        cell_bmodes(c)[last >> 6] = 0;
     }
     c->churn++;
 }
@@ -1204,7 +1220,7 @@ static void scan_cell(search_t *s, const cell_t *c, unsigned modes_ok, double kx
         lim[md] = (modes_ok >> md & 1) ? mode_limit_m(s, md) * (1 + 1e-9) : -1;
     const double m_per_e6 = PD__EARTH_R_M * PD__E6_TO_RAD;
     for (uint32_t b = 0; b < nblk; b++) {
-        unsigned bmodes = modes_ok & c->bmodes[b];
+        unsigned bmodes = modes_ok & cell_bmodes(c)[b];
         if (!bmodes) continue;
         if (nblk > 1) {
             /* the block's box: a lower bound on its distance, per mode */
@@ -1226,7 +1242,9 @@ static void scan_cell(search_t *s, const cell_t *c, unsigned modes_ok, double kx
                 if (lb > lim[md]) bmodes &= ~(1u << md);
             if (!bmodes) continue;
         }
-        const bool all_modes = bmodes == (1u << PD_MODE__COUNT) - 1;
+        /* Every mode the block may hold is still in reach (after a sort
+         * most blocks hold one mode): the mode planes cannot drop anyone. */
+        const bool all_modes = bmodes == cell_bmodes(c)[b];
         uint64_t m;
         if (q->include_unavailable)
             m = (b + 1 < nblk || (c->n & 63) == 0) ? ~0ULL : (1ULL << (c->n & 63)) - 1;
@@ -1287,7 +1305,9 @@ static inline unsigned modes_within(const search_t *s, double min_m) {
 /* Bring the plane words a query reads of cell c towards the cache. */
 static inline void cell_prefetch(const search_t *s, const cell_t *c) {
     uint32_t nblk = (c->n + 63) / 64;
-    __builtin_prefetch(c->bmodes);
+    __builtin_prefetch(cell_bmodes(c));
+    if (nblk > 1)
+        for (uint32_t b = 0; b < nblk; b += 4) __builtin_prefetch(&c->box[b]);
     for (uint32_t b = 0; b < nblk; b += 8) {
         __builtin_prefetch(plane(c, PLANE_AVAIL) + b);
         for (uint32_t j = 0; j < s->nreq; j++)
@@ -1586,7 +1606,7 @@ static pd_err cell_sort(pd_index_t *ix, cell_t *c) {
         nc.tags[j] = c->tags[i];
         nc.rec[j] = c->rec[i];
         box_add(&nc.box[j >> 6], nc.rec[j].lat, nc.rec[j].lon);
-        nc.bmodes[j >> 6] |= (uint8_t)(1u << nc.rec[j].mode);
+        cell_bmodes(&nc)[j >> 6] |= (uint8_t)(1u << nc.rec[j].mode);
         ix->slots[nc.rec[j].slot].idx = j;
     }
     nc.churn = 0;
@@ -1654,7 +1674,7 @@ bool pd_index_validate(const pd_index_t *ix, const char **reason) {
                 why = "mode plane disagrees with the slot";
             else if (c->rec[j].id != s->id)
                 why = "cell record names another id";
-            else if (!(c->bmodes[j >> 6] >> s->mode & 1) || p.lat < c->box[j >> 6].lat_lo ||
+            else if (!(cell_bmodes(c)[j >> 6] >> s->mode & 1) || p.lat < c->box[j >> 6].lat_lo ||
                      p.lat > c->box[j >> 6].lat_hi || p.lon < c->box[j >> 6].lon_lo ||
                      p.lon > c->box[j >> 6].lon_hi)
                 why = "volunteer outside its block's box";
