@@ -27,9 +27,10 @@ typedef struct policy_ctx_s {
 
 /* The index's score hook for balanced / rated: the engine's own ranking,
  * by the slot the index hands over. */
-static bool policy_score(void *ud, uint32_t slot, uint64_t id, double eta_s, double distance_m,
-                         double *score) {
+static bool policy_score(void *ud, uint32_t slot, uint64_t id, uint16_t mark, double eta_s,
+                         double distance_m, double *score) {
     (void)id;
+    (void)mark;
     (void)distance_m;
     const policy_ctx_t *pc = ud;
     return pd_engine_policy_score(pc->e, pc->policy, slot, pc->now_ms, eta_s, score) == PD_OK;

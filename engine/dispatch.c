@@ -64,8 +64,8 @@ pd_err pd_engine_policy_score(const pd_engine_t *e, pd_policy policy, uint32_t v
     return PD_OK;
 }
 
-static bool score_hook(void *ud, uint32_t vslot, uint64_t id, double eta_s, double distance_m,
-                       double *score) {
+static bool score_hook(void *ud, uint32_t vslot, uint64_t id, uint16_t mark, double eta_s,
+                       double distance_m, double *score) {
     (void)distance_m;
     const pd__hookctx_t *c = ud;
     if (c->o) {
@@ -77,6 +77,12 @@ static bool score_hook(void *ud, uint32_t vslot, uint64_t id, double eta_s, doub
         if (c->picks[i].vol == id) return false;
     }
     if (PD_NEVER(vslot >= c->e->recs_cap)) return false;
+    /* Most candidates served nobody this week: their mark says so, and
+     * their record (a cache miss each) is not read. */
+    if (c->e->cfg.policy == PD_POLICY_BALANCED && pd__mark_idle_7d(mark, c->day)) {
+        *score = eta_s;
+        return true;
+    }
     *score = pd__policy_score(c->e, vslot, c->day, eta_s);
     return true;
 }
@@ -268,7 +274,7 @@ static void release_unit(pd_engine_t *e, uint64_t vol, pd__vrec_t **rec_out) {
     pd__vrec_t *r = vol_rec(e, vol, &vslot);
     if (rec_out) *rec_out = r;
     if (PD_NEVER(!r) || PD_NEVER(r->load == 0)) return;
-    pd__set_load(e, vol, vslot, (uint8_t)(r->load - 1));
+    pd__set_load(e, vslot, (uint8_t)(r->load - 1));
 }
 
 /* Live offer en of o ends in state st (expired, declined, withdrawn). */
@@ -309,7 +315,7 @@ void pd__commit_picks(pd_engine_t *e, pd__order_t *o, size_t from, int64_t now_m
         e->offers_made++;
         pd__vrec_t *r = &e->recs[p->vslot];
         r->offers_received++;
-        pd__set_load(e, p->vol, p->vslot, (uint8_t)(r->load + 1));
+        pd__set_load(e, p->vslot, (uint8_t)(r->load + 1));
         push_vol_event(e, PD_EVENT_OFFERED, o, en, PD_REASON_NONE, now_ms);
     }
     due_push(e, deadline, o->id);
@@ -525,6 +531,7 @@ pd_err pd_engine_order_complete(pd_engine_t *e, uint64_t order_id, int32_t minut
         if (PD_ALWAYS(r->held > 0)) r->held--;
         r->minutes_total = r->minutes_total > UINT32_MAX - m ? UINT32_MAX : r->minutes_total + m;
         pd__vrec_add_minutes(r, day, m);
+        pd_index_set_mark(e->ix, (uint32_t)(r - e->recs), pd__vrec_mark(r));
         r->orders_completed++;
         r->last_served_ms = now_ms;
     }

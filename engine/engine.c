@@ -5,7 +5,7 @@
  * the index slot (stable while the volunteer stays, reused after removal,
  * so a new volunteer's record is zeroed when the slot is handed out). The
  * record mirrors status, capacity and load, so changing the load is one
- * pd_index_set_state call with no read.
+ * pd_index_set_state_slot call with no read and no id lookup.
  *
  * Events are queued during a call and delivered when it has finished
  * changing the state; the callback may read the engine but not change it
@@ -68,10 +68,10 @@ void pd_engine_set_event_cb(pd_engine_t *e, pd_event_fn fn, void *ud) {
     e->ev_ud = ud;
 }
 
-void pd__set_load(pd_engine_t *e, uint64_t vol, uint32_t vslot, uint8_t load) {
+void pd__set_load(pd_engine_t *e, uint32_t vslot, uint8_t load) {
     pd__vrec_t *r = &e->recs[vslot];
     r->load = load;
-    pd_err err = pd_index_set_state(e->ix, vol, (pd_status)r->status, r->capacity, load);
+    pd_err err = pd_index_set_state_slot(e->ix, vslot, (pd_status)r->status, r->capacity, load);
     (void)PD_NEVER(err != PD_OK);
 }
 
@@ -491,7 +491,7 @@ uint64_t pd_engine_digest(const pd_engine_t *e) {
 /* Slot si against the index: the record mirrors it, and its load is what
  * the orders say. A slot state is O(1): no id lookup, no cell read. */
 static const char *check_slot(const pd_engine_t *e, uint32_t si, const uint32_t *load,
-                              const uint32_t *held) {
+                              const uint32_t *held, bool marks) {
     pd_slot_state_t st;
     if (pd_index_slot_state(e->ix, si, &st) != PD_OK) {
         return load[si] || held[si] ? "an order holds a free slot" : NULL;
@@ -503,6 +503,9 @@ static const char *check_slot(const pd_engine_t *e, uint32_t si, const uint32_t 
     if (st.load > st.capacity) return "load above capacity";
     if (load[si] != st.load) return "load differs from live offers plus accepted slots held";
     if (held[si] != r->held) return "held count differs from accepted slots";
+    uint16_t mark;
+    if (marks && (pd_index_get_mark(e->ix, si, &mark) != PD_OK || mark != pd__vrec_mark(r)))
+        return "the index mark disagrees with the record";
     return NULL;
 }
 
@@ -650,7 +653,7 @@ pd_err pd__engine_check(const pd_engine_t *e, bool index_too, const char **reaso
             goto out;
         }
     }
-    for (uint32_t si = 0; si < limit && !why; si++) why = check_slot(e, si, load, held);
+    for (uint32_t si = 0; si < limit && !why; si++) why = check_slot(e, si, load, held, index_too);
 out:
     pd_free(load);
     pd_free(held);

@@ -171,7 +171,7 @@ void pd__events_flush(pd_engine_t *e);
  * PD_OK, PD_ERR_CORRUPT (and *reason) or PD_ERR_NOMEM. */
 pd_err pd__engine_check(const pd_engine_t *e, bool index_too, const char **reason);
 /* Set a volunteer's load (index and mirror). */
-void pd__set_load(pd_engine_t *e, uint64_t vol, uint32_t vslot, uint8_t load);
+void pd__set_load(pd_engine_t *e, uint32_t vslot, uint8_t load);
 
 /* ---- order.c */
 

@@ -32,6 +32,14 @@ void pd__vrec_add_minutes(pd__vrec_t *r, int64_t day, uint32_t minutes) {
     r->day_min[i] = (uint16_t)(v > UINT16_MAX ? UINT16_MAX : v);
 }
 
+uint16_t pd__vrec_mark(const pd__vrec_t *r) {
+    bool any = false;
+    for (unsigned i = 0; i < PD__DAYS; i++) any |= r->day_min[i] != 0;
+    if (!any) return 0;
+    if (r->last_day < 0 || r->last_day >= PD__MARK_UNKNOWN - 1) return PD__MARK_UNKNOWN;
+    return (uint16_t)(r->last_day + 1);
+}
+
 uint32_t pd__vrec_minutes_7d(const pd__vrec_t *r, int64_t day) {
     int64_t last = r->last_day;
     int64_t lo = day - (PD__DAYS - 1), hi = day;

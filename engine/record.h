@@ -10,6 +10,7 @@
 #ifndef PAIDAN_ENGINE_RECORD_H
 #define PAIDAN_ENGINE_RECORD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "paidan/engine.h"
@@ -42,6 +43,22 @@ void pd__vrec_add_minutes(pd__vrec_t *r, int64_t day, uint32_t minutes);
 
 /* Minutes served on local days day-6 .. day. */
 uint32_t pd__vrec_minutes_7d(const pd__vrec_t *r, int64_t day);
+
+/* What the engine keeps of a record in the index, as the volunteer's mark
+ * (pd_index_set_mark), so that scoring a candidate for the balanced policy
+ * does not read the record: 0 when its day ring holds no minutes, else
+ * last_day + 1, or PD__MARK_UNKNOWN when that does not fit 16 bits. */
+#define PD__MARK_UNKNOWN UINT16_MAX
+uint16_t pd__vrec_mark(const pd__vrec_t *r);
+
+/* True when a record with this mark served nothing on local days day-6 ..
+ * day, so pd__vrec_minutes_7d() is 0 without reading it; false when it
+ * cannot tell. */
+static inline bool pd__mark_idle_7d(uint16_t mark, int64_t day) {
+    if (mark == 0) return true;
+    if (mark == PD__MARK_UNKNOWN) return false;
+    return day - ((int64_t)mark - 1) >= PD__DAYS;
+}
 
 /* Star level 0..5 for a total of minutes. */
 uint32_t pd__stars(const pd_engine_config_t *cfg, uint32_t minutes_total);

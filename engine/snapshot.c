@@ -711,6 +711,8 @@ pd_err pd_engine_snapshot_restore(const uint8_t *p, size_t len, const pd_engine_
             err = PD_ERR_CORRUPT;
             break;
         }
+        uint16_t mark = pd__vrec_mark(rec);
+        if (mark) pd_index_set_mark(e->ix, slots[i], mark);
     }
 vols_done:
     pd_free(vs);

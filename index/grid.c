@@ -100,8 +100,12 @@ typedef struct rec_s {
     int32_t lon;
     uint64_t id;   /* external id (also in the slot) */
     uint32_t slot; /* the volunteer's slot */
-    uint32_t mode; /* pd_mode */
+    uint8_t mode;  /* pd_mode */
+    uint8_t spare;
+    uint16_t mark; /* the layer above's (pd_index_set_mark) */
 } rec_t;
+
+_Static_assert(sizeof(rec_t) == 24, "a record is 24 bytes");
 
 /* Bits beyond n are zero in every plane: scans need no tail mask. */
 
@@ -483,7 +487,7 @@ static inline bool slot_avail(const slot_t *s) {
 
 /* Everything of v at position i of c but its hour and skill planes. */
 static void cell_write_fields(pd_index_t *ix, cell_t *c, uint32_t i, uint32_t si,
-                              const pd_volunteer_t *v) {
+                              const pd_volunteer_t *v, uint16_t mark) {
     const slot_t *s = &ix->slots[si];
     if (slot_avail(s)) bit_put(plane(c, PLANE_AVAIL), i, true);
     bit_put(plane(c, PLANE_MODE0 + s->mode), i, true);
@@ -496,12 +500,14 @@ static void cell_write_fields(pd_index_t *ix, cell_t *c, uint32_t i, uint32_t si
     c->rec[i].id = v->id;
     c->rec[i].slot = si;
     c->rec[i].mode = s->mode;
+    c->rec[i].spare = 0;
+    c->rec[i].mark = mark;
 }
 
 /* Write every field of volunteer v (slot si) at position i of c; the cell
  * must have room and enough skill planes. */
 static void cell_write(pd_index_t *ix, cell_t *c, uint32_t i, uint32_t si, const pd_volunteer_t *v,
-                       bool fresh) {
+                       bool fresh, uint16_t mark) {
     /* A fresh position (just appended) has every bit clear already; an
      * existing one is cleared first. Then only the set bits are written. */
     if (!fresh)
@@ -511,7 +517,7 @@ static void cell_write(pd_index_t *ix, cell_t *c, uint32_t i, uint32_t si, const
             bit_put(plane(c, PLANE_HOUR0 + w * 64 + (unsigned)__builtin_ctzll(b)), i, true);
     for (uint64_t b = v->skills; b; b &= b - 1)
         bit_put(plane(c, PLANE_SKILL0 + (unsigned)__builtin_ctzll(b)), i, true);
-    cell_write_fields(ix, c, i, si, v);
+    cell_write_fields(ix, c, i, si, v, mark);
 }
 
 /* Transpose a 64 x 64 bit matrix in place: afterwards bit i of a[j] is
@@ -551,10 +557,11 @@ static void block_or(cell_t *c, uint32_t b, uint64_t wk[3][64], uint64_t sk[64])
         if (sk[k]) plane(c, PLANE_SKILL0 + k)[b] |= sk[k];
 }
 
-/* Append slot si with fields v to c (room reserved). */
-static void cell_append(pd_index_t *ix, cell_t *c, uint32_t si, const pd_volunteer_t *v) {
+/* Append slot si with fields v and mark to c (room reserved). */
+static void cell_append(pd_index_t *ix, cell_t *c, uint32_t si, const pd_volunteer_t *v,
+                        uint16_t mark) {
     uint32_t i = c->n++;
-    cell_write(ix, c, i, si, v, true);
+    cell_write(ix, c, i, si, v, true, mark);
     ix->slots[si].cell = c;
     ix->slots[si].idx = i;
 }
@@ -660,7 +667,7 @@ pd_err pd_index_insert(pd_index_t *ix, const pd_volunteer_t *v) {
     if ((err = cell_get_room(ix, key_of_pos(ix, v->pos), 1, skill_planes(v->skills), &c)))
         return err;
     si = slot_take(ix, v);
-    cell_append(ix, c, si, v);
+    cell_append(ix, c, si, v, 0);
     pd__idmap_add(&ix->ids, v->id, si);
     ix->count++;
     return PD_OK;
@@ -671,17 +678,18 @@ pd_err pd_index_insert(pd_index_t *ix, const pd_volunteer_t *v) {
 static pd_err slot_rehome(pd_index_t *ix, uint32_t si, uint64_t key, const pd_volunteer_t *v) {
     slot_t *s = &ix->slots[si];
     cell_t *old = s->cell;
+    const uint16_t mark = old->rec[s->idx].mark;
     if (old->key == key) {
         pd_err err = cell_fit(ix, old, old->n, skill_planes(v->skills));
         if (err) return err;
-        cell_write(ix, old, s->idx, si, v, false);
+        cell_write(ix, old, s->idx, si, v, false, mark);
         return PD_OK;
     }
     cell_t *c;
     pd_err err = cell_get_room(ix, key, 1, skill_planes(v->skills), &c);
     if (err) return err;
     cell_take(ix, old, s->idx);
-    cell_append(ix, c, si, v);
+    cell_append(ix, c, si, v, mark);
     if (old->n == 0) cell_drop(ix, old);
     return PD_OK;
 }
@@ -759,7 +767,14 @@ pd_err pd_index_set_state(pd_index_t *ix, uint64_t id, pd_status status, uint8_t
     uint32_t si;
     pd_err err = find_slot(ix, id, &si);
     if (err) return err;
-    slot_t *s = &ix->slots[si];
+    return pd_index_set_state_slot(ix, si, status, capacity, load);
+}
+
+pd_err pd_index_set_state_slot(pd_index_t *ix, uint32_t slot, pd_status status, uint8_t capacity,
+                               uint8_t load) {
+    if ((unsigned)status >= PD_STATUS__COUNT || capacity == 0) return PD_ERR_BAD_ARG;
+    if (slot >= ix->nslots || !ix->slots[slot].cell) return PD_ERR_NOT_FOUND;
+    slot_t *s = &ix->slots[slot];
     s->status = (uint8_t)status;
     s->capacity = capacity;
     s->load = load;
@@ -823,6 +838,20 @@ pd_err pd_index_slot_state(const pd_index_t *ix, uint32_t slot, pd_slot_state_t 
     out->capacity = s->capacity;
     out->load = s->load;
     out->mode = s->mode;
+    return PD_OK;
+}
+
+pd_err pd_index_set_mark(pd_index_t *ix, uint32_t slot, uint16_t mark) {
+    if (slot >= ix->nslots || !ix->slots[slot].cell) return PD_ERR_NOT_FOUND;
+    const slot_t *s = &ix->slots[slot];
+    s->cell->rec[s->idx].mark = mark;
+    return PD_OK;
+}
+
+pd_err pd_index_get_mark(const pd_index_t *ix, uint32_t slot, uint16_t *mark) {
+    if (slot >= ix->nslots || !ix->slots[slot].cell) return PD_ERR_NOT_FOUND;
+    const slot_t *s = &ix->slots[slot];
+    *mark = s->cell->rec[s->idx].mark;
     return PD_OK;
 }
 
@@ -945,7 +974,7 @@ static void cell_append_many(pd_index_t *ix, cell_t *c, const pd_volunteer_t *vs
             for (unsigned w = 0; w < 3; w++) wk[w][i & 63] = v->week.bits[w];
             sk[i & 63] = v->skills;
             uint32_t si = sis[i - i0];
-            cell_write_fields(ix, c, i, si, v);
+            cell_write_fields(ix, c, i, si, v, 0);
             ix->slots[si].cell = c;
             ix->slots[si].idx = i;
         }
@@ -1195,7 +1224,7 @@ static void flush_candidates(search_t *s) {
         hit.score = eta;
         if (q->score) {
             double sc = eta;
-            if (!q->score(q->score_ud, hit.slot, hit.id, eta, dist, &sc)) continue;
+            if (!q->score(q->score_ud, hit.slot, hit.id, rc->mark, eta, dist, &sc)) continue;
             hit.score = sc < eta ? eta : sc;
         }
         if (heap_full(s) && !hit_worse(&s->heap[0], &hit)) {

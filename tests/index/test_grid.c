@@ -95,6 +95,24 @@ static void rand_volunteer(world_t *w, pd_volunteer_t *v, uint64_t id) {
     v->load = (uint8_t)pd_rng_below(r, (uint64_t)v->capacity + 1);
 }
 
+/* The mark the tests keep on each volunteer (pd_index_set_mark): a
+ * function of its id, so the oracle knows it. Set after every insert (the
+ * bulk insert gives 0, as documented), and the index must keep it through
+ * updates, moves, state changes and sorts. */
+static uint16_t mark_of(uint64_t id) {
+    return (uint16_t)((id * 0x9E3779B97F4A7C15ULL) >> 48);
+}
+
+static void mark_one(world_t *w, uint64_t id) {
+    uint32_t s;
+    cr_assert_eq(pd_index_get_slot(w->ix, id, &s), PD_OK);
+    cr_assert_eq(pd_index_set_mark(w->ix, s, mark_of(id)), PD_OK);
+}
+
+static void mark_all(world_t *w) {
+    for (size_t i = 0; i < w->n; i++) mark_one(w, w->v[i].id);
+}
+
 static void world_init(world_t *w, int layout, uint64_t seed, size_t n) {
     memset(w, 0, sizeof *w);
     w->layout = layout;
@@ -111,6 +129,7 @@ static void world_init(world_t *w, int layout, uint64_t seed, size_t n) {
         w->next_id += 0x9E3779B97F4A7C15ULL;
         cr_assert_eq(pd_index_insert(w->ix, &v), PD_OK);
         w->v[w->n++] = v;
+        mark_one(w, v.id);
     }
 }
 
@@ -131,6 +150,14 @@ static void check_valid(world_t *w, uint64_t seed) {
     cr_assert(pd_index_validate(w->ix, &why), "seed %llu: invariant broken: %s",
               (unsigned long long)seed, why ? why : "?");
     cr_assert_eq(pd_index_count(w->ix), w->n);
+    for (size_t i = 0; i < w->n; i++) {
+        uint32_t s;
+        uint16_t mark;
+        cr_assert_eq(pd_index_get_slot(w->ix, w->v[i].id, &s), PD_OK);
+        cr_assert_eq(pd_index_get_mark(w->ix, s, &mark), PD_OK);
+        cr_assert_eq(mark, mark_of(w->v[i].id), "seed %llu: volunteer %llu lost its mark",
+                     (unsigned long long)seed, (unsigned long long)w->v[i].id);
+    }
 }
 
 /* ------------------------------------------------------------- the oracle */
@@ -139,13 +166,13 @@ typedef struct hook_s {
     uint64_t reject_mod; /* reject ids divisible by this (0: none) */
 } hook_t;
 
-static bool test_hook(void *ud, uint32_t slot, uint64_t id, double eta_s, double distance_m,
-                      double *score) {
+static bool test_hook(void *ud, uint32_t slot, uint64_t id, uint16_t mark, double eta_s,
+                      double distance_m, double *score) {
     const hook_t *h = ud;
     (void)slot;
     (void)distance_m;
     if (h->reject_mod && id % h->reject_mod == 0) return false;
-    *score = eta_s + (double)(id % 13) * 10.0;
+    *score = eta_s + (double)(id % 13) * 10.0 + (double)(mark % 7) * 5.0;
     return true;
 }
 
@@ -170,7 +197,8 @@ static size_t oracle(const world_t *w, const pd_query_t *q, pd_hit_t *out) {
         if (q->radius_m > 0 && dist > q->radius_m) continue;
         if (q->budget_s > 0 && eta > q->budget_s) continue;
         double score = eta;
-        if (q->score && !q->score(q->score_ud, 0, v->id, eta, dist, &score)) continue;
+        if (q->score && !q->score(q->score_ud, 0, v->id, mark_of(v->id), eta, dist, &score))
+            continue;
         out[m].id = v->id;
         out[m].score = score < eta ? eta : score;
         out[m].distance_m = (float)dist;
@@ -291,7 +319,13 @@ static void mutate(world_t *w) {
         uint8_t cap = (uint8_t)(1 + pd_rng_below(r, 3));
         uint8_t load = (uint8_t)pd_rng_below(r, (uint64_t)cap + 1);
         pd_status st = (pd_status)(pd_rng_below(r, 3) ? PD_STATUS_ONLINE : pd_rng_below(r, 3));
-        cr_assert_eq(pd_index_set_state(w->ix, v->id, st, cap, load), PD_OK);
+        if (op == 5) {
+            cr_assert_eq(pd_index_set_state(w->ix, v->id, st, cap, load), PD_OK);
+        } else {
+            uint32_t si;
+            cr_assert_eq(pd_index_get_slot(w->ix, v->id, &si), PD_OK);
+            cr_assert_eq(pd_index_set_state_slot(w->ix, si, st, cap, load), PD_OK);
+        }
         v->status = (uint8_t)st;
         v->capacity = cap;
         v->load = load;
@@ -308,6 +342,7 @@ static void mutate(world_t *w) {
         w->next_id += 0x9E3779B97F4A7C15ULL;
         cr_assert_eq(pd_index_insert(w->ix, &nv), PD_OK);
         w->v[w->n++] = nv;
+        mark_one(w, nv.id);
     }
 }
 
@@ -508,6 +543,7 @@ Test(grid, out_of_memory_changes_nothing) {
         if (op == 0) {
             w.v[w.n++] = nv;
             w.next_id += 0x9E3779B97F4A7C15ULL;
+            mark_one(&w, nv.id);
         } else if (op == 1) {
             w.v[i].pos = far;
         } else {
@@ -533,6 +569,28 @@ Test(grid, slots_and_foreach) {
     }
     cr_assert_eq(seen, w.n);
     cr_assert(pd_index_memory(w.ix) > w.n * 50);
+    /* marks: a free or unknown slot has none */
+    uint16_t mark = 1;
+    uint32_t limit = (uint32_t)pd_index_slot_limit(w.ix);
+    cr_assert_eq(pd_index_set_mark(w.ix, limit, 5), PD_ERR_NOT_FOUND);
+    cr_assert_eq(pd_index_get_mark(w.ix, limit, &mark), PD_ERR_NOT_FOUND);
+    uint32_t s0;
+    cr_assert_eq(pd_index_get_slot(w.ix, w.v[0].id, &s0), PD_OK);
+    cr_assert_eq(pd_index_remove(w.ix, w.v[0].id), PD_OK);
+    cr_assert_eq(pd_index_set_mark(w.ix, s0, 5), PD_ERR_NOT_FOUND);
+    cr_assert_eq(pd_index_set_state_slot(w.ix, s0, PD_STATUS_ONLINE, 1, 0), PD_ERR_NOT_FOUND);
+    cr_assert_eq(pd_index_set_state_slot(w.ix, limit, PD_STATUS_ONLINE, 1, 0), PD_ERR_NOT_FOUND);
+    cr_assert_eq(pd_index_get_mark(w.ix, s0, &mark), PD_ERR_NOT_FOUND);
+    cr_assert_eq(mark, 1, "nothing written on a miss");
+    /* a new volunteer in a reused slot starts at 0 */
+    pd_volunteer_t nv = w.v[0];
+    nv.id = 0xABCDEFULL;
+    cr_assert_eq(pd_index_insert(w.ix, &nv), PD_OK);
+    uint32_t s1;
+    cr_assert_eq(pd_index_get_slot(w.ix, nv.id, &s1), PD_OK);
+    cr_assert_eq(s1, s0);
+    cr_assert_eq(pd_index_get_mark(w.ix, s1, &mark), PD_OK);
+    cr_assert_eq(mark, 0);
     world_deinit(&w);
 }
 
@@ -630,6 +688,7 @@ Test(grid, insert_many_matches_the_oracle) {
         cr_assert_eq(pd_index_insert_many(w.ix, batch, m, slots, &bad), PD_OK);
         cr_assert_eq(bad, m);
         w.n += m;
+        mark_all(&w);
         for (size_t i = 0; i < m; i++) {
             uint32_t s;
             cr_assert_eq(pd_index_get_slot(w.ix, batch[i].id, &s), PD_OK);
@@ -686,6 +745,7 @@ Test(grid, walk_by_cell_then_insert_many_rebuilds_the_index) {
     pd_index_t *old = w.ix;
     cr_assert_eq(pd_index_create(&w.cfg, &w.ix), PD_OK);
     cr_assert_eq(pd_index_insert_many(w.ix, a.v, a.n, NULL, NULL), PD_OK);
+    mark_all(&w); /* as a restore does */
     check_valid(&w, seed);
     assert_holds_mirror(&w);
     /* The walk of the copy is the walk of the original cut into runs (one
@@ -801,6 +861,7 @@ Test(grid, insert_many_errors_change_nothing) {
     w.v = realloc(w.v, w.cap * sizeof *w.v);
     memcpy(w.v + w.n, batch, m * sizeof *batch);
     w.n += m;
+    mark_all(&w);
     check_valid(&w, seed);
     assert_holds_mirror(&w);
     free(batch);

@@ -201,6 +201,11 @@ pd_err pd_index_move(pd_index_t *ix, uint64_t id, pd_latlng_t pos);
 pd_err pd_index_set_state(pd_index_t *ix, uint64_t id, pd_status status, uint8_t capacity,
                           uint8_t load);
 
+/** The same by slot (pd_index_get_slot), without the id lookup.
+ * PD_ERR_NOT_FOUND if the slot is free. */
+pd_err pd_index_set_state_slot(pd_index_t *ix, uint32_t slot, pd_status status, uint8_t capacity,
+                               uint8_t load);
+
 /** Remove a volunteer, O(1). PD_ERR_NOT_FOUND if absent. */
 pd_err pd_index_remove(pd_index_t *ix, uint64_t id);
 
@@ -269,16 +274,31 @@ typedef struct pd_slot_state_s {
 /** A slot's state; PD_ERR_NOT_FOUND if the slot is free. */
 pd_err pd_index_slot_state(const pd_index_t *ix, uint32_t slot, pd_slot_state_t *out);
 
+/**
+ * A mark: 16 bits a layer above keeps beside each volunteer in the index,
+ * in the same cache line as its position, and gets back in the score hook
+ * (pd_score_fn), so ranking a candidate need not look anything up. The
+ * index only stores it: 0 for a new volunteer, kept through updates,
+ * moves and pd_index_optimize(); not in pd_index_foreach() or the bulk
+ * calls (a restore sets the marks again). O(1).
+ * @return PD_ERR_NOT_FOUND if the slot is free.
+ */
+pd_err pd_index_set_mark(pd_index_t *ix, uint32_t slot, uint16_t mark);
+
+/** A slot's mark; PD_ERR_NOT_FOUND if the slot is free. */
+pd_err pd_index_get_mark(const pd_index_t *ix, uint32_t slot, uint16_t *mark);
+
 /* --------------------------------------------------------------- queries */
 
 /**
  * Optional hook for a layer above: called for every candidate that passed
- * the index's own filters, with its slot and ETA. Return false to reject
- * it; otherwise set *score (lower is better) to a value >= eta_s. Because
- * the extra term is never negative, the ring search can still stop early.
+ * the index's own filters, with its slot, mark (pd_index_set_mark) and
+ * ETA. Return false to reject it; otherwise set *score (lower is better)
+ * to a value >= eta_s. Because the extra term is never negative, the ring
+ * search can still stop early.
  */
-typedef bool (*pd_score_fn)(void *ud, uint32_t slot, uint64_t id, double eta_s, double distance_m,
-                            double *score);
+typedef bool (*pd_score_fn)(void *ud, uint32_t slot, uint64_t id, uint16_t mark, double eta_s,
+                            double distance_m, double *score);
 
 /** What a query asks for. Zero-initialise, then set the fields you need. */
 typedef struct pd_query_s {
