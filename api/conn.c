@@ -58,6 +58,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "import.h"
 #include "methods.h"
 #include "paidan/alloc.h"
 #include "persist.h"
@@ -186,6 +187,7 @@ void pd_conn_close(pd_conn_t *c, pd_err code, const char *why) {
         c->subs = 0;
         pd_server_subscriber_update(srv, c);
     }
+    if (c->paused == PD_PAUSE_DEFER) pd_import_conn_gone(srv, c);
     if (c->paused) pause_unlink(c);
     uv_read_stop((uv_stream_t *)&c->tcp);
     uv_close((uv_handle_t *)&c->tcp, on_close);
@@ -405,6 +407,20 @@ static void execute(pd_conn_t *c, uint32_t msgid, const msgpack_object *method,
     uint64_t t0 = uv_hrtime();
     m->fn(c, p);
     uint64_t t1 = uv_hrtime();
+    if (c->deferring) {
+        /* The handler answers later: nothing of this reply is kept, and
+         * the connection waits (its own records go to the journal as the
+         * handler makes them). */
+        c->deferring = false;
+        c->deferred_msgid = msgid;
+        c->deferred_quiet = quiet;
+        c->out.size = start;
+        ms->calls++;
+        pd_hist_add(&ms->lat, t1 - t0);
+        pause_conn(c, PD_PAUSE_DEFER);
+        if (srv->n_events) pd_server_publish(srv);
+        return;
+    }
     if (PD_NEVER(!c->replied)) pd_reply_error(c, PD_ERR_INTERNAL, "handler sent no reply");
     ms->calls++;
     pd_hist_add(&ms->lat, t1 - t0);
@@ -534,6 +550,7 @@ static void feed(pd_conn_t *c, const char *data, size_t len, bool shared) {
         }
         handle_frame(c, data + off, flen);
         off += flen;
+        if (c->paused) break; /* a deferred reply: the rest waits for it */
         if (c->out.size >= OUT_FLUSH_AT) pd_conn_flush(c);
         if (!pd_conn_check_output(c)) break;
     }
@@ -628,6 +645,7 @@ static void pause_conn(pd_conn_t *c, uint8_t why) {
             uv_idle_start(&srv->turn_idle, on_turn_idle);
         return;
     }
+    if (why == PD_PAUSE_DEFER) return;
     srv->n.rate_limited++;
     if (!uv_is_active((uv_handle_t *)&srv->rate_timer)) {
         uint64_t every = 1000u / srv->cfg.max_rps;
@@ -659,6 +677,24 @@ static void resume_conn(pd_conn_t *c) {
     pd_server_mark_dirty(srv, c);
     if (!c->paused && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
         pd_conn_close(c, PD_OK, "read start failed");
+}
+
+void pd_reply_defer(pd_conn_t *c) {
+    c->deferring = true;
+    c->replied = true;
+    c->reply_err = PD_OK;
+}
+
+void pd_reply_deferred_begin(pd_conn_t *c) {
+    c->deferred_start = c->out.size;
+    reply_begin(c, c->deferred_msgid);
+}
+
+void pd_reply_deferred_done(pd_conn_t *c) {
+    if (c->closing || c->paused != PD_PAUSE_DEFER) return;
+    if (c->deferred_quiet) c->out.size = c->deferred_start; /* a notification: no reply */
+    resume_conn(c);
+    pd_server_flush(c->srv);
 }
 
 /* Stop the handles that resume connections once nobody waits for them. */

@@ -24,7 +24,7 @@
 #include "server.h"
 
 /* Why a connection is not being read (conn.c, "Fair turns" and "Rate limit"). */
-enum { PD_PAUSE_NONE = 0, PD_PAUSE_TURN = 1, PD_PAUSE_RATE = 2 };
+enum { PD_PAUSE_NONE = 0, PD_PAUSE_TURN = 1, PD_PAUSE_RATE = 2, PD_PAUSE_DEFER = 3 };
 
 struct pd_conn_s {
     uv_tcp_t tcp;                       /* the socket; tcp.data = this */
@@ -60,7 +60,27 @@ struct pd_conn_s {
     double tokens;           /* --max-rps bucket: frames that may run now */
     uint64_t tokens_ms;      /* uv_now() when the bucket was last filled */
     uint8_t paused;          /* PD_PAUSE_*: reading stopped, on srv->paused */
+    bool deferring;          /* the running handler called pd_reply_defer() */
+    bool deferred_quiet;     /* the deferred call was a notification: no reply */
+    uint32_t deferred_msgid; /* what the deferred reply answers */
+    size_t deferred_start;   /* out.size where the deferred reply begins */
 };
+
+/**
+ * For a handler that answers later (`import`): no reply now. The
+ * connection runs none of its later requests (replies stay in order) until
+ * pd_reply_deferred_done(); other connections are served meanwhile. When
+ * the connection closes first, the handler's owner hears of it
+ * (pd_import_conn_gone).
+ */
+void pd_reply_defer(pd_conn_t *c);
+
+/** Begin the deferred reply; then pd_reply_ok() / pd_reply_error() as in a
+ * handler, then pd_reply_deferred_done(). */
+void pd_reply_deferred_begin(pd_conn_t *c);
+
+/** The deferred reply is packed: send it and run the requests that waited. */
+void pd_reply_deferred_done(pd_conn_t *c);
 
 /** Accept a pending connection on the listener and start reading it. */
 void pd_conn_accept(pd_server_t *srv);

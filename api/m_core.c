@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "import.h"
 #include "methods.h"
 #include "persist.h"
 
@@ -60,7 +61,7 @@ void pd_m_stats(pd_conn_t *c, const msgpack_object *params) {
     const pd_server_counters_t *n = &srv->n;
 
     msgpack_packer *pk = pd_reply_ok(c);
-    msgpack_pack_map(pk, 10);
+    msgpack_pack_map(pk, 11);
 
     pd_pack_cstr(pk, "server");
     msgpack_pack_map(pk, 7);
@@ -111,6 +112,9 @@ void pd_m_stats(pd_conn_t *c, const msgpack_object *params) {
     pd_pack_kv_u64(pk, "stalls", n->loop_stalls);
     pd_pack_kv_double(pk, "max_stall_ms", (double)n->max_stall_us / 1000.0);
     pd_pack_kv_u64(pk, "stall_threshold_ms", srv->cfg.stall_ms);
+
+    pd_pack_cstr(pk, "import");
+    pd_import_pack_stats(srv, pk);
 
     pd_pack_cstr(pk, "memory");
     msgpack_pack_map(pk, 2);

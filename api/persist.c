@@ -242,7 +242,7 @@ void pd_persist_record_volunteer(pd_server_t *srv, const pd_volunteer_t *v) {
     append_rec(srv, PD_JREC_VOLUNTEER, b, sizeof(b));
 }
 
-static void record_order(pd_server_t *srv, const pd_order_spec_t *o) {
+void pd_persist_record_order(pd_server_t *srv, const pd_order_spec_t *o) {
     uint8_t b[ORDER_REC_BYTES];
     put_le(b, o->id, 8);
     put_le(b + 8, (uint32_t)o->at.lat, 4);
@@ -287,6 +287,20 @@ static pd_err apply_import(pd_server_t *srv, const pd_jrec_t *rec) {
     o.budget_s = (int32_t)(uint32_t)get_le(b + 40, 4);
     o.priority = b[44];
     return pd_engine_order_create(srv->engine, &o, rec->ts_ms);
+}
+
+bool pd_persist_failed(const pd_server_t *srv) {
+    return srv->persist && srv->persist->failed;
+}
+
+bool pd_persist_snapshot_running(const pd_server_t *srv) {
+    const pd_persist_t *p = srv->persist;
+    return p && (p->child || pd_store_snapshot_busy(p->store));
+}
+
+uint64_t pd_persist_last_seq(const pd_server_t *srv) {
+    pd_journal_t *j = srv->persist ? pd_store_journal(srv->persist->store) : NULL;
+    return j ? pd_journal_next_seq(j) - 1 : 0;
 }
 
 bool pd_persist_pending(const pd_server_t *srv) {
@@ -505,146 +519,6 @@ void pd_m_digest(pd_conn_t *c, const msgpack_object *params) {
     msgpack_pack_map(pk, 2);
     pd_pack_kv_u64(pk, "digest", pd_engine_digest(srv->engine));
     pd_pack_kv_u64(pk, "seq", j ? pd_journal_next_seq(j) - 1 : 0);
-}
-
-/* --------------------------------------------------------------- import */
-
-#ifdef PD_HAVE_DATA
-/* Read a CSV of volunteers or orders into the engine; counts what was taken
- * and what was skipped (bad lines, refused records, the first ten logged). */
-static pd_err import_csv(pd_server_t *srv, const char *path, pd_csv_kind kind, size_t *taken,
-                         size_t *skipped, char *why, size_t why_cap) {
-    const pd_engine_config_t *ec = pd_engine_get_config(srv->engine);
-    const char *names[PD_MAX_SKILLS];
-    for (uint32_t i = 0; i < ec->n_skills; i++) names[i] = ec->skills[i];
-    pd_csv_reader_t *r = NULL;
-    pd_csv_error_t cerr;
-    pd_err err = pd_csv_reader_open(path, kind, names, ec->n_skills, &r, &cerr);
-    if (err) {
-        snprintf(why, why_cap, "%s", cerr.message);
-        return err;
-    }
-    const char *what = kind == PD_CSV_VOLUNTEERS ? "volunteers" : "orders";
-    uint64_t t0 = mono_ns();
-    *taken = *skipped = 0;
-    for (;;) {
-        bool got = false;
-        pd_volunteer_t v;
-        pd_gen_order_t go;
-        err = kind == PD_CSV_VOLUNTEERS ? pd_csv_read_volunteer(r, &v, &got)
-                                        : pd_csv_read_order(r, &go, &got);
-        if (err == PD_ERR_IO) {
-            snprintf(why, why_cap, "%s", pd_csv_reader_get_error(r)->message);
-            break;
-        }
-        if (err) {
-            if ((*skipped)++ < 10)
-                pd_log(PD_LOG_WARN, "import: %s", pd_csv_reader_get_error(r)->message);
-            continue;
-        }
-        if (!got) break;
-        if (!pd_persist_may_write(srv, VOL_REC_BYTES)) {
-            err = PD_ERR_IO;
-            snprintf(why, why_cap, "data directory full (%s) after %zu %s",
-                     pd_persist_full_reason(srv), *taken, what);
-            break;
-        }
-        if (kind == PD_CSV_VOLUNTEERS) {
-            err = pd_engine_volunteer_upsert(srv->engine, &v, srv->now_ms);
-            if (!err) pd_persist_record_volunteer(srv, &v);
-        } else {
-            pd_order_spec_t spec;
-            memset(&spec, 0, sizeof(spec));
-            spec.id = go.id;
-            spec.at = go.pos;
-            spec.skills = go.skills;
-            spec.need = go.need;
-            spec.start_ms = go.start_ms;
-            spec.duration_min = go.duration_min;
-            spec.budget_s = go.budget_min * 60;
-            spec.priority = go.priority < PD_PRIORITY__COUNT ? go.priority : PD_PRIORITY_NORMAL;
-            err = go.need > PD_ORDER_MAX_SLOTS
-                      ? PD_ERR_BAD_ARG
-                      : pd_engine_order_create(srv->engine, &spec, srv->now_ms);
-            if (!err) record_order(srv, &spec);
-        }
-        if (err == PD_ERR_NOMEM) {
-            snprintf(why, why_cap, "out of memory after %zu %s", *taken, what);
-            break;
-        }
-        if (err) {
-            if ((*skipped)++ < 10)
-                pd_log(PD_LOG_WARN, "import: %s:%zu: %s", path, pd_csv_reader_get_line(r),
-                       pd_strerror(err));
-            err = PD_OK;
-            continue;
-        }
-        if (++*taken % 250000 == 0)
-            pd_log(PD_LOG_INFO, "import %s: %zu %s so far (line %zu, %.1f s)", path, *taken, what,
-                   pd_csv_reader_get_line(r), (double)(mono_ns() - t0) / 1e9);
-    }
-    pd_csv_reader_close(r);
-    pd_alloc_release_free(); /* what cells grew out of during the load */
-    pd_log(PD_LOG_INFO, "import %s: %zu %s in %.1f s, %zu lines skipped", path, *taken, what,
-           (double)(mono_ns() - t0) / 1e9, *skipped);
-    return err;
-}
-#endif
-
-void pd_m_import(pd_conn_t *c, const msgpack_object *params) {
-    static const char *const keys[] = {"path", "kind", NULL};
-    if (pd_args_check_or_reply(c, params, keys)) return;
-#ifdef PD_HAVE_DATA
-    pd_server_t *srv = c->srv;
-    const msgpack_object *po = pd_arg_find(params, "path");
-    const msgpack_object *ko = pd_arg_find(params, "kind");
-    if (!po || po->type != MSGPACK_OBJECT_STR || po->via.str.size == 0 ||
-        po->via.str.size >= PD_STORE_PATH_MAX) {
-        pd_reply_error(c, PD_ERR_BAD_ARG, "'path' must be a non-empty string");
-        return;
-    }
-    pd_csv_kind kind = PD_CSV_VOLUNTEERS;
-    if (ko) {
-        bool vols = ko->type == MSGPACK_OBJECT_STR && ko->via.str.size == 10 &&
-                    memcmp(ko->via.str.ptr, "volunteers", 10) == 0;
-        bool ords = ko->type == MSGPACK_OBJECT_STR && ko->via.str.size == 6 &&
-                    memcmp(ko->via.str.ptr, "orders", 6) == 0;
-        if (!vols && !ords) {
-            pd_reply_error(c, PD_ERR_BAD_ARG, "'kind' must be \"volunteers\" or \"orders\"");
-            return;
-        }
-        kind = vols ? PD_CSV_VOLUNTEERS : PD_CSV_ORDERS;
-    }
-    if (srv->persist && (srv->persist->child || pd_store_snapshot_busy(srv->persist->store))) {
-        pd_reply_error(c, PD_ERR_ILLEGAL, "a snapshot is being written; import after it");
-        return;
-    }
-    char path[PD_STORE_PATH_MAX], why[400] = "";
-    memcpy(path, po->via.str.ptr, po->via.str.size);
-    path[po->via.str.size] = '\0';
-    size_t taken = 0, skipped = 0;
-    pd_err err = import_csv(srv, path, kind, &taken, &skipped, why, sizeof(why));
-    if (err && taken == 0) {
-        pd_reply_error(c, err, "import: %s", why[0] ? why : pd_strerror(err));
-        return;
-    }
-    /* Each record went to the journal as it was imported; the reply waits
-     * for the commit like any write's. */
-    pd_journal_t *j = srv->persist ? pd_store_journal(srv->persist->store) : NULL;
-    uint64_t seq = j ? pd_journal_next_seq(j) - 1 : 0;
-    if (srv->persist && srv->persist->failed) {
-        pd_reply_error(c, PD_ERR_IO, "the journal failed; the server is stopping");
-        return;
-    }
-    msgpack_packer *pk = pd_reply_ok(c);
-    msgpack_pack_map(pk, 4);
-    pd_pack_kv_u64(pk, "imported", taken);
-    pd_pack_kv_u64(pk, "skipped", skipped);
-    pd_pack_kv_u64(pk, "seq", seq);
-    pd_pack_kv_bool(pk, "complete", err == PD_OK);
-#else
-    pd_reply_error(c, PD_ERR_ILLEGAL, "this build has no CSV reader (data layer)");
-#endif
 }
 
 /* ------------------------------------------------------------- recovery */

@@ -51,6 +51,18 @@ void pd_persist_record(pd_server_t *srv, int mid, const msgpack_object *params);
  *  start or the `import` method. No-op without --data-dir. */
 void pd_persist_record_volunteer(pd_server_t *srv, const pd_volunteer_t *v);
 
+/* Journal an imported order (a compact record, like a volunteer's). */
+void pd_persist_record_order(pd_server_t *srv, const pd_order_spec_t *o);
+
+/** The journal broke: nothing more is acknowledged (false without one). */
+bool pd_persist_failed(const pd_server_t *srv);
+
+/** A snapshot is being written (by a child or in process). */
+bool pd_persist_snapshot_running(const pd_server_t *srv);
+
+/** Sequence number of the last journal record; 0 without --data-dir. */
+uint64_t pd_persist_last_seq(const pd_server_t *srv);
+
 /** Run the engine tick if an offer is due, journaling it. */
 void pd_persist_tick(pd_server_t *srv, int64_t now, size_t *expired);
 

@@ -35,6 +35,7 @@
 #include <time.h>
 
 #include "conn.h"
+#include "import.h"
 #include "methods.h"
 #include "metrics.h"
 #include "persist.h"
@@ -544,6 +545,7 @@ void pd_server_stop(pd_server_t *srv) {
         pd_conn_flush(c);
         pd_conn_close(c, PD_OK, "server shutting down");
     }
+    pd_import_stop(srv); /* what it read stays, and goes into the last snapshot */
     pd_persist_stop(srv);
     pd_persist_close_handles(srv);
     uv_close((uv_handle_t *)&srv->tick_timer, NULL);

@@ -86,13 +86,14 @@ struct pd_server_s {
     uv_tcp_t listener;   /* the RPC socket */
     uv_tcp_t metrics;    /* the /metrics socket (if enabled) */
     bool metrics_on;
-    uv_timer_t tick_timer;    /* runs pd_engine_tick() */
-    uv_timer_t idle_timer;    /* closes idle connections */
-    uv_timer_t rate_timer;    /* resumes connections paused by --max-rps */
-    uv_idle_t turn_idle;      /* resumes connections that used up their turn */
-    uv_prepare_t stall_check; /* measures each loop iteration */
-    uv_idle_t busy_poll;      /* keeps the loop polling after a read (--busy-poll-us) */
-    uint64_t busy_until_hr;   /* ... until then */
+    uv_timer_t tick_timer;      /* runs pd_engine_tick() */
+    uv_timer_t idle_timer;      /* closes idle connections */
+    uv_timer_t rate_timer;      /* resumes connections paused by --max-rps */
+    uv_idle_t turn_idle;        /* resumes connections that used up their turn */
+    uv_prepare_t stall_check;   /* measures each loop iteration */
+    uv_idle_t busy_poll;        /* keeps the loop polling after a read (--busy-poll-us) */
+    struct pd_import_s *import; /* the `import` running, or NULL (import.c) */
+    uint64_t busy_until_hr;     /* ... until then */
     uv_signal_t sig_term, sig_int;
     bool running;           /* started successfully */
     bool stopping;          /* pd_server_stop() called */

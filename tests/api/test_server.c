@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -546,4 +547,123 @@ Test(server, busy_poll_bad_values_refused, .timeout = 30) {
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2);
     st = srv_run_expect_exit(a3);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+}
+
+/* ---------------------------------------------------------------- import */
+
+/* A county of n volunteers as CSV in a temporary file (paidan-gen, with
+ * only the standing skills the default engine knows). */
+static void gen_county(char *path, size_t cap, int n) {
+    snprintf(path, cap, "/tmp/pd-import-XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    char cmd[8600];
+    snprintf(cmd, sizeof(cmd), "'%s' --volunteers %d --local-skills 0 -o '%s'",
+             binary_path("data/paidan-gen"), n, path);
+    cr_assert_eq(system(cmd), 0, "%s failed", cmd);
+}
+
+static long long stat_int(pd_client_t *c, const char *section, const char *key) {
+    pd_msg_t m = call_ok(c, "stats", "");
+    const msgpack_object *sec = pd_client_map_get(&m.result, section);
+    cr_assert(sec, "stats has no %s", section);
+    return map_int(sec, key);
+}
+
+static bool import_running(pd_client_t *c) {
+    pd_msg_t m = call_ok(c, "stats", "");
+    const msgpack_object *im = pd_client_map_get(&m.result, "import");
+    cr_assert(im);
+    const msgpack_object *r = pd_client_map_get(im, "running");
+    cr_assert(r && r->type == MSGPACK_OBJECT_BOOLEAN);
+    return r->via.boolean;
+}
+
+/* The import runs in slices: another client is answered while it runs
+ * (and cannot start a second one), and the importing client gets its
+ * reply, then the answers to what it sent after it, in order. */
+Test(import, serves_others_and_keeps_order, .timeout = 120) {
+    char csv[64];
+    gen_county(csv, sizeof(csv), 150000);
+    srv_t s;
+    srv_start(&s, NULL);
+    pd_client_t *a = srv_connect(&s), *b = srv_connect(&s);
+    char json[128];
+    snprintf(json, sizeof(json), "{\"path\":\"%s\"}", csv);
+    size_t len;
+    const char *p = params_json(json, &len);
+    uint32_t id_import, id_stats;
+    cr_assert_eq(pd_client_send(a, "import", p, len, &id_import), PD_OK);
+    cr_assert_eq(pd_client_send(a, "stats", NULL, 0, &id_stats), PD_OK);
+    cr_assert_eq(pd_client_flush(a), PD_OK);
+
+    int answered_meanwhile = 0;
+    bool refused_second = false;
+    for (;;) {
+        bool ready = false;
+        cr_assert_eq(pd_client_poll(a, 0, &ready), PD_OK);
+        if (ready) break;
+        if (!import_running(b)) break;
+        answered_meanwhile++;
+        if (!refused_second) {
+            call_err(b, "import", json, PD_ERR_ILLEGAL);
+            refused_second = true;
+        }
+    }
+    cr_assert_gt(answered_meanwhile, 0, "nobody else was answered during the import");
+    cr_assert(refused_second);
+
+    pd_client_set_timeout(a, 60000);
+    pd_msg_t m;
+    cr_assert_eq(pd_client_read_response(a, &m), PD_OK, "%s", pd_client_last_error(a));
+    cr_assert_eq(m.msgid, id_import, "the import's reply comes first");
+    cr_assert_eq(m.code, 0, "%s", m.message);
+    cr_assert_eq(map_int(&m.result, "imported"), 150000);
+    cr_assert_eq(map_int(&m.result, "skipped"), 0);
+    cr_assert_eq(pd_client_read_response(a, &m), PD_OK, "%s", pd_client_last_error(a));
+    cr_assert_eq(m.msgid, id_stats);
+    cr_assert_eq(map_int(pd_client_map_get(&m.result, "engine"), "volunteers"), 150000,
+                 "the request sent after the import ran after it");
+    cr_assert(!import_running(b));
+    pd_client_destroy(a);
+    pd_client_destroy(b);
+    srv_stop(&s);
+    unlink(csv);
+}
+
+/* A client that goes away does not stop its import; a server stopped in
+ * the middle of one stops cleanly. */
+Test(import, outlives_its_client_and_stops_with_the_server, .timeout = 120) {
+    char csv[64];
+    gen_county(csv, sizeof(csv), 100000);
+    srv_t s;
+    srv_start(&s, NULL);
+    char json[128];
+    snprintf(json, sizeof(json), "{\"path\":\"%s\"}", csv);
+    size_t len;
+    const char *p = params_json(json, &len);
+    pd_client_t *c = srv_connect(&s);
+    cr_assert_eq(pd_client_send(c, "import", p, len, NULL), PD_OK);
+    cr_assert_eq(pd_client_flush(c), PD_OK);
+    pd_client_destroy(c);
+    pd_client_t *b = srv_connect(&s);
+    long long deadline = now_ms() + 60000;
+    while (import_running(b) || stat_int(b, "engine", "volunteers") == 0) {
+        cr_assert_lt(now_ms(), deadline, "the import never finished");
+        usleep(20000);
+    }
+    cr_assert_eq(stat_int(b, "engine", "volunteers"), 100000);
+
+    /* again, and stop the server while it runs */
+    call_ok(b, "volunteer.remove", "{\"id\":1}");
+    c = srv_connect(&s);
+    p = params_json(json, &len); /* its buffer is shared with call_ok */
+    cr_assert_eq(pd_client_send(c, "import", p, len, NULL), PD_OK);
+    cr_assert_eq(pd_client_flush(c), PD_OK);
+    while (!import_running(b) && stat_int(b, "engine", "volunteers") < 100000) usleep(1000);
+    pd_client_destroy(b);
+    srv_stop(&s); /* asserts a clean exit */
+    pd_client_destroy(c);
+    unlink(csv);
 }

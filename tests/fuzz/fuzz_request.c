@@ -35,6 +35,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "import.h"
 #include "paidan/alloc.h"
 #include "server.h"
 
@@ -67,6 +68,9 @@ static void on_event(void *ud, const pd_event_t *ev) {
 static uint64_t empty_digest;
 
 static void reset_engine(void) {
+    /* An `import` the last input started (it runs in slices) ends with it,
+     * so each input starts from the same state. */
+    pd_import_stop(srv);
     if (srv->engine && pd_engine_digest(srv->engine) == empty_digest) {
         srv->n_events = 0;
         return;
