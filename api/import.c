@@ -20,6 +20,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "args.h"
@@ -38,6 +39,20 @@
 #define IMPORT_CLOCK_EVERY 64u
 /* Bytes a journal record of an import takes at most (checked per record). */
 #define IMPORT_REC_BYTES 64u
+/* Bytes of a volunteers CSV line, about (paidan-gen's average is 100): how
+ * many volunteers a file holds, for the reservation. */
+#define CSV_BYTES_PER_VOLUNTEER 100u
+
+void pd_import_reserve_for(pd_server_t *srv, const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return;
+    size_t more = (size_t)st.st_size / CSV_BYTES_PER_VOLUNTEER;
+    if (more < 4096) return;
+    pd_err err = pd_engine_reserve(srv->engine, more);
+    if (err)
+        pd_log(PD_LOG_WARN, "import %s: cannot reserve room for ~%zu volunteers ahead (%s)", path,
+               more, pd_strerror(err));
+}
 
 #ifdef PD_HAVE_DATA
 
@@ -227,6 +242,7 @@ void pd_m_import(pd_conn_t *c, const msgpack_object *params) {
         pd_free(im);
         return;
     }
+    if (kind == PD_CSV_VOLUNTEERS) pd_import_reserve_for(srv, im->path);
     im->srv = srv;
     im->kind = kind;
     im->conn = c;

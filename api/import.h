@@ -16,6 +16,11 @@ void pd_import_conn_gone(pd_server_t *srv, pd_conn_t *c);
 /** Stop a running import (the server stops): what was read stays. */
 void pd_import_stop(pd_server_t *srv);
 
+/** Reserve room in the engine for about as many volunteers as the CSV at
+ *  `path` holds (from its size), so that loading it does not grow the
+ *  per-volunteer arrays on the way. Best effort: a failure is logged. */
+void pd_import_reserve_for(pd_server_t *srv, const char *path);
+
 /** `stats`' "import" map: {running[, path, imported, skipped, seconds]}. */
 void pd_import_pack_stats(pd_server_t *srv, msgpack_packer *pk);
 

@@ -371,6 +371,7 @@ static pd_err load_volunteers(pd_server_t *srv, const char *path) {
         pd_log(PD_LOG_ERROR, "--load-volunteers: %s", cerr.message);
         return err;
     }
+    pd_import_reserve_for(srv, path);
     int64_t now = pd_server_stamp(srv);
     size_t loaded = 0, bad = 0;
     for (;;) {

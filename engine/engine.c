@@ -245,20 +245,32 @@ pd_err pd_engine_week_window(const pd_engine_t *e, int64_t start_ms, int32_t dur
 
 /* ---------------------------------------------------------- volunteers */
 
-/* Room for a record at every slot the index may hand out next. */
-static pd_err recs_reserve(pd_engine_t *e) {
-    size_t need = (size_t)pd_index_slot_limit(e->ix) + 1;
+/* Room for a record at every slot the index may hand out in the next
+ * `more` inserts. */
+static pd_err recs_reserve(pd_engine_t *e, size_t more) {
+    size_t need = (size_t)pd_index_slot_limit(e->ix) + more;
     if (need <= e->recs_cap) return PD_OK;
     size_t cap = e->recs_cap ? e->recs_cap : 64;
     while (cap < need) cap *= 2;
     if (cap > UINT32_MAX) return PD_ERR_LIMIT;
-    pd__vrec_t *r = pd_realloc(e->recs, cap * sizeof *r);
-    pd_alloc_advise_huge(r, cap * sizeof *r);
+    /* calloc, not realloc + memset: fresh pages come zeroed from the
+     * kernel as they are first touched, so growing to millions of records
+     * does not fault them all in at once. */
+    pd__vrec_t *r = pd_calloc(cap, sizeof *r);
     if (!r) return PD_ERR_NOMEM;
-    memset(r + e->recs_cap, 0, (cap - e->recs_cap) * sizeof *r);
+    pd_alloc_advise_huge(r, cap * sizeof *r);
+    if (e->recs_cap) memcpy(r, e->recs, (size_t)e->recs_cap * sizeof *r);
+    pd_free(e->recs);
     e->recs = r;
     e->recs_cap = (uint32_t)cap;
     return PD_OK;
+}
+
+pd_err pd_engine_reserve(pd_engine_t *e, size_t more) {
+    if (more > (1u << 31)) return PD_ERR_LIMIT;
+    pd_err err = pd_index_reserve(e->ix, more);
+    if (!err) err = recs_reserve(e, more);
+    return err;
 }
 
 pd_err pd_engine_volunteer_upsert(pd_engine_t *e, const pd_volunteer_t *v, int64_t now_ms) {
@@ -279,7 +291,7 @@ pd_err pd_engine_volunteer_upsert(pd_engine_t *e, const pd_volunteer_t *v, int64
         r->capacity = nv.capacity;
         return PD_OK;
     }
-    if ((err = recs_reserve(e))) return err;
+    if ((err = recs_reserve(e, 1))) return err;
     nv.load = 0;
     if ((err = pd_index_insert(e->ix, &nv))) return err;
     err = pd_index_get_slot(e->ix, v->id, &vslot);

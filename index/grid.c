@@ -841,6 +841,13 @@ pd_err pd_index_slot_state(const pd_index_t *ix, uint32_t slot, pd_slot_state_t 
     return PD_OK;
 }
 
+pd_err pd_index_reserve(pd_index_t *ix, size_t more) {
+    if (more > (1u << 31)) return PD_ERR_LIMIT;
+    pd_err err = slots_reserve(ix, more);
+    if (!err) err = pd__idmap_reserve(&ix->ids, (uint32_t)more);
+    return err;
+}
+
 pd_err pd_index_set_mark(pd_index_t *ix, uint32_t slot, uint16_t mark) {
     if (slot >= ix->nslots || !ix->slots[slot].cell) return PD_ERR_NOT_FOUND;
     const slot_t *s = &ix->slots[slot];

@@ -100,3 +100,21 @@ Test(policy, balanced_counts_the_week_and_agrees_with_dispatch) {
     if (cfg->policy == PD_POLICY_BALANCED) cr_assert_eq(off.volunteer_id, other);
     pd_engine_destroy(e);
 }
+
+/* Room reserved ahead: refused beyond the limit, then taken; the engine
+ * holds the same volunteers and stays valid, and inserts after it work. */
+Test(policy, reserve_room_ahead) {
+    pd_engine_t *e = make_engine();
+    add_volunteer(e, 1, 30.6, 114.3);
+    uint64_t before = pd_engine_digest(e);
+    cr_assert_eq(pd_engine_reserve(e, (size_t)1 << 32), PD_ERR_LIMIT);
+    cr_assert_eq(pd_engine_reserve(e, 100000), PD_OK);
+    cr_assert_eq(pd_engine_digest(e), before);
+    const char *why = NULL;
+    cr_assert(pd_engine_validate(e, &why), "%s", why ? why : "?");
+    for (uint64_t id = 2; id < 3000; id++)
+        add_volunteer(e, id, 30.6 + (double)(id % 50) * 1e-3, 114.3);
+    cr_assert_eq(pd_engine_volunteer_count(e), 2999);
+    cr_assert(pd_engine_validate(e, &why), "%s", why ? why : "?");
+    pd_engine_destroy(e);
+}

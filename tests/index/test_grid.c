@@ -569,6 +569,11 @@ Test(grid, slots_and_foreach) {
     }
     cr_assert_eq(seen, w.n);
     cr_assert(pd_index_memory(w.ix) > w.n * 50);
+    /* room ahead: refused beyond the limit, then taken without changing
+     * what the index holds */
+    cr_assert_eq(pd_index_reserve(w.ix, (size_t)1 << 32), PD_ERR_LIMIT);
+    cr_assert_eq(pd_index_reserve(w.ix, 20000), PD_OK);
+    check_valid(&w, 5);
     /* marks: a free or unknown slot has none */
     uint16_t mark = 1;
     uint32_t limit = (uint32_t)pd_index_slot_limit(w.ix);

@@ -354,6 +354,14 @@ typedef struct pd_volunteer_patch_s {
 } pd_volunteer_patch_t;
 
 /**
+ * Make room for `more` more volunteers (index arrays and records) now: a
+ * bulk load that knows its size avoids growing and copying them half way
+ * (see pd_index_reserve). PD_ERR_LIMIT / PD_ERR_NOMEM; the engine is
+ * unchanged but for what was already reserved.
+ */
+pd_err pd_engine_reserve(pd_engine_t *e, size_t more);
+
+/**
  * Insert a volunteer, or replace every field of an existing one except its
  * load (which the engine owns) and its record (which is kept).
  * v->load is ignored. A new volunteer starts with an empty record.

@@ -206,6 +206,16 @@ pd_err pd_index_set_state(pd_index_t *ix, uint64_t id, pd_status status, uint8_t
 pd_err pd_index_set_state_slot(pd_index_t *ix, uint32_t slot, pd_status status, uint8_t capacity,
                                uint8_t load);
 
+/**
+ * Make room for `more` more volunteers in the per-volunteer arrays (slots,
+ * id map) now, so that inserting them does not grow and copy those arrays
+ * on the way (a bulk load: reserving while the index is small costs
+ * little; growing at 2^19 volunteers copies and rehashes all of them).
+ * PD_ERR_LIMIT beyond 2^31, PD_ERR_NOMEM; either leaves the index as it
+ * was (what was already reserved stays).
+ */
+pd_err pd_index_reserve(pd_index_t *ix, size_t more);
+
 /** Remove a volunteer, O(1). PD_ERR_NOT_FOUND if absent. */
 pd_err pd_index_remove(pd_index_t *ix, uint64_t id);
 
