@@ -64,19 +64,26 @@ static void server_stop(server_t *s) {
     waitpid(s->pid, &st, 0);
 }
 
+/* A generated county, upserted into the server; names are the server's. */
+static void county_upload(const server_t *srv, pd__county_t *county, pd__names_t *names,
+                          size_t volunteers, size_t orders, uint64_t seed) {
+    cr_assert_eq(pd__county_generate(county, volunteers, orders, seed), PD_OK);
+    pd_client_t *cl = NULL;
+    char why[256] = "";
+    cr_assert_eq(pd__bench_connect("127.0.0.1", srv->port, NULL, &cl, why, sizeof why), PD_OK, "%s",
+                 why);
+    cr_assert_eq(pd__names_from_server(cl, names, why, sizeof why), PD_OK, "%s", why);
+    cr_assert_eq(pd__county_upload(cl, county, names, false, why, sizeof why), PD_OK, "%s", why);
+    pd_client_destroy(cl);
+}
+
 Test(load_server, mix_with_the_order_life_cycle) {
     server_t srv;
     server_start(&srv, NULL);
     pd__county_t county;
-    cr_assert_eq(pd__county_generate(&county, 2000, 8192, 3), PD_OK);
-    pd_client_t *cl = NULL;
-    char why[256] = "";
-    cr_assert_eq(pd__bench_connect("127.0.0.1", srv.port, NULL, &cl, why, sizeof why), PD_OK, "%s",
-                 why);
     pd__names_t names;
-    cr_assert_eq(pd__names_from_server(cl, &names, why, sizeof why), PD_OK, "%s", why);
-    cr_assert_eq(pd__county_upload(cl, &county, &names, false, why, sizeof why), PD_OK, "%s", why);
-    pd_client_destroy(cl);
+    county_upload(&srv, &county, &names, 2000, 8192, 3);
+    char why[256] = "";
 
     pd__load_opts_t o;
     pd__load_opts_init(&o);
@@ -126,15 +133,9 @@ Test(load_server, busy_poll_closed_loop, .timeout = 60) {
     server_t srv;
     server_start(&srv, "1000");
     pd__county_t county;
-    cr_assert_eq(pd__county_generate(&county, 500, 1024, 5), PD_OK);
-    pd_client_t *cl = NULL;
-    char why[256] = "";
-    cr_assert_eq(pd__bench_connect("127.0.0.1", srv.port, NULL, &cl, why, sizeof why), PD_OK, "%s",
-                 why);
     pd__names_t names;
-    cr_assert_eq(pd__names_from_server(cl, &names, why, sizeof why), PD_OK, "%s", why);
-    cr_assert_eq(pd__county_upload(cl, &county, &names, false, why, sizeof why), PD_OK, "%s", why);
-    pd_client_destroy(cl);
+    county_upload(&srv, &county, &names, 500, 1024, 5);
+    char why[256] = "";
 
     pd__load_opts_t o;
     pd__load_opts_init(&o);
