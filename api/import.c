@@ -184,7 +184,10 @@ static void on_import_idle(uv_idle_t *h) {
     im->slices++;
     uint64_t t0 = mono_ns();
     for (unsigned n = 1;; n++) {
-        if (!import_one(im)) {
+        bool more = import_one(im);
+        /* A journal failure stops the server, and the import with it. */
+        if (srv->import != im) break;
+        if (!more) {
             import_finish(im);
             break;
         }
