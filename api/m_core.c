@@ -84,7 +84,7 @@ void pd_m_stats(pd_conn_t *c, const msgpack_object *params) {
     pd_pack_kv_u64(pk, "subscribers", subs);
 
     pd_pack_cstr(pk, "counters");
-    msgpack_pack_map(pk, 17);
+    msgpack_pack_map(pk, 18);
     pd_pack_kv_u64(pk, "requests", n->requests);
     pd_pack_kv_u64(pk, "errors", n->errors);
     pd_pack_kv_u64(pk, "bad_requests", n->bad_requests);
@@ -102,6 +102,7 @@ void pd_m_stats(pd_conn_t *c, const msgpack_object *params) {
     pd_pack_kv_u64(pk, "ticks", n->ticks);
     pd_pack_kv_u64(pk, "offers_expired", n->offers_expired);
     pd_pack_kv_u64(pk, "metrics_scrapes", n->metrics_scrapes);
+    pd_pack_kv_u64(pk, "cells_tidied", n->cells_tidied);
 
     uint64_t wall_ns = uv_hrtime() - srv->started_hr;
     uint64_t idle_ns = uv_metrics_idle_time(srv->loop);

@@ -77,6 +77,7 @@ typedef struct pd_server_counters_s {
     uint64_t loop_stalls;      /* loop iterations over stall_ms */
     uint64_t max_stall_us;     /* the longest one */
     uint64_t metrics_scrapes;  /* /metrics requests served */
+    uint64_t cells_tidied;     /* index cells sorted by the tidier (server.c) */
 } pd_server_counters_t;
 
 struct pd_server_s {
@@ -92,6 +93,7 @@ struct pd_server_s {
     uv_idle_t turn_idle;        /* resumes connections that used up their turn */
     uv_prepare_t stall_check;   /* measures each loop iteration */
     uv_idle_t busy_poll;        /* keeps the loop polling after a read (--busy-poll-us) */
+    uv_idle_t tidy_idle;        /* tidies the index a slice per iteration while it needs it */
     struct pd_import_s *import; /* the `import` running, or NULL (import.c) */
     uint64_t busy_until_hr;     /* ... until then */
     uv_signal_t sig_term, sig_int;

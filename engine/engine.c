@@ -266,6 +266,10 @@ static pd_err recs_reserve(pd_engine_t *e, size_t more) {
     return PD_OK;
 }
 
+pd_err pd_engine_tidy(pd_engine_t *e, size_t budget, size_t *sorted) {
+    return pd_index_optimize(e->ix, budget, sorted);
+}
+
 pd_err pd_engine_reserve(pd_engine_t *e, size_t more) {
     if (more > (1u << 31)) return PD_ERR_LIMIT;
     pd_err err = pd_index_reserve(e->ix, more);

@@ -667,3 +667,54 @@ Test(import, outlives_its_client_and_stops_with_the_server, .timeout = 120) {
     pd_client_destroy(c);
     unlink(csv);
 }
+
+/* ----------------------------------------------------------------- tidy */
+
+/* A dense county loaded at start leaves its cells in arrival order; the
+ * server's tidier sorts them from the tick, and answers do not change. */
+Test(tidy, cells_sorted_after_a_load_answers_unchanged, .timeout = 120) {
+    char csv[64];
+    snprintf(csv, sizeof(csv), "/tmp/pd-tidy-XXXXXX");
+    int fd = mkstemp(csv);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    char cmd[8600];
+    snprintf(cmd, sizeof(cmd), "'%s' --volunteers 20000 --size-km 6 --local-skills 0 -o '%s'",
+             binary_path("data/paidan-gen"), csv);
+    cr_assert_eq(system(cmd), 0, "%s failed", cmd);
+    const char *args[] = {"--load-volunteers", csv, "--tick-ms", "1500", NULL};
+    srv_t s;
+    srv_start(&s, args);
+    pd_client_t *c = srv_connect(&s);
+    static const char *const queries[] = {
+        "{\"lat\":30.60,\"lon\":114.30,\"k\":20,\"ignore_schedule\":true}",
+        "{\"lat\":30.61,\"lon\":114.31,\"k\":20,\"minutes\":5,\"ignore_schedule\":true}",
+        "{\"lat\":30.59,\"lon\":114.29,\"k\":50,\"radius_m\":800,\"ignore_schedule\":true}",
+    };
+    enum { NQ = sizeof(queries) / sizeof(queries[0]) };
+    uint64_t before[NQ][50];
+    uint32_t nbefore[NQ];
+    cr_assert_eq(stat_int(c, "counters", "cells_tidied"), 0, "tidied before the first tick");
+    for (int q = 0; q < NQ; q++) {
+        pd_msg_t m = call_ok(c, "match.nearby", queries[q]);
+        nbefore[q] = m.result.via.array.size;
+        cr_assert_gt(nbefore[q], 0);
+        for (uint32_t i = 0; i < nbefore[q]; i++)
+            before[q][i] = (uint64_t)map_int(&m.result.via.array.ptr[i], "id");
+    }
+    long long deadline = now_ms() + 30000;
+    while (stat_int(c, "counters", "cells_tidied") == 0) {
+        cr_assert_lt(now_ms(), deadline, "the tidier never ran");
+        usleep(50000);
+    }
+    for (int q = 0; q < NQ; q++) {
+        pd_msg_t m = call_ok(c, "match.nearby", queries[q]);
+        cr_assert_eq(m.result.via.array.size, nbefore[q]);
+        for (uint32_t i = 0; i < nbefore[q]; i++)
+            cr_assert_eq((uint64_t)map_int(&m.result.via.array.ptr[i], "id"), before[q][i],
+                         "query %d hit %u changed after tidying", q, i);
+    }
+    pd_client_destroy(c);
+    srv_stop(&s);
+    unlink(csv);
+}

@@ -354,6 +354,16 @@ typedef struct pd_volunteer_patch_s {
 } pd_volunteer_patch_t;
 
 /**
+ * Tidy the index (pd_index_optimize): reorder cells that changed a lot
+ * since they were last tidied, so queries read fewer blocks. Answers, the
+ * digest and the journal are unaffected. Incremental: sorts about `budget`
+ * volunteers' worth of cells and goes on from there at the next call;
+ * *sorted (may be NULL) is how many cells it sorted, 0 once nothing is
+ * left to do. PD_ERR_NOMEM leaves the engine as it was.
+ */
+pd_err pd_engine_tidy(pd_engine_t *e, size_t budget, size_t *sorted);
+
+/**
  * Make room for `more` more volunteers (index arrays and records) now: a
  * bulk load that knows its size avoids growing and copying them half way
  * (see pd_index_reserve). PD_ERR_LIMIT / PD_ERR_NOMEM; the engine is
