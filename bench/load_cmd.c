@@ -599,6 +599,87 @@ static double tv_s(const struct timeval *tv) {
     return (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
 }
 
+/* The server's own count of each method: calls and busy microseconds from
+ * its `stats`, to tell the server's share of a round trip. */
+#define SRV_METHODS 16
+typedef struct srv_side_s {
+    char name[40];
+    double calls, usec, p50, p99;
+} srv_side_t;
+
+/* Read `stats` methods into out (up to SRV_METHODS); returns how many, 0
+ * if the server could not be asked. */
+static size_t server_side(const load_cmd_t *o, srv_side_t *out) {
+    pd_client_t *cl = NULL;
+    char why[128];
+    if (pd__bench_connect(o->run.host, o->run.port, o->run.token, &cl, why, sizeof why)) return 0;
+    pd_msg_t m;
+    size_t n = 0;
+    if (pd_client_call(cl, "stats", NULL, 0, &m) == PD_OK && m.code == 0) {
+        const msgpack_object *ms = pd_client_map_get(&m.result, "methods");
+        for (uint32_t i = 0;
+             ms && ms->type == MSGPACK_OBJECT_MAP && i < ms->via.map.size && n < SRV_METHODS; i++) {
+            const msgpack_object_kv *kv = &ms->via.map.ptr[i];
+            if (kv->key.type != MSGPACK_OBJECT_STR || kv->val.type != MSGPACK_OBJECT_MAP) continue;
+            srv_side_t *x = &out[n++];
+            memset(x, 0, sizeof *x);
+            snprintf(x->name, sizeof x->name, "%.*s", (int)kv->key.via.str.size,
+                     kv->key.via.str.ptr);
+            const msgpack_object *v;
+            if ((v = pd_client_map_get(&kv->val, "calls"))) x->calls = (double)v->via.u64;
+            if ((v = pd_client_map_get(&kv->val, "usec")) && v->type == MSGPACK_OBJECT_FLOAT64)
+                x->usec = v->via.f64;
+            const msgpack_object *pc = pd_client_map_get(&kv->val, "latency_percentiles_usec");
+            if (pc && (v = pd_client_map_get(pc, "p50")) && v->type == MSGPACK_OBJECT_FLOAT64)
+                x->p50 = v->via.f64;
+            if (pc && (v = pd_client_map_get(pc, "p99")) && v->type == MSGPACK_OBJECT_FLOAT64)
+                x->p99 = v->via.f64;
+        }
+    }
+    pd_client_destroy(cl);
+    return n;
+}
+
+/* The server's side of this run: per method, the calls and the mean time
+ * of this run (from the counters before and after), and the percentiles
+ * since the server started (its histograms are not reset). */
+static void report_server_side(const load_cmd_t *o, pd__report_t *rep, const srv_side_t *a,
+                               size_t na, const srv_side_t *b, size_t nb) {
+    char buf[2048];
+    size_t len = 0;
+    len += (size_t)snprintf(buf + len, sizeof buf - len, "{");
+    bool any = false;
+    for (size_t j = 0; j < nb; j++) {
+        double calls = b[j].calls, usec = b[j].usec;
+        for (size_t i = 0; i < na; i++)
+            if (strcmp(a[i].name, b[j].name) == 0) {
+                calls -= a[i].calls;
+                usec -= a[i].usec;
+            }
+        if (calls < 1 || strcmp(b[j].name, "stats") == 0 || strcmp(b[j].name, "config.get") == 0)
+            continue;
+        if (o->json) {
+            len += (size_t)snprintf(buf + len, sizeof buf - len,
+                                    "%s\"%s\":{\"calls\":%.0f,\"us_per_call\":%.3f,"
+                                    "\"p50_us_since_start\":%.3f,\"p99_us_since_start\":%.3f}",
+                                    any ? "," : "", b[j].name, calls, usec / calls, b[j].p50,
+                                    b[j].p99);
+            if (len >= sizeof buf) len = sizeof buf - 1;
+        } else {
+            printf(
+                "server: %s %.0f calls, %.2f us per call in this run; since start p50 %.1f us, "
+                "p99 %.1f us (its stats)\n",
+                b[j].name, calls, usec / calls, b[j].p50, b[j].p99);
+        }
+        any = true;
+    }
+    if (o->json && len + 2 < sizeof buf) {
+        buf[len++] = '}';
+        buf[len] = '\0';
+        pd__report_extra(rep, "server", buf);
+    }
+}
+
 static int run_once(load_cmd_t *o, const pd__load_pool_t *pool) {
     pd__report_t *rep = calloc(1, sizeof *rep);
     pd__load_out_t *out = malloc(sizeof *out);
@@ -612,6 +693,8 @@ static int run_once(load_cmd_t *o, const pd__load_pool_t *pool) {
     if (!o->quiet)
         fprintf(stderr, "load: %u connections x %u in flight, %s loop, %s\n", o->run.connections,
                 o->run.pipeline, o->run.rate > 0 ? "open" : "closed", o->mix_text);
+    srv_side_t before[SRV_METHODS], after[SRV_METHODS];
+    size_t nbefore = server_side(o, before);
     struct rusage ru0, ru1;
     getrusage(RUSAGE_SELF, &ru0);
     pd_err err = pd__load_run(&o->run, pool, out, why, sizeof why);
@@ -636,11 +719,14 @@ static int run_once(load_cmd_t *o, const pd__load_pool_t *pool) {
             total_s > 0 ? cpu_s / total_s : 0,
             n ? cpu_s * 1e6 / ((double)n * (total_s / (out->measured_s > 0 ? out->measured_s : 1)))
               : 0);
+        size_t nafter = server_side(o, after);
         if (o->json) {
             add_extras(rep, out, o);
             pd__report_extra(rep, "client", cpu);
+            report_server_side(o, rep, before, nbefore, after, nafter);
         }
         pd__report_print(rep, stdout);
+        if (!o->json) report_server_side(o, rep, before, nbefore, after, nafter);
         if (!o->json) {
             print_summary(out, o);
             printf("client: %.2f s of CPU (%.2f cores busy over the run)\n", cpu_s,

@@ -162,3 +162,31 @@ Test(load_server, busy_poll_closed_loop, .timeout = 60) {
     pd__county_deinit(&county);
     server_stop(&srv);
 }
+
+/* paidan-bench load itself, as a user runs it: the JSON report carries the
+ * server's own side of the run (calls and time per call, from its stats)
+ * for every method the mix used. */
+Test(load_server, the_cli_reports_the_server_side, .timeout = 120) {
+    server_t srv;
+    server_start(&srv, NULL);
+    const char *bin = getenv("PD_BINARY_DIR");
+    cr_assert_not_null(bin);
+    char cmd[4400];
+    snprintf(cmd, sizeof cmd,
+             "'%s/bench/paidan-bench' load -p %u -n 2000 -c 1 -P 4 -d 0.5 -w 0.1 "
+             "--mix nearby:50,ping:50 --json --quiet",
+             bin, (unsigned)srv.port);
+    FILE *f = popen(cmd, "r");
+    cr_assert_not_null(f);
+    static char out[1 << 16];
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = '\0';
+    cr_assert_eq(pclose(f), 0, "%s failed:\n%s", cmd, out);
+    const char *server = strstr(out, "\"server\":{");
+    cr_assert_not_null(server, "no server side in the report:\n%s", out);
+    cr_assert_not_null(strstr(server, "\"match.nearby\":{\"calls\":"), "%s", server);
+    cr_assert_not_null(strstr(server, "\"ping\":{\"calls\":"), "%s", server);
+    cr_assert_null(strstr(server, "\"volunteer.upsert\""),
+                   "the county's upload is not part of the run: %s", server);
+    server_stop(&srv);
+}
