@@ -163,6 +163,7 @@ Test(load_server, busy_poll_closed_loop, .timeout = 60) {
     server_stop(&srv);
 }
 
+#ifdef PD_HAVE_BENCH_CLI
 /* paidan-bench load itself, as a user runs it: the JSON report carries the
  * server's own side of the run (calls and time per call, from its stats)
  * for every method the mix used. */
@@ -190,3 +191,4 @@ Test(load_server, the_cli_reports_the_server_side, .timeout = 120) {
                    "the county's upload is not part of the run: %s", server);
     server_stop(&srv);
 }
+#endif
