@@ -236,6 +236,13 @@ void pd_m_import(pd_conn_t *c, const msgpack_object *params) {
     }
     memcpy(im->path, po->via.str.ptr, po->via.str.size);
     im->path[po->via.str.size] = '\0';
+    /* A device or a pipe could be read for ever (/dev/zero). */
+    struct stat st;
+    if (stat(im->path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        pd_reply_error(c, PD_ERR_BAD_ARG, "import: %s is not a regular file", im->path);
+        pd_free(im);
+        return;
+    }
     const pd_engine_config_t *ec = pd_engine_get_config(srv->engine);
     for (uint32_t i = 0; i < ec->n_skills; i++) im->names[i] = ec->skills[i];
     pd_csv_error_t cerr;

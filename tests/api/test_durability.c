@@ -752,6 +752,8 @@ Test(durability, import_is_durable_before_its_reply) {
     cr_assert_gt(no, 100);
     call_err(c, "import", "{\"path\":\"/nonexistent.csv\"}", PD_ERR_IO);
     call_err(c, "import", "{\"path\":\"x\",\"kind\":\"teams\"}", PD_ERR_BAD_ARG);
+    call_err(c, "import", "{\"path\":\"/dev/zero\"}", PD_ERR_BAD_ARG);
+    call_err(c, "import", "{\"path\":\"/tmp\"}", PD_ERR_BAD_ARG);
     pd_client_destroy(c);
     uint64_t before = digest_of(&s, NULL);
     kill9(&s);
