@@ -1442,7 +1442,13 @@ static pd_err search_init(search_t *s, const pd_index_t *ix, const pd_query_t *q
     if (q->budget_s > PD_QUERY_MAX_BUDGET_S || q->radius_m > PD_QUERY_MAX_RADIUS_M)
         return PD_ERR_BAD_ARG;
     if (q->need.bits[2] >> (PD_WEEK_HOURS - 128)) return PD_ERR_BAD_ARG;
-    memset(s, 0, sizeof *s);
+    /* Not a memset of the whole: its queues are ~10 KB, written before
+     * they are read, and clearing them cost ~3 % of a query. */
+    s->nreq = s->nhours = s->npending = s->npos = s->ncand = 0;
+    memset(s->done, 0, sizeof s->done);
+    s->count_all = false;
+    s->heap = NULL;
+    s->k = s->n = s->total = 0;
     s->ix = ix;
     s->q = q;
     s->qlat = q->at.lat;
