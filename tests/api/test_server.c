@@ -552,15 +552,16 @@ Test(server, busy_poll_bad_values_refused, .timeout = 30) {
 /* ---------------------------------------------------------------- import */
 
 /* A county of n volunteers as CSV in a temporary file (paidan-gen, with
- * only the standing skills the default engine knows). */
-static void gen_county(char *path, size_t cap, int n) {
-    snprintf(path, cap, "/tmp/pd-import-XXXXXX");
+ * only the standing skills the default engine knows, plus `extra`
+ * options); the template's X's are mkstemp's. */
+static void gen_county(char *path, size_t cap, int n, const char *extra) {
+    snprintf(path, cap, "/tmp/pd-county-XXXXXX");
     int fd = mkstemp(path);
     cr_assert_geq(fd, 0);
     close(fd);
     char cmd[8600];
-    snprintf(cmd, sizeof(cmd), "'%s' --volunteers %d --local-skills 0 -o '%s'",
-             binary_path("data/paidan-gen"), n, path);
+    snprintf(cmd, sizeof(cmd), "'%s' --volunteers %d --local-skills 0 %s -o '%s'",
+             binary_path("data/paidan-gen"), n, extra, path);
     cr_assert_eq(system(cmd), 0, "%s failed", cmd);
 }
 
@@ -585,7 +586,7 @@ static bool import_running(pd_client_t *c) {
  * reply, then the answers to what it sent after it, in order. */
 Test(import, serves_others_and_keeps_order, .timeout = 120) {
     char csv[64];
-    gen_county(csv, sizeof(csv), 150000);
+    gen_county(csv, sizeof(csv), 150000, "");
     srv_t s;
     srv_start(&s, NULL);
     pd_client_t *a = srv_connect(&s), *b = srv_connect(&s);
@@ -636,7 +637,7 @@ Test(import, serves_others_and_keeps_order, .timeout = 120) {
  * the middle of one stops cleanly. */
 Test(import, outlives_its_client_and_stops_with_the_server, .timeout = 120) {
     char csv[64];
-    gen_county(csv, sizeof(csv), 100000);
+    gen_county(csv, sizeof(csv), 100000, "");
     srv_t s;
     srv_start(&s, NULL);
     char json[128];
@@ -674,14 +675,7 @@ Test(import, outlives_its_client_and_stops_with_the_server, .timeout = 120) {
  * server's tidier sorts them from the tick, and answers do not change. */
 Test(tidy, cells_sorted_after_a_load_answers_unchanged, .timeout = 120) {
     char csv[64];
-    snprintf(csv, sizeof(csv), "/tmp/pd-tidy-XXXXXX");
-    int fd = mkstemp(csv);
-    cr_assert_geq(fd, 0);
-    close(fd);
-    char cmd[8600];
-    snprintf(cmd, sizeof(cmd), "'%s' --volunteers 20000 --size-km 6 --local-skills 0 -o '%s'",
-             binary_path("data/paidan-gen"), csv);
-    cr_assert_eq(system(cmd), 0, "%s failed", cmd);
+    gen_county(csv, sizeof(csv), 20000, "--size-km 6");
     const char *args[] = {"--load-volunteers", csv, "--tick-ms", "1500", NULL};
     srv_t s;
     srv_start(&s, args);
