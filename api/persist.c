@@ -202,21 +202,6 @@ void pd_persist_record(pd_server_t *srv, int mid, const msgpack_object *params) 
     }
 }
 
-/* Imported records: the fields, little-endian, no MessagePack (an import
- * can be millions of them). */
-#define VOL_REC_BYTES 59
-#define ORDER_REC_BYTES 45
-
-static void put_le(uint8_t *p, uint64_t v, int n) {
-    for (int i = 0; i < n; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, int n) {
-    uint64_t v = 0;
-    for (int i = n - 1; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
-
 static void append_rec(pd_server_t *srv, uint16_t type, const void *data, size_t len) {
     pd_persist_t *p = srv->persist;
     if (!p || p->failed) return;
@@ -229,64 +214,27 @@ static void append_rec(pd_server_t *srv, uint16_t type, const void *data, size_t
 }
 
 void pd_persist_record_volunteer(pd_server_t *srv, const pd_volunteer_t *v) {
-    uint8_t b[VOL_REC_BYTES];
-    put_le(b, v->id, 8);
-    put_le(b + 8, (uint32_t)v->pos.lat, 4);
-    put_le(b + 12, (uint32_t)v->pos.lon, 4);
-    put_le(b + 16, v->skills, 8);
-    put_le(b + 24, v->tags, 8);
-    for (int i = 0; i < 3; i++) put_le(b + 32 + 8 * i, v->week.bits[i], 8);
-    b[56] = v->mode;
-    b[57] = v->status;
-    b[58] = v->capacity;
+    uint8_t b[PD_JREC_VOLUNTEER_BYTES];
+    pd_jrec_volunteer_encode(v, b);
     append_rec(srv, PD_JREC_VOLUNTEER, b, sizeof(b));
 }
 
 void pd_persist_record_order(pd_server_t *srv, const pd_order_spec_t *o) {
-    uint8_t b[ORDER_REC_BYTES];
-    put_le(b, o->id, 8);
-    put_le(b + 8, (uint32_t)o->at.lat, 4);
-    put_le(b + 12, (uint32_t)o->at.lon, 4);
-    put_le(b + 16, o->skills, 8);
-    put_le(b + 24, o->need, 4);
-    put_le(b + 28, (uint64_t)o->start_ms, 8);
-    put_le(b + 36, (uint32_t)o->duration_min, 4);
-    put_le(b + 40, (uint32_t)o->budget_s, 4);
-    b[44] = o->priority;
+    uint8_t b[PD_JREC_ORDER_BYTES];
+    pd_jrec_order_encode(o, b);
     append_rec(srv, PD_JREC_ORDER, b, sizeof(b));
 }
 
 /* Replay an imported record. */
 static pd_err apply_import(pd_server_t *srv, const pd_jrec_t *rec) {
-    const uint8_t *b = rec->data;
     if (rec->type == PD_JREC_VOLUNTEER) {
-        if (rec->len != VOL_REC_BYTES) return PD_ERR_CORRUPT;
         pd_volunteer_t v;
-        memset(&v, 0, sizeof(v));
-        v.id = get_le(b, 8);
-        v.pos.lat = (int32_t)(uint32_t)get_le(b + 8, 4);
-        v.pos.lon = (int32_t)(uint32_t)get_le(b + 12, 4);
-        v.skills = get_le(b + 16, 8);
-        v.tags = get_le(b + 24, 8);
-        for (int i = 0; i < 3; i++) v.week.bits[i] = get_le(b + 32 + 8 * i, 8);
-        v.mode = b[56];
-        v.status = b[57];
-        v.capacity = b[58];
-        return pd_engine_volunteer_upsert(srv->engine, &v, rec->ts_ms);
+        pd_err err = pd_jrec_volunteer_decode(rec->data, rec->len, &v);
+        return err ? err : pd_engine_volunteer_upsert(srv->engine, &v, rec->ts_ms);
     }
-    if (rec->len != ORDER_REC_BYTES) return PD_ERR_CORRUPT;
     pd_order_spec_t o;
-    memset(&o, 0, sizeof(o));
-    o.id = get_le(b, 8);
-    o.at.lat = (int32_t)(uint32_t)get_le(b + 8, 4);
-    o.at.lon = (int32_t)(uint32_t)get_le(b + 12, 4);
-    o.skills = get_le(b + 16, 8);
-    o.need = (uint32_t)get_le(b + 24, 4);
-    o.start_ms = (int64_t)get_le(b + 28, 8);
-    o.duration_min = (int32_t)(uint32_t)get_le(b + 36, 4);
-    o.budget_s = (int32_t)(uint32_t)get_le(b + 40, 4);
-    o.priority = b[44];
-    return pd_engine_order_create(srv->engine, &o, rec->ts_ms);
+    pd_err err = pd_jrec_order_decode(rec->data, rec->len, &o);
+    return err ? err : pd_engine_order_create(srv->engine, &o, rec->ts_ms);
 }
 
 bool pd_persist_failed(const pd_server_t *srv) {

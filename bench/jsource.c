@@ -219,52 +219,36 @@ static bool order_of(const ctx_t *c, const msgpack_object *p, int64_t ts, pd_gen
 
 /* ---------------------------------------------------------- the records */
 
-static uint64_t le(const uint8_t *b, int n) {
-    uint64_t v = 0;
-    for (int i = n - 1; i >= 0; i--) v = v << 8 | b[i];
-    return v;
-}
-
 static pd_err on_record(void *ud, const pd_jrec_t *rec) {
     ctx_t *c = ud;
     pd__jsource_t *js = c->js;
     if (rec->seq <= c->after_seq) return PD_OK;
-    if (rec->type == PD_JREC_VOLUNTEER && rec->len >= 59) { /* layout: api/persist.c */
-        const uint8_t *b = rec->data;
+    if (rec->type == PD_JREC_VOLUNTEER) {
         pd_volunteer_t v;
-        memset(&v, 0, sizeof v);
-        v.id = le(b, 8);
-        v.pos.lat = (int32_t)(uint32_t)le(b + 8, 4);
-        v.pos.lon = (int32_t)(uint32_t)le(b + 12, 4);
-        v.skills = le(b + 16, 8);
-        v.tags = le(b + 24, 8);
-        for (int i = 0; i < 3; i++) v.week.bits[i] = le(b + 32 + 8 * i, 8);
-        v.mode = b[56];
-        v.status = b[57];
-        v.capacity = b[58];
-        if (pd_volunteer_check(&v) != PD_OK) {
+        if (pd_jrec_volunteer_decode(rec->data, rec->len, &v) != PD_OK ||
+            pd_volunteer_check(&v) != PD_OK) {
             js->skipped++;
             return PD_OK;
         }
         return push_vol(js, &v);
     }
-    if (rec->type == PD_JREC_ORDER && rec->len >= 45) {
-        const uint8_t *b = rec->data;
+    if (rec->type == PD_JREC_ORDER) {
+        pd_order_spec_t sp;
+        memset(&sp, 0, sizeof sp);
         pd_gen_order_t o;
         memset(&o, 0, sizeof o);
-        o.id = le(b, 8);
+        bool ok = pd_jrec_order_decode(rec->data, rec->len, &sp) == PD_OK;
+        o.id = sp.id;
         o.created_ms = rec->ts_ms;
-        o.pos.lat = (int32_t)(uint32_t)le(b + 8, 4);
-        o.pos.lon = (int32_t)(uint32_t)le(b + 12, 4);
-        o.skills = le(b + 16, 8);
-        o.need = (uint32_t)le(b + 24, 4);
-        o.start_ms = (int64_t)le(b + 28, 8);
-        o.duration_min = (int32_t)(uint32_t)le(b + 36, 4);
-        o.budget_min = (int32_t)((uint32_t)le(b + 40, 4) / 60);
+        o.pos = sp.at;
+        o.skills = sp.skills;
+        o.need = sp.need ? sp.need : 1;
+        o.start_ms = sp.start_ms;
+        o.duration_min = sp.duration_min;
+        o.budget_min = sp.budget_s > 0 ? sp.budget_s / 60 : 15;
         if (o.budget_min <= 0) o.budget_min = 15;
-        o.priority = b[44];
-        if (o.need == 0) o.need = 1;
-        if (pd_gen_order_check(&o) != PD_OK) {
+        o.priority = sp.priority;
+        if (!ok || pd_gen_order_check(&o) != PD_OK) {
             js->skipped++;
             return PD_OK;
         }

@@ -1299,3 +1299,59 @@ pd_err pd_store_close(pd_store_t *st) {
     pd_free(st);
     return err;
 }
+
+/* ------------------------------------------------------ imported records */
+
+void pd_jrec_volunteer_encode(const pd_volunteer_t *v, uint8_t b[PD_JREC_VOLUNTEER_BYTES]) {
+    pd__put_u64(b, v->id);
+    pd__put_u32(b + 8, (uint32_t)v->pos.lat);
+    pd__put_u32(b + 12, (uint32_t)v->pos.lon);
+    pd__put_u64(b + 16, v->skills);
+    pd__put_u64(b + 24, v->tags);
+    for (int i = 0; i < 3; i++) pd__put_u64(b + 32 + 8 * i, v->week.bits[i]);
+    b[56] = v->mode;
+    b[57] = v->status;
+    b[58] = v->capacity;
+}
+
+pd_err pd_jrec_volunteer_decode(const uint8_t *b, size_t len, pd_volunteer_t *v) {
+    if (len != PD_JREC_VOLUNTEER_BYTES) return PD_ERR_CORRUPT;
+    memset(v, 0, sizeof *v);
+    v->id = pd__get_u64(b);
+    v->pos.lat = (int32_t)pd__get_u32(b + 8);
+    v->pos.lon = (int32_t)pd__get_u32(b + 12);
+    v->skills = pd__get_u64(b + 16);
+    v->tags = pd__get_u64(b + 24);
+    for (int i = 0; i < 3; i++) v->week.bits[i] = pd__get_u64(b + 32 + 8 * i);
+    v->mode = b[56];
+    v->status = b[57];
+    v->capacity = b[58];
+    return PD_OK;
+}
+
+void pd_jrec_order_encode(const pd_order_spec_t *o, uint8_t b[PD_JREC_ORDER_BYTES]) {
+    pd__put_u64(b, o->id);
+    pd__put_u32(b + 8, (uint32_t)o->at.lat);
+    pd__put_u32(b + 12, (uint32_t)o->at.lon);
+    pd__put_u64(b + 16, o->skills);
+    pd__put_u32(b + 24, o->need);
+    pd__put_u64(b + 28, (uint64_t)o->start_ms);
+    pd__put_u32(b + 36, (uint32_t)o->duration_min);
+    pd__put_u32(b + 40, (uint32_t)o->budget_s);
+    b[44] = o->priority;
+}
+
+pd_err pd_jrec_order_decode(const uint8_t *b, size_t len, pd_order_spec_t *o) {
+    if (len != PD_JREC_ORDER_BYTES) return PD_ERR_CORRUPT;
+    memset(o, 0, sizeof *o);
+    o->id = pd__get_u64(b);
+    o->at.lat = (int32_t)pd__get_u32(b + 8);
+    o->at.lon = (int32_t)pd__get_u32(b + 12);
+    o->skills = pd__get_u64(b + 16);
+    o->need = pd__get_u32(b + 24);
+    o->start_ms = (int64_t)pd__get_u64(b + 28);
+    o->duration_min = (int32_t)pd__get_u32(b + 36);
+    o->budget_s = (int32_t)pd__get_u32(b + 40);
+    o->priority = b[44];
+    return PD_OK;
+}

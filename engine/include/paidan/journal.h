@@ -90,6 +90,30 @@ typedef struct pd_jrec_s {
     const uint8_t *data; /* payload; valid only during the callback */
 } pd_jrec_t;
 
+/*
+ * The payloads of PD_JREC_VOLUNTEER and PD_JREC_ORDER: the fields,
+ * little-endian, no MessagePack (an import can be millions of them). One
+ * codec for the server that writes and replays them and for the tools that
+ * read a journal (paidan-bench replay).
+ */
+#define PD_JREC_VOLUNTEER_BYTES 59
+#define PD_JREC_ORDER_BYTES 45
+
+/** Encode an imported volunteer (id, position, skills, tags, week, mode,
+ *  status, capacity; not the load). */
+void pd_jrec_volunteer_encode(const pd_volunteer_t *v, uint8_t out[PD_JREC_VOLUNTEER_BYTES]);
+
+/** Decode one; PD_ERR_CORRUPT unless len is PD_JREC_VOLUNTEER_BYTES. The
+ *  fields are not checked (pd_volunteer_check). */
+pd_err pd_jrec_volunteer_decode(const uint8_t *b, size_t len, pd_volunteer_t *v);
+
+/** Encode an imported order (id, place, skills, need, window, budget,
+ *  priority). */
+void pd_jrec_order_encode(const pd_order_spec_t *o, uint8_t out[PD_JREC_ORDER_BYTES]);
+
+/** Decode one; PD_ERR_CORRUPT unless len is PD_JREC_ORDER_BYTES. */
+pd_err pd_jrec_order_decode(const uint8_t *b, size_t len, pd_order_spec_t *o);
+
 /* ----------------------------------------------------------- the writer */
 
 typedef struct pd_journal_s pd_journal_t;
