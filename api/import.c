@@ -145,18 +145,8 @@ static bool import_one(pd_import_t *im) {
         if (!err) pd_persist_record_volunteer(srv, &v);
     } else {
         pd_order_spec_t spec;
-        memset(&spec, 0, sizeof(spec));
-        spec.id = go.id;
-        spec.at = go.pos;
-        spec.skills = go.skills;
-        spec.need = go.need;
-        spec.start_ms = go.start_ms;
-        spec.duration_min = go.duration_min;
-        spec.budget_s = go.budget_min * 60;
-        spec.priority = go.priority < PD_PRIORITY__COUNT ? go.priority : PD_PRIORITY_NORMAL;
-        err = go.need > PD_ORDER_MAX_SLOTS
-                  ? PD_ERR_BAD_ARG
-                  : pd_engine_order_create(srv->engine, &spec, srv->now_ms);
+        pd_gen_order_spec(&go, &spec);
+        err = pd_engine_order_create(srv->engine, &spec, srv->now_ms);
         if (!err) pd_persist_record_order(srv, &spec);
     }
     if (err == PD_ERR_NOMEM) {

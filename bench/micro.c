@@ -182,17 +182,11 @@ static void timed(pd__result_t *r, uint64_t t0, uint64_t t1) {
     r->busy_ns += t1 - t0;
 }
 
-/* An order of the generated stream as the engine takes it. */
+/* An order of the generated stream as the engine takes it, one volunteer
+ * wanted (the cases time one offer per order). */
 static void order_spec(const pd_gen_order_t *ord, pd_order_spec_t *sp) {
-    memset(sp, 0, sizeof *sp);
-    sp->id = ord->id;
-    sp->at = ord->pos;
-    sp->skills = ord->skills;
+    pd_gen_order_spec(ord, sp);
     sp->need = 1;
-    sp->start_ms = ord->start_ms;
-    sp->duration_min = ord->duration_min;
-    sp->budget_s = ord->budget_min * 60;
-    sp->priority = ord->priority;
 }
 
 static pd__result_t *maybe_add(const micro_opts_t *o, pd__report_t *rep, const char *name,

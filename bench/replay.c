@@ -543,15 +543,7 @@ static pd_err replay_one(const pd__replay_opts_t *o, const pd_engine_config_t *b
         /* The next order arrives. */
         if (!res->first_ms) res->first_ms = now;
         pd_order_spec_t spec;
-        memset(&spec, 0, sizeof spec);
-        spec.id = ord.id;
-        spec.at = ord.pos;
-        spec.skills = ord.skills;
-        spec.need = ord.need;
-        spec.start_ms = ord.start_ms;
-        spec.duration_min = ord.duration_min;
-        spec.budget_s = ord.budget_min * 60;
-        spec.priority = ord.priority < PD_PRIORITY__COUNT ? ord.priority : 0;
+        pd_gen_order_spec(&ord, &spec);
         spec.mode = o->grab ? PD_OFFER_GRAB : PD_OFFER_SEQUENTIAL;
         s.kpi.orders++;
         uint64_t c0 = pd__bench_now_ns();

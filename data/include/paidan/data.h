@@ -110,6 +110,16 @@ typedef struct pd_gen_order_s {
  */
 pd_err pd_gen_order_check(const pd_gen_order_t *o);
 
+struct pd_order_spec_s;
+
+/**
+ * An order as the engine takes it (paidan/engine.h): one slot per volunteer
+ * needed, all with the order's skills; the budget in seconds; sequential
+ * offers; an unknown priority becomes normal. An order needing more than
+ * PD_ORDER_MAX_SLOTS volunteers is converted as it is; the engine refuses it.
+ */
+void pd_gen_order_spec(const pd_gen_order_t *o, struct pd_order_spec_s *out);
+
 /* ------------------------------------------------------------- generator */
 
 /** What county to make. Initialise with pd_gen_config_init(). */
