@@ -53,6 +53,13 @@ void pd__report_deinit(pd__report_t *r);
 /* True if name passes a --filter list ("nearest,move"); NULL passes all. */
 bool pd__bench_selected(const char *filter, const char *name);
 
+/* True if every name in a --filter list is one of names[0..n) (empty
+ * items and a NULL list pass). Otherwise the first unknown one is copied
+ * into bad (cap bytes), so the mode can refuse it: a misspelt case must
+ * not make a run that measures nothing. */
+bool pd__bench_filter_is_valid(const char *filter, const char *const *names, size_t n, char *bad,
+                               size_t cap);
+
 /* True if the stream is a terminal (progress lines go there only). */
 bool pd__bench_isatty(FILE *f);
 

@@ -366,11 +366,19 @@ static void bench_acked(const jopts_t *o, pd__report_t *rep, pd_fsync_policy pol
     uint32_t nc = o->clients, pipe_n = o->pipeline > 200 ? 200 : o->pipeline;
     client_t *cs = calloc(nc, sizeof(client_t));
     struct pollfd *pf = calloc(nc, sizeof(struct pollfd));
-    bool ok = true;
-    for (uint32_t i = 0; i < nc && ok; i++) {
-        cs[i].fd = connect_to(s.port);
-        ok = cs[i].fd >= 0 && msgpack_unpacker_init(&cs[i].up, 65536);
-        msgpack_sbuffer_init(&cs[i].out);
+    bool ok = cs && pf;
+    /* The first `ready` clients have a socket and an unpacker: the ones to
+     * tidy up, however far this got (out of descriptors, say). */
+    uint32_t ready = 0;
+    for (; ok && ready < nc; ready++) {
+        client_t *c = &cs[ready];
+        c->fd = connect_to(s.port);
+        if (c->fd < 0 || !msgpack_unpacker_init(&c->up, 65536)) {
+            if (c->fd >= 0) close(c->fd);
+            ok = false;
+            break;
+        }
+        msgpack_sbuffer_init(&c->out);
     }
     uint64_t errors = 0;
     /* The volunteers the pings move: 100 per client, upserted first. */
@@ -452,8 +460,8 @@ static void bench_acked(const jopts_t *o, pd__report_t *rep, pd_fsync_policy pol
                  (double)acked * 1e9 / (double)res->wall_ns, nc, pipe_n, errors);
     }
     if (!ok) fprintf(stderr, "journal: %s: a connection failed\n", name);
-    for (uint32_t i = 0; i < nc; i++) {
-        if (cs[i].fd >= 0) close(cs[i].fd);
+    for (uint32_t i = 0; i < ready; i++) {
+        close(cs[i].fd);
         msgpack_unpacker_destroy(&cs[i].up);
         msgpack_sbuffer_destroy(&cs[i].out);
     }
@@ -686,6 +694,21 @@ static void bench_snapshot_recovery(const jopts_t *o, pd__report_t *rep, bool do
 
 /* ---------------------------------------------------------------- main */
 
+/* A whole number of at most max for option --opt; false (with a message)
+ * for anything else: strtoull alone reads "2e6" as 2 and "-1" as 2^64 - 1,
+ * and a run of 2 records measures nothing. */
+static bool parse_count(const char *opt, const char *s, uint64_t max, uint64_t *out) {
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || *end || s[strspn(s, " \t")] == '-' || errno == ERANGE || v > max) {
+        fprintf(stderr, "paidan-bench journal: bad number for --%s: '%s'\n", opt, s);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
 static void default_server(char *buf, size_t cap) {
     char self[4096];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -742,6 +765,8 @@ int pd__bench_journal(int argc, char **argv) {
     static char server_buf[4096], dir_buf[4096];
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        uint64_t u = 0;
+        bool bad = false;
         switch (ch) {
             case O_FILTER:
                 o.filter = optarg;
@@ -753,29 +778,36 @@ int pd__bench_journal(int argc, char **argv) {
                 o.keep = true;
                 break;
             case O_RECORDS:
-                o.records = strtoull(optarg, NULL, 10);
+                bad = !parse_count("records", optarg, UINT64_MAX, &o.records);
                 break;
             case O_BATCH:
-                o.batch = (uint32_t)strtoul(optarg, NULL, 10);
+                bad = !parse_count("batch", optarg, UINT32_MAX, &u);
+                o.batch = (uint32_t)u;
                 break;
             case O_VOLS:
-                o.volunteers = strtoull(optarg, NULL, 10);
+                bad = !parse_count("volunteers", optarg, UINT64_MAX, &o.volunteers);
                 break;
             case O_ORDERS:
-                o.orders = strtoull(optarg, NULL, 10);
+                bad = !parse_count("orders", optarg, UINT64_MAX, &o.orders);
                 break;
             case O_JREC:
-                o.journal_records = strtoull(optarg, NULL, 10);
+                bad = !parse_count("journal-records", optarg, UINT64_MAX, &o.journal_records);
                 break;
             case O_CLIENTS:
-                o.clients = (uint32_t)strtoul(optarg, NULL, 10);
+                bad = !parse_count("clients", optarg, UINT32_MAX, &u);
+                o.clients = (uint32_t)u;
                 break;
             case O_PIPE:
-                o.pipeline = (uint32_t)strtoul(optarg, NULL, 10);
+                bad = !parse_count("pipeline", optarg, UINT32_MAX, &u);
+                o.pipeline = (uint32_t)u;
                 break;
-            case O_SECS:
-                o.seconds = strtod(optarg, NULL);
+            case O_SECS: {
+                char *end = NULL;
+                o.seconds = strtod(optarg, &end);
+                bad = end == optarg || *end;
+                if (bad) fprintf(stderr, "paidan-bench journal: bad --seconds '%s'\n", optarg);
                 break;
+            }
             case O_SERVER:
                 o.server = optarg;
                 break;
@@ -789,6 +821,21 @@ int pd__bench_journal(int argc, char **argv) {
                 usage(stderr);
                 return 2;
         }
+        if (bad) return 2;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "paidan-bench journal: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    static const char *const cases[] = {"append", "acked", "snapshot", "recovery"};
+    char unknown[64];
+    if (!pd__bench_filter_is_valid(o.filter, cases, sizeof cases / sizeof cases[0], unknown,
+                                   sizeof unknown)) {
+        fprintf(stderr,
+                "paidan-bench journal: unknown case '%s' (append, acked, snapshot, "
+                "recovery)\n",
+                unknown);
+        return 2;
     }
     if (o.batch == 0 || o.clients == 0 || o.pipeline == 0 || !(o.seconds > 0)) {
         usage(stderr);

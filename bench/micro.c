@@ -141,10 +141,25 @@ static int parse_opts(int argc, char **argv, micro_opts_t *o) {
                 micro_usage(stderr);
                 return -1;
         }
-        if (end && *end) {
+        /* strtoull reads "-5" as 2^64 - 5 (a county that never ends): no
+         * number here may be negative, empty or followed by anything. */
+        if (end && (end == optarg || *end || optarg[strspn(optarg, " \t")] == '-')) {
             fprintf(stderr, "paidan-bench micro: bad number '%s'\n", optarg);
             return -1;
         }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "paidan-bench micro: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    static const char *const cases[] = {"insert",   "nearest", "nearest_hot", "within",
+                                        "move",     "update",  "dispatch",    "accept",
+                                        "complete", "batch",   "mobilize"};
+    char bad[64];
+    if (!pd__bench_filter_is_valid(o->filter, cases, sizeof cases / sizeof cases[0], bad,
+                                   sizeof bad)) {
+        fprintf(stderr, "paidan-bench micro: unknown case '%s' (see --help)\n", bad);
+        return -1;
     }
     if (o->volunteers == 0 || o->queries == 0 || o->k == 0 || o->k > 100000 ||
         o->within_radius_m <= 0 || o->within_radius_m > PD_QUERY_MAX_RADIUS_M) {
@@ -229,6 +244,7 @@ static void run_engine_cases(const micro_opts_t *o, pd__report_t *rep) {
     pd__result_t *r_disp = maybe_add(o, rep, "dispatch", "");
     uint64_t offered = 0, created = 0;
     int64_t last_ms = now;
+    uint64_t w0 = pd__bench_now_ns();
     for (uint64_t i = 0; i < n && ids && vols && when; i++) {
         pd_gen_order_t ord;
         if (!pd_gen_next_order(gen, &ord)) break;
@@ -251,12 +267,15 @@ static void run_engine_cases(const micro_opts_t *o, pd__report_t *rep) {
             offered++;
         }
     }
-    if (r_disp)
+    if (r_disp) {
+        r_disp->wall_ns = pd__bench_now_ns() - w0;
         snprintf(r_disp->note, sizeof r_disp->note,
                  "order.create + dispatch to the first offer (%.0f%% offered)",
                  created ? 100.0 * (double)offered / (double)created : 0.0);
+    }
     pd__result_t *r_acc = maybe_add(o, rep, "accept", "the offered volunteer accepts");
     uint64_t accepted = 0;
+    w0 = pd__bench_now_ns();
     for (uint64_t i = 0; i < offered; i++) {
         uint64_t t0 = pd__bench_now_ns();
         pd_err err = pd_engine_order_accept(e, ids[i], vols[i], when[i]);
@@ -267,19 +286,23 @@ static void run_engine_cases(const micro_opts_t *o, pd__report_t *rep) {
             when[accepted++] = when[i];
         }
     }
+    if (r_acc) r_acc->wall_ns = pd__bench_now_ns() - w0;
     pd__result_t *r_cmp = maybe_add(o, rep, "complete", "order.complete: hours recorded");
+    w0 = pd__bench_now_ns();
     for (uint64_t i = 0; i < accepted; i++) {
         uint64_t t0 = pd__bench_now_ns();
         pd_engine_order_complete(e, ids[i], -1, when[i] + 3600000);
         uint64_t t1 = pd__bench_now_ns();
         if (r_cmp) timed(r_cmp, t0, t1);
     }
+    if (r_cmp) r_cmp->wall_ns = pd__bench_now_ns() - w0;
 
     /* ---- batch: 100 created orders at a time, optimal vs greedy */
     pd__result_t *r_bat = maybe_add(o, rep, "batch", "");
     if (r_bat) {
         uint64_t bids[100];
         int64_t opt = 0, greedy = 0;
+        w0 = pd__bench_now_ns();
         for (int round = 0; round < 200; round++) {
             size_t nb = 0;
             for (; nb < 100; nb++) {
@@ -307,6 +330,7 @@ static void run_engine_cases(const micro_opts_t *o, pd__report_t *rep) {
                 greedy += res.greedy_score_ms;
             }
         }
+        r_bat->wall_ns = pd__bench_now_ns() - w0;
         snprintf(r_bat->note, sizeof r_bat->note,
                  "100 orders by min-cost flow (optimal/greedy total %.4f)",
                  greedy ? (double)opt / (double)greedy : 0.0);
@@ -318,6 +342,7 @@ static void run_engine_cases(const micro_opts_t *o, pd__report_t *rep) {
         pd_gen_place_t seat;
         pd_hit_t *hits = malloc(10000 * sizeof *hits);
         uint64_t total_sum = 0, nq = 200;
+        w0 = pd__bench_now_ns();
         if (hits && pd_gen_get_place(gen, 0, &seat) == PD_OK) {
             for (uint64_t i = 0; i < nq; i++) {
                 pd_mobilise_t m;
@@ -334,6 +359,7 @@ static void run_engine_cases(const micro_opts_t *o, pd__report_t *rep) {
                 total_sum += total;
             }
         }
+        r_mob->wall_ns = pd__bench_now_ns() - w0;
         snprintf(r_mob->note, sizeof r_mob->note,
                  "all available within %.0f m of the seat (mean %.0f, limit 10000)",
                  o->mobilize_radius_m, (double)total_sum / (double)nq);

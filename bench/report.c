@@ -189,3 +189,21 @@ bool pd__bench_selected(const char *filter, const char *name) {
     }
     return false;
 }
+
+bool pd__bench_filter_is_valid(const char *filter, const char *const *names, size_t n, char *bad,
+                               size_t cap) {
+    for (const char *p = filter; p && *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        bool known = len == 0;
+        for (size_t i = 0; i < n && !known; i++)
+            known = strlen(names[i]) == len && strncmp(p, names[i], len) == 0;
+        if (!known) {
+            snprintf(bad, cap, "%.*s", (int)len, p);
+            return false;
+        }
+        if (!e) break;
+        p = e + 1;
+    }
+    return true;
+}
