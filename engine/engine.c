@@ -270,6 +270,10 @@ pd_err pd_engine_tidy(pd_engine_t *e, size_t budget, size_t *sorted) {
     return pd_index_optimize(e->ix, budget, sorted);
 }
 
+void pd_engine_huge_pages(pd_engine_t *e, size_t budget, size_t *n_pages, bool *done) {
+    pd_index_huge_pages(e->ix, budget, n_pages, done);
+}
+
 pd_err pd_engine_reserve(pd_engine_t *e, size_t more) {
     if (more > (1u << 31)) return PD_ERR_LIMIT;
     pd_err err = pd_index_reserve(e->ix, more);

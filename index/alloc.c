@@ -48,6 +48,20 @@ void pd_alloc_advise_huge(void *p, size_t n) {
 #endif
 }
 
+#if defined(__linux__) && !defined(MADV_COLLAPSE)
+#define MADV_COLLAPSE 25 /* Linux 6.1; glibc 2.36's headers predate it */
+#endif
+
+bool pd_alloc_collapse_huge(const void *p) {
+#ifdef MADV_COLLAPSE
+    uintptr_t a = (uintptr_t)p & ~(HUGE_PAGE - 1);
+    return madvise((void *)a, HUGE_PAGE, MADV_COLLAPSE) == 0;
+#else
+    (void)p;
+    return false;
+#endif
+}
+
 void pd_free(void *p) {
     free(p);
 }

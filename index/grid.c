@@ -184,8 +184,11 @@ struct pd_index_s {
     uint32_t free_slot; /* head of the free list, SLOT_NONE if empty */
     uint32_t count;     /* live volunteers */
     pd__idmap_t ids;
-    size_t cell_bytes;   /* bytes of cell arrays */
-    uint32_t opt_cursor; /* where pd_index_optimize() goes on */
+    size_t cell_bytes;       /* bytes of cell arrays */
+    uint32_t opt_cursor;     /* where pd_index_optimize() goes on */
+    uint32_t huge_cursor;    /* where pd_index_huge_pages() goes on */
+    uintptr_t huge_resume;   /* the next page of the cell at huge_cursor, or 0 */
+    uintptr_t huge_seen[64]; /* pages asked for in this pass, by page number mod 64 */
 };
 
 /* ---------------------------------------------------------- the geometry */
@@ -1684,6 +1687,45 @@ pd_err pd_index_optimize(pd_index_t *ix, size_t budget, size_t *n_sorted) {
 }
 
 /* ------------------------------------------------------------ validation */
+
+void pd_index_huge_pages(pd_index_t *ix, size_t budget, size_t *n_pages, bool *done) {
+    const uintptr_t H = (uintptr_t)2 << 20;
+    size_t asked = 0;
+    *done = false;
+    if (budget == 0) budget = 1;
+    while (asked < budget) {
+        if (ix->huge_cursor > ix->cells_mask) {
+            ix->huge_cursor = 0;
+            ix->huge_resume = 0;
+            memset(ix->huge_seen, 0, sizeof ix->huge_seen);
+            *done = true;
+            break;
+        }
+        const cell_t *c = ix->cells[ix->huge_cursor].cell;
+        if (c) {
+            uintptr_t a = (uintptr_t)c->planes, e = a + cell_block_bytes(c->cap, c->nsk);
+            uintptr_t pg = a & ~(H - 1);
+            /* a cell cut short by the budget goes on where it stopped,
+             * unless it has moved since */
+            if (ix->huge_resume > pg && ix->huge_resume < e) pg = ix->huge_resume;
+            ix->huge_resume = 0;
+            for (; pg < e && asked < budget; pg += H) {
+                /* many cells share a page: ask once a pass (mostly) */
+                uintptr_t *seen = &ix->huge_seen[(pg / H) & 63];
+                if (*seen == pg) continue;
+                *seen = pg;
+                (void)pd_alloc_collapse_huge((const void *)pg);
+                asked++;
+            }
+            if (pg < e) { /* out of budget inside this cell */
+                ix->huge_resume = pg;
+                break;
+            }
+        }
+        ix->huge_cursor++;
+    }
+    if (n_pages) *n_pages = asked;
+}
 
 bool pd_index_validate(const pd_index_t *ix, const char **reason) {
     const char *why = NULL;

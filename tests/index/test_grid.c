@@ -619,6 +619,34 @@ Test(grid, optimize_keeps_answers_and_survives_oom) {
     world_deinit(&w);
 }
 
+/* A --huge-pages pass (pd_index_huge_pages) one page a call, with cells
+ * moving, growing and being sorted between calls: every pass ends, asks
+ * for at least one page, and no answer changes. Whether the kernel grants
+ * the pages (THP may be off) is not the index's business. */
+Test(grid, huge_pages_pass_ends_and_keeps_answers) {
+    world_t w;
+    world_init(&w, L_COUNTY, 12, 3000);
+    pd_hit_t *all = calloc(w.cap, sizeof *all), *got = calloc(w.cap + 2000, sizeof *got);
+    for (int round = 0; round < 4; round++) {
+        size_t total = 0, n = 0, calls = 0;
+        bool done = false;
+        while (!done) {
+            pd_index_huge_pages(w.ix, round == 3 ? 0 : 1, &n, &done);
+            cr_assert_leq(n, 1);
+            total += n;
+            cr_assert_lt(++calls, 100000, "the pass never ends");
+            if (calls % 3 == 0)
+                for (int i = 0; i < 20; i++) mutate(&w);
+        }
+        cr_assert_gt(total, 0);
+        check_valid(&w, 12);
+        for (int i = 0; i < 20; i++) query_and_compare(&w, 12, i, all, got);
+    }
+    free(all);
+    free(got);
+    world_deinit(&w);
+}
+
 /* ------------------------------------------------------------------ bulk */
 
 static int cmp_vol_id(const void *a, const void *b) {

@@ -364,6 +364,13 @@ typedef struct pd_volunteer_patch_s {
 pd_err pd_engine_tidy(pd_engine_t *e, size_t budget, size_t *sorted);
 
 /**
+ * Ask for huge pages under the index's cells (pd_index_huge_pages): at
+ * most `budget` 2 MiB pages a call; *done once a pass is over. Answers,
+ * the digest and the journal are unaffected.
+ */
+void pd_engine_huge_pages(pd_engine_t *e, size_t budget, size_t *n_pages, bool *done);
+
+/**
  * Make room for `more` more volunteers (index arrays and records) now: a
  * bulk load that knows its size avoids growing and copying them half way
  * (see pd_index_reserve). PD_ERR_LIMIT / PD_ERR_NOMEM; the engine is

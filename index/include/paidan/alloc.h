@@ -12,6 +12,7 @@
 #ifndef PAIDAN_ALLOC_H
 #define PAIDAN_ALLOC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #ifdef __cplusplus
@@ -40,6 +41,17 @@ void pd_free(void *p);
  * on; at "never" it does nothing.
  */
 void pd_alloc_advise_huge(void *p, size_t n);
+
+/**
+ * Ask the kernel to back the 2 MiB page holding address p with a
+ * transparent huge page now (MADV_COLLAPSE, Linux 6.1 and later): the
+ * page's present 4 KiB pages are copied into one huge page, and its
+ * holes are filled with zeroes, which adds to the resident size. For
+ * memory a query reads at random, where a TLB miss costs as much as the
+ * read (docs/index.md). Synchronous: a few milliseconds a page.
+ * @return false if the kernel did not (too old, THP off, no memory).
+ */
+bool pd_alloc_collapse_huge(const void *p);
 
 /**
  * Ask the allocator to hand freed memory back to the system now rather
