@@ -50,6 +50,7 @@ typedef struct micro_opts_s {
     const char *filter;
     bool json;
     bool quiet;
+    bool huge_pages;
 } micro_opts_t;
 
 static void micro_usage(FILE *out) {
@@ -69,6 +70,8 @@ static void micro_usage(FILE *out) {
         "      --quiet            no progress lines on stderr\n"
         "  -h, --help             this text\n"
         "      --mobilize-radius-m R  radius of the mobilize case (default 1000)\n"
+        "      --huge-pages       after the load, back the cells with huge pages\n"
+        "                         (pd_index_huge_pages, as paidan-server --huge-pages)\n"
         "cases: insert nearest nearest_hot within move update | dispatch accept complete batch\n"
         "       mobilize\n"
         "(the engine cases load the county a second time, into an engine)\n");
@@ -85,6 +88,7 @@ static int parse_opts(int argc, char **argv, micro_opts_t *o) {
                                           {"filter", required_argument, 0, 'f'},
                                           {"mobilize-radius-m", required_argument, 0, 'M'},
                                           {"json", no_argument, 0, 'J'},
+                                          {"huge-pages", no_argument, 0, 'H'},
                                           {"quiet", no_argument, 0, 'Q'},
                                           {"help", no_argument, 0, 'h'},
                                           {0, 0, 0, 0}};
@@ -133,6 +137,9 @@ static int parse_opts(int argc, char **argv, micro_opts_t *o) {
                 break;
             case 'Q':
                 o->quiet = true;
+                break;
+            case 'H':
+                o->huge_pages = true;
                 break;
             case 'h':
                 micro_usage(stdout);
@@ -192,6 +199,20 @@ static bool engine_selected(const micro_opts_t *o) {
     return false;
 }
 
+/* A whole pass of pd_index_huge_pages, after the allocator has returned
+ * what it held of the blocks the cells grew out of (so those holes are
+ * not filled again). */
+static void huge_pages(pd_index_t *ix, size_t *pages) {
+    pd_alloc_release_free();
+    size_t total = 0, n = 0;
+    bool done = false;
+    while (!done) {
+        pd_index_huge_pages(ix, 64, &n, &done);
+        total += n;
+    }
+    if (pages) *pages = total;
+}
+
 static void timed(pd__result_t *r, uint64_t t0, uint64_t t1) {
     pd_hist_record(r->hist, t1 - t0);
     r->busy_ns += t1 - t0;
@@ -236,6 +257,7 @@ static void run_engine_cases(const micro_opts_t *o, pd__report_t *rep) {
         if (++loaded % 1000000 == 0) progress(o, "engine loaded", loaded, o->volunteers);
     }
     pd_index_optimize((pd_index_t *)pd_engine_get_index(e), SIZE_MAX, NULL);
+    if (o->huge_pages) huge_pages((pd_index_t *)pd_engine_get_index(e), NULL);
 
     /* ---- dispatch, accept, complete over the order stream */
     uint64_t n = o->queries;
@@ -387,6 +409,7 @@ int pd__bench_micro(int argc, char **argv) {
     pd__report_param_num(&rep, "within_radius_m", o.within_radius_m);
     pd__report_param_num(&rep, "within_limit", o.within_limit);
     pd__report_param_num(&rep, "cell_e6", o.cell_e6);
+    pd__report_param_str(&rep, "huge_pages", o.huge_pages ? "yes" : "no");
     pd__report_param_num(&rep, "timer_overhead_ns", pd__bench_timer_overhead_ns());
 
     pd_gen_config_t gcfg;
@@ -464,6 +487,13 @@ int pd__bench_micro(int argc, char **argv) {
      * now: what a server holds in steady state. */
     uint64_t rss_loaded = pd__bench_rss_bytes();
     pd_alloc_release_free();
+    if (o.huge_pages) {
+        size_t pages = 0;
+        uint64_t h0 = pd__bench_now_ns();
+        huge_pages(ix, &pages);
+        pd__report_param_num(&rep, "huge_pages_ms", (double)(pd__bench_now_ns() - h0) / 1e6);
+        pd__report_param_num(&rep, "huge_pages_asked", (double)pages);
+    }
     uint64_t rss1 = pd__bench_rss_bytes();
     size_t own = pd_index_memory(ix);
 
