@@ -64,7 +64,7 @@ void pd_m_stats(pd_conn_t *c, const msgpack_object *params) {
     msgpack_pack_map(pk, 11);
 
     pd_pack_cstr(pk, "server");
-    msgpack_pack_map(pk, 7);
+    msgpack_pack_map(pk, 8);
     pd_pack_kv_str(pk, "version", PD_VERSION);
     pd_pack_kv_i64(pk, "pid", (int64_t)uv_os_getpid());
     pd_pack_kv_double(pk, "uptime_s", (double)(uv_hrtime() - srv->started_hr) / 1e9);
@@ -72,6 +72,7 @@ void pd_m_stats(pd_conn_t *c, const msgpack_object *params) {
     pd_pack_kv_i64(pk, "port", srv->bound_port);
     pd_pack_kv_u64(pk, "tick_ms", srv->cfg.tick_ms);
     pd_pack_kv_u64(pk, "busy_poll_us", srv->cfg.busy_poll_us);
+    pd_pack_kv_bool(pk, "huge_pages", srv->cfg.huge_pages);
 
     pd_pack_cstr(pk, "connections");
     msgpack_pack_map(pk, 5);
@@ -84,7 +85,7 @@ void pd_m_stats(pd_conn_t *c, const msgpack_object *params) {
     pd_pack_kv_u64(pk, "subscribers", subs);
 
     pd_pack_cstr(pk, "counters");
-    msgpack_pack_map(pk, 18);
+    msgpack_pack_map(pk, 20);
     pd_pack_kv_u64(pk, "requests", n->requests);
     pd_pack_kv_u64(pk, "errors", n->errors);
     pd_pack_kv_u64(pk, "bad_requests", n->bad_requests);
@@ -103,6 +104,8 @@ void pd_m_stats(pd_conn_t *c, const msgpack_object *params) {
     pd_pack_kv_u64(pk, "offers_expired", n->offers_expired);
     pd_pack_kv_u64(pk, "metrics_scrapes", n->metrics_scrapes);
     pd_pack_kv_u64(pk, "cells_tidied", n->cells_tidied);
+    pd_pack_kv_u64(pk, "huge_passes", n->huge_passes);
+    pd_pack_kv_u64(pk, "huge_pages_asked", n->huge_pages_asked);
 
     uint64_t wall_ns = uv_hrtime() - srv->started_hr;
     uint64_t idle_ns = uv_metrics_idle_time(srv->loop);

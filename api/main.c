@@ -41,6 +41,8 @@ static void usage(FILE *f) {
             "  --busy-poll-us N       after a read, poll instead of sleeping for N\n"
             "                         microseconds: lower latency for a core's worth of\n"
             "                         CPU while requests keep coming (default 0 = off)\n"
+            "  --huge-pages           back the index with huge pages once it settles:\n"
+            "                         a shorter query tail for ~20%% more memory (off)\n"
             "  --load-volunteers CSV  load volunteers from a CSV file at start\n"
             "  --data-dir DIR         keep a journal and snapshots in DIR (created if\n"
             "                         missing; one server per directory); recover from\n"
@@ -121,6 +123,7 @@ enum {
     OPT_TICK,
     OPT_STALL,
     OPT_BUSY_POLL,
+    OPT_HUGE,
     OPT_LOAD,
     OPT_DATA_DIR,
     OPT_FSYNC,
@@ -146,6 +149,7 @@ int main(int argc, char **argv) {
         {"tick-ms", required_argument, NULL, OPT_TICK},
         {"stall-ms", required_argument, NULL, OPT_STALL},
         {"busy-poll-us", required_argument, NULL, OPT_BUSY_POLL},
+        {"huge-pages", no_argument, NULL, OPT_HUGE},
         {"load-volunteers", required_argument, NULL, OPT_LOAD},
         {"data-dir", required_argument, NULL, OPT_DATA_DIR},
         {"fsync", required_argument, NULL, OPT_FSYNC},
@@ -226,6 +230,9 @@ int main(int argc, char **argv) {
                 if (parse_size(optarg, 0, 1000000, &v) || strpbrk(optarg, "kKmMgGbB"))
                     return bad_value("--busy-poll-us", optarg, "0..1000000");
                 cfg.busy_poll_us = (uint32_t)v;
+                break;
+            case OPT_HUGE:
+                cfg.huge_pages = true;
                 break;
             case OPT_LOAD:
                 cfg.load_volunteers = optarg;

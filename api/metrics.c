@@ -112,6 +112,8 @@ static void write_metrics(FILE *f, pd_server_t *srv) {
     counter(f, "ticks_total", "Engine ticks run.", n->ticks);
     counter(f, "offers_expired_total", "Offers expired by ticks.", n->offers_expired);
     counter(f, "cells_tidied_total", "Index cells sorted by the tidier.", n->cells_tidied);
+    counter(f, "huge_page_passes_total", "Passes over the index asking for huge pages.",
+            n->huge_passes);
     counter(f, "loop_stalls_total", "Event loop iterations over the stall threshold.",
             n->loop_stalls);
     gauge(f, "loop_idle_seconds_total", "Time the event loop spent waiting for events.",

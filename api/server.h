@@ -52,6 +52,7 @@ typedef struct pd_server_config_s {
     pd_fsync_policy fsync;       /* --fsync: always, everysec (default), no */
     uint64_t snapshot_bytes;     /* snapshot when the journal passes this; 0 = never */
     bool truncate_corrupt;       /* cut a journal corrupt in the middle instead of refusing */
+    bool huge_pages;             /* back the index's cells with huge pages (server.c) */
 } pd_server_config_t;
 
 /** Global counters shown by `stats` and /metrics. */
@@ -78,6 +79,8 @@ typedef struct pd_server_counters_s {
     uint64_t max_stall_us;     /* the longest one */
     uint64_t metrics_scrapes;  /* /metrics requests served */
     uint64_t cells_tidied;     /* index cells sorted by the tidier (server.c) */
+    uint64_t huge_passes;      /* --huge-pages passes over the cells finished */
+    uint64_t huge_pages_asked; /* 2 MiB pages asked for in them */
 } pd_server_counters_t;
 
 struct pd_server_s {
@@ -94,6 +97,8 @@ struct pd_server_s {
     uv_prepare_t stall_check;   /* measures each loop iteration */
     uv_idle_t busy_poll;        /* keeps the loop polling after a read (--busy-poll-us) */
     uv_idle_t tidy_idle;        /* tidies the index a slice per iteration while it needs it */
+    uv_idle_t huge_idle;        /* --huge-pages: a pass over the cells, a slice per iteration */
+    bool huge_wanted;           /* cells moved since the last pass began */
     struct pd_import_s *import; /* the `import` running, or NULL (import.c) */
     uint64_t busy_until_hr;     /* ... until then */
     uv_signal_t sig_term, sig_int;

@@ -671,12 +671,13 @@ Test(import, outlives_its_client_and_stops_with_the_server, .timeout = 120) {
 
 /* ----------------------------------------------------------------- tidy */
 
-/* A dense county loaded at start leaves its cells in arrival order; the
- * server's tidier sorts them from the tick, and answers do not change. */
-Test(tidy, cells_sorted_after_a_load_answers_unchanged, .timeout = 120) {
+/* A dense county loaded at start, served with `flag` (or none): answers
+ * before the tick, then after the counter `counter` moved off 0 (the
+ * tidier or a --huge-pages pass ran, from the tick), must be the same. */
+static void answers_unchanged_after(const char *flag, const char *counter) {
     char csv[64];
     gen_county(csv, sizeof(csv), 20000, "--size-km 6");
-    const char *args[] = {"--load-volunteers", csv, "--tick-ms", "1500", NULL};
+    const char *args[] = {"--load-volunteers", csv, "--tick-ms", "1500", flag, NULL};
     srv_t s;
     srv_start(&s, args);
     pd_client_t *c = srv_connect(&s);
@@ -688,7 +689,7 @@ Test(tidy, cells_sorted_after_a_load_answers_unchanged, .timeout = 120) {
     enum { NQ = sizeof(queries) / sizeof(queries[0]) };
     uint64_t before[NQ][50];
     uint32_t nbefore[NQ];
-    cr_assert_eq(stat_int(c, "counters", "cells_tidied"), 0, "tidied before the first tick");
+    cr_assert_eq(stat_int(c, "counters", counter), 0, "%s before the first tick", counter);
     for (int q = 0; q < NQ; q++) {
         pd_msg_t m = call_ok(c, "match.nearby", queries[q]);
         nbefore[q] = m.result.via.array.size;
@@ -697,8 +698,8 @@ Test(tidy, cells_sorted_after_a_load_answers_unchanged, .timeout = 120) {
             before[q][i] = (uint64_t)map_int(&m.result.via.array.ptr[i], "id");
     }
     long long deadline = now_ms() + 30000;
-    while (stat_int(c, "counters", "cells_tidied") == 0) {
-        cr_assert_lt(now_ms(), deadline, "the tidier never ran");
+    while (stat_int(c, "counters", counter) == 0) {
+        cr_assert_lt(now_ms(), deadline, "%s never moved", counter);
         usleep(50000);
     }
     for (int q = 0; q < NQ; q++) {
@@ -706,9 +707,21 @@ Test(tidy, cells_sorted_after_a_load_answers_unchanged, .timeout = 120) {
         cr_assert_eq(m.result.via.array.size, nbefore[q]);
         for (uint32_t i = 0; i < nbefore[q]; i++)
             cr_assert_eq((uint64_t)map_int(&m.result.via.array.ptr[i], "id"), before[q][i],
-                         "query %d hit %u changed after tidying", q, i);
+                         "query %d hit %u changed after %s", q, i, counter);
     }
+    /* huge pages only when asked for */
+    if (!flag) cr_assert_eq(stat_int(c, "counters", "huge_passes"), 0);
     pd_client_destroy(c);
     srv_stop(&s);
     unlink(csv);
+}
+
+/* A load leaves cells in arrival order; the tidier sorts them. */
+Test(tidy, cells_sorted_after_a_load_answers_unchanged, .timeout = 120) {
+    answers_unchanged_after(NULL, "cells_tidied");
+}
+
+/* --huge-pages: once the tidier is done, a pass over the cells' pages. */
+Test(tidy, huge_pages_pass_after_a_load_answers_unchanged, .timeout = 120) {
+    answers_unchanged_after("--huge-pages", "huge_passes");
 }
