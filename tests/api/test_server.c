@@ -130,6 +130,85 @@ Test(server, match_nearby_and_mobilize) {
     pd_client_destroy(c);
 }
 
+/* Ids of a match.nearby result, or of match.mobilize's volunteers, as a
+ * sorted string "11,13" (order by ETA is checked elsewhere). */
+static void hit_ids(const msgpack_object *arr, char *out, size_t cap) {
+    uint64_t ids[16];
+    uint32_t n = arr->via.array.size;
+    cr_assert_leq(n, 16);
+    for (uint32_t i = 0; i < n; i++) ids[i] = (uint64_t)map_int(&arr->via.array.ptr[i], "id");
+    for (uint32_t i = 1; i < n; i++)
+        for (uint32_t j = i; j > 0 && ids[j - 1] > ids[j]; j--) {
+            uint64_t t = ids[j];
+            ids[j] = ids[j - 1];
+            ids[j - 1] = t;
+        }
+    size_t len = 0;
+    out[0] = '\0';
+    for (uint32_t i = 0; i < n; i++)
+        len += (size_t)snprintf(out + len, cap - len, "%s%llu", i ? "," : "",
+                                (unsigned long long)ids[i]);
+}
+
+/* The time window of match.nearby and match.mobilize: `start` and
+ * `duration_min` select who is on schedule for all of it (local time
+ * +08:00), `ignore_schedule` drops the check, and a bad window is refused. */
+Test(server, match_time_windows) {
+    pd_client_t *c = srv_connect(&srv);
+    call_ok(c, "volunteer.upsert",
+            "{\"id\":11,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"tutoring\"],"
+            "\"schedule\":[[0,8,12]]}");
+    call_ok(c, "volunteer.upsert",
+            "{\"id\":12,\"lat\":30.601,\"lon\":114.3,\"skills\":[\"tutoring\"],"
+            "\"schedule\":[[0,18,22]]}");
+    call_ok(c, "volunteer.upsert",
+            "{\"id\":13,\"lat\":30.602,\"lon\":114.3,\"skills\":[\"tutoring\"]}");
+    /* Monday 2024-03-04 09:00 at +08:00 is 01:00 UTC */
+    static const struct {
+        const char *method, *window, *ids;
+    } cases[] = {
+        {"match.nearby", "\"start\":1709514000000,\"duration_min\":60", "11,13"},
+        {"match.nearby", "\"start\":1709514000000,\"duration_min\":180", "11,13"},
+        /* 11:30 for an hour runs past the end of 8-12 */
+        {"match.nearby", "\"start\":1709523000000,\"duration_min\":60", "13"},
+        /* 19:00 */
+        {"match.nearby", "\"start\":1709550000000,\"duration_min\":120", "12,13"},
+        {"match.nearby", "\"start\":1709523000000,\"ignore_schedule\":true", "11,12,13"},
+        {"match.mobilize", "\"start\":1709514000000,\"duration_min\":60", "11,13"},
+        {"match.mobilize", "\"start\":1709550000000,\"duration_min\":60", "12,13"},
+        /* mobilisation checks schedules only when given a window */
+        {"match.mobilize", "\"radius_m\":2000", "11,12,13"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char params[256], got[128];
+        snprintf(params, sizeof params, "{\"lat\":30.6,\"lon\":114.3,\"skills\":[\"tutoring\"],%s}",
+                 cases[i].window);
+        pd_msg_t m = call_ok(c, cases[i].method, params);
+        const msgpack_object *arr = &m.result;
+        if (m.result.type == MSGPACK_OBJECT_MAP) {
+            arr = pd_client_map_get(&m.result, "volunteers");
+            cr_assert_eq(map_int(&m.result, "count"), (int64_t)(strlen(cases[i].ids) + 1) / 3,
+                         "%s %s", cases[i].method, params);
+        }
+        hit_ids(arr, got, sizeof got);
+        cr_assert_str_eq(got, cases[i].ids, "%s %s", cases[i].method, params);
+    }
+    static const char *const bad[] = {
+        "\"start\":1709514000000,\"duration_min\":\"an hour\"",
+        "\"start\":1709514000000,\"duration_min\":100000",
+        "\"start\":-5",
+        "\"start\":\"monday\"",
+        "\"ignore_schedule\":1",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char params[256];
+        snprintf(params, sizeof params, "{\"lat\":30.6,\"lon\":114.3,%s}", bad[i]);
+        call_err(c, "match.nearby", params, PD_ERR_BAD_ARG);
+        call_err(c, "match.mobilize", params, PD_ERR_BAD_ARG);
+    }
+    pd_client_destroy(c);
+}
+
 Test(server, order_lifecycle) {
     pd_client_t *c = srv_connect(&srv);
     seed(c);
