@@ -54,27 +54,26 @@ typedef struct micro_opts_s {
 } micro_opts_t;
 
 static void micro_usage(FILE *out) {
-    fprintf(
-        out,
-        "usage: paidan-bench micro [options]\n"
-        "  -n, --volunteers N     county size (default 1000000; 10^5..10^7 tested)\n"
-        "  -q, --queries Q        operations per case (default 200000)\n"
-        "  -s, --seed S           generator seed (default 1)\n"
-        "  -k, --k K              neighbours per nearest query (default 10)\n"
-        "      --radius-m R       radius of the within case (default 2000)\n"
-        "      --limit L          result limit of the within case (default 1000)\n"
-        "      --cell-e6 C        grid cell height in micro-degrees (default 10000)\n"
-        "  -f, --filter LIST      only these cases, comma-separated\n"
-        "                         (insert is always measured: it is the load)\n"
-        "      --json             one JSON object instead of the table\n"
-        "      --quiet            no progress lines on stderr\n"
-        "  -h, --help             this text\n"
-        "      --mobilize-radius-m R  radius of the mobilize case (default 1000)\n"
-        "      --huge-pages       after the load, back the cells with huge pages\n"
-        "                         (pd_index_huge_pages, as paidan-server --huge-pages)\n"
-        "cases: insert nearest nearest_hot within move update | dispatch accept complete batch\n"
-        "       mobilize\n"
-        "(the engine cases load the county a second time, into an engine)\n");
+    fprintf(out,
+            "usage: paidan-bench micro [options]\n"
+            "  -n, --volunteers N     county size (default 1000000; 10^5..10^7 tested)\n"
+            "  -q, --queries Q        operations per case (default 200000)\n"
+            "  -s, --seed S           generator seed (default 1)\n"
+            "  -k, --k K              neighbours per nearest query (default 10)\n"
+            "      --radius-m R       radius of the within case (default 2000)\n"
+            "      --limit L          result limit of the within case (default 1000)\n"
+            "      --cell-e6 C        grid cell height in micro-degrees (default 10000)\n"
+            "  -f, --filter LIST      only these cases, comma-separated\n"
+            "                         (insert is always measured: it is the load)\n"
+            "      --json             one JSON object instead of the table\n"
+            "      --quiet            no progress lines on stderr\n"
+            "  -h, --help             this text\n"
+            "      --mobilize-radius-m R  radius of the mobilize case (default 1000)\n"
+            "      --huge-pages       after the load, back the cells with huge pages\n"
+            "                         (pd_index_huge_pages, as paidan-server --huge-pages)\n"
+            "cases: insert nearest nearest_hot within move update machine_cpu machine_mem |\n"
+            "       dispatch accept complete batch mobilize\n"
+            "(the engine cases load the county a second time, into an engine)\n");
 }
 
 static int parse_opts(int argc, char **argv, micro_opts_t *o) {
@@ -159,9 +158,9 @@ static int parse_opts(int argc, char **argv, micro_opts_t *o) {
         fprintf(stderr, "paidan-bench micro: unexpected argument '%s'\n", argv[optind]);
         return -1;
     }
-    static const char *const cases[] = {"insert",   "nearest", "nearest_hot", "within",
-                                        "move",     "update",  "dispatch",    "accept",
-                                        "complete", "batch",   "mobilize"};
+    static const char *const cases[] = {
+        "insert",      "nearest",  "nearest_hot", "within",   "move",  "update",  "machine_cpu",
+        "machine_mem", "dispatch", "accept",      "complete", "batch", "mobilize"};
     char bad[64];
     if (!pd__bench_filter_is_valid(o->filter, cases, sizeof cases / sizeof cases[0], bad,
                                    sizeof bad)) {
@@ -211,6 +210,67 @@ static void huge_pages(pd_index_t *ix, size_t *pages) {
         total += n;
     }
     if (pages) *pages = total;
+}
+
+/* What the machine alone does to a latency distribution, as two cases
+ * beside the index's. machine_cpu: a fixed chain of arithmetic, no memory
+ * (about a nearest_hot's worth): its tail is interrupts, preemption and
+ * the hypervisor. machine_mem: MACHINE_READS dependent reads at random over
+ * MACHINE_BYTES of ordinary (4 KiB-page) memory, about the misses of a cold
+ * query: cache and TLB misses, and their tail. */
+#define MACHINE_READS 32
+#define MACHINE_BYTES ((size_t)256 << 20)
+
+static void machine_cases(const micro_opts_t *o, pd__report_t *rep) {
+    if (pd__bench_selected(o->filter, "machine_cpu")) {
+        pd__result_t *r =
+            pd__report_add(rep, "machine_cpu", "4,000 dependent multiply-adds, no memory");
+        volatile uint64_t sink = 0;
+        uint64_t w0 = pd__bench_now_ns();
+        for (uint64_t i = 0; i < o->queries; i++) {
+            uint64_t x = i | 1;
+            uint64_t t0 = pd__bench_now_ns();
+            for (int k = 0; k < 4000; k++) x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            uint64_t t1 = pd__bench_now_ns();
+            sink += x;
+            pd_hist_record(r->hist, t1 - t0);
+            r->busy_ns += t1 - t0;
+        }
+        r->wall_ns = pd__bench_now_ns() - w0;
+        (void)sink;
+    }
+    if (pd__bench_selected(o->filter, "machine_mem")) {
+        size_t nlines = MACHINE_BYTES / 64;
+        uint64_t *buf = malloc(MACHINE_BYTES);
+        if (!buf) {
+            fprintf(stderr, "paidan-bench micro: machine_mem: out of memory, skipped\n");
+            return;
+        }
+        /* each line names a random next line */
+        uint64_t x = o->seed * 0x9E3779B97F4A7C15ULL + 7;
+        for (size_t i = 0; i < nlines; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            buf[i * 8] = x % nlines;
+        }
+        pd__result_t *r =
+            pd__report_add(rep, "machine_mem", "32 dependent reads at random over 256 MiB");
+        volatile uint64_t sink = 0;
+        uint64_t w0 = pd__bench_now_ns();
+        for (uint64_t i = 0; i < o->queries; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            uint64_t at = x % nlines;
+            uint64_t t0 = pd__bench_now_ns();
+            for (int k = 0; k < MACHINE_READS; k++) at = buf[at * 8];
+            uint64_t t1 = pd__bench_now_ns();
+            sink += at;
+            pd_hist_record(r->hist, t1 - t0);
+            r->busy_ns += t1 - t0;
+        }
+        r->wall_ns = pd__bench_now_ns() - w0;
+        (void)sink;
+        free(buf);
+        pd_alloc_release_free();
+    }
 }
 
 static void timed(pd__result_t *r, uint64_t t0, uint64_t t1) {
@@ -532,6 +592,9 @@ int pd__bench_micro(int argc, char **argv) {
         }
         r->wall_ns = pd__bench_now_ns() - w0;
     }
+
+    /* ---- the machine's own floor, with the same clock and histogram */
+    machine_cases(&o, &rep);
 
     /* ---- within */
     uint64_t within_total = 0;
