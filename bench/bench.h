@@ -37,7 +37,8 @@ typedef struct pd__report_s {
     pd__result_t results[32];
     size_t n_results;
     bool json;
-    bool wide; /* table: also the p99.99 and errors columns */
+    bool wide;         /* table: also the p99.99 and errors columns */
+    char machine[640]; /* where and when it ran, JSON members (pd__report_init) */
 } pd__report_t;
 
 void pd__report_init(pd__report_t *r, const char *mode, bool json);

@@ -1,11 +1,12 @@
 /* report.c -- clock, memory readings and the report format of
- * paidan-bench: one JSON object per run ({"mode", "params", "results",
- * ...}) or a table for people. */
+ * paidan-bench: one JSON object per run ({"mode", "params", "machine",
+ * "results", ...}) or a table for people. */
 #include "bench.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,10 +52,57 @@ static void appendf(char *buf, size_t cap, const char *fmt, ...) {
     va_end(ap);
 }
 
+/* The first line of a file, trimmed, JSON-safe; "" if unreadable. */
+static void read_line(const char *path, char *out, size_t cap) {
+    out[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    if (!fgets(out, (int)cap, f)) out[0] = '\0';
+    fclose(f);
+    out[strcspn(out, "\n")] = '\0';
+    for (char *p = out; *p; p++)
+        if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20) *p = ' ';
+}
+
+/* Where a run happens: a figure means little without the machine and how
+ * busy it was (shared VMs; docs/bench.md). */
+static void machine_of(char *out, size_t cap) {
+    char cpu[128] = "", thp[128] = "", load[128] = "", line[256];
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "model name", 10) == 0 && strchr(line, ':')) {
+            const char *v = strchr(line, ':') + 1;
+            while (*v == ' ' || *v == '\t') v++;
+            snprintf(cpu, sizeof cpu, "%s", v);
+            cpu[strcspn(cpu, "\n")] = '\0';
+            for (char *p = cpu; *p; p++)
+                if (*p == '"' || *p == '\\') *p = ' ';
+            break;
+        }
+    if (f) fclose(f);
+    read_line("/sys/kernel/mm/transparent_hugepage/enabled", line, sizeof line);
+    const char *a = strchr(line, '['), *z = a ? strchr(a, ']') : NULL;
+    if (a && z) snprintf(thp, sizeof thp, "%.*s", (int)(z - a - 1), a + 1);
+    read_line("/proc/loadavg", load, sizeof load);
+    double l1 = 0;
+    if (sscanf(load, "%lf", &l1) != 1) l1 = -1;
+    struct utsname u;
+    if (uname(&u) != 0) snprintf(u.release, sizeof u.release, "?");
+    time_t now = time(NULL);
+    struct tm tm;
+    char when[32] = "";
+    if (gmtime_r(&now, &tm)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(out, cap,
+             "\"cpu\":\"%s\",\"cpus\":%ld,\"kernel\":\"%s\",\"thp\":\"%s\",\"loadavg_1m\":%.2f,"
+             "\"started\":\"%s\"",
+             cpu, sysconf(_SC_NPROCESSORS_ONLN), u.release, thp, l1, when);
+}
+
 void pd__report_init(pd__report_t *r, const char *mode, bool json) {
     memset(r, 0, sizeof *r);
     r->mode = mode;
     r->json = json;
+    machine_of(r->machine, sizeof r->machine);
 }
 
 void pd__report_param_num(pd__report_t *r, const char *key, double v) {
@@ -99,7 +147,8 @@ static double ops_per_s(const pd__result_t *res) {
 
 void pd__report_print(const pd__report_t *r, FILE *out) {
     if (r->json) {
-        fprintf(out, "{\"mode\":\"%s\",\"params\":{%s},\"results\":[", r->mode, r->params);
+        fprintf(out, "{\"mode\":\"%s\",\"params\":{%s},\"machine\":{%s},\"results\":[", r->mode,
+                r->params, r->machine);
         for (size_t i = 0; i < r->n_results; i++) {
             const pd__result_t *res = &r->results[i];
             const pd_hist_t *h = res->hist;
@@ -117,7 +166,7 @@ void pd__report_print(const pd__report_t *r, FILE *out) {
         fprintf(out, "]%s}\n", r->extra);
         return;
     }
-    fprintf(out, "paidan-bench %s  {%s}\n", r->mode, r->params);
+    fprintf(out, "paidan-bench %s  {%s}\nmachine  {%s}\n", r->mode, r->params, r->machine);
     if (r->wide) {
         fprintf(out, "%-16s %10s %12s %9s %9s %9s %9s %10s %10s %8s  %s\n", "case", "count",
                 "ops/s", "p50 us", "p90 us", "p99 us", "p99.9 us", "p99.99 us", "max us", "errors",

@@ -352,6 +352,17 @@ static void check_rows(const doc_t *d) {
                                        "max_us", "errors",    "wall_s"};
     static const char *const ladder[] = {"p50_us",  "p90_us",   "p99_us",
                                          "p999_us", "p9999_us", "max_us"};
+    /* where and when it ran */
+    const msgpack_object *m = member(&d->root, "machine");
+    char buf[128];
+    cr_assert_gt(count(m, "cpus"), 0);
+    cr_assert_gt(strlen(text(m, "kernel", buf, sizeof buf)), 0);
+    text(m, "cpu", buf, sizeof buf);
+    text(m, "thp", buf, sizeof buf);
+    cr_assert_geq(number(m, "loadavg_1m"), 0);
+    text(m, "started", buf, sizeof buf);
+    cr_assert(strlen(buf) == 20 && buf[4] == '-' && buf[10] == 'T' && buf[19] == 'Z',
+              "\"started\" is not a UTC time: %s", buf);
     const msgpack_object *rs = results(d);
     cr_assert_gt(rs->via.array.size, 0, "no result rows");
     for (uint32_t i = 0; i < rs->via.array.size; i++) {
