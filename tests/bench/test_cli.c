@@ -1065,6 +1065,21 @@ Test(cli, compare_refuses_bad_options) {
     expect_refused("bad port", "compare -p 70000");
 }
 
+/* ============================================================== load */
+
+/* load's own command line (its runs are in test_load_server.c): bad
+ * values are refused before any connection is tried (port 1 is closed). */
+Test(cli, load_refuses_bad_options) {
+    expect_refused("bad value '-1' for -c", "load -p 1 -c -1");
+    expect_refused("bad value '0' for -P", "load -p 1 -P 0");
+    expect_refused("bad value 'abc' for -d", "load -p 1 -d abc");
+    expect_refused("bad value '-5' for -n", "load -p 1 -n -5");
+    expect_refused("bad value '-3'", "load -p 1 --rate -3");
+    expect_refused("bad weight 'x' for 'nearby'", "load -p 1 --mix nearby:x");
+    expect_refused("unrecognized option '--bogus'", "load -p 1 --bogus");
+    expect_refused("unexpected argument 'extra'", "load -p 1 extra");
+}
+
 /* ============================================================== main */
 
 Test(cli, no_mode_or_an_unknown_one_prints_the_usage) {
