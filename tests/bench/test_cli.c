@@ -36,6 +36,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "helper.h"
 #include "json.h"
 #include "paidan/client.h"
 
@@ -52,14 +53,10 @@ static const char *binary_dir(void) {
 
 static char scratch[4096]; /* a fresh directory per test */
 
-typedef struct server_s {
-    pid_t pid;
-    uint16_t port;
-} server_t;
-
-static server_t srv; /* the paidan-server of a compare test, if any */
+static srv_t srv; /* the paidan-server of a compare test, if any (tests/api/helper.c) */
 
 static void setup(void) {
+    setenv("PD_BINARY_DIR", binary_dir(), 0); /* for the helper, when run by hand */
     snprintf(scratch, sizeof scratch, "%s/tests/bench/test_cli-XXXXXX", binary_dir());
     cr_assert_not_null(mkdtemp(scratch), "mkdtemp %s: %s", scratch, strerror(errno));
     memset(&srv, 0, sizeof srv);
@@ -74,8 +71,7 @@ static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ft
 
 static void teardown(void) {
     if (srv.pid > 0) {
-        kill(srv.pid, SIGTERM);
-        waitpid(srv.pid, NULL, 0);
+        srv_stop(&srv);
         srv.pid = 0;
     }
     if (scratch[0]) nftw(scratch, rm_one, 16, FTW_DEPTH | FTW_PHYS);
@@ -92,39 +88,11 @@ static const char *in_scratch(char *buf, size_t cap, const char *name) {
     return buf;
 }
 
-/* paidan-server --port 0 on 127.0.0.1; its "listening on HOST:PORT" line
- * names the port (as in test_load_server.c). Stopped by teardown(). */
+/* paidan-server --port 0 on 127.0.0.1 (srv_start of tests/api/helper.c).
+ * Stopped by teardown(). */
 static void server_start(void) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/api/paidan-server", binary_dir());
-    int fds[2];
-    cr_assert_eq(pipe(fds), 0);
-    srv.pid = fork();
-    cr_assert_geq(srv.pid, 0);
-    if (srv.pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        FILE *devnull = freopen("/dev/null", "w", stderr);
-        (void)devnull;
-        execl(path, path, "--host", "127.0.0.1", "--port", "0", "--log-level", "error",
-              (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    FILE *f = fdopen(fds[0], "r");
-    char line[256];
-    srv.port = 0;
-    while (fgets(line, sizeof line, f)) {
-        const char *colon = strrchr(line, ':');
-        if (strstr(line, "listening on") && colon) {
-            srv.port = (uint16_t)atoi(colon + 1);
-            break;
-        }
-    }
-    fclose(f);
-    cr_assert_gt(srv.port, 0, "paidan-server did not start (%s)", path);
+    static const char *const args[] = {"--host", "127.0.0.1", NULL};
+    srv_start(&srv, args);
 }
 
 /* A port on 127.0.0.1 that refuses connections: bound here, so nothing

@@ -3,102 +3,70 @@
  * with volunteer.upsert, then every command of the mix, the order life
  * cycle included, runs without a single error reply. */
 #include <criterion/criterion.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "helper.h"
 #include "load.h"
 
-typedef struct server_s {
-    pid_t pid;
-    uint16_t port;
-} server_t;
-
-/* paidan-server --port 0 [extra]; its "listening on HOST:PORT" line names
- * the port. */
-static void server_start(server_t *s, const char *extra) {
-    const char *bin = getenv("PD_BINARY_DIR");
-    cr_assert_not_null(bin, "PD_BINARY_DIR is not set");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/api/paidan-server", bin);
-    int fds[2];
-    cr_assert_eq(pipe(fds), 0);
-    s->pid = fork();
-    cr_assert_geq(s->pid, 0);
-    if (s->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        FILE *devnull = freopen("/dev/null", "w", stderr);
-        (void)devnull;
-        if (extra)
-            execl(path, path, "--port", "0", "--log-level", "error", "--busy-poll-us", extra,
-                  (char *)NULL);
-        else
-            execl(path, path, "--port", "0", "--log-level", "error", (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    FILE *f = fdopen(fds[0], "r");
-    char line[256];
-    s->port = 0;
-    while (fgets(line, sizeof line, f)) {
-        const char *colon = strrchr(line, ':');
-        if (strstr(line, "listening on") && colon) {
-            s->port = (uint16_t)atoi(colon + 1);
-            break;
-        }
-    }
-    fclose(f);
-    cr_assert_gt(s->port, 0, "paidan-server did not start (%s)", path);
-}
-
-static void server_stop(server_t *s) {
-    kill(s->pid, SIGTERM);
-    int st = 0;
-    waitpid(s->pid, &st, 0);
-}
+/* The server comes from tests/api/helper.c, as in the api tests. */
 
 /* A generated county, upserted into the server; names are the server's. */
-static void county_upload(const server_t *srv, pd__county_t *county, pd__names_t *names,
+static void county_upload(const srv_t *srv, pd__county_t *county, pd__names_t *names,
                           size_t volunteers, size_t orders, uint64_t seed) {
     cr_assert_eq(pd__county_generate(county, volunteers, orders, seed), PD_OK);
     pd_client_t *cl = NULL;
     char why[256] = "";
-    cr_assert_eq(pd__bench_connect("127.0.0.1", srv->port, NULL, &cl, why, sizeof why), PD_OK, "%s",
-                 why);
+    cr_assert_eq(pd__bench_connect("127.0.0.1", (uint16_t)srv->port, NULL, &cl, why, sizeof why),
+                 PD_OK, "%s", why);
     cr_assert_eq(pd__names_from_server(cl, names, why, sizeof why), PD_OK, "%s", why);
     cr_assert_eq(pd__county_upload(cl, county, names, false, why, sizeof why), PD_OK, "%s", why);
     pd_client_destroy(cl);
 }
 
+/* Run the load o (port and mix set here) against srv's county; the pool
+ * and the result are the caller's to free with load_done(). */
+static pd__load_out_t *load_run(const srv_t *srv, pd__load_opts_t *o, const char *mix,
+                                pd__county_t *county, const pd__names_t *names,
+                                pd__load_pool_t **pool) {
+    char why[256] = "";
+    o->port = (uint16_t)srv->port;
+    cr_assert_eq(pd__mix_parse(mix, &o->mix, why, sizeof why), PD_OK, "%s", why);
+    *pool = NULL;
+    cr_assert_eq(pd__load_pool_create(county, names, o, pool), PD_OK);
+    pd__load_out_t *out = malloc(sizeof *out);
+    cr_assert_not_null(out);
+    cr_assert_eq(pd__load_run(o, *pool, out, why, sizeof why), PD_OK, "%s", why);
+    return out;
+}
+
+static void load_done(pd__load_out_t *out, pd__load_pool_t *pool, pd__county_t *county,
+                      srv_t *srv) {
+    pd__load_out_deinit(out);
+    free(out);
+    pd__load_pool_destroy(pool);
+    pd__county_deinit(county);
+    srv_stop(srv);
+}
+
 Test(load_server, mix_with_the_order_life_cycle) {
-    server_t srv;
-    server_start(&srv, NULL);
+    srv_t srv;
+    srv_start(&srv, NULL);
     pd__county_t county;
     pd__names_t names;
     county_upload(&srv, &county, &names, 2000, 8192, 3);
-    char why[256] = "";
 
     pd__load_opts_t o;
     pd__load_opts_init(&o);
-    o.port = srv.port;
     o.connections = 2;
     o.pipeline = 8;
     o.duration_s = 0.6;
     o.warmup_s = 0.1;
-    cr_assert_eq(
-        pd__mix_parse("nearby:40,update:20,get:10,ping:10,order:20", &o.mix, why, sizeof why),
-        PD_OK);
-    pd__load_pool_t *pool = NULL;
-    cr_assert_eq(pd__load_pool_create(&county, &names, &o, &pool), PD_OK);
-    pd__load_out_t *out = malloc(sizeof *out);
-    cr_assert_eq(pd__load_run(&o, pool, out, why, sizeof why), PD_OK, "%s", why);
+    pd__load_pool_t *pool;
+    pd__load_out_t *out =
+        load_run(&srv, &o, "nearby:40,update:20,get:10,ping:10,order:20", &county, &names, &pool);
 
     for (int m = 0; m < PD__M__COUNT; m++)
         cr_assert_eq(out->errors[m], 0, "%s: %llu errors", pd__metric_name((pd__metric)m),
@@ -118,11 +86,7 @@ Test(load_server, mix_with_the_order_life_cycle) {
     cr_assert_geq(out->hist[PD__M_RATE].count, out->orders_done);
     cr_assert_eq(out->conns_lost, 0);
 
-    pd__load_out_deinit(out);
-    free(out);
-    pd__load_pool_destroy(pool);
-    pd__county_deinit(&county);
-    server_stop(&srv);
+    load_done(out, pool, &county, &srv);
 }
 
 /* Both sides polling (paidan-bench load --busy-poll against
@@ -130,37 +94,29 @@ Test(load_server, mix_with_the_order_life_cycle) {
  * Every request is answered and the run ends, although the generator's
  * loop never sleeps. */
 Test(load_server, busy_poll_closed_loop, .timeout = 60) {
-    server_t srv;
-    server_start(&srv, "1000");
+    static const char *const args[] = {"--busy-poll-us", "1000", NULL};
+    srv_t srv;
+    srv_start(&srv, args);
     pd__county_t county;
     pd__names_t names;
     county_upload(&srv, &county, &names, 500, 1024, 5);
-    char why[256] = "";
 
     pd__load_opts_t o;
     pd__load_opts_init(&o);
-    o.port = srv.port;
     o.connections = 1;
     o.pipeline = 1;
     o.requests = 2000;
     o.warmup_s = 0;
     o.busy_poll = true;
-    cr_assert_eq(pd__mix_parse("nearby:50,ping:50", &o.mix, why, sizeof why), PD_OK);
-    pd__load_pool_t *pool = NULL;
-    cr_assert_eq(pd__load_pool_create(&county, &names, &o, &pool), PD_OK);
-    pd__load_out_t *out = malloc(sizeof *out);
-    cr_assert_eq(pd__load_run(&o, pool, out, why, sizeof why), PD_OK, "%s", why);
+    pd__load_pool_t *pool;
+    pd__load_out_t *out = load_run(&srv, &o, "nearby:50,ping:50", &county, &names, &pool);
     uint64_t answered = out->hist[PD__M_NEARBY].count + out->hist[PD__M_PING].count;
     cr_assert_eq(out->errors[PD__M_NEARBY] + out->errors[PD__M_PING], 0);
     cr_assert_geq(answered, 2000, "%llu answered", (unsigned long long)answered);
     cr_assert_gt(out->hist[PD__M_NEARBY].count, 0);
     cr_assert_eq(out->conns_lost, 0);
 
-    pd__load_out_deinit(out);
-    free(out);
-    pd__load_pool_destroy(pool);
-    pd__county_deinit(&county);
-    server_stop(&srv);
+    load_done(out, pool, &county, &srv);
 }
 
 #ifdef PD_HAVE_BENCH_CLI
@@ -168,8 +124,8 @@ Test(load_server, busy_poll_closed_loop, .timeout = 60) {
  * server's own side of the run (calls and time per call, from its stats)
  * for every method the mix used. */
 Test(load_server, the_cli_reports_the_server_side, .timeout = 120) {
-    server_t srv;
-    server_start(&srv, NULL);
+    srv_t srv;
+    srv_start(&srv, NULL);
     const char *bin = getenv("PD_BINARY_DIR");
     cr_assert_not_null(bin);
     char cmd[4400];
@@ -189,6 +145,6 @@ Test(load_server, the_cli_reports_the_server_side, .timeout = 120) {
     cr_assert_not_null(strstr(server, "\"ping\":{\"calls\":"), "%s", server);
     cr_assert_null(strstr(server, "\"volunteer.upsert\""),
                    "the county's upload is not part of the run: %s", server);
-    server_stop(&srv);
+    srv_stop(&srv);
 }
 #endif
