@@ -264,8 +264,11 @@ _Static_assert(sizeof(pd__offer_t) == 32, "pd__offer_t changed: update snapshot.
 _Static_assert(sizeof(pd__order_t) == 128, "pd__order_t changed: update snapshot.c");
 _Static_assert(sizeof(pd_engine_config_t) == 2208, "pd_engine_config_t changed: update snapshot.c");
 
-/* Bytes of one volunteer and of one order's fixed part in the dump. */
+/* Bytes of one volunteer and of one order's fixed part in the dump. A
+ * volunteer starts with the journal's imported-volunteer record
+ * (pd_jrec_volunteer_encode), then its load and the engine's record. */
 #define VOL_BYTES 158
+_Static_assert(PD_JREC_VOLUNTEER_BYTES == 59, "the dump's volunteer layout starts with it");
 #define ORDER_BYTES 129
 #define OFFER_BYTES 27
 
@@ -368,15 +371,8 @@ static void dec_config(pd__rd_t *r, pd_engine_config_t *c) {
 
 static void enc_volunteer(enc_t *e, const pd_volunteer_t *v, const pd__vrec_t *rec) {
     uint8_t *p = enc_room(e, VOL_BYTES);
-    pd__put_u64(p, v->id);
-    pd__put_u32(p + 8, (uint32_t)v->pos.lat);
-    pd__put_u32(p + 12, (uint32_t)v->pos.lon);
-    pd__put_u64(p + 16, v->skills);
-    pd__put_u64(p + 24, v->tags);
-    for (int i = 0; i < 3; i++) pd__put_u64(p + 32 + 8 * i, v->week.bits[i]);
-    p[56] = v->mode;
-    p[57] = v->status;
-    p[58] = v->capacity;
+    /* the volunteer's own fields: the journal's imported-volunteer record */
+    pd_jrec_volunteer_encode(v, p);
     p[59] = v->load;
     p[60] = rec->held;
     pd__put_u32(p + 61, rec->minutes_total);
@@ -398,16 +394,7 @@ static void enc_volunteer(enc_t *e, const pd_volunteer_t *v, const pd__vrec_t *r
 }
 
 static void dec_volunteer(const uint8_t *p, pd_volunteer_t *v) {
-    memset(v, 0, sizeof(*v));
-    v->id = pd__get_u64(p);
-    v->pos.lat = (int32_t)pd__get_u32(p + 8);
-    v->pos.lon = (int32_t)pd__get_u32(p + 12);
-    v->skills = pd__get_u64(p + 16);
-    v->tags = pd__get_u64(p + 24);
-    for (int i = 0; i < 3; i++) v->week.bits[i] = pd__get_u64(p + 32 + 8 * i);
-    v->mode = p[56];
-    v->status = p[57];
-    v->capacity = p[58];
+    (void)pd_jrec_volunteer_decode(p, PD_JREC_VOLUNTEER_BYTES, v); /* the length is right */
     v->load = p[59];
 }
 
