@@ -198,11 +198,10 @@ static bool engine_selected(const micro_opts_t *o) {
     return false;
 }
 
-/* A whole pass of pd_index_huge_pages, after the allocator has returned
- * what it held of the blocks the cells grew out of (so those holes are
- * not filled again). */
+/* A whole pass of pd_index_huge_pages. Callers first have the allocator
+ * return what it held of the blocks the cells grew out of, so those holes
+ * are not filled again. */
 static void huge_pages(pd_index_t *ix, size_t *pages) {
-    pd_alloc_release_free();
     size_t total = 0, n = 0;
     bool done = false;
     while (!done) {
@@ -317,7 +316,10 @@ static void run_engine_cases(const micro_opts_t *o, pd__report_t *rep) {
         if (++loaded % 1000000 == 0) progress(o, "engine loaded", loaded, o->volunteers);
     }
     pd_index_optimize((pd_index_t *)pd_engine_get_index(e), SIZE_MAX, NULL);
-    if (o->huge_pages) huge_pages((pd_index_t *)pd_engine_get_index(e), NULL);
+    if (o->huge_pages) {
+        pd_alloc_release_free();
+        huge_pages((pd_index_t *)pd_engine_get_index(e), NULL);
+    }
 
     /* ---- dispatch, accept, complete over the order stream */
     uint64_t n = o->queries;
