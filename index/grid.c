@@ -8,9 +8,11 @@
  * the antimeridian. Only non-empty cells exist, in a hash map keyed by
  * (row, col): any region works, with no origin to configure.
  *
- * Storage. A cell keeps parallel arrays (skills, tags, week, lat, lon,
- * slot, flags) in one allocation, so a query scans dense memory and runs
- * the cheapest test (skill mask) first. A volunteer's slot (a small stable
+ * Storage. A cell keeps bit planes (hours of the week, availability,
+ * modes, skills, tags: a bit per volunteer each) and a record per
+ * volunteer (position, id, slot, mode, mark) in one allocation, so a query
+ * ANDs the planes it needs and reads only the records of the volunteers
+ * left standing. A volunteer's slot (a small stable
  * integer) holds its id, its cell and its position in the cell; the id ->
  * slot map is idmap.c. Insert, move, update and remove are O(1): a move
  * swap-removes from the old cell and appends to the new one.
@@ -49,21 +51,21 @@
 #define PLANE_AVAIL PD_WEEK_HOURS                   /* online and load < capacity */
 #define PLANE_MODE0 (PLANE_AVAIL + 1u)              /* one plane per travel mode */
 #define PLANE_SKILL0 (PLANE_MODE0 + PD_MODE__COUNT) /* then one per skill bit */
+/* and after the skill planes, one per tag bit (tag_plane()) */
 
 /* The header of a cell: one cache line (the allocator's 64-byte class is
  * line-aligned), so a query pays one miss for it. Its arrays share one
  * allocation, in this order: the planes, the boxes, the block modes (just
- * after the boxes, so the first boxes come with them), the tags, the
- * records. */
+ * after the boxes, so the first boxes come with them), the records. */
 typedef struct cell_s {
-    uint64_t *planes;  /* (PLANE_SKILL0 + nsk) * nblk words; the block's base */
+    uint64_t *planes;  /* cell_nplanes() * nblk words; the block's base */
     struct box_s *box; /* per block of 64: a box holding all its positions;
                           then per block a byte of modes, cell_bmodes() */
     struct rec_s *rec; /* what a candidate needs next: one cache line */
-    uint64_t *tags;    /* tag mask per volunteer */
     uint64_t key;      /* packed (row, col) */
     uint32_t n;        /* volunteers in the cell */
     uint32_t nsk;      /* skill planes: bits 0..nsk-1 */
+    uint32_t ntg;      /* tag planes: bits 0..ntg-1 */
     uint32_t nblk;     /* words per plane: ceil(cap / 64) */
     uint32_t cap;      /* room in the per-volunteer arrays */
     uint32_t churn;    /* writes since the cell was last sorted */
@@ -82,7 +84,7 @@ typedef struct box_s {
     int32_t lon_lo, lon_hi;
 } box_t;
 
-_Static_assert(sizeof(box_t) % 8 == 0, "the tags after the boxes must stay aligned");
+_Static_assert(sizeof(box_t) % 8 == 0, "the records after the boxes must stay aligned");
 
 static const box_t box_empty = {INT32_MAX, INT32_MIN, INT32_MAX, INT32_MIN};
 
@@ -114,15 +116,27 @@ static inline uint8_t *cell_bmodes(const cell_t *c) {
     return (uint8_t *)(c->box + c->nblk);
 }
 
-/* The block-mode bytes, rounded up so the tags after them stay aligned. */
+/* The block-mode bytes, rounded up so the records after them stay aligned. */
 static inline size_t bmodes_bytes(size_t nblk) {
     return (nblk + 7) & ~(size_t)7;
 }
 
-#define CELL_ELEM_BYTES (sizeof(uint64_t) + sizeof(struct rec_s))
+#define CELL_ELEM_BYTES sizeof(struct rec_s)
 
 static inline uint64_t *plane(const cell_t *c, unsigned p) {
     return c->planes + (size_t)p * c->nblk;
+}
+
+/* Planes of a cell: hours, availability, modes, skills, tags. */
+static inline unsigned cell_nplanes(const cell_t *c) {
+    return PLANE_SKILL0 + c->nsk + c->ntg;
+}
+
+/* The plane of tag bit t (t < c->ntg): tags are planes like skills, so a
+ * query asking for tags drops the others before reading a record, and a
+ * county's handful of tags costs a few bits a volunteer, not a word. */
+static inline uint64_t *tag_plane(const cell_t *c, unsigned t) {
+    return plane(c, PLANE_SKILL0 + c->nsk + t);
 }
 
 static inline void bit_put(uint64_t *w, uint32_t i, bool on) {
@@ -382,48 +396,50 @@ static pd_err cells_grow(pd_index_t *ix) {
     return PD_OK;
 }
 
-/* Bytes of a cell's block for cap volunteers and nsk skill planes. */
-static size_t cell_block_bytes(uint32_t cap, uint32_t nsk) {
+/* Bytes of a cell's block for cap volunteers, nsk skill and ntg tag planes. */
+static size_t cell_block_bytes(uint32_t cap, uint32_t nsk, uint32_t ntg) {
     size_t nblk = (cap + 63) / 64;
-    return (PLANE_SKILL0 + nsk) * nblk * sizeof(uint64_t) + nblk * sizeof(box_t) +
+    return (PLANE_SKILL0 + nsk + ntg) * nblk * sizeof(uint64_t) + nblk * sizeof(box_t) +
            bmodes_bytes(nblk) + (size_t)cap * CELL_ELEM_BYTES;
 }
 
-/* Make c hold at least `room` volunteers and `nsk` skill planes, moving it
- * to a new block if needed. NOMEM leaves c as it was. */
-/* Point c at a new zeroed block for cap volunteers and nsk skill planes,
- * with empty boxes; c's other fields are left alone. */
-static pd_err cell_alloc_block(cell_t *c, uint32_t cap, uint32_t nsk) {
-    char *block = pd_calloc(1, cell_block_bytes(cap, nsk));
+/* Point c at a new zeroed block for cap volunteers, nsk skill and ntg tag
+ * planes, with empty boxes; c's other fields are left alone. */
+static pd_err cell_alloc_block(cell_t *c, uint32_t cap, uint32_t nsk, uint32_t ntg) {
+    char *block = pd_calloc(1, cell_block_bytes(cap, nsk, ntg));
     if (!block) return PD_ERR_NOMEM;
     c->cap = cap;
     c->nsk = nsk;
+    c->ntg = ntg;
     c->nblk = (cap + 63) / 64;
     c->planes = (uint64_t *)block;
-    c->box = (box_t *)(c->planes + (size_t)(PLANE_SKILL0 + nsk) * c->nblk);
-    c->tags = (uint64_t *)(cell_bmodes(c) + bmodes_bytes(c->nblk));
-    c->rec = (rec_t *)(c->tags + cap);
+    c->box = (box_t *)(c->planes + (size_t)cell_nplanes(c) * c->nblk);
+    c->rec = (rec_t *)(cell_bmodes(c) + bmodes_bytes(c->nblk));
     for (uint32_t b = 0; b < c->nblk; b++) c->box[b] = box_empty;
     return PD_OK;
 }
 
-static pd_err cell_fit(pd_index_t *ix, cell_t *c, uint32_t room, uint32_t nsk) {
-    if (room <= c->cap && nsk <= c->nsk) return PD_OK;
+/* Make c hold at least `room` volunteers, `nsk` skill and `ntg` tag
+ * planes, moving it to a new block if needed. NOMEM leaves c as it was. */
+static pd_err cell_fit(pd_index_t *ix, cell_t *c, uint32_t room, uint32_t nsk, uint32_t ntg) {
+    if (room <= c->cap && nsk <= c->nsk && ntg <= c->ntg) return PD_OK;
     if (room > (1u << 30)) return PD_ERR_LIMIT; /* cell_sort keys hold 30-bit positions */
     uint32_t ncap = c->cap, nnsk = nsk > c->nsk ? nsk : c->nsk;
+    uint32_t nntg = ntg > c->ntg ? ntg : c->ntg;
     while (ncap < room) ncap = ncap < 4 ? 4 : ncap + ncap / 2;
     cell_t old = *c;
-    pd_err err = cell_alloc_block(c, ncap, nnsk);
+    pd_err err = cell_alloc_block(c, ncap, nnsk, nntg);
     if (err) return err;
-    size_t bytes = cell_block_bytes(ncap, nnsk);
+    size_t bytes = cell_block_bytes(ncap, nnsk, nntg);
     if (old.planes) {
         for (unsigned p = 0; p < PLANE_SKILL0 + old.nsk; p++)
             memcpy(plane(c, p), plane(&old, p), old.nblk * sizeof(uint64_t));
-        memcpy(c->tags, old.tags, old.n * sizeof *c->tags);
+        for (unsigned t = 0; t < old.ntg; t++)
+            memcpy(tag_plane(c, t), tag_plane(&old, t), old.nblk * sizeof(uint64_t));
         memcpy(c->rec, old.rec, old.n * sizeof *c->rec);
         memcpy(c->box, old.box, old.nblk * sizeof *c->box);
         memcpy(cell_bmodes(c), cell_bmodes(&old), old.nblk);
-        ix->cell_bytes -= cell_block_bytes(old.cap, old.nsk);
+        ix->cell_bytes -= cell_block_bytes(old.cap, old.nsk, old.ntg);
     }
     pd_free(old.planes);
     ix->cell_bytes += bytes;
@@ -431,13 +447,14 @@ static pd_err cell_fit(pd_index_t *ix, cell_t *c, uint32_t room, uint32_t nsk) {
 }
 
 /* The cell for key, created (empty) if missing, with room for `more` more
- * volunteers with `nsk` skill planes. On error nothing changed. */
-static pd_err cell_get_room(pd_index_t *ix, uint64_t key, uint32_t more, uint32_t nsk,
+ * volunteers with `nsk` skill and `ntg` tag planes. On error nothing
+ * changed. */
+static pd_err cell_get_room(pd_index_t *ix, uint64_t key, uint32_t more, uint32_t nsk, uint32_t ntg,
                             cell_t **out) {
     cell_t *c = cell_find(ix, key);
     if (c) {
         if (more > (1u << 30) - c->n) return PD_ERR_LIMIT;
-        pd_err err = cell_fit(ix, c, c->n + more, nsk);
+        pd_err err = cell_fit(ix, c, c->n + more, nsk, ntg);
         if (err) return err;
         *out = c;
         return PD_OK;
@@ -447,7 +464,7 @@ static pd_err cell_get_room(pd_index_t *ix, uint64_t key, uint32_t more, uint32_
     c = pd_calloc(1, sizeof *c);
     if (!c) return PD_ERR_NOMEM;
     c->key = key;
-    err = cell_fit(ix, c, more ? more : 1, nsk);
+    err = cell_fit(ix, c, more ? more : 1, nsk, ntg);
     if (err) {
         pd_free(c);
         return err;
@@ -479,7 +496,7 @@ static void cell_drop(pd_index_t *ix, cell_t *c) {
     ix->cells[hole].cell = NULL;
     ix->cells[hole].key = 0;
     ix->ncells--;
-    ix->cell_bytes -= cell_block_bytes(c->cap, c->nsk);
+    ix->cell_bytes -= cell_block_bytes(c->cap, c->nsk, c->ntg);
     pd_free(c->planes);
     pd_free(c);
 }
@@ -488,13 +505,12 @@ static inline bool slot_avail(const slot_t *s) {
     return s->status == PD_STATUS_ONLINE && s->load < s->capacity;
 }
 
-/* Everything of v at position i of c but its hour and skill planes. */
+/* Everything of v at position i of c but its hour, skill and tag planes. */
 static void cell_write_fields(pd_index_t *ix, cell_t *c, uint32_t i, uint32_t si,
                               const pd_volunteer_t *v, uint16_t mark) {
     const slot_t *s = &ix->slots[si];
     if (slot_avail(s)) bit_put(plane(c, PLANE_AVAIL), i, true);
     bit_put(plane(c, PLANE_MODE0 + s->mode), i, true);
-    c->tags[i] = v->tags;
     c->rec[i].lat = v->pos.lat;
     c->rec[i].lon = v->pos.lon;
     box_add(&c->box[i >> 6], v->pos.lat, v->pos.lon);
@@ -508,18 +524,20 @@ static void cell_write_fields(pd_index_t *ix, cell_t *c, uint32_t i, uint32_t si
 }
 
 /* Write every field of volunteer v (slot si) at position i of c; the cell
- * must have room and enough skill planes. */
+ * must have room and enough skill and tag planes. */
 static void cell_write(pd_index_t *ix, cell_t *c, uint32_t i, uint32_t si, const pd_volunteer_t *v,
                        bool fresh, uint16_t mark) {
     /* A fresh position (just appended) has every bit clear already; an
      * existing one is cleared first. Then only the set bits are written. */
     if (!fresh)
-        for (unsigned p = 0; p < PLANE_SKILL0 + c->nsk; p++) bit_put(plane(c, p), i, false);
+        for (unsigned p = 0; p < cell_nplanes(c); p++) bit_put(plane(c, p), i, false);
     for (unsigned w = 0; w < 3; w++)
         for (uint64_t b = v->week.bits[w]; b; b &= b - 1)
             bit_put(plane(c, PLANE_HOUR0 + w * 64 + (unsigned)__builtin_ctzll(b)), i, true);
     for (uint64_t b = v->skills; b; b &= b - 1)
         bit_put(plane(c, PLANE_SKILL0 + (unsigned)__builtin_ctzll(b)), i, true);
+    for (uint64_t b = v->tags; b; b &= b - 1)
+        bit_put(tag_plane(c, (unsigned)__builtin_ctzll(b)), i, true);
     cell_write_fields(ix, c, i, si, v, mark);
 }
 
@@ -539,25 +557,32 @@ static void transpose64(uint64_t a[64]) {
     }
 }
 
-/* The hour and skill plane words of block b of c as, per position j of
- * the block, the volunteer's week (wk[w][j] = week.bits[w]) and skills. */
-static void block_read(const cell_t *c, uint32_t b, uint64_t wk[3][64], uint64_t sk[64]) {
+/* The hour, skill and tag plane words of block b of c as, per position j
+ * of the block, the volunteer's week (wk[w][j] = week.bits[w]), skills
+ * and tags. */
+static void block_read(const cell_t *c, uint32_t b, uint64_t wk[3][64], uint64_t sk[64],
+                       uint64_t tg[64]) {
     for (unsigned h = 0; h < 192; h++)
         wk[h >> 6][h & 63] = h < PD_WEEK_HOURS ? plane(c, PLANE_HOUR0 + h)[b] : 0;
     for (unsigned k = 0; k < 64; k++) sk[k] = k < c->nsk ? plane(c, PLANE_SKILL0 + k)[b] : 0;
+    for (unsigned t = 0; t < 64; t++) tg[t] = t < c->ntg ? tag_plane(c, t)[b] : 0;
     for (unsigned w = 0; w < 3; w++) transpose64(wk[w]);
     transpose64(sk);
+    if (c->ntg) transpose64(tg);
 }
 
-/* The reverse: OR per-position weeks and skills into block b's planes
- * (positions not being written hold zeros). */
-static void block_or(cell_t *c, uint32_t b, uint64_t wk[3][64], uint64_t sk[64]) {
+/* The reverse: OR per-position weeks, skills and tags into block b's
+ * planes (positions not being written hold zeros). */
+static void block_or(cell_t *c, uint32_t b, uint64_t wk[3][64], uint64_t sk[64], uint64_t tg[64]) {
     for (unsigned w = 0; w < 3; w++) transpose64(wk[w]);
     transpose64(sk);
+    if (c->ntg) transpose64(tg);
     for (unsigned h = 0; h < PD_WEEK_HOURS; h++)
         if (wk[h >> 6][h & 63]) plane(c, PLANE_HOUR0 + h)[b] |= wk[h >> 6][h & 63];
     for (unsigned k = 0; k < c->nsk; k++)
         if (sk[k]) plane(c, PLANE_SKILL0 + k)[b] |= sk[k];
+    for (unsigned t = 0; t < c->ntg; t++)
+        if (tg[t]) tag_plane(c, t)[b] |= tg[t];
 }
 
 /* Append slot si with fields v and mark to c (room reserved). */
@@ -573,13 +598,12 @@ static void cell_append(pd_index_t *ix, cell_t *c, uint32_t si, const pd_volunte
  * the freed position in every plane. */
 static void cell_take(pd_index_t *ix, cell_t *c, uint32_t i) {
     uint32_t last = --c->n;
-    unsigned np = PLANE_SKILL0 + c->nsk;
+    unsigned np = cell_nplanes(c);
     if (i != last) {
         for (unsigned p = 0; p < np; p++) {
             uint64_t *w = plane(c, p);
             bit_put(w, i, bit_get(w, last));
         }
-        c->tags[i] = c->tags[last];
         c->rec[i] = c->rec[last];
         box_add(&c->box[i >> 6], c->rec[i].lat, c->rec[i].lon);
         cell_bmodes(c)[i >> 6] |= (uint8_t)(1u << c->rec[i].mode);
@@ -667,7 +691,8 @@ pd_err pd_index_insert(pd_index_t *ix, const pd_volunteer_t *v) {
     if ((err = pd__idmap_reserve1(&ix->ids))) return err;
     if ((err = slots_reserve1(ix))) return err;
     cell_t *c;
-    if ((err = cell_get_room(ix, key_of_pos(ix, v->pos), 1, skill_planes(v->skills), &c)))
+    if ((err = cell_get_room(ix, key_of_pos(ix, v->pos), 1, skill_planes(v->skills),
+                             skill_planes(v->tags), &c)))
         return err;
     si = slot_take(ix, v);
     cell_append(ix, c, si, v, 0);
@@ -683,13 +708,13 @@ static pd_err slot_rehome(pd_index_t *ix, uint32_t si, uint64_t key, const pd_vo
     cell_t *old = s->cell;
     const uint16_t mark = old->rec[s->idx].mark;
     if (old->key == key) {
-        pd_err err = cell_fit(ix, old, old->n, skill_planes(v->skills));
+        pd_err err = cell_fit(ix, old, old->n, skill_planes(v->skills), skill_planes(v->tags));
         if (err) return err;
         cell_write(ix, old, s->idx, si, v, false, mark);
         return PD_OK;
     }
     cell_t *c;
-    pd_err err = cell_get_room(ix, key, 1, skill_planes(v->skills), &c);
+    pd_err err = cell_get_room(ix, key, 1, skill_planes(v->skills), skill_planes(v->tags), &c);
     if (err) return err;
     cell_take(ix, old, s->idx);
     cell_append(ix, c, si, v, mark);
@@ -707,7 +732,8 @@ static void slot_read(const pd_index_t *ix, uint32_t si, pd_volunteer_t *out) {
     out->skills = 0;
     for (unsigned k = 0; k < c->nsk; k++)
         out->skills |= (uint64_t)bit_get(plane(c, PLANE_SKILL0 + k), i) << k;
-    out->tags = c->tags[i];
+    out->tags = 0;
+    for (unsigned t = 0; t < c->ntg; t++) out->tags |= (uint64_t)bit_get(tag_plane(c, t), i) << t;
     out->week = pd_week_none();
     for (unsigned h = 0; h < PD_WEEK_HOURS; h++)
         out->week.bits[h >> 6] |= (uint64_t)bit_get(plane(c, PLANE_HOUR0 + h), i) << (h & 63);
@@ -871,13 +897,13 @@ void pd_index_foreach_by_cell(const pd_index_t *ix,
                               bool (*fn)(void *ud, const pd_volunteer_t *v, uint32_t slot),
                               void *ud) {
     pd_volunteer_t vb[64];
-    uint64_t wk[3][64], sk[64];
+    uint64_t wk[3][64], sk[64], tg[64];
     for (uint32_t ci = 0; ci <= ix->cells_mask; ci++) {
         const cell_t *c = ix->cells[ci].cell;
         if (!c) continue;
         for (uint32_t b = 0; b * 64 < c->n; b++) {
             uint32_t lo = b * 64, cnt = c->n - lo < 64 ? c->n - lo : 64;
-            block_read(c, b, wk, sk);
+            block_read(c, b, wk, sk, tg);
             for (uint32_t j = 0; j < cnt; j++) {
                 const rec_t *r = &c->rec[lo + j];
                 const slot_t *s = &ix->slots[r->slot];
@@ -886,7 +912,7 @@ void pd_index_foreach_by_cell(const pd_index_t *ix,
                 v->pos.lat = r->lat;
                 v->pos.lon = r->lon;
                 v->skills = sk[j];
-                v->tags = c->tags[lo + j];
+                v->tags = tg[j];
                 for (unsigned w = 0; w < 3; w++) v->week.bits[w] = wk[w][j];
                 v->mode = s->mode;
                 v->status = s->status;
@@ -907,6 +933,7 @@ typedef struct group_s {
     uint32_t count; /* volunteers for it */
     uint32_t next;  /* the grouping pass: next position in the grouped order */
     uint32_t nsk;   /* skill planes they need */
+    uint32_t ntg;   /* tag planes they need */
     bool created;   /* the cell did not exist before */
 } group_t;
 
@@ -947,7 +974,7 @@ static uint32_t groups_get(groups_t *gs, uint64_t key) {
         if (groups_rehash(gs, (gs->mask + 1) * 2)) return UINT32_MAX;
         return groups_get(gs, key);
     }
-    gs->g[gs->n] = (group_t){key, NULL, 0, 0, 0, false};
+    gs->g[gs->n] = (group_t){key, NULL, 0, 0, 0, 0, false};
     gs->at[h] = gs->n + 1;
     return gs->n++;
 }
@@ -969,26 +996,28 @@ static void insert_many_undo(pd_index_t *ix, const pd_volunteer_t *vs, const uin
     }
 }
 
-/* Append vs[order[0..count)] (slots sis[]) to c, room reserved: hours and
- * skills a block of 64 at a time through a transpose. */
+/* Append vs[order[0..count)] (slots sis[]) to c, room reserved: hours,
+ * skills and tags a block of 64 at a time through a transpose. */
 static void cell_append_many(pd_index_t *ix, cell_t *c, const pd_volunteer_t *vs,
                              const uint32_t *order, const uint32_t *sis, uint32_t count) {
     uint32_t i0 = c->n, end = c->n + count;
-    uint64_t wk[3][64], sk[64];
+    uint64_t wk[3][64], sk[64], tg[64];
     for (uint32_t b = i0 >> 6; b * 64 < end; b++) {
         uint32_t lo = b * 64 > i0 ? b * 64 : i0, hi = b * 64 + 64 < end ? b * 64 + 64 : end;
         memset(wk, 0, sizeof wk);
         memset(sk, 0, sizeof sk);
+        memset(tg, 0, sizeof tg);
         for (uint32_t i = lo; i < hi; i++) {
             const pd_volunteer_t *v = &vs[order[i - i0]];
             for (unsigned w = 0; w < 3; w++) wk[w][i & 63] = v->week.bits[w];
             sk[i & 63] = v->skills;
+            tg[i & 63] = v->tags;
             uint32_t si = sis[i - i0];
             cell_write_fields(ix, c, i, si, v, 0);
             ix->slots[si].cell = c;
             ix->slots[si].idx = i;
         }
-        block_or(c, b, wk, sk);
+        block_or(c, b, wk, sk, tg);
     }
     c->n = end;
 }
@@ -1042,6 +1071,8 @@ pd_err pd_index_insert_many(pd_index_t *ix, const pd_volunteer_t *vs, size_t n, 
         gs.g[k].count++;
         uint32_t nsk = skill_planes(vs[i].skills);
         if (nsk > gs.g[k].nsk) gs.g[k].nsk = nsk;
+        uint32_t ntg = skill_planes(vs[i].tags);
+        if (ntg > gs.g[k].ntg) gs.g[k].ntg = ntg;
     }
     uint32_t at = 0;
     for (uint32_t k = 0; k < gs.n; k++) {
@@ -1049,11 +1080,11 @@ pd_err pd_index_insert_many(pd_index_t *ix, const pd_volunteer_t *vs, size_t n, 
         g->next = at;
         at += g->count;
         g->created = cell_find(ix, g->key) == NULL;
-        if ((err = cell_get_room(ix, g->key, g->count, g->nsk, &g->cell))) {
+        if ((err = cell_get_room(ix, g->key, g->count, g->nsk, g->ntg, &g->cell))) {
             insert_many_undo(ix, vs, order, NULL, 0, &gs);
             goto out;
         }
-        populate(g->cell->planes, cell_block_bytes(g->cell->cap, g->cell->nsk));
+        populate(g->cell->planes, cell_block_bytes(g->cell->cap, g->cell->nsk, g->cell->ntg));
     }
     for (size_t i = 0; i < n; i++) order[gs.g[gid[i]].next++] = (uint32_t)i;
 
@@ -1116,7 +1147,10 @@ typedef struct search_s {
     double extent_m;                /* the largest reach */
     uint8_t req[64];                /* required skill bits */
     uint32_t nreq;
-    uint32_t req_planes;          /* skill planes a cell needs to hold any match */
+    uint32_t req_planes; /* skill planes a cell needs to hold any match */
+    uint8_t reqt[64];    /* required tag bits */
+    uint32_t nreqt;
+    uint32_t reqt_planes;         /* tag planes a cell needs to hold any match */
     uint8_t hours[PD_WEEK_HOURS]; /* hours of the window */
     uint32_t nhours;
     bool count_all; /* within: count every hit, prune by reach only */
@@ -1204,17 +1238,15 @@ static inline double mode_limit_m(const search_t *s, unsigned m) {
     return lim;
 }
 
-/* Test the queued candidates: tags, distance, ETA, the hook, the heap.
+/* Test the queued candidates: distance, ETA, the hook, the heap.
  * Their records were prefetched when they were queued, so the misses of a
  * whole batch overlap instead of coming one after another. */
 static void flush_candidates(search_t *s) {
     const pd_query_t *q = s->q;
     const pd_index_t *ix = s->ix;
-    const uint64_t qt = q->tags;
     for (uint32_t k = 0; k < s->ncand; k++) {
         const cell_t *c = s->cand[k].cell;
         uint32_t i = s->cand[k].i;
-        if (qt && (c->tags[i] & qt) != qt) continue;
         const rec_t *rc = &c->rec[i];
         unsigned mode = rc->mode;
         double d2 = pd__fast_d2(s->qlat, s->qlon, s->cos_q, s->sin_q, rc->lat, rc->lon);
@@ -1246,12 +1278,18 @@ static void flush_candidates(search_t *s) {
     s->ncand = 0;
 }
 
+/* False when nobody in c can have every skill and tag the query needs:
+ * c has no plane for one of them. */
+static inline bool cell_may_match(const search_t *s, const cell_t *c) {
+    return s->req_planes <= c->nsk && s->reqt_planes <= c->ntg;
+}
+
 /* Scan one cell: AND the planes the query needs, word by word, and queue
  * the survivors. modes_ok has bit m set for every travel mode that may
  * still qualify in this cell. */
 static void scan_cell(search_t *s, const cell_t *c, unsigned modes_ok, double kx) {
     const pd_query_t *q = s->q;
-    if (s->req_planes > c->nsk) return; /* nobody here has every skill */
+    if (!cell_may_match(s, c)) return;
     const uint32_t nblk = (c->n + 63) / 64;
     /* the modes' limits, fixed while the cell is scanned (hits are queued) */
     double lim[PD_MODE__COUNT];
@@ -1290,6 +1328,7 @@ static void scan_cell(search_t *s, const cell_t *c, unsigned modes_ok, double kx
         else
             m = plane(c, PLANE_AVAIL)[b];
         for (uint32_t j = 0; j < s->nreq && m; j++) m &= plane(c, PLANE_SKILL0 + s->req[j])[b];
+        for (uint32_t j = 0; j < s->nreqt && m; j++) m &= tag_plane(c, s->reqt[j])[b];
         for (uint32_t j = 0; j < s->nhours && m; j++) m &= plane(c, PLANE_HOUR0 + s->hours[j])[b];
         if (!all_modes && m) {
             uint64_t mm = 0;
@@ -1351,6 +1390,7 @@ static inline void cell_prefetch(const search_t *s, const cell_t *c) {
         __builtin_prefetch(plane(c, PLANE_AVAIL) + b);
         for (uint32_t j = 0; j < s->nreq; j++)
             __builtin_prefetch(plane(c, PLANE_SKILL0 + s->req[j]) + b);
+        for (uint32_t j = 0; j < s->nreqt; j++) __builtin_prefetch(tag_plane(c, s->reqt[j]) + b);
         for (uint32_t j = 0; j < s->nhours && j < 4; j++)
             __builtin_prefetch(plane(c, PLANE_HOUR0 + s->hours[j]) + b);
     }
@@ -1363,7 +1403,7 @@ static void flush_pending(search_t *s) {
     uint32_t n = 0;
     for (uint32_t i = 0; i < s->npending; i++) {
         const cell_t *cell = s->pending[i].cell;
-        if (s->req_planes > cell->nsk) continue; /* nobody here has every skill */
+        if (!cell_may_match(s, cell)) continue;
         cell_prefetch(s, cell);
         s->pending[n++] = s->pending[i];
     }
@@ -1462,6 +1502,10 @@ static pd_err search_init(search_t *s, const pd_index_t *ix, const pd_query_t *q
     for (unsigned k = 0; k < 64; k++)
         if (q->skills >> k & 1) s->req[s->nreq++] = (uint8_t)k;
     s->req_planes = skill_planes(q->skills);
+    s->nreqt = 0;
+    for (unsigned t = 0; t < 64; t++)
+        if (q->tags >> t & 1) s->reqt[s->nreqt++] = (uint8_t)t;
+    s->reqt_planes = skill_planes(q->tags);
     for (unsigned h = 0; h < PD_WEEK_HOURS; h++)
         if (q->need.bits[h >> 6] >> (h & 63) & 1) s->hours[s->nhours++] = (uint8_t)h;
     s->extent_m = 0;
@@ -1638,17 +1682,16 @@ static pd_err cell_sort(pd_index_t *ix, cell_t *c) {
      * more, in whole blocks of 64. */
     uint32_t cap = (n + n / 8 + 63) & ~63u;
     if (cap > c->cap) cap = c->cap;
-    pd_err err = cell_alloc_block(&nc, cap, c->nsk);
+    pd_err err = cell_alloc_block(&nc, cap, c->nsk, c->ntg);
     if (err) {
         pd_free(keys);
         return err;
     }
-    unsigned np = PLANE_SKILL0 + c->nsk;
+    unsigned np = cell_nplanes(c);
     for (uint32_t j = 0; j < n; j++) {
         uint32_t i = (uint32_t)(keys[j] & ((1u << 30) - 1));
         for (unsigned p = 0; p < np; p++)
             if (bit_get(plane(c, p), i)) bit_put(plane(&nc, p), j, true);
-        nc.tags[j] = c->tags[i];
         nc.rec[j] = c->rec[i];
         box_add(&nc.box[j >> 6], nc.rec[j].lat, nc.rec[j].lon);
         cell_bmodes(&nc)[j >> 6] |= (uint8_t)(1u << nc.rec[j].mode);
@@ -1657,8 +1700,8 @@ static pd_err cell_sort(pd_index_t *ix, cell_t *c) {
     nc.churn = 0;
     pd_free(keys);
     pd_free(c->planes);
-    ix->cell_bytes -= cell_block_bytes(c->cap, c->nsk);
-    ix->cell_bytes += cell_block_bytes(nc.cap, nc.nsk);
+    ix->cell_bytes -= cell_block_bytes(c->cap, c->nsk, c->ntg);
+    ix->cell_bytes += cell_block_bytes(nc.cap, nc.nsk, nc.ntg);
     *c = nc;
     return PD_OK;
 }
@@ -1703,7 +1746,7 @@ void pd_index_huge_pages(pd_index_t *ix, size_t budget, size_t *n_pages, bool *d
         }
         const cell_t *c = ix->cells[ix->huge_cursor].cell;
         if (c) {
-            uintptr_t a = (uintptr_t)c->planes, e = a + cell_block_bytes(c->cap, c->nsk);
+            uintptr_t a = (uintptr_t)c->planes, e = a + cell_block_bytes(c->cap, c->nsk, c->ntg);
             uintptr_t pg = a & ~(H - 1);
             /* a cell cut short by the budget goes on where it stopped,
              * unless it has moved since */
@@ -1736,7 +1779,7 @@ bool pd_index_validate(const pd_index_t *ix, const char **reason) {
         const cell_t *c = ix->cells[i].cell;
         if (!c) continue;
         ncells++;
-        bytes += cell_block_bytes(c->cap, c->nsk);
+        bytes += cell_block_bytes(c->cap, c->nsk, c->ntg);
         if (c->n == 0) why = "empty cell kept in the map";
         if (c->n > c->cap) why = "cell holds more than its capacity";
         if (cell_find(ix, c->key) != c) why = "cell not reachable from its key";
@@ -1768,7 +1811,7 @@ bool pd_index_validate(const pd_index_t *ix, const char **reason) {
                     why = "id map does not lead to the slot";
             }
         }
-        for (unsigned p = 0; p < PLANE_SKILL0 + c->nsk && !why; p++)
+        for (unsigned p = 0; p < cell_nplanes(c) && !why; p++)
             for (uint32_t j = c->n; j < c->nblk * 64; j++)
                 if (bit_get(plane(c, p), j)) {
                     why = "a plane has a bit past the cell's volunteers";

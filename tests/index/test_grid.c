@@ -85,9 +85,14 @@ static void rand_volunteer(world_t *w, pd_volunteer_t *v, uint64_t id) {
     memset(v, 0, sizeof *v);
     v->id = id;
     v->pos = rand_point(w);
+    static const unsigned high_bits[] = {9, 40, 63};
     v->skills =
         (1ULL << pd_rng_below(r, 6)) | (pd_rng_below(r, 2) ? 1ULL << pd_rng_below(r, 6) : 0);
+    /* now and then a high skill or tag bit: cells grow planes for it while
+     * they hold volunteers (and a new skill plane moves the tag planes) */
+    if (pd_rng_below(r, 40) == 0) v->skills |= 1ULL << high_bits[pd_rng_below(r, 3)];
     v->tags = pd_rng_below(r, 4);
+    if (pd_rng_below(r, 16) == 0) v->tags |= 1ULL << high_bits[pd_rng_below(r, 3)];
     v->week = rand_week(r);
     v->mode = (uint8_t)pd_rng_below(r, PD_MODE__COUNT);
     v->status = (uint8_t)(pd_rng_below(r, 5) == 0 ? pd_rng_below(r, 3) : PD_STATUS_ONLINE);
@@ -228,6 +233,7 @@ static void rand_query(world_t *w, pd_query_t *q, hook_t *hook) {
     if (pick) q->skills = 1ULL << pd_rng_below(r, 6);
     if (pick == 3) q->skills |= 1ULL << pd_rng_below(r, 6);
     if (pd_rng_below(r, 5) == 0) q->tags = 1 + pd_rng_below(r, 3);
+    if (pd_rng_below(r, 25) == 0) q->tags |= 1ULL << (pd_rng_below(r, 2) ? 9 : 63);
     if (pd_rng_below(r, 3) == 0) {
         int32_t start = (int32_t)pd_rng_below(r, PD_WEEK_HOURS * 60);
         int32_t dur = (int32_t)pd_rng_below(r, 240);
