@@ -49,10 +49,12 @@ field() { /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); print(ev
 
 echo "== ping"
 cli ping
-echo "== who is near the county seat and can tutor? (match.nearby, k=5, 15-minute circle)"
-cli match.nearby '{"lat":30.6,"lon":114.3,"skills":["tutoring"],"k":5}'
-# next Saturday 10:00 local time (UTC+8), in ms: most volunteers are free then
+# next Saturday 10:00 local time (UTC+8), in ms: most volunteers are free
+# then (without a start, match.nearby asks about the hour now, and at
+# night nobody is on duty)
 start=$(/usr/bin/python3 -c 'import datetime as t; z=t.timezone(t.timedelta(hours=8)); n=t.datetime.now(z); d=(n+t.timedelta(days=(5-n.weekday())%7 or 7)).replace(hour=10,minute=0,second=0,microsecond=0); print(int(d.timestamp()*1000))')
+echo "== who is near the county seat and can tutor on Saturday 10:00-11:00? (match.nearby, k=5, 15-minute circle)"
+cli match.nearby "{\"lat\":30.6,\"lon\":114.3,\"skills\":[\"tutoring\"],\"k\":5,\"start\":$start,\"duration_min\":60}"
 echo "== 群众点单: an elderly resident asks for medical-fitness help on Saturday 10:00 (order.create)"
 order=$(cli order.create "{\"id\":1001,\"lat\":30.61,\"lon\":114.31,\"skills\":[\"medical-fitness\"],\"priority\":\"elevated\",\"start\":$start,\"duration_min\":90}")
 echo "$order"
