@@ -28,9 +28,10 @@ typedef struct world_s {
     int layout;
 } world_t;
 
-enum { L_COUNTY, L_GLOBE, L_BORDERS, L_POLES, L_ANTIMERIDIAN, L__COUNT };
+enum { L_COUNTY, L_GLOBE, L_BORDERS, L_POLES, L_ANTIMERIDIAN, L_CROWD, L__COUNT };
 
-static const char *layout_name[L__COUNT] = {"county", "globe", "borders", "poles", "antimeridian"};
+static const char *layout_name[L__COUNT] = {"county", "globe",        "borders",
+                                            "poles",  "antimeridian", "crowd"};
 
 static pd_latlng_t rand_point(world_t *w) {
     pd_rng_t *r = &w->rng;
@@ -58,6 +59,16 @@ static pd_latlng_t rand_point(world_t *w) {
         case L_POLES:
             p.lat = (pd_rng_below(r, 2) ? 1 : -1) * (int32_t)pd_rng_range(r, 89800000, 90000000);
             p.lon = (int32_t)pd_rng_range(r, -180000000, 180000000);
+            break;
+        case L_CROWD: /* a crowded town: cells of thousands, scanned in two passes */
+            if (pd_rng_below(r, 10) < 9) {
+                int32_t half = pd_rng_below(r, 2) ? 2000 : 6000;
+                p.lat = 22505000 + (int32_t)pd_rng_range(r, -half, half);
+                p.lon = 114005000 + (int32_t)pd_rng_range(r, -half, half);
+            } else {
+                p.lat = 22505000 + (int32_t)pd_rng_range(r, -60000, 60000);
+                p.lon = 114005000 + (int32_t)pd_rng_range(r, -60000, 60000);
+            }
             break;
         default: /* L_ANTIMERIDIAN */
             p.lat = -17000000 + (int32_t)pd_rng_range(r, -100000, 100000);
@@ -392,6 +403,10 @@ Test(grid, oracle_poles) {
 
 Test(grid, oracle_antimeridian) {
     run_layout(L_ANTIMERIDIAN, 1500, 1000);
+}
+
+Test(grid, oracle_crowded_cells) {
+    run_layout(L_CROWD, 12000, 800);
 }
 
 Test(grid, oracle_tiny_and_empty) {
