@@ -117,10 +117,10 @@ fail:
 void pd_engine_destroy(pd_engine_t *e) {
     if (!e) return;
     for (uint32_t i = 0; i < e->n_orders; i++) pd__order_free(&e->orders[i]);
-    pd_free(e->orders);
+    pd_big_free(e->orders, e->cap_orders_sz * sizeof *e->orders);
     if (e->omap.b) pd__ordermap_deinit(&e->omap);
     pd_index_destroy(e->ix);
-    pd_free(e->recs);
+    pd_big_free(e->recs, (size_t)e->recs_cap * sizeof *e->recs);
     pd_free(e->due);
     pd_free(e->evq);
     pd_free(e->picks);
@@ -253,14 +253,10 @@ static pd_err recs_reserve(pd_engine_t *e, size_t more) {
     size_t cap = e->recs_cap ? e->recs_cap : 64;
     while (cap < need) cap *= 2;
     if (cap > UINT32_MAX) return PD_ERR_LIMIT;
-    /* calloc, not realloc + memset: fresh pages come zeroed from the
-     * kernel as they are first touched, so growing to millions of records
-     * does not fault them all in at once. */
-    pd__vrec_t *r = pd_calloc(cap, sizeof *r);
+    /* Grown in place by the kernel (no copy), the new records zero pages
+     * faulted in as they are first touched. */
+    pd__vrec_t *r = pd_big_grow(e->recs, (size_t)e->recs_cap * sizeof *r, cap * sizeof *r);
     if (!r) return PD_ERR_NOMEM;
-    pd_alloc_advise_huge(r, cap * sizeof *r);
-    if (e->recs_cap) memcpy(r, e->recs, (size_t)e->recs_cap * sizeof *r);
-    pd_free(e->recs);
     e->recs = r;
     e->recs_cap = (uint32_t)cap;
     return PD_OK;

@@ -139,9 +139,13 @@ pd_err pd__order_add(pd_engine_t *e, const pd_order_spec_t *spec, int64_t now_ms
 
     /* Reserve: the array, the map, the slot masks. */
     if (e->n_orders == UINT32_MAX - 1) return PD_ERR_LIMIT;
-    if ((err = pd__grow((void **)&e->orders, &e->cap_orders_sz, (size_t)e->n_orders + 1,
-                        sizeof(pd__order_t)))) {
-        return err;
+    if ((size_t)e->n_orders + 1 > e->cap_orders_sz) {
+        /* a big array: grown by the kernel without a copy (pd_big_grow) */
+        size_t cap = e->cap_orders_sz ? e->cap_orders_sz * 2 : 64;
+        pd__order_t *no = pd_big_grow(e->orders, e->cap_orders_sz * sizeof *no, cap * sizeof *no);
+        if (!no) return PD_ERR_NOMEM;
+        e->orders = no;
+        e->cap_orders_sz = cap;
     }
     if ((err = pd__ordermap_reserve(&e->omap, 1))) return err;
     uint64_t *many = NULL;

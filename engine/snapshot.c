@@ -548,9 +548,8 @@ static uint64_t skill_mask(const pd_engine_t *e) {
 static pd_err restore_orders(pd_engine_t *e, pd__rd_t *r, uint64_t n) {
     if (n > UINT32_MAX || n > (uint64_t)(r->end - r->p) / ORDER_BYTES) return PD_ERR_CORRUPT;
     if (n == 0) return PD_OK;
-    e->orders = pd_calloc((size_t)n, sizeof(pd__order_t));
+    e->orders = pd_big_alloc((size_t)n * sizeof(pd__order_t));
     if (!e->orders) return PD_ERR_NOMEM;
-    pd_alloc_advise_huge(e->orders, (size_t)n * sizeof(pd__order_t));
     e->cap_orders_sz = (size_t)n;
     pd_err err = pd__ordermap_reserve(&e->omap, (uint32_t)n);
     if (err) return err;
@@ -684,12 +683,11 @@ pd_err pd_engine_snapshot_restore(const uint8_t *p, size_t len, const pd_engine_
     }
     size_t cap = 64;
     while (cap < (size_t)pd_index_slot_limit(e->ix) + 1) cap *= 2;
-    e->recs = pd_calloc(cap, sizeof(pd__vrec_t));
+    e->recs = pd_big_alloc(cap * sizeof(pd__vrec_t));
     if (!e->recs) {
         err = PD_ERR_NOMEM;
         goto vols_done;
     }
-    pd_alloc_advise_huge(e->recs, cap * sizeof(pd__vrec_t));
     e->recs_cap = (uint32_t)cap;
     for (uint64_t i = 0; i < nv; i++) {
         pd__vrec_t *rec = &e->recs[slots[i]];

@@ -348,7 +348,7 @@ void pd_index_destroy(pd_index_t *ix) {
         }
     }
     pd_free(ix->cells);
-    pd_free(ix->slots);
+    pd_big_free(ix->slots, (size_t)ix->slots_cap * sizeof *ix->slots);
     pd_free(ix->rows);
     pd__idmap_deinit(&ix->ids);
     pd_free(ix);
@@ -639,9 +639,9 @@ static pd_err slots_reserve(pd_index_t *ix, size_t more) {
     if (ix->nslots + more > (1u << 31)) return PD_ERR_LIMIT;
     uint32_t ncap = ix->slots_cap ? ix->slots_cap : 64;
     while (ncap < ix->nslots + more) ncap *= 2;
-    slot_t *ns = pd_realloc(ix->slots, (size_t)ncap * sizeof *ns);
+    slot_t *ns =
+        pd_big_grow(ix->slots, (size_t)ix->slots_cap * sizeof *ns, (size_t)ncap * sizeof *ns);
     if (!ns) return PD_ERR_NOMEM;
-    pd_alloc_advise_huge(ns, (size_t)ncap * sizeof *ns);
     ix->slots = ns;
     ix->slots_cap = ncap;
     return PD_OK;

@@ -7,6 +7,16 @@
  * That halves the memory of a key+value table, which matters at 10^7
  * volunteers. The home bucket is tag & mask, so growing needs no ids.
  * Linear probing with backward-shift deletion: no tombstones.
+ *
+ * Growing one insert at a time (pd__idmap_reserve1) is incremental, as in
+ * Redis's dict: the new table takes the inserts, and each reserve1 moves a
+ * few entries of the old one over until it is empty; lookups and deletes
+ * look in both meanwhile. Moving 10^6 entries at once held an insert for
+ * 45 ms, 1.5 * 10^6 for 90 ms. The old table is drained from bucket 0 up,
+ * each entry taken out with the same backward shift, so every bucket
+ * before the cursor is empty and no entry left there has its home before
+ * the cursor: a probe from the home still finds it. A bulk reserve
+ * (pd__idmap_reserve) finishes any draining and grows at once.
  */
 #ifndef PAIDAN_INDEX_IDMAP_H
 #define PAIDAN_INDEX_IDMAP_H
@@ -17,9 +27,12 @@
 #include "paidan/error.h"
 
 typedef struct pd__idmap_s {
-    uint64_t *b;   /* buckets, cap entries */
-    uint32_t mask; /* cap - 1, cap a power of two */
-    uint32_t n;    /* entries in use */
+    uint64_t *b;       /* buckets, cap entries */
+    uint32_t mask;     /* cap - 1, cap a power of two */
+    uint32_t n;        /* entries in use, in both tables */
+    uint64_t *old;     /* while growing: the table being drained; else NULL */
+    uint32_t old_mask; /* its cap - 1 */
+    uint32_t cursor;   /* its buckets before this one are empty */
 } pd__idmap_t;
 
 /* Where the ids live: id of slot s is *(uint64_t *)(base + s * stride). */
@@ -30,10 +43,10 @@ typedef struct pd__idmap_keys_s {
 
 pd_err pd__idmap_init(pd__idmap_t *m, uint32_t cap_hint);
 void pd__idmap_deinit(pd__idmap_t *m);
-/* Make room for one more entry, growing if needed. PD_ERR_NOMEM leaves the
- * map as it was. */
+/* Make room for one more entry, growing if needed (incrementally: a few
+ * entries move per call). PD_ERR_NOMEM leaves the map as it was. */
 pd_err pd__idmap_reserve1(pd__idmap_t *m);
-/* Make room for `more` more entries (one growth at most). */
+/* Make room for `more` more entries (one growth at most, all at once). */
 pd_err pd__idmap_reserve(pd__idmap_t *m, uint32_t more);
 /* Find id; PD_ERR_NOT_FOUND if absent. */
 pd_err pd__idmap_find(const pd__idmap_t *m, pd__idmap_keys_t keys, uint64_t id, uint32_t *slot);

@@ -73,3 +73,70 @@ Test(idmap, grow_failure_keeps_map) {
     }
     pd__idmap_deinit(&m);
 }
+
+/* Every live id is found at its slot, every freed one is not. */
+static void check_all(const pd__idmap_t *m, pd__idmap_keys_t keys, const uint64_t *ids,
+                      const uint64_t *gone, uint32_t n) {
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t found;
+        if (ids[i]) {
+            cr_assert_eq(pd__idmap_find(m, keys, ids[i], &found), PD_OK, "id %llu lost",
+                         (unsigned long long)ids[i]);
+            cr_assert_eq(found, i);
+        }
+        if (gone[i]) cr_assert_eq(pd__idmap_find(m, keys, gone[i], &found), PD_ERR_NOT_FOUND);
+    }
+}
+
+/* Growth one insert at a time is incremental: while the old table drains,
+ * inserts, deletes (in either table), duplicate checks and lookups all
+ * work, checked after every step; and the old table is gone before the
+ * next growth. */
+Test(idmap, incremental_growth_keeps_every_entry) {
+    enum { M = 6000 };
+    pd_rng_t r;
+    pd_rng_seed(&r, pd_test_seed());
+    uint64_t *ids = calloc(M, sizeof *ids), *gone = calloc(M, sizeof *gone);
+    pd__idmap_t m;
+    cr_assert_eq(pd__idmap_init(&m, 16), PD_OK);
+    pd__idmap_keys_t keys = {(const char *)ids, sizeof *ids};
+    uint32_t live = 0, growths = 0, drained_steps = 0;
+    for (uint32_t s = 0; s < M; s++) {
+        uint32_t mask = m.mask;
+        bool was_draining = m.old != NULL;
+        cr_assert_eq(pd__idmap_reserve1(&m), PD_OK);
+        if (m.mask != mask) {
+            cr_assert(!was_draining, "a growth started before the last one drained");
+            growths++;
+        }
+        if (m.old) drained_steps++;
+        uint64_t id = (uint64_t)(s + 1) << 20 | pd_rng_below(&r, 1u << 20); /* never reused */
+        uint32_t dup;
+        cr_assert_eq(pd__idmap_find(&m, keys, id, &dup), PD_ERR_NOT_FOUND);
+        ids[s] = id;
+        cr_assert_eq(pd__idmap_add_new(&m, keys, id, s), PD_OK);
+        cr_assert_eq(pd__idmap_add_new(&m, keys, id, s), PD_ERR_EXISTS);
+        live++;
+        /* a delete now and then: while draining it may hit either table */
+        if (pd_rng_below(&r, 3) == 0) {
+            uint32_t v = (uint32_t)pd_rng_below(&r, s + 1);
+            if (ids[v]) {
+                cr_assert_eq(pd__idmap_del(&m, keys, ids[v]), PD_OK);
+                gone[v] = ids[v];
+                ids[v] = 0;
+                live--;
+            }
+        }
+        cr_assert_eq(m.n, live);
+        if (m.old || s % 500 == 0) check_all(&m, keys, ids, gone, s + 1);
+    }
+    cr_assert_geq(growths, 5);
+    cr_assert_gt(drained_steps, 0, "no insert ever saw a table draining");
+    /* a bulk reserve finishes the draining and grows at once */
+    cr_assert_eq(pd__idmap_reserve(&m, 100000), PD_OK);
+    cr_assert_null(m.old);
+    check_all(&m, keys, ids, gone, M);
+    pd__idmap_deinit(&m);
+    free(ids);
+    free(gone);
+}

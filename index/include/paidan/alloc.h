@@ -29,10 +29,30 @@ void *pd_realloc(void *p, size_t n);
 void pd_free(void *p);
 
 /**
+ * A big growable array, for the few that reach hundreds of MB and grow
+ * while a server runs (the index's slots, the engine's volunteer
+ * records): mapped on its own and grown with mremap, so growing moves
+ * page tables rather than bytes, and the new room is zero pages faulted
+ * in as it is used. With realloc, growing 10^6 volunteers' slots and
+ * records stalled an insert for 100-200 ms. Zeroed; from 4 MiB on backed
+ * by transparent huge pages where the kernel allows (the advice covers the
+ * whole mapping: do not call pd_alloc_advise_huge on it, which would split
+ * the mapping and make it impossible to grow). Pass the same sizes back
+ * that were asked for; not for memory from pd_malloc, nor to free with
+ * pd_free. Failures are injected as for the others.
+ */
+void *pd_big_alloc(size_t n);
+/** Grow p (old_n bytes, or NULL) to new_n bytes, contents kept, the rest
+ * zero; it may move. NULL on failure, p untouched. */
+void *pd_big_grow(void *p, size_t old_n, size_t new_n);
+/** Unmap a big array of n bytes; NULL is fine. */
+void pd_big_free(void *p, size_t n);
+
+/**
  * Ask for transparent huge pages on the whole 2 MiB pages inside [p, p+n),
- * for a large, long-lived array about to be filled (the id and order maps,
- * the slot and record arrays, a restore's buffers; blocks under 4 MiB are
- * left alone). A restore fills some 350 MB of such arrays at once: at 4 KiB
+ * for a large, long-lived array about to be filled (the order map, a
+ * restore's buffers; blocks under 4 MiB are left alone; the big arrays
+ * below get it on their own). A restore fills some 350 MB of such arrays at once: at 4 KiB
  * a page that is tens of thousands of page faults, a good part of its time
  * (docs/operations.md). Only these arrays: huge pages everywhere (jemalloc
  * thp:always) made restores faster still but doubled the query latency's
