@@ -101,7 +101,7 @@ pd_err pd_engine_create(const pd_engine_config_t *cfg, pd_engine_t **out) {
     e->cfg = *cfg;
     e->policy_bound_s = policy_bound(cfg);
     if ((err = pd_index_create(&cfg->index, &e->ix))) goto fail;
-    if ((err = pd__ordermap_init(&e->omap))) goto fail;
+    if ((err = pd__idmap_init(&e->omap, 16))) goto fail;
     e->picks = pd_malloc(PD__MAX_PICKS * sizeof *e->picks);
     if (!e->picks) {
         err = PD_ERR_NOMEM;
@@ -118,7 +118,7 @@ void pd_engine_destroy(pd_engine_t *e) {
     if (!e) return;
     for (uint32_t i = 0; i < e->n_orders; i++) pd__order_free(&e->orders[i]);
     pd_big_free(e->orders, e->cap_orders_sz * sizeof *e->orders);
-    if (e->omap.b) pd__ordermap_deinit(&e->omap);
+    pd__idmap_deinit(&e->omap);
     pd_index_destroy(e->ix);
     pd_big_free(e->recs, (size_t)e->recs_cap * sizeof *e->recs);
     pd_free(e->due);
@@ -400,8 +400,8 @@ void pd_engine_get_stats(const pd_engine_t *e, pd_engine_stats_t *out) {
     out->offers_made = e->offers_made;
     out->events = e->events_emitted;
     out->memory = sizeof *e + pd_index_memory(e->ix) + (size_t)e->recs_cap * sizeof *e->recs +
-                  e->cap_orders_sz * sizeof *e->orders + pd__ordermap_memory(&e->omap) +
-                  e->aux_bytes + e->cap_due * sizeof *e->due + e->cap_ev * sizeof *e->evq +
+                  e->cap_orders_sz * sizeof *e->orders + pd__idmap_memory(&e->omap) + e->aux_bytes +
+                  e->cap_due * sizeof *e->due + e->cap_ev * sizeof *e->evq +
                   PD__MAX_PICKS * sizeof *e->picks + e->cap_scratch_u32 * sizeof(uint32_t) +
                   e->cap_tick_due * sizeof *e->tick_due + pd__batch_memory(e);
 }
@@ -645,7 +645,7 @@ pd_err pd__engine_check(const pd_engine_t *e, bool index_too, const char **reaso
     for (uint32_t i = 0; i < e->n_orders && !why; i++) {
         const pd__order_t *o = &e->orders[i];
         /* each order's id is looked up: a cache miss, so ask ahead */
-        if (i + 8 < e->n_orders) pd__ordermap_prefetch(&e->omap, e->orders[i + 8].id);
+        if (i + 8 < e->n_orders) pd__idmap_prefetch(&e->omap, e->orders[i + 8].id);
         why = check_order(e, o, i, load, held, ids);
         if (!why) {
             by_state[o->state]++;

@@ -3,7 +3,7 @@
  *
  * Layout. The engine owns one index. Beside it, an array of volunteer
  * records (record.h) indexed by the index's slot; an array of orders in
- * creation order with an id -> position map (ordermap.h); a binary heap of
+ * creation order with an id -> position map (paidan/idmap.h); a binary heap of
  * (deadline, order id) for tick; a queue of events delivered at the end of
  * each mutating call; and scratch buffers reused by dispatch and batch.
  *
@@ -21,8 +21,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "ordermap.h"
 #include "paidan/engine.h"
+#include "paidan/idmap.h"
 #include "record.h"
 
 /* One offer of an order (an "entry"): who was asked, for which slot, and
@@ -118,7 +118,7 @@ struct pd_engine_s {
     pd__order_t *orders; /* kept orders, creation order */
     uint32_t n_orders;
     size_t cap_orders_sz;
-    pd__ordermap_t omap; /* order id -> position in orders */
+    pd__idmap_t omap; /* order id -> position in orders */
     size_t by_state[PD_ORDER__COUNT];
     size_t live_offers;
     uint64_t offers_made;

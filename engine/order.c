@@ -1,13 +1,14 @@
 /* order.c -- orders as stored: creation, lookup, copies out, counters,
  * compaction of closed orders and purging.
  *
- * Orders live in one array in creation order, found by id through the
- * ordermap. An order is a fixed-size struct plus its offers ("entries");
- * team orders also own their per-slot skill masks. While an order is open
- * every offer is kept: the entries are the order's excluded set. Once it
- * closes, only the accepted (served) and released entries are kept and the
- * block is shrunk, so a closed single-volunteer order costs the struct and
- * one entry. Purging removes closed orders and closes the gaps, keeping the
+ * Orders live in one array in creation order, found by id through an id
+ * map (paidan/idmap.h, the index's map for volunteers). An order is a
+ * fixed-size struct plus its offers ("entries"); team orders also own
+ * their per-slot skill masks. While an order is open every offer is kept:
+ * the entries are the order's excluded set. Once it closes, only the
+ * accepted (served) and released entries are kept and the block is
+ * shrunk, so a closed single-volunteer order costs the struct and one
+ * entry. Purging removes closed orders and closes the gaps, keeping the
  * array in creation order without allocating.
  */
 #include "engine_int.h"
@@ -16,10 +17,10 @@
 
 #include "paidan/alloc.h"
 
-#define KEYS(e) ((pd__ordermap_keys_t){(const char *)(e)->orders, sizeof(pd__order_t)})
+#define KEYS(e) ((pd__idmap_keys_t){(const char *)(e)->orders, sizeof(pd__order_t)})
 
 pd_err pd__order_find(const pd_engine_t *e, uint64_t id, uint32_t *pos) {
-    return pd__ordermap_find(&e->omap, KEYS(e), id, pos);
+    return pd__idmap_find(&e->omap, KEYS(e), id, pos);
 }
 
 void pd__order_set_state(pd_engine_t *e, pd__order_t *o, pd_order_state s) {
@@ -147,7 +148,7 @@ pd_err pd__order_add(pd_engine_t *e, const pd_order_spec_t *spec, int64_t now_ms
         e->orders = no;
         e->cap_orders_sz = cap;
     }
-    if ((err = pd__ordermap_reserve(&e->omap, 1))) return err;
+    if ((err = pd__idmap_reserve1(&e->omap))) return err;
     uint64_t *many = NULL;
     if (n_slots > 1) {
         many = pd_malloc((size_t)n_slots * sizeof *many);
@@ -179,7 +180,7 @@ pd_err pd__order_add(pd_engine_t *e, const pd_order_spec_t *spec, int64_t now_ms
     } else {
         o->skills.one = spec->slot_skills ? spec->slot_skills[0] : spec->skills;
     }
-    pd__ordermap_add(&e->omap, o->id, e->n_orders);
+    pd__idmap_add(&e->omap, o->id, e->n_orders);
     e->n_orders++;
     e->by_state[PD_ORDER_CREATED]++;
     return PD_OK;
@@ -188,7 +189,7 @@ pd_err pd__order_add(pd_engine_t *e, const pd_order_spec_t *spec, int64_t now_ms
 void pd__order_drop_last(pd_engine_t *e) {
     if (PD_NEVER(e->n_orders == 0)) return;
     pd__order_t *o = &e->orders[e->n_orders - 1];
-    pd__ordermap_del(&e->omap, KEYS(e), o->id);
+    (void)PD_NEVER(pd__idmap_del(&e->omap, KEYS(e), o->id) != PD_OK);
     e->by_state[o->state]--;
     e->aux_bytes -= pd__order_bytes(o);
     pd__order_free(o);
@@ -291,7 +292,7 @@ pd_err pd_engine_order_purge(pd_engine_t *e, int64_t before_ms, size_t *n_out) {
     for (uint32_t i = 0; i < e->n_orders; i++) {
         pd__order_t *o = &e->orders[i];
         if (!purgeable(o, before_ms)) continue;
-        pd__ordermap_del(&e->omap, KEYS(e), o->id);
+        (void)PD_NEVER(pd__idmap_del(&e->omap, KEYS(e), o->id) != PD_OK);
         e->by_state[o->state]--;
         e->aux_bytes -= pd__order_bytes(o);
         pd__order_free(o);
@@ -307,7 +308,7 @@ pd_err pd_engine_order_purge(pd_engine_t *e, int64_t before_ms, size_t *n_out) {
             if (e->orders[r].state == PD_ORDER__COUNT) continue;
             if (w != r) {
                 e->orders[w] = e->orders[r];
-                pd__ordermap_set(&e->omap, KEYS(e), e->orders[w].id, w);
+                (void)PD_NEVER(pd__idmap_set(&e->omap, KEYS(e), e->orders[w].id, w) != PD_OK);
             }
             w++;
         }

@@ -551,7 +551,7 @@ static pd_err restore_orders(pd_engine_t *e, pd__rd_t *r, uint64_t n) {
     e->orders = pd_big_alloc((size_t)n * sizeof(pd__order_t));
     if (!e->orders) return PD_ERR_NOMEM;
     e->cap_orders_sz = (size_t)n;
-    pd_err err = pd__ordermap_reserve(&e->omap, (uint32_t)n);
+    pd_err err = pd__idmap_reserve(&e->omap, (uint32_t)n);
     if (err) return err;
     size_t live = 0;
     for (uint64_t i = 0; i < n; i++) {
@@ -624,7 +624,7 @@ static pd_err restore_orders(pd_engine_t *e, pd__rd_t *r, uint64_t n) {
             if (pd__order_slot_skills(o, s) & ~skill_mask(e)) return PD_ERR_UNKNOWN_SKILL;
         /* Ids are unique in a dump the checksum vouches for, so no lookup
          * first: at 10^6 orders that probe is a cache miss each. */
-        pd__ordermap_add(&e->omap, o->id, (uint32_t)i);
+        pd__idmap_add(&e->omap, o->id, (uint32_t)i);
         e->by_state[o->state]++;
         e->aux_bytes += pd__order_bytes(o);
         live += o->n_live;

@@ -36,7 +36,7 @@
 #include <sys/mman.h>
 
 #include "geo.h"
-#include "idmap.h"
+#include "paidan/idmap.h"
 #include "paidan/alloc.h"
 
 /* ------------------------------------------------------------- the types */

@@ -1,5 +1,5 @@
 /* idmap.c -- id -> slot map for the index; see idmap.h for the layout. */
-#include "idmap.h"
+#include "paidan/idmap.h"
 
 #include <string.h>
 
@@ -176,6 +176,19 @@ void pd__idmap_prefetch(const pd__idmap_t *m, uint64_t id) {
     uint32_t tag = id_tag(id);
     __builtin_prefetch(&m->b[tag & m->mask]);
     if (m->old) __builtin_prefetch(&m->old[tag & m->old_mask]);
+}
+
+pd_err pd__idmap_set(pd__idmap_t *m, pd__idmap_keys_t keys, uint64_t id, uint32_t slot) {
+    uint32_t tag = id_tag(id);
+    uint64_t *b = m->b;
+    uint32_t i = t_find(m->b, m->mask, keys, id, tag);
+    if (i == UINT32_MAX && m->old) {
+        b = m->old;
+        i = t_find(m->old, m->old_mask, keys, id, tag);
+    }
+    if (i == UINT32_MAX) return PD_ERR_NOT_FOUND;
+    b[i] = ((uint64_t)tag << 32) | (uint64_t)(slot + 1u);
+    return PD_OK;
 }
 
 pd_err pd__idmap_del(pd__idmap_t *m, pd__idmap_keys_t keys, uint64_t id) {

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "idmap.h"
 #include "paidan/alloc.h"
+#include "paidan/idmap.h"
 #include "test_rng.h"
 
 #define N 20000
@@ -96,7 +96,8 @@ Test(idmap, incremental_growth_keeps_every_entry) {
     enum { M = 6000 };
     pd_rng_t r;
     pd_rng_seed(&r, pd_test_seed());
-    uint64_t *ids = calloc(M, sizeof *ids), *gone = calloc(M, sizeof *gone);
+    /* slots 0..M-1 take the inserts, M..2M-1 the entries moved by set */
+    uint64_t *ids = calloc(2 * M, sizeof *ids), *gone = calloc(2 * M, sizeof *gone);
     pd__idmap_t m;
     cr_assert_eq(pd__idmap_init(&m, 16), PD_OK);
     pd__idmap_keys_t keys = {(const char *)ids, sizeof *ids};
@@ -127,15 +128,25 @@ Test(idmap, incremental_growth_keeps_every_entry) {
                 live--;
             }
         }
+        /* and a move now and then (pd__idmap_set), in either table */
+        if (pd_rng_below(&r, 4) == 0) {
+            uint32_t v = (uint32_t)pd_rng_below(&r, s + 1);
+            if (ids[v]) {
+                cr_assert_eq(pd__idmap_set(&m, keys, ids[v], M + v), PD_OK);
+                ids[M + v] = ids[v];
+                ids[v] = 0;
+            }
+        }
+        cr_assert_eq(pd__idmap_set(&m, keys, id ^ 1ULL << 63, 0), PD_ERR_NOT_FOUND);
         cr_assert_eq(m.n, live);
-        if (m.old || s % 500 == 0) check_all(&m, keys, ids, gone, s + 1);
+        if (m.old || s % 500 == 0) check_all(&m, keys, ids, gone, 2 * M);
     }
     cr_assert_geq(growths, 5);
     cr_assert_gt(drained_steps, 0, "no insert ever saw a table draining");
     /* a bulk reserve finishes the draining and grows at once */
     cr_assert_eq(pd__idmap_reserve(&m, 100000), PD_OK);
     cr_assert_null(m.old);
-    check_all(&m, keys, ids, gone, M);
+    check_all(&m, keys, ids, gone, 2 * M);
     pd__idmap_deinit(&m);
     free(ids);
     free(gone);

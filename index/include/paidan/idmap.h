@@ -1,6 +1,8 @@
 /* idmap.h -- open-addressing map from a 64-bit id to a 32-bit slot.
  *
- * Private to index/. Each bucket is one uint64: the upper 32 bits of the
+ * Internal to paidan (the pd__ prefix): the index maps volunteer ids to
+ * slots with it, the engine order ids to positions in its order array.
+ * Each bucket is one uint64: the upper 32 bits of the
  * id's xxhash (the "tag") and slot + 1 (0 marks an empty bucket). The map
  * does not store the ids themselves: the caller keeps them in an array
  * (base + slot * stride) and the map reads them to confirm a tag match.
@@ -18,8 +20,8 @@
  * the cursor: a probe from the home still finds it. A bulk reserve
  * (pd__idmap_reserve) finishes any draining and grows at once.
  */
-#ifndef PAIDAN_INDEX_IDMAP_H
-#define PAIDAN_INDEX_IDMAP_H
+#ifndef PAIDAN_IDMAP_H
+#define PAIDAN_IDMAP_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -57,9 +59,11 @@ void pd__idmap_add(pd__idmap_t *m, uint64_t id, uint32_t slot);
 pd_err pd__idmap_add_new(pd__idmap_t *m, pd__idmap_keys_t keys, uint64_t id, uint32_t slot);
 /* Start loading the bucket where id's probe run begins. */
 void pd__idmap_prefetch(const pd__idmap_t *m, uint64_t id);
+/* Point a present id at another slot; PD_ERR_NOT_FOUND if absent. */
+pd_err pd__idmap_set(pd__idmap_t *m, pd__idmap_keys_t keys, uint64_t id, uint32_t slot);
 /* Remove id; PD_ERR_NOT_FOUND if absent. */
 pd_err pd__idmap_del(pd__idmap_t *m, pd__idmap_keys_t keys, uint64_t id);
 /* Bytes of bucket memory. */
 size_t pd__idmap_memory(const pd__idmap_t *m);
 
-#endif /* PAIDAN_INDEX_IDMAP_H */
+#endif /* PAIDAN_IDMAP_H */
