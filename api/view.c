@@ -75,6 +75,38 @@ static void pack_name_or_nil(msgpack_packer *pk, const char *key, const char *na
         msgpack_pack_nil(pk);
 }
 
+void pd_pack_order_fields(msgpack_packer *pk, const pd_order_info_t *oi) {
+    pd_pack_kv_u64(pk, "id", oi->id);
+    pack_name_or_nil(pk, "state", pd_order_state_name((pd_order_state)oi->state));
+    pack_name_or_nil(pk, "reason", pd_reason_name((pd_reason)oi->reason));
+    pd_pack_kv_double(pk, "lat", oi->at.lat / 1e6);
+    pd_pack_kv_double(pk, "lon", oi->at.lon / 1e6);
+    pd_pack_cstr(pk, "tags");
+    pd_pack_tags(pk, oi->tags);
+    pack_name_or_nil(pk, "priority", pd_priority_name((pd_priority)oi->priority));
+    pack_name_or_nil(pk, "mode", pd_offer_mode_name((pd_offer_mode)oi->mode));
+    pd_pack_kv_u64(pk, "need", oi->n_slots);
+    pd_pack_kv_u64(pk, "accepted", oi->n_accepted);
+    pd_pack_kv_u64(pk, "live_offers", oi->n_live_offers);
+    pd_pack_kv_u64(pk, "offers_total", oi->n_offers_total);
+    pd_pack_kv_i64(pk, "start_ms", oi->start_ms);
+    pd_pack_kv_i64(pk, "duration_min", oi->duration_min);
+    pd_pack_kv_i64(pk, "budget_s", oi->budget_s);
+    pd_pack_kv_u64(pk, "minutes_served", oi->minutes_served);
+    pd_pack_kv_u64(pk, "rating", oi->rating);
+    pd_pack_kv_bool(pk, "ignore_schedule", oi->ignore_schedule);
+    pd_pack_kv_i64(pk, "created_ms", oi->created_ms);
+    pd_pack_kv_i64(pk, "dispatched_ms", oi->dispatched_ms);
+    pd_pack_kv_i64(pk, "accepted_ms", oi->accepted_ms);
+    pd_pack_kv_i64(pk, "closed_ms", oi->closed_ms);
+    pd_pack_kv_i64(pk, "rated_ms", oi->rated_ms);
+    pd_pack_cstr(pk, "next_deadline_ms");
+    if (oi->next_deadline_ms == INT64_MAX)
+        msgpack_pack_nil(pk);
+    else
+        msgpack_pack_int64(pk, oi->next_deadline_ms);
+}
+
 void pd_reply_order(pd_conn_t *c, uint64_t id) {
     const pd_engine_t *e = c->srv->engine;
     pd_order_info_t oi;
@@ -104,36 +136,8 @@ void pd_reply_order(pd_conn_t *c, uint64_t id) {
     }
 
     msgpack_packer *pk = pd_reply_ok(c);
-    msgpack_pack_map(pk, 26);
-    pd_pack_kv_u64(pk, "id", oi.id);
-    pack_name_or_nil(pk, "state", pd_order_state_name((pd_order_state)oi.state));
-    pack_name_or_nil(pk, "reason", pd_reason_name((pd_reason)oi.reason));
-    pd_pack_kv_double(pk, "lat", oi.at.lat / 1e6);
-    pd_pack_kv_double(pk, "lon", oi.at.lon / 1e6);
-    pd_pack_cstr(pk, "tags");
-    pd_pack_tags(pk, oi.tags);
-    pack_name_or_nil(pk, "priority", pd_priority_name((pd_priority)oi.priority));
-    pack_name_or_nil(pk, "mode", pd_offer_mode_name((pd_offer_mode)oi.mode));
-    pd_pack_kv_u64(pk, "need", oi.n_slots);
-    pd_pack_kv_u64(pk, "accepted", oi.n_accepted);
-    pd_pack_kv_u64(pk, "live_offers", oi.n_live_offers);
-    pd_pack_kv_u64(pk, "offers_total", oi.n_offers_total);
-    pd_pack_kv_i64(pk, "start_ms", oi.start_ms);
-    pd_pack_kv_i64(pk, "duration_min", oi.duration_min);
-    pd_pack_kv_i64(pk, "budget_s", oi.budget_s);
-    pd_pack_kv_u64(pk, "minutes_served", oi.minutes_served);
-    pd_pack_kv_u64(pk, "rating", oi.rating);
-    pd_pack_kv_bool(pk, "ignore_schedule", oi.ignore_schedule);
-    pd_pack_kv_i64(pk, "created_ms", oi.created_ms);
-    pd_pack_kv_i64(pk, "dispatched_ms", oi.dispatched_ms);
-    pd_pack_kv_i64(pk, "accepted_ms", oi.accepted_ms);
-    pd_pack_kv_i64(pk, "closed_ms", oi.closed_ms);
-    pd_pack_kv_i64(pk, "rated_ms", oi.rated_ms);
-    pd_pack_cstr(pk, "next_deadline_ms");
-    if (oi.next_deadline_ms == INT64_MAX)
-        msgpack_pack_nil(pk);
-    else
-        msgpack_pack_int64(pk, oi.next_deadline_ms);
+    msgpack_pack_map(pk, PD_ORDER_FIELDS + 2);
+    pd_pack_order_fields(pk, &oi);
 
     pd_pack_cstr(pk, "slots");
     msgpack_pack_array(pk, (uint32_t)n_slots);

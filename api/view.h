@@ -26,6 +26,13 @@ void pd_pack_week(msgpack_packer *pk, const pd_week_t *w);
 /** A hit: {id, eta_s, distance_m, score}. */
 void pd_pack_hit(msgpack_packer *pk, const pd_hit_t *h);
 
+/** Keys pd_pack_order_fields() writes. */
+#define PD_ORDER_FIELDS 24
+
+/** An order's own fields, as PD_ORDER_FIELDS key/value pairs of a map
+ * (order.get adds its slots and offers, order.list gives them alone). */
+void pd_pack_order_fields(msgpack_packer *pk, const pd_order_info_t *oi);
+
 /**
  * Reply with order `id` as a map: its fields, slots and offers. Replies
  * with the engine's error (NOT_FOUND) if it is gone, NOMEM if scratch

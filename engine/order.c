@@ -272,6 +272,45 @@ void pd_engine_foreach_order(const pd_engine_t *e, bool (*fn)(void *ud, const pd
     }
 }
 
+static bool order_names(const pd__order_t *o, uint64_t vol) {
+    for (uint32_t i = 0; i < o->n_ent; i++)
+        if (o->ent[i].vol == vol) return true;
+    return false;
+}
+
+pd_err pd_engine_order_list(const pd_engine_t *e, const pd_order_filter_t *f,
+                            const uint64_t *after_id, size_t scan,
+                            bool (*fn)(void *ud, const pd_order_info_t *oi), void *ud, bool *more,
+                            uint64_t *next_id) {
+    const uint32_t all = (1u << PD_ORDER__COUNT) - 1;
+    if (!f || !fn || !more || !next_id || scan == 0 || (f->states & ~all)) return PD_ERR_BAD_ARG;
+    const uint32_t states = f->states ? f->states : all;
+    uint32_t i = 0;
+    if (after_id) {
+        pd_err err = pd__order_find(e, *after_id, &i);
+        if (err) return err;
+        i++;
+    }
+    *more = false;
+    *next_id = 0;
+    pd_order_info_t info;
+    for (; i < e->n_orders; i++) {
+        const pd__order_t *o = &e->orders[i];
+        bool go_on = true;
+        if ((states >> o->state & 1) && o->created_ms >= f->created_from_ms &&
+            (!f->volunteer_id || order_names(o, f->volunteer_id))) {
+            pd__order_info(o, &info);
+            go_on = fn(ud, &info);
+        }
+        if (!go_on || --scan == 0) {
+            *more = i + 1 < e->n_orders;
+            *next_id = o->id;
+            return PD_OK;
+        }
+    }
+    return PD_OK;
+}
+
 static bool purgeable(const pd__order_t *o, int64_t before_ms) {
     switch (o->state) {
         case PD_ORDER_COMPLETED:

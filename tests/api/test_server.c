@@ -275,6 +275,70 @@ Test(server, order_lifecycle) {
     pd_client_destroy(c);
 }
 
+/* The ids in an order.list page, "a,b,c"; and its next cursor (-1: nil). */
+static long long list_page(pd_client_t *c, const char *json, char *ids, size_t cap) {
+    pd_msg_t m = call_ok(c, "order.list", json);
+    const msgpack_object *orders = pd_client_map_get(&m.result, "orders");
+    cr_assert_not_null(orders);
+    ids[0] = 0;
+    for (uint32_t i = 0; i < orders->via.array.size; i++) {
+        size_t len = strlen(ids);
+        snprintf(ids + len, cap - len, "%s%lld", i ? "," : "",
+                 (long long)map_int(&orders->via.array.ptr[i], "id"));
+    }
+    const msgpack_object *next = pd_client_map_get(&m.result, "next");
+    return next->type == MSGPACK_OBJECT_NIL ? -1 : (long long)next->via.u64;
+}
+
+/* order.list over TCP: filters by state, volunteer and creation time, pages
+ * that join up through `next`, the fields order.get gives, and refusals. */
+Test(server, order_list_filters_and_pages) {
+    pd_client_t *c = srv_connect(&srv);
+    seed(c);
+    /* 300 offered to volunteer 1 (sanitation), 301 cancelled, 302 expired */
+    call_ok(c, "order.create",
+            "{\"id\":300,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"sanitation\"]}");
+    call_ok(c, "order.create",
+            "{\"id\":301,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"tutoring\"],"
+            "\"dispatch\":false}");
+    call_ok(c, "order.cancel", "{\"id\":301}");
+    call_ok(c, "order.create",
+            "{\"id\":302,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"legal-aid\"]}");
+    char ids[256];
+    cr_assert_eq(list_page(c, "{}", ids, sizeof ids), -1);
+    cr_assert_str_eq(ids, "300,301,302");
+    list_page(c, "{\"state\":\"offered\"}", ids, sizeof ids);
+    cr_assert_str_eq(ids, "300");
+    list_page(c, "{\"state\":[\"cancelled\",\"expired\"]}", ids, sizeof ids);
+    cr_assert_str_eq(ids, "301,302");
+    list_page(c, "{\"volunteer\":1}", ids, sizeof ids);
+    cr_assert_str_eq(ids, "300");
+    list_page(c, "{\"volunteer\":2}", ids, sizeof ids);
+    cr_assert_str_eq(ids, "");
+    list_page(c, "{\"created_from\":4102444800000}", ids, sizeof ids); /* 2100 */
+    cr_assert_str_eq(ids, "");
+    /* a page at a time */
+    cr_assert_eq(list_page(c, "{\"limit\":2}", ids, sizeof ids), 301);
+    cr_assert_str_eq(ids, "300,301");
+    cr_assert_eq(list_page(c, "{\"limit\":2,\"after\":301}", ids, sizeof ids), -1);
+    cr_assert_str_eq(ids, "302");
+    /* each order as order.get gives it, without slots and offers */
+    pd_msg_t m = call_ok(c, "order.list", "{\"state\":\"expired\"}");
+    const msgpack_object *o = &pd_client_map_get(&m.result, "orders")->via.array.ptr[0];
+    cr_assert_str_eq(map_str(o, "reason"), "no_candidate");
+    cr_assert_eq(o->via.map.size, 24);
+    /* refusals */
+    call_err(c, "order.list", "{\"state\":\"lost\"}", PD_ERR_BAD_ARG);
+    call_err(c, "order.list", "{\"state\":[]}", PD_ERR_BAD_ARG);
+    call_err(c, "order.list", "{\"state\":[1]}", PD_ERR_BAD_ARG);
+    call_err(c, "order.list", "{\"limit\":0}", PD_ERR_BAD_ARG);
+    call_err(c, "order.list", "{\"limit\":1001}", PD_ERR_BAD_ARG);
+    call_err(c, "order.list", "{\"volunteer\":-1}", PD_ERR_BAD_ARG);
+    call_err(c, "order.list", "{\"after\":999}", PD_ERR_NOT_FOUND);
+    call_err(c, "order.list", "{\"colour\":\"red\"}", PD_ERR_BAD_ARG);
+    pd_client_destroy(c);
+}
+
 Test(server, dispatch_batch) {
     pd_client_t *c = srv_connect(&srv);
     seed(c);

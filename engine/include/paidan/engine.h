@@ -618,6 +618,31 @@ size_t pd_engine_order_count(const pd_engine_t *e, pd_order_state s);
 void pd_engine_foreach_order(const pd_engine_t *e, bool (*fn)(void *ud, const pd_order_info_t *oi),
                              void *ud);
 
+/** Which orders pd_engine_order_list() hands over. Zero-initialise. */
+typedef struct pd_order_filter_s {
+    uint32_t states;         /* bit s: orders in state s (pd_order_state); 0 = every state */
+    uint64_t volunteer_id;   /* non-zero: orders this volunteer holds or was offered
+                                (as kept: a closed order keeps only its served
+                                and released volunteers) */
+    int64_t created_from_ms; /* orders created at or after this time; 0 = any */
+} pd_order_filter_t;
+
+/**
+ * The kept orders that pass f, in creation order, a page at a time: fn is
+ * called for each until it returns false or `scan` orders have been looked
+ * at (so a page costs a bounded time however few orders match).
+ * @param after_id  NULL to start at the first order, else the id a
+ *                  previous call left in *next_id: the walk goes on after it.
+ * @param more      set when orders are left to look at; then *next_id is
+ *                  where to go on from (the last order looked at).
+ * @return PD_ERR_NOT_FOUND when after_id is no kept order (purged since:
+ * start again), PD_ERR_BAD_ARG when scan is 0 or f names no state.
+ */
+pd_err pd_engine_order_list(const pd_engine_t *e, const pd_order_filter_t *f,
+                            const uint64_t *after_id, size_t scan,
+                            bool (*fn)(void *ud, const pd_order_info_t *oi), void *ud, bool *more,
+                            uint64_t *next_id);
+
 /* ----------------------------------------------------------------- clock */
 
 /**
