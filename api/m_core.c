@@ -64,7 +64,7 @@ void pd_m_stats(pd_conn_t *c, const msgpack_object *params) {
     msgpack_pack_map(pk, 11);
 
     pd_pack_cstr(pk, "server");
-    msgpack_pack_map(pk, 8);
+    msgpack_pack_map(pk, 9);
     pd_pack_kv_str(pk, "version", PD_VERSION);
     pd_pack_kv_i64(pk, "pid", (int64_t)uv_os_getpid());
     pd_pack_kv_double(pk, "uptime_s", (double)(uv_hrtime() - srv->started_hr) / 1e9);
@@ -73,6 +73,7 @@ void pd_m_stats(pd_conn_t *c, const msgpack_object *params) {
     pd_pack_kv_u64(pk, "tick_ms", srv->cfg.tick_ms);
     pd_pack_kv_u64(pk, "busy_poll_us", srv->cfg.busy_poll_us);
     pd_pack_kv_bool(pk, "huge_pages", srv->cfg.huge_pages);
+    pd_pack_kv_double(pk, "order_retention_days", srv->cfg.order_retention_days);
 
     pd_pack_cstr(pk, "connections");
     msgpack_pack_map(pk, 5);
@@ -85,7 +86,7 @@ void pd_m_stats(pd_conn_t *c, const msgpack_object *params) {
     pd_pack_kv_u64(pk, "subscribers", subs);
 
     pd_pack_cstr(pk, "counters");
-    msgpack_pack_map(pk, 20);
+    msgpack_pack_map(pk, 21);
     pd_pack_kv_u64(pk, "requests", n->requests);
     pd_pack_kv_u64(pk, "errors", n->errors);
     pd_pack_kv_u64(pk, "bad_requests", n->bad_requests);
@@ -106,6 +107,7 @@ void pd_m_stats(pd_conn_t *c, const msgpack_object *params) {
     pd_pack_kv_u64(pk, "cells_tidied", n->cells_tidied);
     pd_pack_kv_u64(pk, "huge_passes", n->huge_passes);
     pd_pack_kv_u64(pk, "huge_pages_asked", n->huge_pages_asked);
+    pd_pack_kv_u64(pk, "orders_purged", n->orders_purged);
 
     uint64_t wall_ns = uv_hrtime() - srv->started_hr;
     uint64_t idle_ns = uv_metrics_idle_time(srv->loop);

@@ -341,6 +341,34 @@ void pd_m_order_list(pd_conn_t *c, const msgpack_object *p) {
         msgpack_pack_nil(pk);
 }
 
+void pd_m_order_purge(pd_conn_t *c, const msgpack_object *p) {
+    static const char *const keys[] = {"before_ms", "older_than_days", NULL};
+    if (pd_args_check_or_reply(c, p, keys)) return;
+    const bool has_before = pd_arg_find(p, "before_ms") != NULL;
+    if (has_before == (pd_arg_find(p, "older_than_days") != NULL)) {
+        pd_reply_error(c, PD_ERR_BAD_ARG, "give one of 'before_ms' and 'older_than_days'");
+        return;
+    }
+    int64_t before;
+    double days;
+    if (has_before) {
+        if (pd_arg_get_i64_or_reply(c, p, "before_ms", 0, INT64_MAX / 2, &before)) return;
+    } else {
+        if (pd_arg_opt_double_or_reply(c, p, "older_than_days", 0, 36500, 0, &days)) return;
+        before = c->srv->now_ms - (int64_t)(days * 86400000.0);
+    }
+    size_t n = 0;
+    pd_err err = pd_engine_order_purge(c->srv->engine, before, &n);
+    if (err) {
+        pd_reply_error(c, err, "order.purge: %s", pd_strerror(err));
+        return;
+    }
+    msgpack_packer *pk = pd_reply_ok(c);
+    msgpack_pack_map(pk, 2);
+    pd_pack_kv_u64(pk, "purged", n);
+    pd_pack_kv_i64(pk, "before_ms", before);
+}
+
 void pd_m_order_candidates(pd_conn_t *c, const msgpack_object *p) {
     static const char *const keys[] = {"id", "slot", "k", NULL};
     if (pd_args_check_or_reply(c, p, keys)) return;

@@ -43,6 +43,9 @@ static void usage(FILE *f) {
             "                         CPU while requests keep coming (default 0 = off)\n"
             "  --huge-pages           back the index with huge pages once it settles:\n"
             "                         a shorter query tail for ~20%% more memory (off)\n"
+            "  --order-retention DAYS drop closed orders this many days after they\n"
+            "                         closed (or were rated), journaled like an\n"
+            "                         order.purge (default 0 = keep every order)\n"
             "  --load-volunteers CSV  load volunteers from a CSV file at start\n"
             "  --data-dir DIR         keep a journal and snapshots in DIR (created if\n"
             "                         missing; one server per directory); recover from\n"
@@ -124,6 +127,7 @@ enum {
     OPT_STALL,
     OPT_BUSY_POLL,
     OPT_HUGE,
+    OPT_RETENTION,
     OPT_LOAD,
     OPT_DATA_DIR,
     OPT_FSYNC,
@@ -150,6 +154,7 @@ int main(int argc, char **argv) {
         {"stall-ms", required_argument, NULL, OPT_STALL},
         {"busy-poll-us", required_argument, NULL, OPT_BUSY_POLL},
         {"huge-pages", no_argument, NULL, OPT_HUGE},
+        {"order-retention", required_argument, NULL, OPT_RETENTION},
         {"load-volunteers", required_argument, NULL, OPT_LOAD},
         {"data-dir", required_argument, NULL, OPT_DATA_DIR},
         {"fsync", required_argument, NULL, OPT_FSYNC},
@@ -234,6 +239,14 @@ int main(int argc, char **argv) {
             case OPT_HUGE:
                 cfg.huge_pages = true;
                 break;
+            case OPT_RETENTION: {
+                char *end;
+                double days = strtod(optarg, &end);
+                if (*end || end == optarg || !(days >= 0) || days > 36500)
+                    return bad_value("--order-retention", optarg, "days, 0 = keep every order");
+                cfg.order_retention_days = days;
+                break;
+            }
             case OPT_LOAD:
                 cfg.load_volunteers = optarg;
                 break;

@@ -114,6 +114,8 @@ static void write_metrics(FILE *f, pd_server_t *srv) {
     counter(f, "cells_tidied_total", "Index cells sorted by the tidier.", n->cells_tidied);
     counter(f, "huge_page_passes_total", "Passes over the index asking for huge pages.",
             n->huge_passes);
+    counter(f, "orders_purged_total", "Closed orders dropped by --order-retention.",
+            n->orders_purged);
     counter(f, "loop_stalls_total", "Event loop iterations over the stall threshold.",
             n->loop_stalls);
     gauge(f, "loop_idle_seconds_total", "Time the event loop spent waiting for events.",

@@ -287,6 +287,40 @@ static void on_tidy_idle(uv_idle_t *h) {
     if (!tidy_slice(srv)) uv_idle_stop(h);
 }
 
+/* --order-retention: now and then, drop the closed orders older than the
+ * retention, through the same path as a client's order.purge {before_ms}
+ * so the journal holds it and a recovery drops the same orders. */
+static void maybe_purge(pd_server_t *srv, int64_t now) {
+    double days = srv->cfg.order_retention_days;
+    if (days <= 0 || now < srv->next_purge_ms || pd_persist_failed(srv)) return;
+    int64_t keep_ms = (int64_t)(days * 86400000.0);
+    /* once a minute, or four times a retention when that is shorter */
+    int64_t every = keep_ms / 4 < 60000 ? keep_ms / 4 : 60000;
+    srv->next_purge_ms = now + (every > 0 ? every : 1);
+    int64_t before = now - keep_ms;
+    if (before <= 0) return;
+    size_t n = 0;
+    pd_err err = pd_engine_order_purge(srv->engine, before, &n);
+    if (err) {
+        pd_log(PD_LOG_WARN, "purging orders: %s", pd_strerror(err));
+        return;
+    }
+    if (!n) return;
+    msgpack_object_kv kv;
+    kv.key.type = MSGPACK_OBJECT_STR;
+    kv.key.via.str.ptr = "before_ms";
+    kv.key.via.str.size = 9;
+    kv.val.type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+    kv.val.via.u64 = (uint64_t)before;
+    msgpack_object params;
+    params.type = MSGPACK_OBJECT_MAP;
+    params.via.map.size = 1;
+    params.via.map.ptr = &kv;
+    if (srv->persist) pd_persist_record(srv, PD_MID_order_purge, &params);
+    srv->n.orders_purged += n;
+    pd_log(PD_LOG_DEBUG, "purged %zu closed orders older than %.3g days", n, days);
+}
+
 static void on_tick(uv_timer_t *t) {
     pd_server_t *srv = t->data;
     if (!uv_is_active((uv_handle_t *)&srv->tidy_idle) && tidy_slice(srv))
@@ -298,6 +332,7 @@ static void on_tick(uv_timer_t *t) {
     pd_persist_tick(srv, now, &expired);
     srv->n.ticks++;
     srv->n.offers_expired += expired;
+    maybe_purge(srv, now);
     if (srv->n_events) pd_server_publish(srv);
     if (pd_persist_pending(srv) && !pd_persist_commit(srv)) return;
     pd_server_flush(srv);

@@ -53,6 +53,7 @@ typedef struct pd_server_config_s {
     uint64_t snapshot_bytes;     /* snapshot when the journal passes this; 0 = never */
     bool truncate_corrupt;       /* cut a journal corrupt in the middle instead of refusing */
     bool huge_pages;             /* back the index's cells with huge pages (server.c) */
+    double order_retention_days; /* purge closed orders this old; 0 = keep them all */
 } pd_server_config_t;
 
 /** Global counters shown by `stats` and /metrics. */
@@ -81,6 +82,7 @@ typedef struct pd_server_counters_s {
     uint64_t cells_tidied;     /* index cells sorted by the tidier (server.c) */
     uint64_t huge_passes;      /* --huge-pages passes over the cells finished */
     uint64_t huge_pages_asked; /* 2 MiB pages asked for in them */
+    uint64_t orders_purged;    /* closed orders dropped by --order-retention (server.c) */
 } pd_server_counters_t;
 
 struct pd_server_s {
@@ -99,6 +101,7 @@ struct pd_server_s {
     uv_idle_t tidy_idle;        /* tidies the index a slice per iteration while it needs it */
     uv_idle_t huge_idle;        /* --huge-pages: a pass over the cells, a slice per iteration */
     bool huge_wanted;           /* cells moved since the last pass began */
+    int64_t next_purge_ms;      /* --order-retention: when to look for old orders next */
     struct pd_import_s *import; /* the `import` running, or NULL (import.c) */
     uint64_t busy_until_hr;     /* ... until then */
     uv_signal_t sig_term, sig_int;

@@ -763,3 +763,50 @@ Test(durability, import_is_durable_before_its_reply) {
     cr_assert_eq(stat_of(&s, "engine", "orders"), no);
     srv_stop(&s);
 }
+
+/* Orders dropped by --order-retention stay dropped after a crash: the
+ * purge is journaled like a client's order.purge, so a recovery replays it
+ * and reaches the same digest. */
+Test(durability, retention_purge_survives_kill9) {
+    const char *args[] = {"--fsync", "always", "--order-retention", "0.00002", "--tick-ms",
+                          "50",      NULL}; /* 1.7 s */
+    srv_t s;
+    start(&s, args);
+    pd_client_t *c = srv_connect(&s);
+    call_ok(c, "volunteer.upsert",
+            "{\"id\":1,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"sanitation\"],\"capacity\":5}");
+    for (int i = 1; i <= 3; i++) {
+        char j[160];
+        snprintf(j, sizeof j,
+                 "{\"id\":%d,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"sanitation\"],"
+                 "\"dispatch\":false}",
+                 i);
+        call_ok(c, "order.create", j);
+    }
+    call_ok(c, "order.cancel", "{\"id\":1}");
+    call_ok(c, "order.cancel", "{\"id\":2}");
+    /* wait for the retention to drop the two cancelled ones */
+    long long deadline = now_ms() + 20000;
+    for (;;) {
+        pd_msg_t m = call(c, "order.get", "{\"id\":2}");
+        if (m.code == PD_ERR_NOT_FOUND) break;
+        cr_assert_lt(now_ms(), deadline, "order 2 was not purged");
+        usleep(100000);
+    }
+    call_err(c, "order.get", "{\"id\":1}", PD_ERR_NOT_FOUND);
+    pd_msg_t m = call_ok(c, "order.get", "{\"id\":3}"); /* open: kept */
+    cr_assert_str_eq(map_str(&m.result, "state"), "created");
+    cr_assert_eq(stat_of(&s, "counters", "orders_purged"), 2);
+    pd_client_destroy(c);
+    uint64_t before = digest_of(&s, NULL);
+    kill9(&s);
+    wait_unlocked();
+    const char *plain[] = {"--fsync", "always", NULL}; /* no retention: only the journal purges */
+    start(&s, plain);
+    cr_assert_eq(digest_of(&s, NULL), before);
+    c = srv_connect(&s);
+    call_err(c, "order.get", "{\"id\":1}", PD_ERR_NOT_FOUND);
+    call_ok(c, "order.get", "{\"id\":3}");
+    pd_client_destroy(c);
+    srv_stop(&s);
+}

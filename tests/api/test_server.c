@@ -339,6 +339,41 @@ Test(server, order_list_filters_and_pages) {
     pd_client_destroy(c);
 }
 
+/* order.purge drops the closed orders closed before a time, keeps the
+ * open ones, and refuses anything but exactly one of its two arguments. */
+Test(server, order_purge_drops_closed_orders) {
+    pd_client_t *c = srv_connect(&srv);
+    seed(c);
+    call_ok(c, "order.create",
+            "{\"id\":400,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"sanitation\"]}");
+    call_ok(c, "order.create",
+            "{\"id\":401,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"tutoring\"],"
+            "\"dispatch\":false}");
+    call_ok(c, "order.cancel", "{\"id\":401}");
+    call_ok(c, "order.create",
+            "{\"id\":402,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"legal-aid\"]}");
+    /* nothing closed a day ago */
+    pd_msg_t m = call_ok(c, "order.purge", "{\"older_than_days\":1}");
+    cr_assert_eq(map_int(&m.result, "purged"), 0);
+    m = call_ok(c, "order.purge", "{\"before_ms\":4102444800000}"); /* 2100 */
+    cr_assert_eq(map_int(&m.result, "purged"), 2);
+    cr_assert_eq(map_int(&m.result, "before_ms"), 4102444800000LL);
+    call_err(c, "order.get", "{\"id\":401}", PD_ERR_NOT_FOUND);
+    call_err(c, "order.get", "{\"id\":402}", PD_ERR_NOT_FOUND);
+    m = call_ok(c, "order.get", "{\"id\":400}");
+    cr_assert_str_eq(map_str(&m.result, "state"), "offered");
+    /* the ids are free again */
+    call_ok(c, "order.create",
+            "{\"id\":401,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"tutoring\"],"
+            "\"dispatch\":false}");
+    call_err(c, "order.purge", "{}", PD_ERR_BAD_ARG);
+    call_err(c, "order.purge", "{\"before_ms\":1,\"older_than_days\":1}", PD_ERR_BAD_ARG);
+    call_err(c, "order.purge", "{\"before_ms\":-1}", PD_ERR_BAD_ARG);
+    call_err(c, "order.purge", "{\"older_than_days\":-1}", PD_ERR_BAD_ARG);
+    call_err(c, "order.purge", "{\"older_than_days\":\"week\"}", PD_ERR_BAD_ARG);
+    pd_client_destroy(c);
+}
+
 Test(server, dispatch_batch) {
     pd_client_t *c = srv_connect(&srv);
     seed(c);
