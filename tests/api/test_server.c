@@ -275,6 +275,24 @@ Test(server, order_lifecycle) {
     pd_client_destroy(c);
 }
 
+/* Three orders after seed(): `id` offered to volunteer 1 (sanitation),
+ * id + 1 cancelled, id + 2 expired (nobody does legal aid). */
+static void three_orders(pd_client_t *c, int id) {
+    char j[160];
+    snprintf(j, sizeof j, "{\"id\":%d,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"sanitation\"]}", id);
+    call_ok(c, "order.create", j);
+    snprintf(j, sizeof j,
+             "{\"id\":%d,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"tutoring\"],"
+             "\"dispatch\":false}",
+             id + 1);
+    call_ok(c, "order.create", j);
+    snprintf(j, sizeof j, "{\"id\":%d}", id + 1);
+    call_ok(c, "order.cancel", j);
+    snprintf(j, sizeof j, "{\"id\":%d,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"legal-aid\"]}",
+             id + 2);
+    call_ok(c, "order.create", j);
+}
+
 /* The ids in an order.list page, "a,b,c"; and its next cursor (-1: nil). */
 static long long list_page(pd_client_t *c, const char *json, char *ids, size_t cap) {
     pd_msg_t m = call_ok(c, "order.list", json);
@@ -295,15 +313,7 @@ static long long list_page(pd_client_t *c, const char *json, char *ids, size_t c
 Test(server, order_list_filters_and_pages) {
     pd_client_t *c = srv_connect(&srv);
     seed(c);
-    /* 300 offered to volunteer 1 (sanitation), 301 cancelled, 302 expired */
-    call_ok(c, "order.create",
-            "{\"id\":300,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"sanitation\"]}");
-    call_ok(c, "order.create",
-            "{\"id\":301,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"tutoring\"],"
-            "\"dispatch\":false}");
-    call_ok(c, "order.cancel", "{\"id\":301}");
-    call_ok(c, "order.create",
-            "{\"id\":302,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"legal-aid\"]}");
+    three_orders(c, 300);
     char ids[256];
     cr_assert_eq(list_page(c, "{}", ids, sizeof ids), -1);
     cr_assert_str_eq(ids, "300,301,302");
@@ -344,14 +354,7 @@ Test(server, order_list_filters_and_pages) {
 Test(server, order_purge_drops_closed_orders) {
     pd_client_t *c = srv_connect(&srv);
     seed(c);
-    call_ok(c, "order.create",
-            "{\"id\":400,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"sanitation\"]}");
-    call_ok(c, "order.create",
-            "{\"id\":401,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"tutoring\"],"
-            "\"dispatch\":false}");
-    call_ok(c, "order.cancel", "{\"id\":401}");
-    call_ok(c, "order.create",
-            "{\"id\":402,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"legal-aid\"]}");
+    three_orders(c, 400);
     /* nothing closed a day ago */
     pd_msg_t m = call_ok(c, "order.purge", "{\"older_than_days\":1}");
     cr_assert_eq(map_int(&m.result, "purged"), 0);
