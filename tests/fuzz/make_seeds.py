@@ -70,6 +70,7 @@ CALLS = [
     ("order.candidates", {"id": 9001, "slot": 0, "k": 5}),
     ("dispatch.batch", {"orders": [9001, 9002], "apply": "greedy", "k": 4}),
     ("order.list", {"state": ["offered", "accepted"], "volunteer": 901, "limit": 5}),
+    ("order.purge", {"older_than_days": 30}),
 ]
 
 
