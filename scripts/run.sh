@@ -2,7 +2,8 @@
 # run.sh -- the main job: build everything (Release), start paidan-server
 # on 127.0.0.1 with the sample county, exercise it end to end over TCP
 # (queries, the whole order lifecycle, mobilisation, the Python client, a
-# short replay of sample orders over TCP, a short load test), replay the
+# short replay of sample orders over TCP and a page of the orders it left,
+# a short load test), replay the
 # sample week in-process under three policies, and run
 # the in-process micro benchmark on a generated county of 10^6 volunteers.
 #
@@ -73,6 +74,9 @@ echo "== the example Python client (scripts/example_client.py)"
 /usr/bin/python3 scripts/example_client.py --port "$port"
 echo "== a short replay over TCP: the first 300 sample orders through the service loop"
 /usr/bin/python3 scripts/replay_tcp.py --port "$port" -n 300
+echo "== the orders the replay left, oldest first (order.list, a page of 5: id, state, reason)"
+cli order.list '{"limit":5}' |
+    field '[(o["id"], o["state"], o["reason"]) for o in d["orders"]] + ["next: %s" % d["next"]]'
 
 if "$B/bench/paidan-bench" load --help >/dev/null 2>&1; then
     echo "== paidan-bench load: 3 s, mixed commands, 4 connections x 16 in flight"
