@@ -36,8 +36,8 @@
 #include <sys/mman.h>
 
 #include "geo.h"
-#include "paidan/idmap.h"
 #include "paidan/alloc.h"
+#include "paidan/idmap.h"
 
 /* ------------------------------------------------------------- the types */
 
