@@ -103,10 +103,10 @@ Test(idmap, incremental_growth_keeps_every_entry) {
     pd__idmap_keys_t keys = {(const char *)ids, sizeof *ids};
     uint32_t live = 0, growths = 0, drained_steps = 0;
     for (uint32_t s = 0; s < M; s++) {
-        uint32_t mask = m.mask;
+        uint32_t cap = m.cap;
         bool was_draining = m.old != NULL;
         cr_assert_eq(pd__idmap_reserve1(&m), PD_OK);
-        if (m.mask != mask) {
+        if (m.cap != cap) {
             cr_assert(!was_draining, "a growth started before the last one drained");
             growths++;
         }

@@ -7,7 +7,9 @@
  * does not store the ids themselves: the caller keeps them in an array
  * (base + slot * stride) and the map reads them to confirm a tag match.
  * That halves the memory of a key+value table, which matters at 10^7
- * volunteers. The home bucket is tag & mask, so growing needs no ids.
+ * volunteers. The home bucket is the tag scaled to the table ((tag * cap)
+ * >> 32), so growing needs no ids and a table can be any size: it grows
+ * by half.
  * Linear probing with backward-shift deletion: no tombstones.
  *
  * Growing one insert at a time (pd__idmap_reserve1) is incremental, as in
@@ -29,12 +31,12 @@
 #include "paidan/error.h"
 
 typedef struct pd__idmap_s {
-    uint64_t *b;       /* buckets, cap entries */
-    uint32_t mask;     /* cap - 1, cap a power of two */
-    uint32_t n;        /* entries in use, in both tables */
-    uint64_t *old;     /* while growing: the table being drained; else NULL */
-    uint32_t old_mask; /* its cap - 1 */
-    uint32_t cursor;   /* its buckets before this one are empty */
+    uint64_t *b;      /* buckets, cap entries */
+    uint32_t cap;     /* buckets */
+    uint32_t n;       /* entries in use, in both tables */
+    uint64_t *old;    /* while growing: the table being drained; else NULL */
+    uint32_t old_cap; /* its buckets */
+    uint32_t cursor;  /* its buckets before this one are empty */
 } pd__idmap_t;
 
 /* Where the ids live: id of slot s is *(uint64_t *)(base + s * stride). */
