@@ -140,6 +140,18 @@ def main():
           f"{record['stars']} stars, rating {record['rating']}")
     assert record["hours"] == 1.5 and record["rating"] == 5
 
+    # Reading orders back (after a restart, for a dashboard): a page at a
+    # time, filtered, each page's "next" passed as "after" until it is None.
+    mine, cursor = [], {}
+    while True:
+        page = c.call("order.list", volunteer=volunteer, limit=10, **cursor)
+        mine += [(o["id"], o["state"]) for o in page["orders"]]
+        if page["next"] is None:
+            break
+        cursor = {"after": page["next"]}
+    print("orders of volunteer %d:" % volunteer, mine)
+    assert mine == [(900001, "rated")]
+
     # Errors come back as [code, message] and the connection goes on.
     try:
         c.call("order.rate", id=424242, score=3)
