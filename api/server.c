@@ -299,6 +299,9 @@ static void maybe_purge(pd_server_t *srv, int64_t now) {
     srv->next_purge_ms = now + (every > 0 ? every : 1);
     int64_t before = now - keep_ms;
     if (before <= 0) return;
+    /* like every write: room for its journal record first, or nothing (a
+     * full data directory makes the server read-only, not a purge) */
+    if (!pd_persist_may_write(srv, 64)) return;
     size_t n = 0;
     pd_err err = pd_engine_order_purge(srv->engine, before, &n);
     if (err) {

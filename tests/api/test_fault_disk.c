@@ -16,6 +16,8 @@
  *   - it never costs an acknowledged write: every write the client got a
  *     success reply for is there after a restart;
  *   - once space is freed the server takes writes again by itself;
+ *   - the --order-retention purge is a write like the others: none while
+ *     the disk is full, then it catches up, journaled;
  *   - a data directory that cannot be written at all is refused at start
  *     with exit 1 and a message, before anything is served.
  * Skipped (with a message) where unshare or mount is not permitted.
@@ -47,7 +49,7 @@ static const char *const SCRIPT =
     "  echo \"exit $?\"; exit 0\n"
     "fi\n"
     "\"$1\" --port 0 --data-dir \"$2/data\" --fsync always --snapshot-bytes 0 "
-    "--log-level info 2>>\"$2.log\" &\n"
+    "--order-retention 0.0001 --tick-ms 50 --log-level info 2>>\"$2.log\" &\n"
     "pid=$!\n"
     "echo \"pid $pid\"\n"
     "read cmd\n"
@@ -232,6 +234,13 @@ Test(disk, full_refuses_writes_serves_reads_loses_nothing, .fini = cleanup, .tim
     cr_assert_gt(port, 0, "server did not start on the small tmpfs: %s\n%s", s.buf, read_log());
     srv_t as = {.pid = -1, .port = port, .metrics_port = -1};
     pd_client_t *c = srv_connect(&as);
+    /* A closed order that the retention (8.64 s; checked every 2.16 s)
+     * would purge while the disk is full below */
+    call_ok(c, "order.create",
+            "{\"id\":77,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"tutoring\"],"
+            "\"dispatch\":false}");
+    call_ok(c, "order.cancel", "{\"id\":77}");
+    long long closed_at = now_ms();
 
     /* Write until the disk is full: each volunteer ~200 bytes of journal. */
     static long long acked[MAX_IDS];
@@ -261,6 +270,17 @@ Test(disk, full_refuses_writes_serves_reads_loses_nothing, .fini = cleanup, .tim
     const char *log = read_log();
     cr_assert(strstr(log, "ERROR") && strstr(log, "cannot reserve journal space"),
               "no clear error in the log:\n%s", log);
+    /* past the retention and two checks, still full: the purge waits with
+     * the other writes (unless filling the disk took longer than the
+     * retention, when the purge rightly came first) */
+    if (now_ms() - closed_at < 8000) {
+        while (now_ms() - closed_at < 8640 + 4500) usleep(100000);
+        cr_assert(read_only(c));
+        call_ok(c, "order.get", "{\"id\":77}");
+    } else {
+        fprintf(stderr, "filling the disk took %lld ms: the purge may have come first\n",
+                now_ms() - closed_at);
+    }
 
     /* Space is freed: within a few seconds writes are taken again. */
     ns_say(&s, "grow\n");
@@ -272,6 +292,12 @@ Test(disk, full_refuses_writes_serves_reads_loses_nothing, .fini = cleanup, .tim
     }
     acked[n_acked++] = id;
     cr_assert(!read_only(c));
+    deadline = now_ms() + 15000;
+    while (call(c, "order.get", "{\"id\":77}").code != PD_ERR_NOT_FOUND) {
+        cr_assert(now_ms() < deadline,
+                  "the retention did not purge order 77 once writes were back");
+        usleep(100000);
+    }
     log = read_log();
     cr_assert(strstr(log, "accepting writes"), "no word that writes are back:\n%s", log);
     pd_client_destroy(c);
@@ -293,6 +319,7 @@ Test(disk, full_refuses_writes_serves_reads_loses_nothing, .fini = cleanup, .tim
         pd_msg_t g = call(c, "volunteer.get", json);
         cr_assert_eq(g.code, 0, "acknowledged volunteer %lld lost after a full disk", acked[i]);
     }
+    call_err(c, "order.get", "{\"id\":77}", PD_ERR_NOT_FOUND); /* the purge was journaled */
     m = call_ok(c, "stats", "");
     long long vols = map_int(pd_client_map_get(&m.result, "engine"), "volunteers");
     cr_assert_eq(vols, n_acked, "%lld volunteers recovered, %d were acknowledged", vols, n_acked);
