@@ -109,10 +109,12 @@ static inline bool room_for(const pd__idmap_t *m, uint64_t need) {
 /* A table for `need` entries at most 3/4 full, at least half as large
  * again as the one it replaces; 0 past the limit. */
 static uint64_t cap_for(const pd__idmap_t *m, uint64_t need) {
+    const uint64_t max = (uint64_t)1 << 31;
     uint64_t cap = (uint64_t)m->cap + m->cap / 2;
     uint64_t fit = (need * 4 + 2) / 3 + 1;
     if (fit > cap) cap = fit;
-    return cap > ((uint64_t)1 << 31) ? 0 : cap;
+    if (cap > max && fit <= max && m->cap < max) cap = max; /* the last growth */
+    return cap > max ? 0 : cap;
 }
 
 pd_err pd__idmap_init(pd__idmap_t *m, uint32_t cap_hint) {
