@@ -204,6 +204,7 @@ void pd__idmap_prefetch(const pd__idmap_t *m, uint64_t id) {
 }
 
 pd_err pd__idmap_set(pd__idmap_t *m, pd__idmap_keys_t keys, uint64_t id, uint32_t slot) {
+    drain(m, DRAIN_STEP); /* so an old table goes even if nothing is added */
     uint32_t tag = id_tag(id);
     uint64_t *b = m->b;
     uint32_t i = t_find(m->b, m->cap, keys, id, tag);
@@ -217,6 +218,7 @@ pd_err pd__idmap_set(pd__idmap_t *m, pd__idmap_keys_t keys, uint64_t id, uint32_
 }
 
 pd_err pd__idmap_del(pd__idmap_t *m, pd__idmap_keys_t keys, uint64_t id) {
+    drain(m, DRAIN_STEP); /* so an old table goes even if nothing is added */
     uint32_t tag = id_tag(id);
     uint32_t i = t_find(m->b, m->cap, keys, id, tag);
     if (i != UINT32_MAX) {

@@ -151,3 +151,33 @@ Test(idmap, incremental_growth_keeps_every_entry) {
     free(ids);
     free(gone);
 }
+
+/* An old table goes away even when nothing more is added: deletes drain
+ * it too. */
+Test(idmap, deletes_alone_drain_the_old_table) {
+    enum { M = 2000 };
+    uint64_t *ids = calloc(M, sizeof *ids);
+    pd__idmap_t m;
+    cr_assert_eq(pd__idmap_init(&m, 16), PD_OK);
+    pd__idmap_keys_t keys = {(const char *)ids, sizeof *ids};
+    uint32_t s = 0;
+    /* insert until a growth has just started */
+    for (; s < M; s++) {
+        cr_assert_eq(pd__idmap_reserve1(&m), PD_OK);
+        ids[s] = 0x1000 + s;
+        pd__idmap_add(&m, ids[s], s);
+        if (m.old && m.cap > 500) break;
+    }
+    cr_assert_not_null(m.old, "no growth in progress");
+    uint32_t deletes = 0;
+    for (uint32_t v = 0; v <= s && m.old; v++, deletes++)
+        cr_assert_eq(pd__idmap_del(&m, keys, ids[v]), PD_OK);
+    cr_assert_null(m.old, "the old table outlived %u deletes", deletes);
+    for (uint32_t v = deletes; v <= s; v++) {
+        uint32_t found;
+        cr_assert_eq(pd__idmap_find(&m, keys, ids[v], &found), PD_OK);
+        cr_assert_eq(found, v);
+    }
+    pd__idmap_deinit(&m);
+    free(ids);
+}
