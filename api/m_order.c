@@ -261,15 +261,16 @@ static pd_err states_or_reply(pd_conn_t *c, const msgpack_object *p, uint32_t *o
     }
     for (uint32_t i = 0; i < n; i++) {
         const msgpack_object *it = &items[i];
-        int s = PD_ORDER__COUNT;
-        if (it->type == MSGPACK_OBJECT_STR)
-            for (s = 0; s < PD_ORDER__COUNT; s++) {
-                const char *name = pd_order_state_name((pd_order_state)s);
-                if (strlen(name) == it->via.str.size &&
-                    memcmp(name, it->via.str.ptr, it->via.str.size) == 0)
-                    break;
-            }
-        if (s == PD_ORDER__COUNT) {
+        char name[16];
+        pd_order_state s;
+        bool ok = it->type == MSGPACK_OBJECT_STR && it->via.str.size < sizeof name &&
+                  !memchr(it->via.str.ptr, '\0', it->via.str.size);
+        if (ok) {
+            memcpy(name, it->via.str.ptr, it->via.str.size);
+            name[it->via.str.size] = '\0';
+            ok = pd_order_state_from_name(name, &s) == PD_OK;
+        }
+        if (!ok) {
             pd_reply_error(c, PD_ERR_BAD_ARG,
                            "'state' must be created, offered, accepted, completed, rated, "
                            "cancelled or expired, or an array of them");

@@ -72,6 +72,14 @@ pd_err pd_offer_mode_from_name(const char *s, pd_offer_mode *out) {
     return PD_OK;
 }
 
+pd_err pd_order_state_from_name(const char *s, pd_order_state *out) {
+    unsigned v;
+    pd_err err = parse(order_state_names, PD_ORDER__COUNT, s, &v);
+    if (err) return err;
+    *out = (pd_order_state)v;
+    return PD_OK;
+}
+
 const char *pd_order_state_name(pd_order_state s) {
     return name_of(order_state_names, PD_ORDER__COUNT, (unsigned)s);
 }

@@ -142,6 +142,8 @@ pd_err pd_offer_mode_from_name(const char *s, pd_offer_mode *out);
 /** Names: "created", "offered", "accepted", "completed", "rated", "cancelled",
  *  "expired"; NULL if out of range. */
 const char *pd_order_state_name(pd_order_state s);
+/** The state a name (as pd_order_state_name gives it) stands for; PD_ERR_BAD_ARG. */
+pd_err pd_order_state_from_name(const char *s, pd_order_state *out);
 /** Names: "live", "accepted", "declined", "expired", "withdrawn", "released". */
 const char *pd_offer_state_name(pd_offer_state s);
 /** Names: "none", "no_candidate", "exhausted", "cancelled", "grab_lost",
