@@ -359,6 +359,14 @@ static void execute(pd_conn_t *c, uint32_t msgid, const msgpack_object *method,
     reply_begin(c, msgid);
 
     int mid = pd_method_lookup(method->via.str.ptr, method->via.str.size);
+    /* Before auth, an unknown name is refused like a known one, so an
+     * unauthenticated client cannot probe which methods exist. */
+    if (!c->authed && (mid < 0 || !(pd_methods[mid].flags & PD_M_NOAUTH))) {
+        srv->n.auth_failures++;
+        srv->n.errors++;
+        pd_reply_error(c, PD_ERR_UNAUTHORIZED, "authentication required: call auth {token}");
+        goto done;
+    }
     if (mid < 0) {
         srv->n.unknown_methods++;
         srv->n.errors++;
@@ -368,12 +376,6 @@ static void execute(pd_conn_t *c, uint32_t msgid, const msgpack_object *method,
         goto done;
     }
     const pd_method_t *m = &pd_methods[mid];
-    if (!c->authed && !(m->flags & PD_M_NOAUTH)) {
-        srv->n.auth_failures++;
-        srv->n.errors++;
-        pd_reply_error(c, PD_ERR_UNAUTHORIZED, "authentication required: call auth {token}");
-        goto done;
-    }
     const msgpack_object *p = params;
     if (p->type == MSGPACK_OBJECT_NIL ||
         (p->type == MSGPACK_OBJECT_ARRAY && p->via.array.size == 0)) {
