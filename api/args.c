@@ -252,12 +252,20 @@ pd_err pd_arg_opt_str_or_reply(pd_conn_t *c, const msgpack_object *p, const char
 static pd_err latlng_from(pd_conn_t *c, const msgpack_object *lat, const msgpack_object *lon,
                           pd_latlng_t *out) {
     double la, lo;
-    if (!obj_to_double(lat, &la) || !obj_to_double(lon, &lo)) {
+    /* A float that is not finite is a number, just not a coordinate: it
+     * gets BAD_COORD below, as an out-of-range one does. */
+    bool la_ok = lat->type == MSGPACK_OBJECT_FLOAT32 || lat->type == MSGPACK_OBJECT_FLOAT64
+                     ? (la = lat->via.f64, true)
+                     : obj_to_double(lat, &la);
+    bool lo_ok = lon->type == MSGPACK_OBJECT_FLOAT32 || lon->type == MSGPACK_OBJECT_FLOAT64
+                     ? (lo = lon->via.f64, true)
+                     : obj_to_double(lon, &lo);
+    if (!la_ok || !lo_ok) {
         pd_reply_error(c, PD_ERR_BAD_ARG, "'lat' and 'lon' must be numbers (degrees)");
         return PD_ERR_BAD_ARG;
     }
     if (pd_latlng_from_deg(la, lo, out) != PD_OK) {
-        pd_reply_error(c, PD_ERR_BAD_COORD, "lat must be in -90..90 and lon in -180..180");
+        pd_reply_error(c, PD_ERR_BAD_COORD, "lat must be in -90..90 and lon in -180..180, finite");
         return PD_ERR_BAD_COORD;
     }
     return PD_OK;
@@ -414,7 +422,7 @@ pd_err pd_arg_opt_enum_or_reply(pd_conn_t *c, const msgpack_object *p, const cha
         return PD_OK;
     }
     int64_t v;
-    if (pd_obj_to_i64(o, 0, count - 1, &v)) {
+    if (count > 0 && pd_obj_to_i64(o, 0, count - 1, &v)) {
         *out = (int)v;
         return PD_OK;
     }

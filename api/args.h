@@ -109,7 +109,7 @@ pd_err pd_arg_opt_week_or_reply(pd_conn_t *c, const msgpack_object *p, const cha
 
 /**
  * Optional enum: a name parsed with `parse`, or its integer value
- * 0..count-1; *out = def when absent. `what` lists the accepted names in
+ * 0..count-1 (count 0: names only); *out = def when absent. `what` lists the accepted names in
  * the error message.
  */
 pd_err pd_arg_opt_enum_or_reply(pd_conn_t *c, const msgpack_object *p, const char *key,

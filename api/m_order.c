@@ -440,7 +440,9 @@ void pd_m_dispatch_batch(pd_conn_t *c, const msgpack_object *p) {
                        pd_policy_name(cfg->policy));
         return;
     }
-    if (pd_arg_opt_enum_or_reply(c, p, "apply", parse_apply, 3, PD_BATCH_APPLY_OPTIMAL, &apply,
+    /* names only: the integers would follow the engine's enum, not the
+     * order the names are listed in */
+    if (pd_arg_opt_enum_or_reply(c, p, "apply", parse_apply, 0, PD_BATCH_APPLY_OPTIMAL, &apply,
                                  "none, optimal, greedy"))
         return;
     if (pd_arg_opt_i64_or_reply(c, p, "k", 0, PD_MAX_BATCH_K, 0, &k)) return;

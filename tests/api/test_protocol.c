@@ -138,6 +138,26 @@ Test(bad_input, bad_params_and_methods) {
     pd_msg_t m = raw_roundtrip(c, RAW("\x94\x00\x07\xadvolunteer.get\x91\x81\xa2id\x01"));
     cr_assert_eq(m.code, 0);
 
+    /* A float that is not finite is a bad coordinate, as one out of range is. */
+    static const struct {
+        const char *bytes;
+        size_t len;
+    } not_finite[] = {
+        {RAW("\x94\x00\x07\xb0volunteer.upsert\x84\xa2id\x01\xa3lat"
+             "\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00\xa3lon\x72\xa6skills\x90")},
+        {RAW("\x94\x00\x07\xacmatch.nearby\x82\xa3lat\x1e\xa3lon"
+             "\xcb\x7f\xf0\x00\x00\x00\x00\x00\x00")},
+        {RAW("\x94\x00\x07\xacorder.create\x84\xa2id\x05\xa3lat\xca\x7f\xc0\x00\x00"
+             "\xa3lon\x72\xa6skills\x90")},
+        {RAW("\x94\x00\x07\xb0volunteer.update\x83\xa2id\x01\xa3lat\x1e\xa3lon"
+             "\xcb\xff\xf0\x00\x00\x00\x00\x00\x00")},
+    };
+    for (size_t i = 0; i < sizeof(not_finite) / sizeof(not_finite[0]); i++) {
+        m = raw_roundtrip(c, not_finite[i].bytes, not_finite[i].len);
+        cr_assert_eq(m.code, PD_ERR_BAD_COORD, "case %zu: code %lld", i, (long long)m.code);
+        still_answers(c);
+    }
+
     call_err(c, "no.such.method", "", PD_ERR_UNKNOWN_METHOD);
     call_err(c, "", "", PD_ERR_UNKNOWN_METHOD);
     call_err(c, "PING", "", PD_ERR_UNKNOWN_METHOD);
@@ -317,6 +337,8 @@ static void start_token(void) {
 Test(auth, required_when_token_set, .init = start_token, .fini = stop, .timeout = 30) {
     pd_client_t *c = srv_connect(&srv);
     still_answers(c); /* ping needs no auth */
+    /* nor can an unauthenticated client tell which methods exist */
+    call_err(c, "no.such.method", "", PD_ERR_UNAUTHORIZED);
     call_err(c, "stats", "", PD_ERR_UNAUTHORIZED);
     call_err(c, "volunteer.upsert", seed_json, PD_ERR_UNAUTHORIZED);
     call_err(c, "auth", "{\"token\":\"wrong\"}", PD_ERR_UNAUTHORIZED);
@@ -327,7 +349,8 @@ Test(auth, required_when_token_set, .init = start_token, .fini = stop, .timeout 
     cr_assert_eq(m.result.type, MSGPACK_OBJECT_BOOLEAN);
     call_ok(c, "volunteer.upsert", seed_json);
     m = call_ok(c, "stats", "");
-    cr_assert_geq(map_int(pd_client_map_get(&m.result, "counters"), "auth_failures"), 6);
+    cr_assert_geq(map_int(pd_client_map_get(&m.result, "counters"), "auth_failures"), 7);
+    call_err(c, "no.such.method", "", PD_ERR_UNKNOWN_METHOD);
     /* Another connection starts unauthenticated. */
     pd_client_t *other = srv_connect(&srv);
     call_err(other, "volunteer.get", "{\"id\":1}", PD_ERR_UNAUTHORIZED);

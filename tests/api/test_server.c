@@ -385,7 +385,12 @@ Test(server, dispatch_batch) {
     call_ok(c, "order.create",
             "{\"id\":201,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"sanitation\"],"
             "\"dispatch\":false}");
-    pd_msg_t m = call_ok(c, "dispatch.batch", "{\"orders\":[200,201],\"apply\":\"none\"}");
+    /* apply takes names only: an integer is refused and dispatches nothing */
+    call_err(c, "dispatch.batch", "{\"orders\":[200,201],\"apply\":2}", PD_ERR_BAD_ARG);
+    call_err(c, "dispatch.batch", "{\"orders\":[200,201],\"apply\":0}", PD_ERR_BAD_ARG);
+    pd_msg_t m = call_ok(c, "order.get", "{\"id\":200}");
+    cr_assert_str_eq(map_str(&m.result, "state"), "created");
+    m = call_ok(c, "dispatch.batch", "{\"orders\":[200,201],\"apply\":\"none\"}");
     cr_assert_eq(map_int(&m.result, "orders"), 2);
     const msgpack_object *opt = pd_client_map_get(&m.result, "optimal");
     cr_assert_eq(map_int(opt, "count"), 2);
