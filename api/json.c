@@ -448,8 +448,10 @@ static void print_hex(FILE *f, const char *p, size_t n) {
     fputc('"', f);
 }
 
-/* The shortest decimal that reads back as the same double. */
-static void print_double(FILE *f, double d) {
+/* The shortest decimal that reads back as the same double -- or, for a
+ * float32 on the wire (ETAs, distances), as the same float: 152.58154,
+ * not the float's exact binary value 152.58154296875. */
+static void print_double(FILE *f, double d, bool f32) {
     if (!isfinite(d)) {
         fputs("null", f);
         return;
@@ -461,7 +463,7 @@ static void print_double(FILE *f, double d) {
     }
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(buf, sizeof(buf), "%.*g", prec, d);
-        if (strtod(buf, NULL) == d) break;
+        if (f32 ? strtof(buf, NULL) == (float)d : strtod(buf, NULL) == d) break;
     }
     fputs(buf, f);
 }
@@ -482,7 +484,7 @@ void pd_json_print(FILE *f, const msgpack_object *o) {
             break;
         case MSGPACK_OBJECT_FLOAT32:
         case MSGPACK_OBJECT_FLOAT64:
-            print_double(f, o->via.f64);
+            print_double(f, o->via.f64, o->type == MSGPACK_OBJECT_FLOAT32);
             break;
         case MSGPACK_OBJECT_STR:
             print_string(f, o->via.str.ptr, o->via.str.size);

@@ -86,3 +86,51 @@ Test(json, deep_nesting_refused) {
     cr_assert_not_null(ok);
     free(ok);
 }
+
+/* A float32 (the server sends ETAs and distances so) prints as the
+ * shortest decimal that reads back as the same float, not as the float's
+ * exact binary value; a float64 keeps its own shortest form. */
+Test(json, float32_prints_shortest) {
+    static const struct {
+        float v;
+        const char *want;
+    } cases[] = {
+        {152.58154296875f, "152.58154"},
+        {146.7130126953125f, "146.71301"},
+        {0.1f, "0.1"},
+        {-3.25f, "-3.25"},
+        {1e-7f, "1e-07"},
+        {12.0f, "12"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_float(&pk, cases[i].v);
+        msgpack_pack_double(&pk, (double)cases[i].v);
+        msgpack_zone z;
+        msgpack_zone_init(&z, 256);
+        size_t off = 0;
+        msgpack_object o32, o64;
+        cr_assert_eq(msgpack_unpack(sb.data, sb.size, &off, &z, &o32), MSGPACK_UNPACK_EXTRA_BYTES);
+        cr_assert_eq(o32.type, MSGPACK_OBJECT_FLOAT32);
+        cr_assert_eq(msgpack_unpack(sb.data, sb.size, &off, &z, &o64), MSGPACK_UNPACK_SUCCESS);
+        char *out = NULL;
+        size_t n = 0;
+        FILE *f = open_memstream(&out, &n);
+        pd_json_print(f, &o32);
+        fclose(f);
+        cr_assert_str_eq(out, cases[i].want);
+        cr_assert_eq(strtof(out, NULL), cases[i].v);
+        free(out);
+        /* the same value as a double needs every digit to read back */
+        f = open_memstream(&out, &n);
+        pd_json_print(f, &o64);
+        fclose(f);
+        cr_assert_eq(strtod(out, NULL), (double)cases[i].v, "%s", out);
+        free(out);
+        msgpack_zone_destroy(&z);
+        msgpack_sbuffer_destroy(&sb);
+    }
+}
