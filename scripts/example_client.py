@@ -10,11 +10,14 @@ live server:
     paidan-server --port 7411 &
     python3 scripts/example_client.py --port 7411
 
-Exits 0 when every step behaved as expected. See docs/protocol.md.
+Exits 0 when every step behaved as expected. Its ids start at --id-base,
+by default taken from the clock, so it can run again against the same
+server; it removes its volunteers when it ends. See docs/protocol.md.
 """
 import argparse
 import socket
 import sys
+import time
 
 import msgpack
 
@@ -93,7 +96,12 @@ def main():
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=7411)
     ap.add_argument("--token", help="shared token, if the server requires auth")
+    ap.add_argument("--id-base", type=int, default=None,
+                    help="first of the ids this run uses (default: from the clock)")
     args = ap.parse_args()
+    # Ids are the caller's: a run's own range, so a second run meets
+    # neither the first one's order nor its volunteers' records.
+    base = args.id_base if args.id_base is not None else int(time.time() * 1000) * 1000
 
     c = Client(args.host, args.port)
     watcher = Client(args.host, args.port)
@@ -102,38 +110,52 @@ def main():
             conn.call("auth", token=args.token)
 
     assert c.call("ping") == "pong"
+    vols = (base + 901, base + 902)
+    try:
+        return walk_through(c, watcher, base, vols)
+    finally:
+        for v in vols:
+            try:
+                c.call("volunteer.remove", id=v)
+            except RpcError:
+                pass
+
+
+def walk_through(c, watcher, base, vols):
+    """The order lifecycle, end to end; an AssertionError on a surprise."""
+    oid = base + 1
     watcher.call("subscribe", events=["order.offered", "order.accepted", "order.completed"])
 
     # Two volunteers near a community centre; ids are the caller's.
-    c.call("volunteer.upsert", id=900901, lat=30.6000, lon=114.3000,
+    c.call("volunteer.upsert", id=vols[0], lat=30.6000, lon=114.3000,
            skills=["medical-fitness", "elder-care"], mode="bike")
-    c.call("volunteer.upsert", id=900902, lat=30.6040, lon=114.3030,
+    c.call("volunteer.upsert", id=vols[1], lat=30.6040, lon=114.3030,
            skills=["elder-care"], schedule=[[d, 0, 24] for d in range(7)])
 
     near = c.call("match.nearby", lat=30.6010, lon=114.3010, skills=["elder-care"], k=5)
     print("nearby:", [(h["id"], round(h["eta_s"])) for h in near])
-    assert {h["id"] for h in near} >= {900901, 900902}
+    assert {h["id"] for h in near} >= set(vols)
 
     # Pipelining: send several requests, then read the answers in order.
-    ids = [c.send("volunteer.get", id=v) for v in (900901, 900902)]
+    ids = [c.send("volunteer.get", id=v) for v in vols]
     records = [c.response(i) for i in ids]
-    assert [r["id"] for r in records] == [900901, 900902]
+    assert [r["id"] for r in records] == list(vols)
 
     # An order for an elderly resident living alone: elevated priority.
-    order = c.call("order.create", id=900001, lat=30.6010, lon=114.3010,
+    order = c.call("order.create", id=oid, lat=30.6010, lon=114.3010,
                    skills=["medical-fitness"], priority="elevated", duration_min=60)
     print("order:", order["state"], "offered to", [o["volunteer"] for o in order["offers"]])
     assert order["state"] == "offered"
 
     event, params = watcher.notification()
     print("notification:", event, params)
-    assert event == "order.offered" and params["order"] == 900001
+    assert event == "order.offered" and params["order"] == oid
     volunteer = params["volunteer"]
 
-    order = c.call("order.accept", id=900001, volunteer=volunteer)
+    order = c.call("order.accept", id=oid, volunteer=volunteer)
     assert order["state"] == "accepted"
-    c.call("order.complete", id=900001, minutes_served=90)
-    c.call("order.rate", id=900001, score=5)
+    c.call("order.complete", id=oid, minutes_served=90)
+    c.call("order.rate", id=oid, score=5)
 
     record = c.call("volunteer.get", id=volunteer)
     print(f"volunteer {volunteer}: {record['hours']} h, {record['points']} points, "
@@ -150,11 +172,11 @@ def main():
             break
         cursor = {"after": page["next"]}
     print("orders of volunteer %d:" % volunteer, mine)
-    assert mine == [(900001, "rated")]
+    assert mine == [(oid, "rated")]
 
     # Errors come back as [code, message] and the connection goes on.
     try:
-        c.call("order.rate", id=424242, score=3)
+        c.call("order.rate", id=base + 424242, score=3)
         raise AssertionError("expected an error")
     except RpcError as e:
         print("expected error:", e.code, e.message)
@@ -162,8 +184,6 @@ def main():
 
     stats = c.call("stats")
     print("server has", stats["volunteers"], "volunteers and", stats["orders"], "orders")
-    for v in (900901, 900902):
-        c.call("volunteer.remove", id=v)
     return 0
 
 
