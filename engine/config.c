@@ -13,8 +13,10 @@
 #include <errno.h>
 #include <ini.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char *const default_skills[] = {
     "theory-policy", "culture-arts",  "tutoring",   "medical-fitness",
@@ -196,53 +198,77 @@ static bool set_speed(pd_engine_config_t *cfg, pd_mode m, const char *v) {
     return parse_double(v, 0.1, 1000.0, &cfg->index.speed_kmh[m]);
 }
 
+/* What the reader knows of the key it failed on, for the message. */
+typedef struct load_s {
+    pd_engine_config_t *cfg;
+    const char *expect; /* the key's accepted values; NULL: unknown key */
+    /* the input, read a line at a time by read_line() so the handler
+     * knows which line it is on */
+    FILE *f;
+    const char *text;
+    int line, next_line;
+    /* the first key refused: its line (0: none) and what it was */
+    int bad_line;
+    const char *bad_expect;
+    char sec[32], key[48], val[48];
+} load_t;
+
 /* libinih handler: nonzero on success. */
-static int on_key(void *user, const char *sec, const char *key, const char *v) {
-    pd_engine_config_t *cfg = user;
+static int on_key_cfg(load_t *ld, const char *sec, const char *key, const char *v) {
+    pd_engine_config_t *cfg = ld->cfg;
     double d;
     long l;
-#define IS(s, k) (strcmp(sec, s) == 0 && strcmp(key, k) == 0)
-    if (IS("speeds", "walk_kmh")) return set_speed(cfg, PD_MODE_WALK, v);
-    if (IS("speeds", "bike_kmh")) return set_speed(cfg, PD_MODE_BIKE, v);
-    if (IS("speeds", "ebike_kmh")) return set_speed(cfg, PD_MODE_EBIKE, v);
-    if (IS("speeds", "car_kmh")) return set_speed(cfg, PD_MODE_CAR, v);
-    if (IS("index", "cell_deg")) {
+    /* A key that matches records what it accepts, for the error. */
+#define KEY(s, k, what) (strcmp(sec, s) == 0 && strcmp(key, k) == 0 && (ld->expect = what, 1))
+#define IS(s, k) KEY(s, k, "see docs/paidan.ini.example")
+    if (KEY("speeds", "walk_kmh", "km/h, 0.1..1000")) return set_speed(cfg, PD_MODE_WALK, v);
+    if (KEY("speeds", "bike_kmh", "km/h, 0.1..1000")) return set_speed(cfg, PD_MODE_BIKE, v);
+    if (KEY("speeds", "ebike_kmh", "km/h, 0.1..1000")) return set_speed(cfg, PD_MODE_EBIKE, v);
+    if (KEY("speeds", "car_kmh", "km/h, 0.1..1000")) return set_speed(cfg, PD_MODE_CAR, v);
+    if (KEY("index", "cell_deg", "degrees, 0.0001..1")) {
         if (!parse_double(v, 0.0001, 1.0, &d)) return 0;
         cfg->index.cell_e6 = (int32_t)lround(d * 1e6);
         return 1;
     }
-    if (IS("dispatch", "detour")) return parse_double(v, 1.0, 10.0, &cfg->index.detour);
-    if (IS("dispatch", "budget_min")) {
+    if (KEY("dispatch", "detour", "a factor, 1..10"))
+        return parse_double(v, 1.0, 10.0, &cfg->index.detour);
+    if (KEY("dispatch", "budget_min", "minutes, 1/60..1440")) {
         if (!parse_double(v, 1.0 / 60.0, 1440.0, &d)) return 0;
         cfg->budget_s = (int32_t)lround(d * 60.0);
         return cfg->budget_s >= 1;
     }
-    if (IS("dispatch", "offer_timeout_s")) {
+    if (KEY("dispatch", "offer_timeout_s", "whole seconds, 1..86400")) {
         if (!parse_long(v, 1, 86400, &l)) return 0;
         cfg->offer_timeout_s = (int32_t)l;
         return 1;
     }
-    if (IS("dispatch", "grab_width")) {
+    if (KEY("dispatch", "grab_width", "an integer, 1..32")) {
         if (!parse_long(v, 1, PD_MAX_GRAB_WIDTH, &l)) return 0;
         cfg->grab_width = (uint32_t)l;
         return 1;
     }
-    if (IS("dispatch", "policy")) return pd_policy_from_name(v, &cfg->policy) == PD_OK;
-    if (IS("policy", "balanced_weight_s_per_hour")) {
+    if (KEY("dispatch", "policy", "nearest, balanced or rated"))
+        return pd_policy_from_name(v, &cfg->policy) == PD_OK;
+    if (KEY("policy", "balanced_weight_s_per_hour", "seconds, 0..86400")) {
         return parse_double(v, 0, 86400, &cfg->balanced_weight_s_per_hour);
     }
-    if (IS("policy", "balanced_cap_hours")) {
+    if (KEY("policy", "balanced_cap_hours", "hours, 0..168")) {
         return parse_double(v, 0, 168, &cfg->balanced_cap_hours);
     }
-    if (IS("policy", "rated_weight_s")) return parse_double(v, 0, 86400, &cfg->rated_weight_s);
-    if (IS("policy", "rated_neutral")) return parse_double(v, 1, 5, &cfg->rated_neutral);
-    if (IS("records", "star_hours")) return parse_star_hours(v, cfg->star_hours);
-    if (IS("records", "points_per_hour")) return parse_double(v, 0, 1e6, &cfg->points_per_hour);
-    if (IS("records", "points_per_rating_star")) {
+    if (KEY("policy", "rated_weight_s", "seconds, 0..86400"))
+        return parse_double(v, 0, 86400, &cfg->rated_weight_s);
+    if (KEY("policy", "rated_neutral", "a rating, 1..5"))
+        return parse_double(v, 1, 5, &cfg->rated_neutral);
+    if (KEY("records", "star_hours", "five increasing whole hours, e.g. 10,50,100,300,600"))
+        return parse_star_hours(v, cfg->star_hours);
+    if (KEY("records", "points_per_hour", "0..1e6"))
+        return parse_double(v, 0, 1e6, &cfg->points_per_hour);
+    if (KEY("records", "points_per_rating_star", "0..1e6")) {
         return parse_double(v, 0, 1e6, &cfg->points_per_rating_star);
     }
-    if (IS("time", "utc_offset")) return parse_offset(v, &cfg->utc_offset_min);
-    if (IS("batch", "k")) {
+    if (KEY("time", "utc_offset", "+HH:MM, -HH:MM or UTC, within 14 hours"))
+        return parse_offset(v, &cfg->utc_offset_min);
+    if (KEY("batch", "k", "an integer, 1..64")) {
         if (!parse_long(v, 1, PD_MAX_BATCH_K, &l)) return 0;
         cfg->batch_k = (uint32_t)l;
         return 1;
@@ -250,40 +276,127 @@ static int on_key(void *user, const char *sec, const char *key, const char *v) {
     static const char *const bonus_keys[PD_PRIORITY__COUNT] = {"normal_bonus_s", "elevated_bonus_s",
                                                                "emergency_bonus_s"};
     for (int p = 0; p < PD_PRIORITY__COUNT; p++) {
-        if (IS("batch", bonus_keys[p])) {
+        if (KEY("batch", bonus_keys[p], "whole seconds, 0..86400")) {
             if (!parse_long(v, 0, 86400, &l)) return 0;
             cfg->batch_bonus_s[p] = (int32_t)l;
             return 1;
         }
     }
-    if (IS("skills", "names")) {
+    if (KEY("skills", "names",
+            "distinct names of 1..31 bytes without blanks or commas, 64 at most")) {
         cfg->n_skills = 0;
         memset(cfg->skills, 0, sizeof cfg->skills);
         return *v != '\0' && add_skills(cfg, v);
     }
-    if (IS("skills", "add")) return *v != '\0' && add_skills(cfg, v);
+    if (KEY("skills", "add", "distinct names of 1..31 bytes without blanks or commas, 64 at most"))
+        return *v != '\0' && add_skills(cfg, v);
 #undef IS
+#undef KEY
     return 0; /* unknown section or key */
 }
 
-static pd_err finish(int rc, pd_engine_config_t *cfg, int *errline) {
+static int on_key(void *user, const char *sec, const char *key, const char *v) {
+    load_t *ld = user;
+    ld->expect = NULL;
+    int ok = on_key_cfg(ld, sec, key, v);
+    if (!ok && !ld->bad_line) {
+        ld->bad_line = ld->line;
+        ld->bad_expect = ld->expect;
+        snprintf(ld->sec, sizeof ld->sec, "%s", sec);
+        snprintf(ld->key, sizeof ld->key, "%s", key);
+        snprintf(ld->val, sizeof ld->val, "%s", v);
+    }
+    return ok;
+}
+
+/* libinih's reader, fgets-like, over the file or the string; counts the
+ * lines (a line longer than the buffer comes in pieces). */
+static char *read_line(char *buf, int num, void *stream) {
+    load_t *ld = stream;
+    char *got = NULL;
+    if (ld->f) {
+        got = fgets(buf, num, ld->f);
+    } else if (*ld->text && num > 1) {
+        size_t n = strnlen(ld->text, (size_t)num - 1);
+        const char *nl = memchr(ld->text, '\n', n);
+        if (nl) n = (size_t)(nl - ld->text) + 1;
+        memcpy(buf, ld->text, n);
+        buf[n] = '\0';
+        ld->text += n;
+        got = buf;
+    }
+    if (!got) return NULL;
+    ld->line = ld->next_line;
+    size_t len = strlen(got);
+    if (len && got[len - 1] == '\n') ld->next_line++;
+    return got;
+}
+
+/* rc is ini_parse's: 0, the first bad line, -1 (cannot open), -2 (memory). */
+static pd_err finish(int rc, const load_t *ld, int *errline, char *why, size_t cap) {
     if (errline) *errline = rc > 0 ? rc : 0;
-    if (rc == -1) return PD_ERR_IO;
-    if (rc == -2) return PD_ERR_NOMEM;
-    if (rc != 0) return PD_ERR_BAD_ARG;
-    return pd_engine_config_check(cfg);
+    pd_err err = PD_OK;
+    if (rc == -2) {
+        err = PD_ERR_NOMEM;
+        if (why) snprintf(why, cap, "out of memory");
+    } else if (rc > 0) {
+        err = PD_ERR_BAD_ARG;
+        if (!why) return err;
+        if (ld->bad_line != rc)
+            snprintf(why, cap, "not a [section] or key = value line, or over 200 bytes");
+        else if (!ld->bad_expect)
+            snprintf(why, cap, "unknown key '%s' in [%s] (docs/paidan.ini.example lists them)",
+                     ld->key, ld->sec);
+        else
+            snprintf(why, cap, "bad value '%s' for %s in [%s]: %s", ld->val, ld->key, ld->sec,
+                     ld->bad_expect);
+    } else {
+        err = pd_engine_config_check(ld->cfg);
+        if (err && why) snprintf(why, cap, "the values do not fit together (%s)", pd_strerror(err));
+    }
+    return err;
+}
+
+pd_err pd_engine_config_load_ini_why(const char *path, pd_engine_config_t *cfg, int *errline,
+                                     char *why, size_t cap) {
+    if (errline) *errline = 0;
+    if (why && cap) why[0] = '\0';
+    if (!why || !cap) why = NULL;
+    if (!path || !cfg) return PD_ERR_BAD_ARG;
+    pd_engine_config_init(cfg);
+    /* A directory opens and reads as an empty file: refuse it, and
+     * anything else that is not a file, rather than run on the defaults. */
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        if (why) snprintf(why, cap, "not a regular file");
+        return PD_ERR_BAD_ARG;
+    }
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        if (why) snprintf(why, cap, "cannot read it: %s", strerror(errno));
+        return PD_ERR_IO;
+    }
+    load_t ld = {.cfg = cfg, .f = f, .next_line = 1};
+    int rc = ini_parse_stream(read_line, &ld, on_key, &ld);
+    fclose(f);
+    return finish(rc, &ld, errline, why, cap);
 }
 
 pd_err pd_engine_config_load_ini(const char *path, pd_engine_config_t *cfg, int *errline) {
+    return pd_engine_config_load_ini_why(path, cfg, errline, NULL, 0);
+}
+
+pd_err pd_engine_config_load_ini_string_why(const char *text, pd_engine_config_t *cfg, int *errline,
+                                            char *why, size_t cap) {
     if (errline) *errline = 0;
-    if (!path || !cfg) return PD_ERR_BAD_ARG;
+    if (why && cap) why[0] = '\0';
+    if (!why || !cap) why = NULL;
+    if (!text || !cfg) return PD_ERR_BAD_ARG;
     pd_engine_config_init(cfg);
-    return finish(ini_parse(path, on_key, cfg), cfg, errline);
+    load_t ld = {.cfg = cfg, .text = text, .next_line = 1};
+    return finish(ini_parse_stream(read_line, &ld, on_key, &ld), &ld, errline, why, cap);
 }
 
 pd_err pd_engine_config_load_ini_string(const char *text, pd_engine_config_t *cfg, int *errline) {
-    if (errline) *errline = 0;
-    if (!text || !cfg) return PD_ERR_BAD_ARG;
-    pd_engine_config_init(cfg);
-    return finish(ini_parse_string(text, on_key, cfg), cfg, errline);
+    return pd_engine_config_load_ini_string_why(text, cfg, errline, NULL, 0);
 }

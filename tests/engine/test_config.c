@@ -159,6 +159,52 @@ Test(config, bad_keys_and_values_name_their_line) {
     cr_assert_eq(line, 0);
 }
 
+/* The reason names the key, its value and what it takes, so an operator
+ * can fix the file from the message alone. */
+Test(config, errors_say_what_is_wrong) {
+    static const struct {
+        const char *text;
+        int line;
+        const char *why;
+    } cases[] = {
+        {"[dispatch]\ngrab_width = 3\nbogus = 1\n", 3, "unknown key 'bogus' in [dispatch]"},
+        {"[nowhere]\nk = 1\n", 2, "unknown key 'k' in [nowhere]"},
+        {"[speeds]\nwalk_kmh = fast\n", 2, "bad value 'fast' for walk_kmh in [speeds]: km/h"},
+        {"[speeds]\nwalk_kmh = 0\n", 2, "bad value '0' for walk_kmh in [speeds]: km/h, 0.1..1000"},
+        {"[dispatch]\npolicy = fairest\n", 2, "nearest, balanced or rated"},
+        {"[records]\n\nstar_hours = 10,50,40,300,600\n", 3, "five increasing whole hours"},
+        /* the first bad key is the one reported, though parsing goes on */
+        {"[batch]\nk = 1\nk = 0\nbogus = 2\n", 3, "bad value '0' for k in [batch]"},
+        {"[speeds]\nthis line has no equals sign\nwalk_kmh = 0\n", 2, "not a [section]"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        pd_engine_config_t c;
+        int line = -1;
+        char why[200] = "unset";
+        pd_err err =
+            pd_engine_config_load_ini_string_why(cases[i].text, &c, &line, why, sizeof why);
+        cr_assert_eq(err, PD_ERR_BAD_ARG, "case %zu: %s", i, pd_err_name(err));
+        cr_assert_eq(line, cases[i].line, "case %zu: line %d", i, line);
+        cr_assert(strstr(why, cases[i].why), "case %zu: '%s' lacks '%s'", i, why, cases[i].why);
+    }
+    /* A directory opens and reads as empty: refused, not the defaults. */
+    pd_engine_config_t c;
+    int line = -1;
+    char why[200];
+    cr_assert_eq(pd_engine_config_load_ini_why("/tmp", &c, &line, why, sizeof why), PD_ERR_BAD_ARG);
+    cr_assert(strstr(why, "not a regular file"), "%s", why);
+    cr_assert_eq(
+        pd_engine_config_load_ini_why("/nonexistent/paidan.ini", &c, &line, why, sizeof why),
+        PD_ERR_IO);
+    cr_assert(strstr(why, "No such file"), "%s", why);
+    /* fine files say nothing */
+    why[0] = 'x';
+    cr_assert_eq(
+        pd_engine_config_load_ini_string_why("[batch]\nk = 4\n", &c, &line, why, sizeof why),
+        PD_OK);
+    cr_assert_str_eq(why, "");
+}
+
 Test(config, sixty_four_skills) {
     char big[4096];
     many_skills(big, sizeof big, 64);

@@ -230,6 +230,19 @@ pd_err pd_engine_config_load_ini(const char *path, pd_engine_config_t *cfg, int 
 /** As pd_engine_config_load_ini(), from a NUL-terminated string. */
 pd_err pd_engine_config_load_ini_string(const char *text, pd_engine_config_t *cfg, int *errline);
 
+/**
+ * As pd_engine_config_load_ini(), and on error writes what is wrong into
+ * why (cap bytes, NUL-terminated; may be NULL): the key, its value and
+ * what it accepts, an unknown key, a file that cannot be read. A path
+ * that is not a regular file (a directory) is PD_ERR_BAD_ARG.
+ */
+pd_err pd_engine_config_load_ini_why(const char *path, pd_engine_config_t *cfg, int *errline,
+                                     char *why, size_t cap);
+
+/** As pd_engine_config_load_ini_why(), from a NUL-terminated string. */
+pd_err pd_engine_config_load_ini_string_why(const char *text, pd_engine_config_t *cfg, int *errline,
+                                            char *why, size_t cap);
+
 /* ---------------------------------------------------------------- engine */
 
 typedef struct pd_engine_s pd_engine_t;
