@@ -245,11 +245,12 @@ static void on_connection(uv_stream_t *server, int status) {
     uv_timer_start(&m->timer, on_timeout, METRICS_TIMEOUT_MS, 0);
 }
 
-pd_err pd_metrics_start(pd_server_t *srv) {
+pd_err pd_metrics_start(pd_server_t *srv, char *addr, size_t cap) {
     uv_tcp_init(srv->loop, &srv->metrics);
     srv->metrics.data = srv;
-    pd_err err = pd_server_listen(srv, &srv->metrics, srv->cfg.host, srv->cfg.metrics_port,
-                                  on_connection, "metrics on", &srv->metrics_bound_port);
+    pd_err err =
+        pd_server_listen(srv, &srv->metrics, srv->cfg.host, srv->cfg.metrics_port, on_connection,
+                         "--metrics-port", &srv->metrics_bound_port, addr, cap);
     if (err) {
         uv_close((uv_handle_t *)&srv->metrics, NULL);
         return err;

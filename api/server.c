@@ -437,7 +437,8 @@ static void format_addr(const struct sockaddr_storage *ss, char *buf, size_t cap
 }
 
 pd_err pd_server_listen(pd_server_t *srv, uv_tcp_t *tcp, const char *host, int port,
-                        uv_connection_cb cb, const char *label, int *bound_port) {
+                        uv_connection_cb cb, const char *flag, int *bound_port, char *addr,
+                        size_t cap) {
     struct sockaddr_storage ss;
     bool loopback;
     if (resolve_host(host, port, &ss, &loopback) != PD_OK) {
@@ -447,18 +448,21 @@ pd_err pd_server_listen(pd_server_t *srv, uv_tcp_t *tcp, const char *host, int p
     int rc = uv_tcp_bind(tcp, (const struct sockaddr *)&ss, 0);
     if (rc == 0) rc = uv_listen((uv_stream_t *)tcp, LISTEN_BACKLOG, cb);
     if (rc != 0) {
-        pd_log(PD_LOG_ERROR, "cannot listen on %s port %d: %s", host, port, uv_strerror(rc));
+        pd_log(PD_LOG_ERROR, "cannot listen on %s port %d (%s): %s", host, port, flag,
+               uv_strerror(rc));
         return PD_ERR_IO;
     }
     int sl = sizeof(ss);
     uv_tcp_getsockname(tcp, (struct sockaddr *)&ss, &sl);
-    char addr[96];
-    format_addr(&ss, addr, sizeof(addr), bound_port);
+    format_addr(&ss, addr, cap, bound_port);
+    (void)srv;
+    return PD_OK;
+}
+
+void pd_server_announce(const char *label, const char *addr) {
     printf("%s %s\n", label, addr);
     fflush(stdout);
     pd_log(PD_LOG_INFO, "%s %s", label, addr);
-    (void)srv;
-    return PD_OK;
 }
 
 /* ----------------------------------------------------------- lifecycle */
@@ -548,12 +552,13 @@ pd_err pd_server_start(pd_server_t *srv, uv_loop_t *loop, const pd_server_config
     pd_engine_config_init(&ec);
     if (cfg->config_path) {
         int line = 0;
-        pd_err err = pd_engine_config_load_ini(cfg->config_path, &ec, &line);
+        char why[256];
+        pd_err err = pd_engine_config_load_ini_why(cfg->config_path, &ec, &line, why, sizeof why);
         if (err) {
             if (line > 0)
-                pd_log(PD_LOG_ERROR, "%s:%d: %s", cfg->config_path, line, pd_strerror(err));
+                pd_log(PD_LOG_ERROR, "--config %s:%d: %s", cfg->config_path, line, why);
             else
-                pd_log(PD_LOG_ERROR, "%s: %s", cfg->config_path, pd_strerror(err));
+                pd_log(PD_LOG_ERROR, "--config %s: %s", cfg->config_path, why);
             return err;
         }
     }
@@ -597,19 +602,24 @@ pd_err pd_server_start(pd_server_t *srv, uv_loop_t *loop, const pd_server_config
     uv_signal_start(&srv->sig_int, on_signal, SIGINT);
     uv_tcp_init(loop, &srv->listener);
     srv->listener.data = srv;
-    err = pd_server_listen(srv, &srv->listener, cfg->host, cfg->port, on_connection, "listening on",
-                           &srv->bound_port);
+    char addr[96], maddr[96];
+    err = pd_server_listen(srv, &srv->listener, cfg->host, cfg->port, on_connection, "--port",
+                           &srv->bound_port, addr, sizeof addr);
     if (err) {
         uv_close((uv_handle_t *)&srv->listener, NULL);
         return err;
     }
     if (cfg->metrics_port >= 0) {
-        err = pd_metrics_start(srv);
+        err = pd_metrics_start(srv, maddr, sizeof maddr);
         if (err) {
             uv_close((uv_handle_t *)&srv->listener, NULL);
             return err;
         }
     }
+    /* Only now: a script that reads "listening on" may count on the server
+     * running, metrics port included. */
+    pd_server_announce("listening on", addr);
+    if (cfg->metrics_port >= 0) pd_server_announce("metrics on", maddr);
 
     uv_timer_init(loop, &srv->tick_timer);
     srv->tick_timer.data = srv;

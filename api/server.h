@@ -158,13 +158,21 @@ pd_err pd_server_start(pd_server_t *srv, uv_loop_t *loop, const pd_server_config
 void pd_server_stop(pd_server_t *srv);
 
 /**
- * Bind and listen `tcp` on host:port and print "<label> HOST:PORT" on
- * stdout (the line tests and scripts read to learn an OS-chosen port).
+ * Bind and listen `tcp` on host:port; the address bound ("HOST:PORT") goes
+ * to addr. `flag` names the option the port came from, for the error.
  * @return PD_ERR_BAD_ARG for a host that is not an IP address, PD_ERR_IO if
  * bind or listen fails (logged).
  */
 pd_err pd_server_listen(pd_server_t *srv, uv_tcp_t *tcp, const char *host, int port,
-                        uv_connection_cb cb, const char *label, int *bound_port);
+                        uv_connection_cb cb, const char *flag, int *bound_port, char *addr,
+                        size_t cap);
+
+/**
+ * Print "<label> <addr>" on stdout -- the line tests and scripts read to
+ * learn an OS-chosen port -- once every listener is bound, so the line
+ * means the server has started.
+ */
+void pd_server_announce(const char *label, const char *addr);
 
 /** Replace the engine (recovery): the old one is destroyed, the event
  *  callback installed on the new one, which the server now owns. */

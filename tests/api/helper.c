@@ -109,6 +109,10 @@ void srv_start(srv_t *s, const char *const *args) {
 }
 
 int srv_run_expect_exit(const char *const *args) {
+    return srv_run_expect_exit_out(args, NULL, 0);
+}
+
+int srv_run_expect_exit_out(const char *const *args, char *out, size_t cap) {
     int fd;
     pid_t pid = srv_spawn(args, NULL, &fd);
     int status = 0;
@@ -123,6 +127,13 @@ int srv_run_expect_exit(const char *const *args) {
             cr_assert_fail("paidan-server was expected to exit but kept running");
         }
         usleep(10000);
+    }
+    if (out && cap) {
+        /* it has exited: its stdout is all in the pipe */
+        size_t n = 0;
+        ssize_t r;
+        while (n + 1 < cap && (r = read(fd, out + n, cap - 1 - n)) > 0) n += (size_t)r;
+        out[n] = '\0';
     }
     close(fd);
     return status;

@@ -46,6 +46,8 @@ pid_t srv_spawn(const char *const *args, const char *log, int *out_fd);
  * waiting for a listening line (for servers expected to refuse to start).
  */
 int srv_run_expect_exit(const char *const *args);
+/** As srv_run_expect_exit(), and what it printed on stdout goes to out. */
+int srv_run_expect_exit_out(const char *const *args, char *out, size_t cap);
 
 /** Send SIGTERM (or `sig`) and wait up to 10 s; returns the wait status. */
 int srv_stop_sig(srv_t *s, int sig);

@@ -6,7 +6,9 @@
  * second connection still answers, and the state is unchanged (the
  * volunteer seeded at the start reads back exactly as before).
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -382,6 +384,24 @@ Test(auth, refuses_bad_flags, .timeout = 30) {
     cr_assert(WIFEXITED(s) && WEXITSTATUS(s) == 2);
     s = srv_run_expect_exit(a3);
     cr_assert(WIFEXITED(s) && WEXITSTATUS(s) == 1);
+    /* a directory for --config is refused, not read as an empty file */
+    static const char *const a4[] = {"--config", "/tmp", NULL};
+    s = srv_run_expect_exit(a4);
+    cr_assert(WIFEXITED(s) && WEXITSTATUS(s) == 1);
+    /* a metrics port in use: no "listening on" line, which would tell a
+     * script the server had started */
+    int busy = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert(bind(busy, (struct sockaddr *)&a, sizeof a) == 0 && listen(busy, 1) == 0);
+    socklen_t al = sizeof a;
+    getsockname(busy, (struct sockaddr *)&a, &al);
+    char port[16], out[256];
+    snprintf(port, sizeof port, "%d", ntohs(a.sin_port));
+    const char *const a5[] = {"--metrics-port", port, NULL};
+    s = srv_run_expect_exit_out(a5, out, sizeof out);
+    close(busy);
+    cr_assert(WIFEXITED(s) && WEXITSTATUS(s) == 1);
+    cr_assert(!strstr(out, "listening on"), "printed '%s'", out);
 }
 
 /* --------------------------------------------------------------- limits */
