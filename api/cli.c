@@ -12,10 +12,15 @@
  * Interactive mode reads one command per line (blank lines and lines
  * starting with '#' are skipped), prints each result or error the same way,
  * and prints notifications that arrived in between as
- * "notification METHOD {json}". It exits 0 at end of input, 2 if the
- * connection breaks.
+ * "notification METHOD {json}"; an error names its input line. It goes on
+ * after an error and exits 0 at end of input when every command succeeded,
+ * 1 when one failed, 2 if the connection breaks.
+ *
+ * The token comes from -a or, so it stays out of `ps`, from PAIDAN_TOKEN.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,37 +39,42 @@ static void usage(FILE *f) {
             "options:\n"
             "  -H, --host HOST      server address (default 127.0.0.1)\n"
             "  -p, --port PORT      server port (default %d)\n"
-            "  -a, --auth TOKEN     send `auth {token}` first\n"
+            "  -a, --auth TOKEN     send `auth {token}` first (default: $PAIDAN_TOKEN)\n"
             "  -t, --timeout MS     I/O timeout in milliseconds (default 10000, 0 = none)\n"
             "  -f, --follow         after the result, print notifications until closed\n"
             "  -h, --help           this text\n"
             "  -V, --version        print the version\n"
             "\n"
             "Results print as JSON on stdout; errors as \"error CODE NAME: message\" on\n"
-            "stderr with exit status 1.\n",
+            "stderr with exit status 1 (reading stdin: \"line N: error ...\", and exit 1\n"
+            "at the end if any command failed). A connection or usage problem exits 2.\n",
             CLI_DEFAULT_PORT);
 }
 
-static void print_error(int64_t code, const char *message) {
+/* line: the input line of the command (stdin mode), 0 for one-shot */
+static void print_error(long line, int64_t code, const char *message) {
+    if (line > 0) fprintf(stderr, "line %ld: ", line);
     fprintf(stderr, "error %lld %s: %s\n", (long long)code, pd_err_name((pd_err)code), message);
 }
 
 /* Pack params from JSON text (empty = {}); a top-level non-object is refused
  * here rather than by the server, with a clearer message. */
-static bool params_from_json(const char *text, msgpack_sbuffer *sb) {
+static bool params_from_json(long line, const char *text, msgpack_sbuffer *sb) {
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     size_t n = strlen(text);
     size_t i = 0;
     while (i < n && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r')) i++;
     if (i == n) return msgpack_pack_map(&pk, 0) == 0;
-    if (text[i] != '{') {
-        fprintf(stderr, "error: params must be a JSON object\n");
-        return false;
-    }
+    const char *why = NULL;
     char err[128];
-    if (pd_json_to_msgpack(text, n, &pk, err, sizeof(err)) != PD_OK) {
-        fprintf(stderr, "error: bad JSON params: %s\n", err);
+    if (text[i] != '{')
+        why = "params must be a JSON object";
+    else if (pd_json_to_msgpack(text, n, &pk, err, sizeof(err)) != PD_OK)
+        why = err;
+    if (why) {
+        if (line > 0) fprintf(stderr, "line %ld: ", line);
+        fprintf(stderr, "error: %s%s\n", why == err ? "bad JSON params: " : "", why);
         return false;
     }
     return true;
@@ -92,11 +102,12 @@ static int drain_notifications(pd_client_t *c) {
     }
 }
 
-/* Run one command; 0 ok, 1 server error, 2 connection problem. */
-static int run(pd_client_t *c, const char *method, const char *json) {
+/* Run one command; 0 ok, 1 server error, 2 connection problem. line: its
+ * input line in stdin mode, 0 for one-shot. */
+static int run(pd_client_t *c, long line, const char *method, const char *json) {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    if (!params_from_json(json, &sb)) {
+    if (!params_from_json(line, json, &sb)) {
         msgpack_sbuffer_destroy(&sb);
         return 1;
     }
@@ -108,7 +119,7 @@ static int run(pd_client_t *c, const char *method, const char *json) {
         return 2;
     }
     if (reply.code) {
-        print_error(reply.code, reply.message);
+        print_error(line, reply.code, reply.message);
         return 1;
     }
     pd_json_print(stdout, &reply.result);
@@ -122,7 +133,9 @@ static int interactive(pd_client_t *c) {
     size_t cap = 0;
     ssize_t n;
     int rc = 0;
+    long lineno = 0;
     while ((n = getline(&line, &cap, stdin)) >= 0) {
+        lineno++;
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
         char *p = line;
         while (*p == ' ' || *p == '\t') p++;
@@ -134,10 +147,12 @@ static int interactive(pd_client_t *c) {
             rc = 2;
             break;
         }
-        if (run(c, method, p) == 2) {
+        int r = run(c, lineno, method, p);
+        if (r == 2) {
             rc = 2;
             break;
         }
+        if (r == 1) rc = 1; /* go on; the exit status says one failed */
         while (pd_client_pending_notifications(c) > 0) {
             pd_msg_t m;
             if (pd_client_read(c, &m) != PD_OK) break;
@@ -164,7 +179,8 @@ static int follow(pd_client_t *c) {
 int main(int argc, char **argv) {
     const char *host = "127.0.0.1";
     long port = CLI_DEFAULT_PORT;
-    const char *token = NULL;
+    const char *token = getenv("PAIDAN_TOKEN");
+    if (token && !*token) token = NULL;
     long timeout_ms = 10000;
     bool follow_mode = false;
     static const struct option opts[] = {
@@ -181,7 +197,7 @@ int main(int argc, char **argv) {
                 break;
             case 'p':
                 port = strtol(optarg, &end, 10);
-                if (*end || port <= 0 || port > 65535) {
+                if (end == optarg || *end || port <= 0 || port > 65535) {
                     fprintf(stderr, "paidan-cli: bad port '%s'\n", optarg);
                     return 2;
                 }
@@ -190,9 +206,10 @@ int main(int argc, char **argv) {
                 token = optarg;
                 break;
             case 't':
+                errno = 0;
                 timeout_ms = strtol(optarg, &end, 10);
-                if (*end || timeout_ms < 0) {
-                    fprintf(stderr, "paidan-cli: bad timeout '%s'\n", optarg);
+                if (end == optarg || *end || errno || timeout_ms < 0 || timeout_ms > INT_MAX) {
+                    fprintf(stderr, "paidan-cli: bad timeout '%s' (0..%d ms)\n", optarg, INT_MAX);
                     return 2;
                 }
                 break;
@@ -235,13 +252,13 @@ int main(int argc, char **argv) {
             fprintf(stderr, "error: %s (%s)\n", pd_strerror(err), pd_client_last_error(c));
             rc = 2;
         } else if (reply.code) {
-            print_error(reply.code, reply.message);
+            print_error(0, reply.code, reply.message);
             rc = 1;
         }
     }
     if (rc == 0) {
         if (optind < argc) {
-            rc = run(c, argv[optind], optind + 1 < argc ? argv[optind + 1] : "");
+            rc = run(c, 0, argv[optind], optind + 1 < argc ? argv[optind + 1] : "");
             if (rc == 0 && follow_mode) rc = follow(c);
         } else {
             rc = interactive(c);

@@ -189,13 +189,56 @@ Test(cli, interactive) {
             "bogus {}\n"
             "order.create {\"id\":5,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"sanitation\"]}\n"
             "ping\n");
-    cr_assert_eq(r.status, 0, "%s", r.err);
+    /* it went on after the bad line, and says at the end that one failed */
+    cr_assert_eq(r.status, 1, "%s", r.err);
     cr_assert(
         strncmp(r.out, "\"pong\"\n{\"events\":[\"order.offered\"]}\n{\"id\":1,\"created\":true}\n",
                 60) == 0,
         "%s", r.out);
     cr_assert(strstr(r.out, "notification order.offered {\"order\":5,"), "%s", r.out);
-    cr_assert(strstr(r.err, "error 2 UNKNOWN_METHOD"), "%s", r.err);
+    cr_assert(strstr(r.out, "\"pong\"\n"), "%s", r.out);
+    cr_assert_str_eq(r.err, "line 6: error 2 UNKNOWN_METHOD: unknown method 'bogus'\n");
+
+    /* bad JSON names its line too; a clean run exits 0 */
+    run_cli(&r, a, "ping\nvolunteer.get {\"id\":\nping []\n");
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "line 2: error: bad JSON params"), "%s", r.err);
+    cr_assert(strstr(r.err, "line 3: error: params must be a JSON object"), "%s", r.err);
+    run_cli(&r, a, "ping\n\nping {}\n");
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, "\"pong\"\n\"pong\"\n");
+}
+
+/* The token from the environment, so it does not show in `ps`; -a wins. */
+Test(cli, token_from_environment) {
+    run_t r;
+    static const char *const a1[] = {"stats", NULL};
+    cr_assert(setenv("PAIDAN_TOKEN", "tok", 1) == 0);
+    run_cli(&r, a1, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    static const char *const a2[] = {"-a", "wrong", "stats", NULL};
+    run_cli(&r, a2, NULL);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "UNAUTHORIZED"), "%s", r.err);
+    cr_assert(setenv("PAIDAN_TOKEN", "wrong", 1) == 0);
+    run_cli(&r, a1, NULL);
+    cr_assert_eq(r.status, 1);
+    unsetenv("PAIDAN_TOKEN");
+}
+
+Test(cli, bad_options) {
+    run_t r;
+    static const char *const bad[][3] = {
+        {"-t", "4294967296", NULL}, {"-t", "99999999999999999999", NULL},
+        {"-t", "-1", NULL},         {"-t", "", NULL},
+        {"-p", "", NULL},           {"-p", "65536", NULL},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *const args[] = {bad[i][0], bad[i][1], "ping", NULL};
+        run_cli(&r, args, NULL);
+        cr_assert_eq(r.status, 2, "%s %s: exit %d", bad[i][0], bad[i][1], r.status);
+        cr_assert(strstr(r.err, "paidan-cli: bad "), "%s", r.err);
+    }
 }
 
 Test(cli, help_and_version) {
