@@ -9,11 +9,16 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "paidan/data.h"
 
@@ -143,6 +148,42 @@ static int write_orders(pd_gen_t *g, const char *path, int quiet) {
         return 1;
     }
     return 0;
+}
+
+/* Where a path leads: its directory resolved (links, "..", "./") and its
+ * last name; false when the directory does not resolve. */
+static bool resolve_path(const char *path, char *out, size_t cap) {
+    char cur[PATH_MAX], a[PATH_MAX], b[PATH_MAX], dir[PATH_MAX];
+    if (snprintf(cur, sizeof cur, "%s", path) >= (int)sizeof cur) return false;
+    /* a link to a file yet to be made leads where its target will be */
+    struct stat st;
+    for (int hop = 0; hop < 8 && lstat(cur, &st) == 0 && S_ISLNK(st.st_mode); hop++) {
+        char target[PATH_MAX];
+        ssize_t n = readlink(cur, target, sizeof target - 1);
+        if (n < 0) return false;
+        target[n] = '\0';
+        snprintf(a, sizeof a, "%s", cur);
+        if (target[0] == '/')
+            snprintf(cur, sizeof cur, "%s", target);
+        else if (snprintf(cur, sizeof cur, "%s/%s", dirname(a), target) >= (int)sizeof cur)
+            return false;
+    }
+    snprintf(a, sizeof a, "%s", cur);
+    snprintf(b, sizeof b, "%s", cur);
+    if (!realpath(dirname(a), dir)) return false;
+    return snprintf(out, cap, "%s/%s", dir, basename(b)) < (int)cap;
+}
+
+/* Do two output paths name one file: the same string, the same inode
+ * (a link, another spelling of an existing file), or the same place for
+ * files yet to be made ("./x.csv" and "/tmp/x.csv" run from /tmp). */
+static bool same_file(const char *x, const char *y) {
+    if (strcmp(x, y) == 0) return true;
+    struct stat sx, sy;
+    if (stat(x, &sx) == 0 && stat(y, &sy) == 0)
+        return sx.st_dev == sy.st_dev && sx.st_ino == sy.st_ino;
+    char rx[PATH_MAX + 1], ry[PATH_MAX + 1];
+    return resolve_path(x, rx, sizeof rx) && resolve_path(y, ry, sizeof ry) && strcmp(rx, ry) == 0;
 }
 
 static int is_stdout(const char *path) {
@@ -286,8 +327,8 @@ int main(int argc, char **argv) {
                            "give -o FILE or --orders-out FILE");
     if (want_vol && want_ord && is_stdout(vol_path) && is_stdout(ord_path))
         return usage_error("%s", "volunteers and orders cannot both go to stdout");
-    if (want_vol && want_ord && vol_path && ord_path && strcmp(vol_path, ord_path) == 0 &&
-        !is_stdout(vol_path))
+    if (want_vol && want_ord && vol_path && ord_path && !is_stdout(vol_path) &&
+        !is_stdout(ord_path) && same_file(vol_path, ord_path))
         return usage_error("-o and --orders-out name the same file '%s'", vol_path);
 
     pd_gen_t *g;

@@ -216,6 +216,7 @@ Test(paidan_gen, usage_errors_exit_2) {
         {"--orders 5", "cannot both go to stdout"},
         {"-o - --orders-out -", "cannot both go to stdout"},
         {"-o /tmp/x.csv --orders-out /tmp/x.csv", "same file"},
+        {"-o /tmp/x.csv --orders-out /tmp/../tmp/./x.csv", "same file"},
         {"--frobnicate", "unknown option '--frobnicate'"},
         {"extra", "unexpected argument 'extra'"},
     };
@@ -229,6 +230,29 @@ Test(paidan_gen, usage_errors_exit_2) {
         free(out);
         free(err);
     }
+    /* a link to the other file, existing or yet to be made: the orders
+     * would overwrite the volunteers */
+    char dir[] = "/tmp/pd-gen-same-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char v[128], link[128], args[512];
+    snprintf(v, sizeof v, "%s/v.csv", dir);
+    snprintf(link, sizeof link, "%s/o.csv", dir);
+    cr_assert(symlink("v.csv", link) == 0);
+    snprintf(args, sizeof args, "--volunteers 10 --orders 5 -o %s --orders-out %s", v, link);
+    for (int pass = 0; pass < 2; pass++) {
+        char *out, *err;
+        cr_expect_eq(run(args, &out, NULL, &err), 2, "pass %d", pass);
+        cr_expect(strstr(err, "same file") != NULL, "%s", err);
+        free(out);
+        free(err);
+        FILE *f = fopen(v, "w"); /* the second pass: the target exists */
+        cr_assert(f);
+        fclose(f);
+    }
+    unlink(link);
+    unlink(v);
+    rmdir(dir);
+
     char *err;
     cr_expect_eq(run("--volunteers 10 -o /nonexistent-dir/v.csv", NULL, NULL, &err), 1);
     cr_expect(strstr(err, "cannot create /nonexistent-dir/v.csv") != NULL, "%s", err);
