@@ -57,8 +57,8 @@ static void usage(FILE *f) {
             "  --truncate-corrupt     start even if the journal is corrupt in the middle,\n"
             "                         cutting it there (what follows is lost)\n"
             "  --log-level LEVEL      debug, info, warn or error (default info)\n"
-            "  --help                 this text\n"
-            "  --version              print the version\n"
+            "  -h, --help             this text\n"
+            "  -V, --version          print the version\n"
             "\n"
             "SIZE takes a k, m or g suffix (powers of 1024). Once bound, the server prints\n"
             "\"listening on HOST:PORT\" on stdout.\n",
@@ -170,7 +170,9 @@ int main(int argc, char **argv) {
     if (env_token && *env_token) cfg.token = env_token;
 
     int ch;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
+        if (ch == 'h') ch = OPT_HELP;
+        if (ch == 'V') ch = OPT_VERSION;
         unsigned long long v;
         switch (ch) {
             case OPT_HOST:
@@ -206,8 +208,10 @@ int main(int argc, char **argv) {
             case OPT_IDLE: {
                 char *end;
                 double secs = strtod(optarg, &end);
-                if (*end || end == optarg || !(secs >= 0) || secs > 1e7)
-                    return bad_value("--idle-timeout", optarg, "seconds, 0 = never");
+                /* under a millisecond would round to 0, which means never */
+                if (*end || end == optarg || !(secs >= 0) || secs > 1e7 ||
+                    (secs > 0 && secs < 0.001))
+                    return bad_value("--idle-timeout", optarg, "seconds, 0.001..1e7, 0 = never");
                 cfg.idle_timeout_ms = (uint64_t)(secs * 1000.0 + 0.5);
                 break;
             }
@@ -280,13 +284,14 @@ int main(int argc, char **argv) {
                 printf("paidan-server %s\n", PD_VERSION);
                 return 0;
             default:
-                usage(stderr);
+                /* getopt said what was wrong; the whole usage would bury it */
+                fprintf(stderr, "try 'paidan-server --help'\n");
                 return 2;
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "paidan-server: unexpected argument '%s'\n", argv[optind]);
-        usage(stderr);
+        fprintf(stderr, "paidan-server: unexpected argument '%s'\ntry 'paidan-server --help'\n",
+                argv[optind]);
         return 2;
     }
 

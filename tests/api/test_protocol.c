@@ -384,6 +384,20 @@ Test(auth, refuses_bad_flags, .timeout = 30) {
     cr_assert(WIFEXITED(s) && WEXITSTATUS(s) == 2);
     s = srv_run_expect_exit(a3);
     cr_assert(WIFEXITED(s) && WEXITSTATUS(s) == 1);
+    /* under a millisecond would round to 0, which means never */
+    static const char *const a6[] = {"--idle-timeout", "0.0000001", NULL};
+    s = srv_run_expect_exit(a6);
+    cr_assert(WIFEXITED(s) && WEXITSTATUS(s) == 2);
+    /* -V and -h, as the other tools take them */
+    char out[4096];
+    static const char *const a7[] = {"-V", NULL};
+    s = srv_run_expect_exit_out(a7, out, sizeof out);
+    cr_assert(WIFEXITED(s) && WEXITSTATUS(s) == 0);
+    cr_assert(strncmp(out, "paidan-server ", 14) == 0, "%s", out);
+    static const char *const a8[] = {"-h", NULL};
+    s = srv_run_expect_exit_out(a8, out, sizeof out);
+    cr_assert(WIFEXITED(s) && WEXITSTATUS(s) == 0);
+    cr_assert(strstr(out, "usage: paidan-server"), "%s", out);
     /* a directory for --config is refused, not read as an empty file */
     static const char *const a4[] = {"--config", "/tmp", NULL};
     s = srv_run_expect_exit(a4);
@@ -395,7 +409,7 @@ Test(auth, refuses_bad_flags, .timeout = 30) {
     cr_assert(bind(busy, (struct sockaddr *)&a, sizeof a) == 0 && listen(busy, 1) == 0);
     socklen_t al = sizeof a;
     getsockname(busy, (struct sockaddr *)&a, &al);
-    char port[16], out[256];
+    char port[16];
     snprintf(port, sizeof port, "%d", ntohs(a.sin_port));
     const char *const a5[] = {"--metrics-port", port, NULL};
     s = srv_run_expect_exit_out(a5, out, sizeof out);
