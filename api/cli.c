@@ -223,12 +223,16 @@ int main(int argc, char **argv) {
                 printf("paidan-cli %s\n", PD_VERSION);
                 return 0;
             default:
-                usage(stderr);
+                /* getopt said what was wrong; the usage would bury it */
+                fprintf(stderr, "try 'paidan-cli --help'\n");
                 return 2;
         }
     }
     if (argc - optind > 2) {
-        usage(stderr);
+        fprintf(stderr,
+                "paidan-cli: unexpected argument '%s' (params are one JSON object: quote it)\n"
+                "try 'paidan-cli --help'\n",
+                argv[optind + 2]);
         return 2;
     }
     pd_client_t *c;

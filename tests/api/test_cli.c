@@ -239,6 +239,16 @@ Test(cli, bad_options) {
         cr_assert_eq(r.status, 2, "%s %s: exit %d", bad[i][0], bad[i][1], r.status);
         cr_assert(strstr(r.err, "paidan-cli: bad "), "%s", r.err);
     }
+    /* an unquoted JSON object splits into several arguments */
+    static const char *const a1[] = {"order.get", "{\"id\":", "1}", NULL};
+    run_cli(&r, a1, NULL);
+    cr_assert_eq(r.status, 2);
+    cr_assert(strstr(r.err, "unexpected argument '1}'"), "%s", r.err);
+    static const char *const a2[] = {"--bogus", "ping", NULL};
+    run_cli(&r, a2, NULL);
+    cr_assert_eq(r.status, 2);
+    cr_assert(strstr(r.err, "try 'paidan-cli --help'"), "%s", r.err);
+    cr_assert(!strstr(r.err, "usage:"), "%s", r.err);
 }
 
 Test(cli, help_and_version) {
