@@ -168,7 +168,9 @@ pd_client_t *srv_connect(const srv_t *s) {
      * two seconds before calling it a failure. A dead server still fails. */
     pd_err err = PD_OK;
     for (int attempt = 0; attempt < 40; attempt++) {
-        err = pd_client_connect("127.0.0.1", (uint16_t)s->port, 5000, &c);
+        /* I/O timeout 20 s: under the sanitizers on a loaded machine a
+         * server busy with a test's flood can take over 5 s to answer */
+        err = pd_client_connect("127.0.0.1", (uint16_t)s->port, 20000, &c);
         if (err == PD_OK) break;
         usleep(50000);
     }
