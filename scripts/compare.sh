@@ -9,20 +9,29 @@
 #   scripts/compare.sh status           say what runs
 #   scripts/compare.sh run [ARGS...]    start both and a paidan-server, run
 #                                       paidan-bench compare ARGS, stop all three
+#                                       (`run --help`: the ARGS it takes)
+#   scripts/compare.sh -h | --help      this text
 #
 # Environment: PD_COMPARE_DIR (scratch, default /tmp/paidan-compare),
 # PD_REDIS_PORT (6379), PD_PG_PORT (5432), PD_BUILD_DIR (where paidan-server
-# and paidan-bench are built, default build/release), PD_PAIDAN_PORT (7411).
+# and paidan-bench are built, default build/release), PD_PAIDAN_PORT (the
+# port of the paidan-server `run` starts; default: a free one the OS picks).
 # Nothing is installed unless asked: `run` fails with a hint when a package
-# is missing (PD_COMPARE_INSTALL=1 makes it install first).
+# is missing (PD_COMPARE_INSTALL=1 makes it install first). `run` checks that
+# each server it starts is up and is its own, and stops with an error (exit
+# 1) when one is not: it never benchmarks a server someone else left running
+# on its port, except a Redis or PostgreSQL it says it found already running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 dir=${PD_COMPARE_DIR:-/tmp/paidan-compare}
 redis_port=${PD_REDIS_PORT:-6379}
 pg_port=${PD_PG_PORT:-5432}
-paidan_port=${PD_PAIDAN_PORT:-7411}
+paidan_port=${PD_PAIDAN_PORT:-0}
 build=${PD_BUILD_DIR:-build/release}
+
+# The comment block at the top, less its first line's "#!".
+usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; }
 
 pg_bin() {
   local v
@@ -76,11 +85,17 @@ start_redis() {
   fi
   redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no \
     --daemonize yes --pidfile "$dir/redis/redis.pid" --dir "$dir/redis" \
-    --logfile "$dir/redis/redis.log"
+    --logfile "$dir/redis/redis.log" || true
+  local up=0
   for _ in $(seq 50); do
-    redis-cli -h 127.0.0.1 -p "$redis_port" ping >/dev/null 2>&1 && break
+    if redis-cli -h 127.0.0.1 -p "$redis_port" ping >/dev/null 2>&1; then up=1; break; fi
     sleep 0.1
   done
+  if [ "$up" != 1 ]; then
+    echo "compare: redis did not start on 127.0.0.1:$redis_port; the end of $dir/redis/redis.log:" >&2
+    tail -n 5 "$dir/redis/redis.log" >&2 2>/dev/null || true
+    return 1
+  fi
   echo "compare: redis on 127.0.0.1:$redis_port"
 }
 
@@ -99,19 +114,33 @@ start_pg() {
     as_pg "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w \
       -o "-c listen_addresses=127.0.0.1 -p $pg_port -k /tmp -c fsync=off \
           -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=256MB" \
-      start >/dev/null
+      start >/dev/null || {
+      echo "compare: postgresql did not start on 127.0.0.1:$pg_port; the end of $data/server.log:" >&2
+      tail -n 5 "$data/server.log" >&2 2>/dev/null || true
+      return 1
+    }
   fi
   PGOPTIONS='-c client_min_messages=warning' as_pg "$bin/psql" -h 127.0.0.1 -p "$pg_port" \
     -U postgres -d postgres -qAt -c "CREATE EXTENSION IF NOT EXISTS postgis" >/dev/null
   echo "compare: postgresql + postgis on 127.0.0.1:$pg_port (data in $data)"
 }
 
+# Stop the Redis this script started: only if the one answering on the port
+# is the process named in our pid file (a stale pid file must not stop
+# somebody else's Redis).
 stop_redis() {
-  if [ -s "$dir/redis/redis.pid" ]; then
+  local pidf=$dir/redis/redis.pid pid running
+  [ -s "$pidf" ] || return 0
+  pid=$(cat "$pidf")
+  running=$(redis-cli -h 127.0.0.1 -p "$redis_port" info server 2>/dev/null |
+    tr -d '\r' | sed -n 's/^process_id://p')
+  if [ -n "$pid" ] && [ "$running" = "$pid" ]; then
     redis-cli -h 127.0.0.1 -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
-    rm -f "$dir/redis/redis.pid"
     echo "compare: redis stopped"
+  else
+    echo "compare: the redis of $pidf (pid $pid) does not run on 127.0.0.1:$redis_port; left alone"
   fi
+  rm -f "$pidf"
 }
 
 stop_pg() {
@@ -160,22 +189,70 @@ run_cleanup() {
   cmd_stop
 }
 
+# Start our own paidan-server on 127.0.0.1 and set paidan_port to the port
+# it says it bound. Fails (exit 1, with its log) when it exits, or does not
+# say it listens within 10 s: e.g. PD_PAIDAN_PORT is taken by another server.
+start_paidan() {
+  local server=$1 out=$dir/paidan-server.out log=$dir/paidan-server.log
+  mkdir -p "$dir"
+  "$server" --host 127.0.0.1 --port "$paidan_port" >"$out" 2>"$log" &
+  server_pid=$!
+  local port=""
+  for _ in $(seq 100); do
+    port=$(sed -n 's/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$out" 2>/dev/null | head -n 1)
+    [ -n "$port" ] && break
+    kill -0 "$server_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if ! kill -0 "$server_pid" 2>/dev/null; then
+    local status=0
+    wait "$server_pid" || status=$?
+    server_pid=""
+    echo "compare: paidan-server failed to start on 127.0.0.1:$paidan_port (exit status $status); $log says:" >&2
+    tail -n 5 "$log" >&2
+    [ "$paidan_port" != 0 ] &&
+      echo "compare: is another server on port $paidan_port? Unset PD_PAIDAN_PORT to use a free port." >&2
+    exit 1
+  fi
+  if [ -z "$port" ]; then
+    echo "compare: paidan-server (pid $server_pid) did not say it was listening within 10 s; $log says:" >&2
+    tail -n 5 "$log" >&2
+    exit 1
+  fi
+  paidan_port=$port
+  echo "compare: paidan-server (pid $server_pid) on 127.0.0.1:$paidan_port"
+}
+
 cmd_run() {
   local server=$build/api/paidan-server bench=$build/bench/paidan-bench
+  local a
+  for a in "$@"; do
+    case $a in
+      -h | --help)
+        usage
+        echo
+        echo "ARGS are paidan-bench compare's (the script sets -H, -p, --redis and --pg):"
+        if [ -x "$bench" ]; then "$bench" compare --help; else echo "  (build $bench to list them)"; fi
+        exit 0
+        ;;
+    esac
+  done
   [ -x "$server" ] && [ -x "$bench" ] || {
     echo "compare: build first (cmake -S . -B $build && cmake --build $build)" >&2
     exit 1
   }
-  cmd_start
   trap run_cleanup EXIT
-  "$server" --port "$paidan_port" >"$dir/paidan-server.out" 2>"$dir/paidan-server.log" &
-  server_pid=$!
-  for _ in $(seq 50); do
-    grep -q listening "$dir/paidan-server.out" 2>/dev/null && break
-    sleep 0.1
-  done
-  "$bench" compare -p "$paidan_port" --redis "127.0.0.1:$redis_port" \
-    --pg "host=127.0.0.1 port=$pg_port user=postgres dbname=postgres" "$@"
+  cmd_start
+  start_paidan "$server"
+  local rc=0
+  "$bench" compare -H 127.0.0.1 -p "$paidan_port" --redis "127.0.0.1:$redis_port" \
+    --pg "host=127.0.0.1 port=$pg_port user=postgres dbname=postgres" "$@" || rc=$?
+  if ! kill -0 "$server_pid" 2>/dev/null; then
+    echo "compare: our paidan-server (pid $server_pid) is gone; the end of $dir/paidan-server.log:" >&2
+    tail -n 5 "$dir/paidan-server.log" >&2
+    [ "$rc" -ne 0 ] || rc=1
+  fi
+  return "$rc"
 }
 
 case "${1:-}" in
@@ -184,8 +261,14 @@ case "${1:-}" in
   stop) cmd_stop ;;
   status) cmd_status ;;
   run) shift; cmd_run "$@" ;;
+  -h | --help | help) usage ;;
+  "")
+    usage >&2
+    exit 2
+    ;;
   *)
-    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+    echo "compare: unknown command '$1'" >&2
+    usage >&2
     exit 2
     ;;
 esac

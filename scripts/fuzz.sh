@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # fuzz.sh -- build the libFuzzer targets of tests/fuzz with clang and run
-# each for a given time, one after the other, at the lowest CPU priority.
+# each for a given time, one after the other (or side by side with -j), at
+# the lowest CPU priority.
 #
 #   scripts/fuzz.sh [-t SECONDS] [-j] [TARGET...]
 #
 #   -t SECONDS  how long to run each target (default 60)
+#   -j          run the targets side by side, as many at once as there are
+#               cores (nproc), instead of one after the other; each target's
+#               line is printed when all are done
+#   -h, --help  this text
 #   TARGET      frame, request, csv, ... (default: every fuzz_* target, less
 #               those with an open bug filed in tests/fuzz/known/<target>-*,
 #               which are named and skipped; name one to run it anyway)
@@ -22,14 +27,43 @@
 # and every distinct crash is kept, for a long run over a known open bug.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; }
+bad_usage() {
+  echo "fuzz: $1" >&2
+  echo "usage: scripts/fuzz.sh [-t SECONDS] [-j] [TARGET...] (scripts/fuzz.sh --help)" >&2
+  exit 2
+}
 secs=60
-while getopts "t:" opt; do
+parallel=0
+for arg in "$@"; do
+  case $arg in
+    --) break ;;
+    --help) usage; exit 0 ;;
+    --*) bad_usage "unknown option '$arg'" ;;
+  esac
+done
+while getopts ":t:jh" opt; do
   case $opt in
     t) secs=$OPTARG ;;
-    *) echo "usage: $0 [-t SECONDS] [TARGET...]" >&2; exit 2 ;;
+    j) parallel=1 ;;
+    h) usage; exit 0 ;;
+    :) bad_usage "-$OPTARG needs a value" ;;
+    *) bad_usage "unknown option '-$OPTARG'" ;;
   esac
 done
 shift $((OPTIND - 1))
+if ! [[ $secs =~ ^[0-9]+$ ]] || [ "$((10#$secs))" -eq 0 ]; then
+  bad_usage "-t takes a whole number of seconds > 0, not '$secs'"
+fi
+secs=$((10#$secs))
+all=()
+for f in tests/fuzz/fuzz_*.c; do
+  t=${f#tests/fuzz/fuzz_}
+  all+=("${t%.c}")
+done
+for t in "$@"; do
+  [ -f "tests/fuzz/fuzz_$t.c" ] || bad_usage "no target '$t' (targets: ${all[*]})"
+done
 
 build=${PD_FUZZ_BUILD:-build/fuzz}
 CC=clang cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-O1 -g" \
@@ -37,9 +71,7 @@ CC=clang cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="
   -DPD_WERROR=ON >/dev/null
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  for f in tests/fuzz/fuzz_*.c; do
-    t=${f#tests/fuzz/fuzz_}
-    t=${t%.c}
+  for t in "${all[@]}"; do
     known=$(ls tests/fuzz/known/"$t"-* 2>/dev/null || true)
     if [ -n "$known" ]; then
       echo "fuzz: $t SKIPPED: open bug, input in $known"
@@ -48,6 +80,10 @@ if [ ${#targets[@]} -eq 0 ]; then
     targets+=("$t")
   done
 fi
+if [ ${#targets[@]} -eq 0 ]; then
+  echo "fuzz: no target to run (every one has an open bug in tests/fuzz/known/)"
+  exit 0
+fi
 bins=()
 for t in "${targets[@]}"; do bins+=("fuzz_$t"); done
 nice -n 19 cmake --build "$build" -j"$(nproc)" --target "${bins[@]}" >/dev/null
@@ -55,23 +91,26 @@ nice -n 19 cmake --build "$build" -j"$(nproc)" --target "${bins[@]}" >/dev/null
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 mkdir -p "$build/crashes"
-failed=()
-for t in "${targets[@]}"; do
-  bin="$build/tests/fuzz/fuzz_$t"
-  [ -x "$bin" ] || { echo "fuzz: no target $t" >&2; failed+=("$t"); continue; }
-  work="$build/corpus/$t"
+
+# Run one target; print its line (and the first lines of a failure's
+# report); return non-zero if it failed.
+run_target() {
+  local t=$1
+  local bin="$build/tests/fuzz/fuzz_$t"
+  [ -x "$bin" ] || { echo "fuzz: no target $t" >&2; return 1; }
+  local work="$build/corpus/$t"
   mkdir -p "$work"
-  dict=()
+  local dict=()
   [ -f "tests/fuzz/$t.dict" ] && dict=(-dict="tests/fuzz/$t.dict")
-  log="$build/fuzz-$t.log"
+  local log="$build/fuzz-$t.log"
+  local start rc=0 keep=()
   start=$(date +%s)
-  rc=0
-  keep=()
   [ "${PD_FUZZ_KEEP_GOING:-0}" = 1 ] && keep=(-fork=1 -ignore_crashes=1)
   nice -n 19 "$bin" -max_total_time="$secs" -print_final_stats=1 -max_len=65536 \
     -timeout=20 -rss_limit_mb=2048 "${dict[@]}" "${keep[@]}" \
     -artifact_prefix="$build/crashes/$t-" \
     "$work" "tests/fuzz/corpus/$t" >"$log" 2>&1 || rc=$?
+  local took execs cov corp
   took=$(($(date +%s) - start))
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || true)
   cov=$(grep -o 'cov: [0-9]* ft: [0-9]*' "$log" | tail -1 || true)
@@ -79,11 +118,37 @@ for t in "${targets[@]}"; do
   if [ "$rc" -ne 0 ]; then
     echo "fuzz: $t FAILED after ${took}s (exit $rc), see $log"
     grep -m5 -E 'ERROR|SUMMARY|runtime error|deadly signal' "$log" || true
-    failed+=("$t")
-  else
-    echo "fuzz: $t ok: ${took}s, ${execs:-?} execs, $cov, $corp"
+    return 1
   fi
-done
+  echo "fuzz: $t ok: ${took}s, ${execs:-?} execs, $cov, $corp"
+}
+
+failed=()
+if [ "$parallel" = 1 ]; then
+  # Side by side, at most nproc at once. Each job keeps its lines and its
+  # verdict in files of its own; they are printed in order at the end.
+  max=$(nproc)
+  res=$(mktemp -d)
+  trap 'rm -rf "$res"' EXIT
+  echo "fuzz: ${#targets[@]} targets, up to $max at once, ${secs}s each"
+  for t in "${targets[@]}"; do
+    while [ "$(jobs -rp | wc -l)" -ge "$max" ]; do wait -n || true; done
+    (
+      rc=0
+      run_target "$t" >"$res/$t.out" 2>&1 || rc=$?
+      echo "$rc" >"$res/$t.rc"
+    ) &
+  done
+  wait
+  for t in "${targets[@]}"; do
+    cat "$res/$t.out" 2>/dev/null || true
+    [ "$(cat "$res/$t.rc" 2>/dev/null)" = 0 ] || failed+=("$t")
+  done
+else
+  for t in "${targets[@]}"; do
+    run_target "$t" || failed+=("$t")
+  done
+fi
 if [ ${#failed[@]} -ne 0 ]; then
   echo "fuzz: failed: ${failed[*]}" >&2
   exit 1

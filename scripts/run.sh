@@ -7,10 +7,19 @@
 # sample week in-process under three policies, and run
 # the in-process micro benchmark on a generated county of 10^6 volunteers.
 #
+# usage: scripts/run.sh [-h|--help]   (it takes no other arguments)
+#
 # Environment: PD_MICRO_N (default 1000000) sets the micro benchmark's
 # county size; PD_SKIP_MICRO=1 skips it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; }
+for arg in "$@"; do
+    case $arg in
+    -h | --help) usage; exit 0 ;;
+    *) echo "run.sh: unknown argument '$arg' (scripts/run.sh --help)" >&2; exit 2 ;;
+    esac
+done
 scripts/deps.sh
 
 B=build/release
@@ -35,10 +44,13 @@ echo "== paidan-server with the sample county (data/sample/)"
 server_pid=$!
 for _ in $(seq 1 100); do
     grep -q "listening on" "$work/server.out" 2>/dev/null && break
+    kill -0 "$server_pid" 2>/dev/null || break # it exited: no use waiting
     sleep 0.1
 done
 port=$(sed -n 's/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$work/server.out" | head -n 1)
-if [ -z "$port" ]; then
+# Ours only if it is still running and said which port it bound (--port 0:
+# a free one), so nothing below can reach somebody else's server.
+if [ -z "$port" ] || ! kill -0 "$server_pid" 2>/dev/null; then
     echo "paidan-server did not start:" >&2
     cat "$work/server.log" >&2
     exit 1

@@ -5,6 +5,9 @@
 # UndefinedBehaviorSanitizer and LeakSanitizer; then run each libFuzzer
 # target briefly on its corpus. Build trees live in build/.
 #
+# usage: scripts/test.sh [-h|--help]   (it takes no other arguments)
+# Environment: PD_FUZZ_SECS (default 5) sets how long each fuzz target runs.
+#
 # Leaks: a leak found when a Criterion worker exits does not fail its test,
 # and Criterion's own runner now and then leaks 48 bytes at exit when tests
 # run in parallel (nothing of ours on that stack), which under
@@ -16,6 +19,13 @@
 # printed. Memory errors and undefined behaviour still abort at once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; }
+for arg in "$@"; do
+  case $arg in
+    -h | --help) usage; exit 0 ;;
+    *) echo "test.sh: unknown argument '$arg' (scripts/test.sh --help)" >&2; exit 2 ;;
+  esac
+done
 scripts/deps.sh
 jobs=$(nproc)
 
