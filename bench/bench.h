@@ -44,22 +44,18 @@ typedef struct pd__report_s {
 void pd__report_init(pd__report_t *r, const char *mode, bool json);
 void pd__report_param_num(pd__report_t *r, const char *key, double v);
 void pd__report_param_str(pd__report_t *r, const char *key, const char *v);
-/* Append a top-level JSON member "key": raw (raw must be valid JSON). */
+/* Append a top-level JSON member "key": raw (raw must be valid JSON).
+ * Printed with --json only: a mode prints the same figures as plain lines
+ * under its table. */
 void pd__report_extra(pd__report_t *r, const char *key, const char *raw);
 /* A new result slot (its histogram initialised); NULL when full. */
 pd__result_t *pd__report_add(pd__report_t *r, const char *name, const char *note);
 void pd__report_print(const pd__report_t *r, FILE *out);
 void pd__report_deinit(pd__report_t *r);
 
-/* True if name passes a --filter list ("nearest,move"); NULL passes all. */
+/* True if name passes a --filter list ("nearest,move"); NULL passes all.
+ * Lists are checked when parsed (pd__opt_list in opt.h). */
 bool pd__bench_selected(const char *filter, const char *name);
-
-/* True if every name in a --filter list is one of names[0..n) (empty
- * items and a NULL list pass). Otherwise the first unknown one is copied
- * into bad (cap bytes), so the mode can refuse it: a misspelt case must
- * not make a run that measures nothing. */
-bool pd__bench_filter_is_valid(const char *filter, const char *const *names, size_t n, char *bad,
-                               size_t cap);
 
 /* True if the stream is a terminal (progress lines go there only). */
 bool pd__bench_isatty(FILE *f);

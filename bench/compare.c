@@ -47,10 +47,17 @@
 
 #include "bench.h"
 #include "county.h"
+#include "opt.h"
 #include "paidan/engine.h"
 #include "plot.h"
 
 #define MAX_K 100
+/* Sizes far from where the query and answer arrays (queries x k ids per
+ * system) stop fitting in memory or n * sizeof overflows. */
+#define CMP_MAX_VOLUNTEERS 100000000ULL
+#define CMP_MAX_QUERIES 1000000ULL
+/* The PostgreSQL default: the help text shows this very string. */
+#define CMP_DEFAULT_PG "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
 
 typedef struct cmp_opts_s {
     uint64_t volunteers;
@@ -66,6 +73,7 @@ typedef struct cmp_opts_s {
     const char *redis;
     const char *pg;
     char systems[128];
+    bool systems_named; /* --systems given: a system it names that is skipped is an error */
     bool json;
     bool quiet;
     const char *plot_dir;
@@ -102,21 +110,23 @@ typedef struct answers_s {
 static void cmp_usage(FILE *out) {
     fprintf(out,
             "usage: paidan-bench compare [options]\n"
-            "  -n, --volunteers N     county size (default 100000)\n"
-            "  -q, --queries Q        queries per system (default 10000)\n"
+            "  -n, --volunteers N     county size (default 100000, at most 10^8)\n"
+            "  -q, --queries Q        queries per system (default 10000, at most 10^6)\n"
             "  -s, --seed S           county and query seed (default 1)\n"
             "  -k, --k K              volunteers per answer (default 10, <= 100)\n"
             "      --candidates C     Redis/PostGIS: nearest candidates fetched first\n"
             "                         (default 50; widened x4 when they run out)\n"
             "      --systems LIST     paidan,redis,postgis (default all; paidan in-process\n"
-            "                         always runs: it is the reference)\n"
+            "                         always runs: it is the reference). A system named\n"
+            "                         here that cannot be reached makes the run exit 1\n"
             "  -H, --host HOST        paidan-server (default 127.0.0.1)\n"
             "  -p, --port PORT        paidan-server port (default 7411)\n"
             "  -a, --auth TOKEN       paidan-server token (default $PAIDAN_TOKEN)\n"
             "      --no-load          the server already holds this county\n"
             "      --redis HOST:PORT  Redis (default 127.0.0.1:6379)\n"
             "      --pg CONNINFO      PostgreSQL with PostGIS (default\n"
-            "                         'host=127.0.0.1 port=5432 user=postgres dbname=postgres')\n"
+            "                         '" CMP_DEFAULT_PG
+            "')\n"
             "      --json             one JSON object instead of the table\n"
             "      --plot DIR         write charts (gnuplot) and their data into DIR\n"
             "      --quiet            no progress on stderr\n"
@@ -889,6 +899,41 @@ static void run_postgis(const cmp_opts_t *o, const pd_engine_config_t *cfg, cons
 
 enum { OPT_CAND = 256, OPT_SYSTEMS, OPT_NO_LOAD, OPT_REDIS, OPT_PG, OPT_JSON, OPT_PLOT, OPT_QUIET };
 
+/* The rivals --systems may name (the in-process reference always runs). */
+static const char *const cmp_systems[] = {"paidan", "redis", "postgis"};
+
+/* One option's value into o; false (with the message printed) if bad. */
+static bool parse_one(const pd__opt_t *p, int ch, const char *arg, cmp_opts_t *o) {
+    uint32_t u = 0;
+    switch (ch) {
+        case 'n':
+            return pd__opt_u64(p, ch, arg, 1, CMP_MAX_VOLUNTEERS, &o->volunteers);
+        case 'q':
+            return pd__opt_u64(p, ch, arg, 1, CMP_MAX_QUERIES, &o->queries);
+        case 's':
+            return pd__opt_u64(p, ch, arg, 0, UINT64_MAX, &o->seed);
+        case 'k':
+            return pd__opt_u32(p, ch, arg, 1, MAX_K, &o->k);
+        case OPT_CAND:
+            return pd__opt_u32(p, ch, arg, 1, 100000, &o->candidates);
+        case 'p':
+            if (!pd__opt_u32(p, ch, arg, 1, 65535, &u)) return false;
+            o->port = (uint16_t)u;
+            return true;
+        case OPT_SYSTEMS:
+            if (strlen(arg) >= sizeof o->systems) {
+                pd__opt_bad(p, ch, arg, "paidan, redis, postgis");
+                return false;
+            }
+            snprintf(o->systems, sizeof o->systems, "%s", arg);
+            o->systems_named = true;
+            return pd__opt_list(p, ch, arg, "system", cmp_systems,
+                                sizeof cmp_systems / sizeof cmp_systems[0]);
+        default:
+            return false;
+    }
+}
+
 static int parse_opts(int argc, char **argv, cmp_opts_t *o) {
     static const struct option longs[] = {{"volunteers", required_argument, 0, 'n'},
                                           {"queries", required_argument, 0, 'q'},
@@ -907,6 +952,7 @@ static int parse_opts(int argc, char **argv, cmp_opts_t *o) {
                                           {"quiet", no_argument, 0, OPT_QUIET},
                                           {"help", no_argument, 0, 'h'},
                                           {0, 0, 0, 0}};
+    const pd__opt_t p = {"compare", "n:q:s:k:H:p:a:h", longs};
     o->volunteers = 100000;
     o->queries = 10000;
     o->seed = 1;
@@ -918,49 +964,14 @@ static int parse_opts(int argc, char **argv, cmp_opts_t *o) {
     o->token = getenv("PAIDAN_TOKEN");
     if (o->token && !*o->token) o->token = NULL;
     o->redis = "127.0.0.1:6379";
-    o->pg = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3";
+    o->pg = CMP_DEFAULT_PG;
     snprintf(o->systems, sizeof o->systems, "paidan,redis,postgis");
-    optind = 1;
+    pd__opt_begin(&p, argv);
     int ch;
-    while ((ch = getopt_long(argc, argv, "n:q:s:k:H:p:a:h", longs, NULL)) != -1) {
-        char *e = NULL;
-        unsigned long long u = 0;
-        if (optarg && ch != 'H' && ch != 'a' && ch != OPT_SYSTEMS && ch != OPT_REDIS &&
-            ch != OPT_PG && ch != OPT_PLOT) {
-            u = strtoull(optarg, &e, 10);
-            if (!*optarg || *e || *optarg == '-') {
-                fprintf(stderr, "paidan-bench compare: bad number '%s'\n", optarg);
-                return -1;
-            }
-        }
+    while ((ch = getopt_long(argc, argv, p.shorts, longs, NULL)) != -1) {
         switch (ch) {
-            case 'n':
-                o->volunteers = u;
-                break;
-            case 'q':
-                o->queries = u;
-                break;
-            case 's':
-                o->seed = u;
-                break;
-            case 'k':
-                o->k = (uint32_t)u;
-                break;
-            case OPT_CAND:
-                o->candidates = (uint32_t)u;
-                break;
-            case OPT_SYSTEMS:
-                snprintf(o->systems, sizeof o->systems, "%s", optarg);
-                break;
             case 'H':
                 o->host = optarg;
-                break;
-            case 'p':
-                o->port = (uint16_t)u;
-                if (u == 0 || u > 65535) {
-                    fprintf(stderr, "paidan-bench compare: bad port '%s'\n", optarg);
-                    return -1;
-                }
                 break;
             case 'a':
                 o->token = optarg;
@@ -986,42 +997,33 @@ static int parse_opts(int argc, char **argv, cmp_opts_t *o) {
             case 'h':
                 cmp_usage(stdout);
                 exit(0);
-            default:
-                cmp_usage(stderr);
+            case '?':
+            case ':':
+                pd__opt_try_help(&p);
                 return -1;
+            default:
+                if (!parse_one(&p, ch, optarg, o)) return -1;
+                break;
         }
     }
     if (optind < argc) {
         fprintf(stderr, "paidan-bench compare: unexpected argument '%s'\n", argv[optind]);
+        pd__opt_try_help(&p);
         return -1;
-    }
-    if (o->volunteers == 0 || o->queries == 0 || o->k == 0 || o->k > MAX_K || o->candidates == 0) {
-        fprintf(stderr,
-                "paidan-bench compare: volunteers, queries, candidates and k (1..%d) "
-                "must be > 0\n",
-                MAX_K);
-        return -1;
-    }
-    char buf[128];
-    snprintf(buf, sizeof buf, "%s", o->systems);
-    for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
-        if (strcmp(t, "paidan") && strcmp(t, "redis") && strcmp(t, "postgis")) {
-            fprintf(stderr, "paidan-bench compare: unknown system '%s' (paidan, redis, postgis)\n",
-                    t);
-            return -1;
-        }
     }
     return 0;
 }
 
-static void plot(const cmp_opts_t *o, sys_t *sys, size_t n) {
-    if (!pd__plot_begin(o->plot_dir)) return;
+/* The charts of the systems that ran; false (with a message) if they were
+ * not written. */
+static bool plot(const cmp_opts_t *o, sys_t *sys, size_t n) {
+    if (!pd__plot_begin(o->plot_dir)) return false;
     const pd_hist_t *hs[4];
     size_t m = 0;
     char cols[256] = "";
     size_t cl = 0;
     FILE *f = pd__plot_open(o->plot_dir, "compare-summary.dat");
-    if (!f) return;
+    if (!f) return false;
     fprintf(f, "# system p50_us p99_us queries_per_s\n");
     for (size_t i = 0; i < n; i++) {
         if (!sys[i].ran) continue;
@@ -1032,8 +1034,8 @@ static void plot(const cmp_opts_t *o, sys_t *sys, size_t n) {
                 (double)pd_hist_percentile(sys[i].hist, 99) / 1000.0,
                 sys[i].wall_s > 0 ? (double)sys[i].hist->count / sys[i].wall_s : 0);
     }
-    fclose(f);
-    if (pd__plot_percentile_data(o->plot_dir, "compare-percentiles.dat", hs, m)) return;
+    if (fclose(f) != 0) return false;
+    if (pd__plot_percentile_data(o->plot_dir, "compare-percentiles.dat", hs, m)) return false;
     char body[4096];
     size_t len = (size_t)snprintf(body, sizeof body,
                                   "set output 'compare-latency.'.ext\n"
@@ -1061,19 +1063,25 @@ static void plot(const cmp_opts_t *o, sys_t *sys, size_t n) {
         idx++;
     }
     if (len < sizeof body) snprintf(body + len, sizeof body - len, "\n");
-    pd__plot_run(o->plot_dir, "compare", body,
-                 "compare-latency,compare-throughput,compare-percentiles");
+    return pd__plot_run(o->plot_dir, "compare", body,
+                        "compare-latency,compare-throughput,compare-percentiles") == PD_OK;
 }
 
 int pd__bench_compare(int argc, char **argv) {
     cmp_opts_t o;
     memset(&o, 0, sizeof o);
     if (parse_opts(argc, argv, &o)) return 2;
+    /* A --plot that cannot be written fails now, not after the run. */
+    if (o.plot_dir && !pd__plot_begin(o.plot_dir)) return 1;
 
     pd__county_t cty;
     say(&o, "generating the county and the queries");
-    if (pd__county_generate(&cty, o.volunteers, o.queries, o.seed)) {
-        fprintf(stderr, "paidan-bench compare: cannot generate the county\n");
+    pd_err gerr = pd__county_generate(&cty, o.volunteers, o.queries, o.seed);
+    if (gerr) {
+        fprintf(stderr,
+                "paidan-bench compare: cannot generate a county of %llu volunteers and %llu "
+                "queries: %s\n",
+                (unsigned long long)o.volunteers, (unsigned long long)o.queries, pd_strerror(gerr));
         return 1;
     }
     pd_engine_config_t cfg;
@@ -1081,6 +1089,7 @@ int pd__bench_compare(int argc, char **argv) {
     cfg.policy = PD_POLICY_NEAREST;
     pd_engine_t *e = NULL;
     if (pd_engine_create(&cfg, &e)) {
+        fprintf(stderr, "paidan-bench compare: cannot create the reference engine\n");
         pd__county_deinit(&cty);
         return 1;
     }
@@ -1134,13 +1143,7 @@ int pd__bench_compare(int argc, char **argv) {
     say(&o, "%s: querying", "paidan-inproc");
     run_inproc(&o, e, qs, &sys[0], &ans[0]);
     bool want[4] = {true, false, false, false};
-    char buf[128];
-    snprintf(buf, sizeof buf, "%s", o.systems);
-    for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
-        if (!strcmp(t, "paidan")) want[1] = true;
-        if (!strcmp(t, "redis")) want[2] = true;
-        if (!strcmp(t, "postgis")) want[3] = true;
-    }
+    for (int i = 1; i < 4; i++) want[i] = pd__bench_selected(o.systems, names[i]);
     if (want[1]) run_paidan(&o, &cty, qs, &sys[1], &ans[1]);
     if (want[2]) run_redis(&o, &cfg, &cty, qs, &sys[2], &ans[2]);
     if (want[3]) {
@@ -1151,10 +1154,15 @@ int pd__bench_compare(int argc, char **argv) {
                  "built without libpq (install libpq-dev and rebuild)");
 #endif
     }
+    int rivals = 0, skipped = 0; /* systems of --systems that ran, and not */
     for (int i = 0; i < 4; i++) {
         if (want[i] && !sys[i].ran)
             fprintf(stderr, "compare: skipping %s: %s\n", sys[i].name, sys[i].skipped);
         if (sys[i].ran) score(&sys[i], &ans[0], &ans[i], o.queries, o.k);
+        if (i > 0 && want[i]) {
+            rivals += sys[i].ran;
+            skipped += !sys[i].ran;
+        }
     }
 
     /* The report: each system's latency and throughput, and paidan's
@@ -1236,7 +1244,20 @@ int pd__bench_compare(int argc, char **argv) {
                 (unsigned long long)sys[i].widened);
         }
     }
-    if (o.plot_dir) plot(&o, sys, 4);
+    /* The reference alone compares nothing; a system asked for by name
+     * that did not run is a comparison the user did not get. */
+    if (rivals == 0) {
+        fprintf(stderr, "paidan-bench compare: nothing to compare: every system was skipped\n");
+        rc = 1;
+    } else if (skipped && o.systems_named) {
+        fprintf(stderr, "paidan-bench compare: %d of the systems of --systems did not run\n",
+                skipped);
+        rc = 1;
+    }
+    if (o.plot_dir && !plot(&o, sys, 4)) {
+        fprintf(stderr, "paidan-bench compare: the charts were not written to %s\n", o.plot_dir);
+        rc = 1;
+    }
     pd__report_deinit(rep);
     free(rep);
 

@@ -26,6 +26,12 @@
  *
  * Everything is written under --dir (default a fresh /tmp directory, removed
  * at the end unless --keep).
+ *
+ * A case that fails (a file it cannot create, a server that does not
+ * start, errors in its row) makes the run exit 1, after the report of the
+ * others. A case that cannot run because there is no paidan-server binary
+ * is skipped with a message when it was not asked for by name, and is an
+ * error when it was (--filter acked).
  */
 #define _GNU_SOURCE /* nftw */
 #include <arpa/inet.h>
@@ -49,9 +55,13 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "opt.h"
 #include "paidan/alloc.h"
 #include "paidan/engine.h"
 #include "paidan/journal.h"
+
+/* Cases that spawn paidan-server, and the rest. */
+static const char *const journal_cases[] = {"append", "acked", "snapshot", "recovery"};
 
 typedef struct jopts_s {
     const char *filter;
@@ -59,6 +69,8 @@ typedef struct jopts_s {
     const char *server;
     bool keep;
     bool json;
+    bool quiet;       /* no progress lines */
+    bool have_server; /* o->server is executable: acked and recovery/server can run */
     uint64_t records;
     uint32_t batch;
     uint64_t volunteers;
@@ -72,19 +84,39 @@ typedef struct jopts_s {
 static void usage(FILE *out) {
     fprintf(out,
             "usage: paidan-bench journal [options]\n"
-            "  --filter LIST        cases: append, acked, snapshot, recovery (default all)\n"
-            "  --dir DIR            scratch directory (default: a new one under /tmp)\n"
-            "  --keep               keep the scratch directory\n"
-            "  --records N          appends per append case (default 2000000)\n"
-            "  --batch N            appends per commit (default 256)\n"
-            "  --volunteers N       volunteers in the snapshot state (default 1000000)\n"
-            "  --orders N           orders in the snapshot state (default 1000000)\n"
-            "  --journal-records N  journal records after the snapshot (default 100000)\n"
-            "  --clients N          TCP connections for acked (default 64)\n"
-            "  --pipeline N         requests in flight per connection (default 16)\n"
-            "  --seconds S          measured time of each acked case (default 3)\n"
-            "  --server PATH        paidan-server binary (default: next to paidan-bench)\n"
-            "  --json               one JSON object instead of the table\n");
+            "What durability costs. Cases (all by default):\n"
+            "  append     in-process journal appends of a location-ping record, a commit\n"
+            "             every --batch appends, per fsync policy: append/no,\n"
+            "             append/everysec, append/always\n"
+            "  acked      a paidan-server spawned on --dir, --clients TCP connections each\n"
+            "             keeping --pipeline location pings in flight for --seconds; every\n"
+            "             reply is an acknowledged write: acked/always, acked/everysec\n"
+            "  snapshot   a state of --volunteers and --orders written as a snapshot\n"
+            "  recovery   that snapshot plus --journal-records records recovered in-process\n"
+            "             (recovery/engine) and by paidan-server (recovery/server)\n"
+            "options:\n"
+            "      --filter LIST        cases, comma-separated: append, acked, snapshot,\n"
+            "                           recovery (default all)\n"
+            "      --dir DIR            scratch directory, created if missing (default: a\n"
+            "                           new one under /tmp, removed at the end)\n"
+            "      --keep               keep the scratch directory\n"
+            "      --records N          appends per append case (default 2000000; always\n"
+            "                           stops at 400 commits)\n"
+            "      --batch N            appends per commit (default 256)\n"
+            "      --volunteers N       volunteers in the snapshot state (default 1000000)\n"
+            "      --orders N           orders in the snapshot state (default 1000000)\n"
+            "      --journal-records N  journal records after the snapshot (default 100000)\n"
+            "      --clients N          TCP connections of acked (default 64, at most 2000)\n"
+            "      --pipeline N         requests in flight per connection (default 16, at\n"
+            "                           most 200)\n"
+            "      --seconds S          measured time of each acked case (default 3)\n"
+            "      --server PATH        paidan-server binary (default: ../api/paidan-server\n"
+            "                           next to paidan-bench)\n"
+            "      --json               one JSON object instead of the table\n"
+            "      --quiet              no progress lines on stderr\n"
+            "  -h, --help               this text\n"
+            "Exit status: 0 every case measured; 1 a case failed, or a case asked for by\n"
+            "name could not run, or nothing was measured; 2 a refused command line.\n");
 }
 
 /* ------------------------------------------------------------- helpers */
@@ -103,7 +135,7 @@ static void rm_tree(const char *dir) {
 static void progress(const jopts_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void progress(const jopts_t *o, const char *fmt, ...) {
-    (void)o;
+    if (o->quiet) return;
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "journal: ");
@@ -140,7 +172,8 @@ static size_t ping_record(msgpack_sbuffer *sb, uint64_t id, int32_t lat, int32_t
 
 /* ------------------------------------------------------- append cases */
 
-static void bench_append(const jopts_t *o, pd__report_t *rep, pd_fsync_policy pol) {
+/* One append case; false (with a message) if it failed. */
+static bool bench_append(const jopts_t *o, pd__report_t *rep, pd_fsync_policy pol) {
     char path[4096], name[32], file[64];
     snprintf(file, sizeof(file), "append-%s.pdj", pd_fsync_policy_name(pol));
     path_in(path, sizeof(path), o->dir, file);
@@ -148,8 +181,8 @@ static void bench_append(const jopts_t *o, pd__report_t *rep, pd_fsync_policy po
     unlink(path);
     pd_journal_t *j = NULL;
     if (pd_journal_create(path, pol, 1, &j)) {
-        fprintf(stderr, "journal: cannot create %s: %s\n", path, strerror(errno));
-        return;
+        fprintf(stderr, "journal: %s: cannot create %s: %s\n", name, path, strerror(errno));
+        return false;
     }
     uint64_t n = o->records;
     /* `always` syncs once per batch: a few thousand syncs are enough. */
@@ -157,7 +190,10 @@ static void bench_append(const jopts_t *o, pd__report_t *rep, pd_fsync_policy po
     char note[96];
     snprintf(note, sizeof(note), "%" PRIu64 " appends, commit every %u", n, o->batch);
     pd__result_t *res = pd__report_add(rep, name, note);
-    if (!res) return;
+    if (!res) {
+        pd_journal_close(j);
+        return false;
+    }
     res->ops_per_run = o->batch;
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -191,6 +227,9 @@ static void bench_append(const jopts_t *o, pd__report_t *rep, pd_fsync_policy po
              (double)bytes / 1e6 / ((double)res->busy_ns / 1e9), st.syncs,
              st.syncs ? (double)st.sync_ns / 1e6 / (double)st.syncs : 0.0);
     unlink(path);
+    if (res->errors)
+        fprintf(stderr, "journal: %s: %" PRIu64 " appends or commits failed\n", name, res->errors);
+    return res->errors == 0;
 }
 
 /* --------------------------------------------------------- acked (TCP) */
@@ -354,7 +393,8 @@ static long client_read(client_t *c, pd__result_t *res, uint64_t *errors) {
     return n;
 }
 
-static void bench_acked(const jopts_t *o, pd__report_t *rep, pd_fsync_policy pol) {
+/* One acked case; false (with a message) if it failed. */
+static bool bench_acked(const jopts_t *o, pd__report_t *rep, pd_fsync_policy pol) {
     char dd[4096], name[32], file[64];
     snprintf(file, sizeof(file), "acked-%s", pd_fsync_policy_name(pol));
     path_in(dd, sizeof(dd), o->dir, file);
@@ -362,8 +402,8 @@ static void bench_acked(const jopts_t *o, pd__report_t *rep, pd_fsync_policy pol
     const char *args[] = {"--data-dir",  dd,     "--fsync", pd_fsync_policy_name(pol),
                           "--max-conns", "2000", NULL};
     server_t s;
-    if (!server_start(o, args, &s)) return;
-    uint32_t nc = o->clients, pipe_n = o->pipeline > 200 ? 200 : o->pipeline;
+    if (!server_start(o, args, &s)) return false;
+    uint32_t nc = o->clients, pipe_n = o->pipeline;
     client_t *cs = calloc(nc, sizeof(client_t));
     struct pollfd *pf = calloc(nc, sizeof(struct pollfd));
     bool ok = cs && pf;
@@ -460,6 +500,7 @@ static void bench_acked(const jopts_t *o, pd__report_t *rep, pd_fsync_policy pol
                  (double)acked * 1e9 / (double)res->wall_ns, nc, pipe_n, errors);
     }
     if (!ok) fprintf(stderr, "journal: %s: a connection failed\n", name);
+    if (ok && errors) fprintf(stderr, "journal: %s: %" PRIu64 " error replies\n", name, errors);
     for (uint32_t i = 0; i < ready; i++) {
         close(cs[i].fd);
         msgpack_unpacker_destroy(&cs[i].up);
@@ -468,6 +509,7 @@ static void bench_acked(const jopts_t *o, pd__report_t *rep, pd_fsync_policy pol
     free(cs);
     free(pf);
     server_stop(&s, SIGKILL);
+    return ok && errors == 0;
 }
 
 /* ------------------------------------------------- snapshot & recovery */
@@ -555,12 +597,28 @@ static pd_err count_cb(void *ud, const pd_jrec_t *r) {
     return PD_OK;
 }
 
-static void bench_snapshot_recovery(const jopts_t *o, pd__report_t *rep, bool do_snap,
-                                    bool do_rec) {
+/* Append a line to the table's notes (the figures JSON has as members). */
+static void note_line(char *notes, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void note_line(char *notes, size_t cap, const char *fmt, ...) {
+    size_t len = strlen(notes);
+    if (len + 1 >= cap) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(notes + len, cap - len, fmt, ap);
+    va_end(ap);
+}
+
+/* The snapshot and recovery cases (those of do_snap, do_rec); their
+ * figures beyond the rows go to JSON members, and as lines to notes for
+ * the table. False (with a message) if a case failed. */
+static bool bench_snapshot_recovery(const jopts_t *o, pd__report_t *rep, bool do_snap, bool do_rec,
+                                    char *notes, size_t cap) {
     pd_engine_t *e = build_state(o);
     if (!e) {
         fprintf(stderr, "journal: cannot build the state (out of memory?)\n");
-        return;
+        return false;
     }
     uint64_t digest = pd_engine_digest(e);
     char dd[4096];
@@ -573,7 +631,7 @@ static void bench_snapshot_recovery(const jopts_t *o, pd__report_t *rep, bool do
     if (pd_store_open(dd, &so, &st, msg) || pd_store_recover(st, NULL, NULL, NULL, NULL, msg)) {
         fprintf(stderr, "journal: %s\n", msg);
         pd_engine_destroy(e);
-        return;
+        return false;
     }
     /* Snapshot: in-process, as at shutdown; the fork cost separately. */
     pd_snapshot_writer_t *w = NULL;
@@ -590,8 +648,9 @@ static void bench_snapshot_recovery(const jopts_t *o, pd__report_t *rep, bool do
         fprintf(stderr, "journal: snapshot failed: %s\n", pd_strerror(err));
         pd_store_close(st);
         pd_engine_destroy(e);
-        return;
+        return false;
     }
+    bool ok = true;
     char note[96], raw[512];
     if (do_snap) {
         snprintf(note, sizeof(note), "%" PRIu64 " vols + %" PRIu64 " orders, %.0f MB",
@@ -614,12 +673,16 @@ static void bench_snapshot_recovery(const jopts_t *o, pd__report_t *rep, bool do
                  (double)(t1 - t0) / 1e9, (double)(f1 - f0) / 1e6,
                  (double)pd__bench_rss_bytes() / 1e6);
         pd__report_extra(rep, "snapshot", raw);
-        progress(o,
+        char line[256];
+        snprintf(line, sizeof line,
                  "snapshot: %.0f MB in %.2f s (encode+write %.2f s, fsync+rename %.2f s); "
                  "fork() %.1f ms at %.0f MB RSS",
                  (double)bytes / 1e6, (double)(t1 - t0) / 1e9, (double)(t_written - t0) / 1e9,
                  (double)(t1 - t_written) / 1e9, (double)(f1 - f0) / 1e6,
                  (double)pd__bench_rss_bytes() / 1e6);
+        progress(o, "%s", line);
+        note_line(notes, cap, "%s\n", line);
+        ok &= res != NULL;
     }
     /* Journal after the snapshot: location pings of existing volunteers. */
     msgpack_sbuffer sb;
@@ -654,60 +717,63 @@ static void bench_snapshot_recovery(const jopts_t *o, pd__report_t *rep, bool do
         pd_engine_destroy(ru.e);
         if (err || !same) {
             fprintf(stderr, "journal: recovery failed: %s\n", err ? msg : "digest differs");
-        } else {
-            snprintf(note, sizeof(note), "snapshot restore + scan of %" PRIu64 " records",
-                     ru.records);
-            pd__result_t *res = pd__report_add(rep, "recovery/engine", note);
-            if (res) {
-                pd_hist_record(res->hist, t1 - t0);
-                res->busy_ns = res->wall_ns = t1 - t0;
-            }
-            progress(o,
-                     "recovery in-process: %.2f s (snapshot %.2f s, journal scan %.3f s), "
-                     "digest equal",
-                     (double)(t1 - t0) / 1e9, (double)sr.snapshot_ns / 1e9,
-                     (double)sr.replay_ns / 1e9);
+            return false;
         }
-        /* End to end: a server on that directory, exec to listening. */
+        snprintf(note, sizeof(note), "snapshot restore + scan of %" PRIu64 " records", ru.records);
+        pd__result_t *res = pd__report_add(rep, "recovery/engine", note);
+        if (res) {
+            pd_hist_record(res->hist, t1 - t0);
+            res->busy_ns = res->wall_ns = t1 - t0;
+        }
+        ok &= res != NULL;
+        progress(o,
+                 "recovery in-process: %.2f s (snapshot %.2f s, journal scan %.3f s), "
+                 "digest equal",
+                 (double)(t1 - t0) / 1e9, (double)sr.snapshot_ns / 1e9, (double)sr.replay_ns / 1e9);
+        double in_process_s = (double)(t1 - t0) / 1e9;
+        int len =
+            snprintf(raw, sizeof(raw),
+                     "{\"in_process_s\":%.3f,\"journal_records\":%" PRIu64 ",\"rss_state_mb\":%.0f",
+                     in_process_s, o->journal_records, (double)rss_state / 1e6);
+        /* End to end: a server on that directory, exec to listening (when
+         * there is a server binary: main() said so if not). */
         const char *args[] = {"--data-dir", dd, NULL};
         server_t s;
-        if (server_start(o, args, &s)) {
+        if (!o->have_server) {
+            note_line(notes, cap,
+                      "recovery: %.2f s in-process (%" PRIu64
+                      " journal records); "
+                      "paidan-server skipped\n",
+                      in_process_s, o->journal_records);
+        } else if (server_start(o, args, &s)) {
             snprintf(note, sizeof(note), "paidan-server start: snapshot + %" PRIu64 " replays",
                      o->journal_records);
-            pd__result_t *res = pd__report_add(rep, "recovery/server", note);
+            res = pd__report_add(rep, "recovery/server", note);
             uint64_t ns = (uint64_t)(s.start_s * 1e9);
             if (res) {
                 pd_hist_record(res->hist, ns);
                 res->busy_ns = res->wall_ns = ns;
             }
+            ok &= res != NULL;
             progress(o, "recovery by paidan-server: listening after %.2f s", s.start_s);
-            snprintf(raw, sizeof(raw),
-                     "{\"in_process_s\":%.3f,\"server_s\":%.3f,\"journal_records\":%" PRIu64
-                     ",\"rss_state_mb\":%.0f}",
-                     (double)(t1 - t0) / 1e9, s.start_s, o->journal_records,
-                     (double)rss_state / 1e6);
-            pd__report_extra(rep, "recovery", raw);
+            note_line(notes, cap,
+                      "recovery: %.2f s in-process, %.2f s by paidan-server (exec to listening), "
+                      "snapshot + %" PRIu64 " journal records\n",
+                      in_process_s, s.start_s, o->journal_records);
+            if (len > 0 && (size_t)len < sizeof raw)
+                snprintf(raw + len, sizeof raw - (size_t)len, ",\"server_s\":%.3f", s.start_s);
             server_stop(&s, SIGKILL);
+        } else {
+            ok = false; /* server_start said why */
         }
+        len = (int)strlen(raw);
+        if ((size_t)len + 1 < sizeof raw) snprintf(raw + len, sizeof raw - (size_t)len, "}");
+        pd__report_extra(rep, "recovery", raw);
     }
+    return ok;
 }
 
 /* ---------------------------------------------------------------- main */
-
-/* A whole number of at most max for option --opt; false (with a message)
- * for anything else: strtoull alone reads "2e6" as 2 and "-1" as 2^64 - 1,
- * and a run of 2 records measures nothing. */
-static bool parse_count(const char *opt, const char *s, uint64_t max, uint64_t *out) {
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (end == s || *end || s[strspn(s, " \t")] == '-' || errno == ERANGE || v > max) {
-        fprintf(stderr, "paidan-bench journal: bad number for --%s: '%s'\n", opt, s);
-        return false;
-    }
-    *out = v;
-    return true;
-}
 
 static void default_server(char *buf, size_t cap) {
     char self[4096];
@@ -722,23 +788,56 @@ static void default_server(char *buf, size_t cap) {
     path_in(buf, cap, self, "../api/paidan-server");
 }
 
-int pd__bench_journal(int argc, char **argv) {
-    enum {
-        O_FILTER = 256,
-        O_DIR,
-        O_KEEP,
-        O_RECORDS,
-        O_BATCH,
-        O_VOLS,
-        O_ORDERS,
-        O_JREC,
-        O_CLIENTS,
-        O_PIPE,
-        O_SECS,
-        O_SERVER,
-        O_JSON,
-        O_HELP
-    };
+enum {
+    O_FILTER = 256,
+    O_DIR,
+    O_KEEP,
+    O_RECORDS,
+    O_BATCH,
+    O_VOLS,
+    O_ORDERS,
+    O_JREC,
+    O_CLIENTS,
+    O_PIPE,
+    O_SECS,
+    O_SERVER,
+    O_JSON,
+    O_QUIET
+};
+
+/* One option's value into o; false (with the message printed) if bad. */
+static bool parse_one(const pd__opt_t *p, int ch, const char *arg, jopts_t *o) {
+    switch (ch) {
+        case O_FILTER:
+            o->filter = arg;
+            return pd__opt_list(p, ch, arg, "case", journal_cases,
+                                sizeof journal_cases / sizeof journal_cases[0]);
+        case O_RECORDS:
+            return pd__opt_u64(p, ch, arg, 1, 1000000000000ULL, &o->records);
+        case O_BATCH:
+            return pd__opt_u32(p, ch, arg, 1, 1000000, &o->batch);
+        case O_VOLS:
+            return pd__opt_u64(p, ch, arg, 0, 100000000, &o->volunteers);
+        case O_ORDERS:
+            return pd__opt_u64(p, ch, arg, 0, 100000000, &o->orders);
+        case O_JREC:
+            return pd__opt_u64(p, ch, arg, 0, 10000000000ULL, &o->journal_records);
+        case O_CLIENTS:
+            /* the spawned server is started with --max-conns 2000 */
+            return pd__opt_u32(p, ch, arg, 1, 2000, &o->clients);
+        case O_PIPE:
+            /* client_t keeps the send times of 256 requests */
+            return pd__opt_u32(p, ch, arg, 1, 200, &o->pipeline);
+        case O_SECS:
+            return pd__opt_num(p, ch, arg, 0.001, 86400, &o->seconds);
+        default:
+            return false;
+    }
+}
+
+/* Options into o; 0, or 2 for a refused command line (said on stderr),
+ * or -1 after --help. */
+static int parse_opts(int argc, char **argv, jopts_t *o) {
     static const struct option lo[] = {{"filter", required_argument, NULL, O_FILTER},
                                        {"dir", required_argument, NULL, O_DIR},
                                        {"keep", no_argument, NULL, O_KEEP},
@@ -752,8 +851,76 @@ int pd__bench_journal(int argc, char **argv) {
                                        {"seconds", required_argument, NULL, O_SECS},
                                        {"server", required_argument, NULL, O_SERVER},
                                        {"json", no_argument, NULL, O_JSON},
-                                       {"help", no_argument, NULL, O_HELP},
+                                       {"quiet", no_argument, NULL, O_QUIET},
+                                       {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
+    const pd__opt_t p = {"journal", "h", lo};
+    pd__opt_begin(&p, argv);
+    int ch;
+    while ((ch = getopt_long(argc, argv, p.shorts, lo, NULL)) != -1) {
+        switch (ch) {
+            case O_DIR:
+                o->dir = optarg;
+                break;
+            case O_KEEP:
+                o->keep = true;
+                break;
+            case O_SERVER:
+                o->server = optarg;
+                break;
+            case O_JSON:
+                o->json = true;
+                break;
+            case O_QUIET:
+                o->quiet = true;
+                break;
+            case 'h':
+                usage(stdout);
+                return -1;
+            case '?':
+            case ':':
+                pd__opt_try_help(&p);
+                return 2;
+            default:
+                if (!parse_one(&p, ch, optarg, o)) return 2;
+                break;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "paidan-bench journal: unexpected argument '%s'\n", argv[optind]);
+        pd__opt_try_help(&p);
+        return 2;
+    }
+    return 0;
+}
+
+/* The scratch directory: made if missing, else it must be a directory we
+ * can write (a file there made every case fail one by one). */
+static bool scratch_ready(const char *dir) {
+    struct stat st;
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "paidan-bench journal: --dir %s: cannot create: %s\n", dir,
+                strerror(errno));
+        return false;
+    }
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "paidan-bench journal: --dir %s: not a directory\n", dir);
+        return false;
+    }
+    if (access(dir, W_OK | X_OK) != 0) {
+        fprintf(stderr, "paidan-bench journal: --dir %s: cannot write there: %s\n", dir,
+                strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+/* True if the --filter list names case (not just "all by default"). */
+static bool named(const jopts_t *o, const char *c) {
+    return o->filter && pd__bench_selected(o->filter, c);
+}
+
+int pd__bench_journal(int argc, char **argv) {
     jopts_t o = {.records = 2000000,
                  .batch = 256,
                  .volunteers = 1000000,
@@ -763,99 +930,41 @@ int pd__bench_journal(int argc, char **argv) {
                  .pipeline = 16,
                  .seconds = 3};
     static char server_buf[4096], dir_buf[4096];
-    int ch;
-    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
-        uint64_t u = 0;
-        bool bad = false;
-        switch (ch) {
-            case O_FILTER:
-                o.filter = optarg;
-                break;
-            case O_DIR:
-                o.dir = optarg;
-                break;
-            case O_KEEP:
-                o.keep = true;
-                break;
-            case O_RECORDS:
-                bad = !parse_count("records", optarg, UINT64_MAX, &o.records);
-                break;
-            case O_BATCH:
-                bad = !parse_count("batch", optarg, UINT32_MAX, &u);
-                o.batch = (uint32_t)u;
-                break;
-            case O_VOLS:
-                bad = !parse_count("volunteers", optarg, UINT64_MAX, &o.volunteers);
-                break;
-            case O_ORDERS:
-                bad = !parse_count("orders", optarg, UINT64_MAX, &o.orders);
-                break;
-            case O_JREC:
-                bad = !parse_count("journal-records", optarg, UINT64_MAX, &o.journal_records);
-                break;
-            case O_CLIENTS:
-                bad = !parse_count("clients", optarg, UINT32_MAX, &u);
-                o.clients = (uint32_t)u;
-                break;
-            case O_PIPE:
-                bad = !parse_count("pipeline", optarg, UINT32_MAX, &u);
-                o.pipeline = (uint32_t)u;
-                break;
-            case O_SECS: {
-                char *end = NULL;
-                o.seconds = strtod(optarg, &end);
-                bad = end == optarg || *end;
-                if (bad) fprintf(stderr, "paidan-bench journal: bad --seconds '%s'\n", optarg);
-                break;
-            }
-            case O_SERVER:
-                o.server = optarg;
-                break;
-            case O_JSON:
-                o.json = true;
-                break;
-            case O_HELP:
-                usage(stdout);
-                return 0;
-            default:
-                usage(stderr);
-                return 2;
-        }
-        if (bad) return 2;
-    }
-    if (optind < argc) {
-        fprintf(stderr, "paidan-bench journal: unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
-    static const char *const cases[] = {"append", "acked", "snapshot", "recovery"};
-    char unknown[64];
-    if (!pd__bench_filter_is_valid(o.filter, cases, sizeof cases / sizeof cases[0], unknown,
-                                   sizeof unknown)) {
-        fprintf(stderr,
-                "paidan-bench journal: unknown case '%s' (append, acked, snapshot, "
-                "recovery)\n",
-                unknown);
-        return 2;
-    }
-    if (o.batch == 0 || o.clients == 0 || o.pipeline == 0 || !(o.seconds > 0)) {
-        usage(stderr);
-        return 2;
-    }
+    int prc = parse_opts(argc, argv, &o);
+    if (prc) return prc < 0 ? 0 : prc;
     if (!o.server) {
         default_server(server_buf, sizeof(server_buf));
         o.server = server_buf;
+    }
+    bool do_append = pd__bench_selected(o.filter, "append");
+    bool do_acked = pd__bench_selected(o.filter, "acked");
+    bool do_snap = pd__bench_selected(o.filter, "snapshot");
+    bool do_rec = pd__bench_selected(o.filter, "recovery");
+    /* Cases that spawn paidan-server: an error when asked for by name,
+     * skipped with a word otherwise; decided before anything runs. */
+    o.have_server = access(o.server, X_OK) == 0;
+    if (!o.have_server && (named(&o, "acked") || named(&o, "recovery"))) {
+        fprintf(stderr,
+                "paidan-bench journal: no paidan-server at %s (--server PATH): %s cannot run\n",
+                o.server, named(&o, "acked") ? "acked" : "recovery/server");
+        return 1;
+    }
+    if (!o.have_server && (do_acked || do_rec)) {
+        fprintf(stderr, "journal: no paidan-server at %s (--server PATH); skipping acked%s\n",
+                o.server, do_rec ? " and recovery/server" : "");
+        do_acked = false;
     }
     bool made_dir = false;
     if (!o.dir) {
         snprintf(dir_buf, sizeof(dir_buf), "/tmp/paidan-bench-journal-XXXXXX");
         if (!mkdtemp(dir_buf)) {
-            perror("mkdtemp");
+            fprintf(stderr, "paidan-bench journal: cannot create a scratch directory: %s\n",
+                    strerror(errno));
             return 1;
         }
         o.dir = dir_buf;
         made_dir = true;
-    } else if (mkdir(o.dir, 0755) != 0 && errno != EEXIST) {
-        perror(o.dir);
+    } else if (!scratch_ready(o.dir)) {
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -869,27 +978,34 @@ int pd__bench_journal(int argc, char **argv) {
     pd__report_param_num(&rep, "journal_records", (double)o.journal_records);
     pd__report_param_num(&rep, "clients", o.clients);
     pd__report_param_num(&rep, "pipeline", o.pipeline);
+    pd__report_param_num(&rep, "seconds", o.seconds);
     pd__report_param_str(&rep, "dir", o.dir);
 
-    if (pd__bench_selected(o.filter, "append")) {
-        bench_append(&o, &rep, PD_FSYNC_NO);
-        bench_append(&o, &rep, PD_FSYNC_EVERYSEC);
-        bench_append(&o, &rep, PD_FSYNC_ALWAYS);
+    int failed = 0;
+    char notes[1024] = "";
+    if (do_append) {
+        failed += !bench_append(&o, &rep, PD_FSYNC_NO);
+        failed += !bench_append(&o, &rep, PD_FSYNC_EVERYSEC);
+        failed += !bench_append(&o, &rep, PD_FSYNC_ALWAYS);
     }
-    if (pd__bench_selected(o.filter, "acked")) {
-        if (access(o.server, X_OK) != 0) {
-            fprintf(stderr, "journal: no server at %s (--server PATH); skipping acked\n", o.server);
-        } else {
-            bench_acked(&o, &rep, PD_FSYNC_ALWAYS);
-            bench_acked(&o, &rep, PD_FSYNC_EVERYSEC);
-        }
+    if (do_acked) {
+        failed += !bench_acked(&o, &rep, PD_FSYNC_ALWAYS);
+        failed += !bench_acked(&o, &rep, PD_FSYNC_EVERYSEC);
     }
-    bool snap = pd__bench_selected(o.filter, "snapshot");
-    bool rec = pd__bench_selected(o.filter, "recovery");
-    if (snap || rec) bench_snapshot_recovery(&o, &rep, snap, rec);
+    if (do_snap || do_rec)
+        failed += !bench_snapshot_recovery(&o, &rep, do_snap, do_rec, notes, sizeof notes);
 
     pd__report_print(&rep, stdout);
+    if (!o.json) fputs(notes, stdout);
+    int rc = 0;
+    if (rep.n_results == 0) {
+        fprintf(stderr, "paidan-bench journal: nothing was measured (see above)\n");
+        rc = 1;
+    } else if (failed) {
+        fprintf(stderr, "paidan-bench journal: not every case ran cleanly (see above)\n");
+        rc = 1;
+    }
     pd__report_deinit(&rep);
     if (made_dir && !o.keep) rm_tree(o.dir);
-    return 0;
+    return rc;
 }

@@ -104,8 +104,12 @@ typedef struct pd__load_out_s {
     uint64_t orders_expired;          /* order.create found nobody (expired) */
     uint64_t orders_unoffered;        /* created but with no live offer to accept */
     uint64_t commands_done;           /* replies to commands drawn from the mix (order
-                                         steps after order.create not counted): what
-                                         an open loop's offered rate is compared with */
+                                         steps after order.create not counted) that
+                                         came during the measured phase, whenever they
+                                         were due: what an open loop's offered rate is
+                                         compared with */
+    uint64_t replies;                 /* every reply of the run, warm-up and drain
+                                         included (the generator's CPU per request) */
     double measured_s;                /* length of the measured phase */
     uint32_t conns_lost;              /* connections the server closed */
     pd__load_sec_t *secs;             /* time series, owned */

@@ -16,6 +16,7 @@
 #include "bench.h"
 #include "county.h"
 #include "load.h"
+#include "opt.h"
 #include "plot.h"
 
 typedef struct load_cmd_s {
@@ -46,12 +47,13 @@ static void load_usage(FILE *out) {
             "  -N, --requests N       stop after N measured requests instead\n"
             "  -w, --warmup SECS      unmeasured time first (default 1)\n"
             "      --drain SECS       wait this long for replies after the end (default 2)\n"
-            "  -R, --rate N           open loop: N requests/s in all, latency from each\n"
-            "                         request's intended send time (default 0 = closed loop)\n"
+            "  -R, --rate N           open loop: N requests/s in all (at most 10^9), latency\n"
+            "                         from each request's intended send time (default 0 =\n"
+            "                         closed loop)\n"
             "  -m, --mix SPEC         command mix, e.g. nearby:70,update:25,order:5\n"
             "                         (commands: ping nearby update get order; default\n"
             "                         nearby:70,update:25,order:5)\n"
-            "  -n, --volunteers N     generated county size (default 100000)\n"
+            "  -n, --volunteers N     generated county size (default 100000, at most 10^8)\n"
             "  -s, --seed S           county and draw seed (default 1)\n"
             "      --csv FILE         take the county from a volunteers CSV instead\n"
             "      --no-load          do not upsert the county first (the server already\n"
@@ -65,29 +67,25 @@ static void load_usage(FILE *out) {
             "                         be woken (lowest latency; a core per thread)\n"
             "      --sweep            find the highest rate whose p99 stays under --p99-max-us\n"
             "      --p99-max-us US    the sweep's bound (default 1000)\n"
-            "      --sweep-steps N    open-loop runs of the sweep (default 6)\n"
+            "      --sweep-steps N    open-loop runs of the sweep (default 6, 1..20)\n"
             "      --json             one JSON object instead of the table\n"
             "      --plot DIR         write charts (gnuplot) and their data into DIR\n"
             "      --quiet            no progress on stderr\n"
-            "  -h, --help             this text\n");
+            "  -h, --help             this text\n"
+            "Exit status: 0 after a run; 1 when it could not be made (no server, auth\n"
+            "refused, county unreadable), lost requests or connections, measured nothing,\n"
+            "or --plot could not be written; 2 on bad options.\n");
 }
 
-static int parse_u64(const char *s, uint64_t *out) {
-    char *e = NULL;
-    if (!s || !*s || *s == '-') return -1;
-    unsigned long long v = strtoull(s, &e, 10);
-    if (*e) return -1;
-    *out = v;
-    return 0;
-}
+/* The highest open-loop rate taken: a thousand times what one generator
+ * sends over loopback (about 10^6/s). Beyond it the schedule is a backlog
+ * from the first microsecond and the run measures nothing but its own
+ * queue. */
+#define LOAD_MAX_RATE 1e9
 
-static int parse_num(const char *s, double *out) {
-    char *e = NULL;
-    double v = strtod(s, &e);
-    if (!*s || *e || !(v >= 0) || v > 1e15) return -1;
-    *out = v;
-    return 0;
-}
+/* The most volunteers a generated county may have (10^7 tested); far below
+ * where n * sizeof overflows. */
+#define LOAD_MAX_VOLUNTEERS 100000000ULL
 
 enum {
     OPT_DRAIN = 256,
@@ -103,6 +101,55 @@ enum {
     OPT_POLICY,
     OPT_BUSY_POLL
 };
+
+/* One option's value into o; false (with the message printed) if bad. */
+static bool parse_one(const pd__opt_t *p, int ch, const char *arg, load_cmd_t *o) {
+    pd__load_opts_t *r = &o->run;
+    uint32_t u = 0;
+    switch (ch) {
+        case 'p':
+            if (!pd__opt_u32(p, ch, arg, 1, 65535, &u)) return false;
+            r->port = (uint16_t)u;
+            return true;
+        case 'c':
+            return pd__opt_u32(p, ch, arg, 1, 65535, &r->connections);
+        case 'P':
+            return pd__opt_u32(p, ch, arg, 1, 1u << 20, &r->pipeline);
+        case 't':
+            return pd__opt_u32(p, ch, arg, 1, 256, &r->threads);
+        case 'd':
+            return pd__opt_num(p, ch, arg, 0.001, 1e6, &r->duration_s);
+        case 'N':
+            return pd__opt_u64(p, ch, arg, 1, 1000000000000ULL, &r->requests);
+        case 'w':
+            return pd__opt_num(p, ch, arg, 0, 1e6, &r->warmup_s);
+        case OPT_DRAIN:
+            return pd__opt_num(p, ch, arg, 0, 1e6, &r->drain_s);
+        case 'R':
+            return pd__opt_num(p, ch, arg, 0, LOAD_MAX_RATE, &r->rate);
+        case 'n':
+            return pd__opt_u64(p, ch, arg, 1, LOAD_MAX_VOLUNTEERS, &o->volunteers);
+        case 's':
+            return pd__opt_u64(p, ch, arg, 0, UINT64_MAX, &r->seed);
+        case 'k':
+            return pd__opt_u32(p, ch, arg, 1, 1000, &r->k);
+        case OPT_P99:
+            return pd__opt_num(p, ch, arg, 1, 1e9, &o->p99_max_us);
+        case OPT_STEPS:
+            return pd__opt_u32(p, ch, arg, 1, 20, &o->sweep_steps);
+        case OPT_SPIN:
+            return pd__opt_num(p, ch, arg, 0, 1e6, &r->spin_us);
+        case OPT_POLICY:
+            if (strcmp(arg, "nearest") && strcmp(arg, "balanced") && strcmp(arg, "rated")) {
+                pd__opt_bad(p, ch, arg, "nearest, balanced, rated");
+                return false;
+            }
+            r->policy = arg;
+            return true;
+        default:
+            return false;
+    }
+}
 
 static int parse_opts(int argc, char **argv, load_cmd_t *o) {
     static const struct option longs[] = {{"host", required_argument, 0, 'H'},
@@ -133,6 +180,7 @@ static int parse_opts(int argc, char **argv, load_cmd_t *o) {
                                           {"policy", required_argument, 0, OPT_POLICY},
                                           {"help", no_argument, 0, 'h'},
                                           {0, 0, 0, 0}};
+    const pd__opt_t p = {"load", "H:p:a:c:P:t:d:N:w:R:m:n:s:k:h", longs};
     pd__load_opts_init(&o->run);
     o->run.token = getenv("PAIDAN_TOKEN");
     if (o->run.token && !*o->run.token) o->run.token = NULL;
@@ -140,65 +188,18 @@ static int parse_opts(int argc, char **argv, load_cmd_t *o) {
     o->p99_max_us = 1000;
     o->sweep_steps = 6;
     const char *mix = "nearby:70,update:25,order:5";
-    optind = 1;
+    pd__opt_begin(&p, argv);
     int ch;
-    while ((ch = getopt_long(argc, argv, "H:p:a:c:P:t:d:N:w:R:m:n:s:k:h", longs, NULL)) != -1) {
-        uint64_t u = 0;
-        double d = 0;
-        int bad = 0;
+    while ((ch = getopt_long(argc, argv, p.shorts, longs, NULL)) != -1) {
         switch (ch) {
             case 'H':
                 o->run.host = optarg;
                 break;
-            case 'p':
-                bad = parse_u64(optarg, &u) || u == 0 || u > 65535;
-                o->run.port = (uint16_t)u;
-                break;
             case 'a':
                 o->run.token = optarg;
                 break;
-            case 'c':
-                bad = parse_u64(optarg, &u) || u == 0 || u > 65535;
-                o->run.connections = (uint32_t)u;
-                break;
-            case 'P':
-                bad = parse_u64(optarg, &u) || u == 0 || u > (1u << 20);
-                o->run.pipeline = (uint32_t)u;
-                break;
-            case 't':
-                bad = parse_u64(optarg, &u) || u == 0 || u > 256;
-                o->run.threads = (uint32_t)u;
-                break;
-            case 'd':
-                bad = parse_num(optarg, &d) || d <= 0;
-                o->run.duration_s = d;
-                break;
-            case 'N':
-                bad = parse_u64(optarg, &u) || u == 0;
-                o->run.requests = u;
-                break;
-            case 'w':
-                bad = parse_num(optarg, &d);
-                o->run.warmup_s = d;
-                break;
-            case OPT_DRAIN:
-                bad = parse_num(optarg, &d);
-                o->run.drain_s = d;
-                break;
-            case 'R':
-                bad = parse_num(optarg, &d);
-                o->run.rate = d;
-                break;
             case 'm':
                 mix = optarg;
-                break;
-            case 'n':
-                bad = parse_u64(optarg, &u) || u == 0;
-                o->volunteers = u;
-                break;
-            case 's':
-                bad = parse_u64(optarg, &u);
-                o->run.seed = u;
                 break;
             case OPT_CSV:
                 o->csv = optarg;
@@ -206,20 +207,8 @@ static int parse_opts(int argc, char **argv, load_cmd_t *o) {
             case OPT_NO_LOAD:
                 o->no_load = true;
                 break;
-            case 'k':
-                bad = parse_u64(optarg, &u) || u == 0 || u > 1000;
-                o->run.k = (uint32_t)u;
-                break;
             case OPT_SWEEP:
                 o->sweep = true;
-                break;
-            case OPT_P99:
-                bad = parse_num(optarg, &d) || d <= 0;
-                o->p99_max_us = d;
-                break;
-            case OPT_STEPS:
-                bad = parse_u64(optarg, &u) || u == 0 || u > 20;
-                o->sweep_steps = (uint32_t)u;
                 break;
             case OPT_JSON:
                 o->json = true;
@@ -230,38 +219,29 @@ static int parse_opts(int argc, char **argv, load_cmd_t *o) {
             case OPT_QUIET:
                 o->quiet = true;
                 break;
-            case OPT_SPIN:
-                bad = parse_num(optarg, &d) || d > 1e6;
-                o->run.spin_us = d;
-                break;
             case OPT_BUSY_POLL:
                 o->run.busy_poll = true;
-                break;
-            case OPT_POLICY:
-                bad = strcmp(optarg, "nearest") && strcmp(optarg, "balanced") &&
-                      strcmp(optarg, "rated");
-                o->run.policy = optarg;
                 break;
             case 'h':
                 load_usage(stdout);
                 exit(0);
-            default:
-                load_usage(stderr);
+            case '?':
+            case ':':
+                pd__opt_try_help(&p);
                 return -1;
-        }
-        if (bad) {
-            fprintf(stderr, "paidan-bench load: bad value '%s' for -%c\n", optarg,
-                    ch < 256 ? ch : '-');
-            return -1;
+            default:
+                if (!parse_one(&p, ch, optarg, o)) return -1;
+                break;
         }
     }
     if (optind < argc) {
         fprintf(stderr, "paidan-bench load: unexpected argument '%s'\n", argv[optind]);
+        pd__opt_try_help(&p);
         return -1;
     }
     char why[256];
     if (pd__mix_parse(mix, &o->run.mix, why, sizeof why)) {
-        fprintf(stderr, "paidan-bench load: %s\n", why);
+        fprintf(stderr, "paidan-bench load: -m/--mix: %s\n", why);
         return -1;
     }
     pd__mix_to_string(&o->run.mix, o->mix_text, sizeof o->mix_text);
@@ -346,6 +326,12 @@ static void add_rows(pd__report_t *rep, const pd__load_out_t *out, const load_cm
             out->measured_s);
 }
 
+/* Replies per second to the mix's commands during the measured phase (the
+ * open loop's "answered"). */
+static double answered_per_s(const pd__load_out_t *out) {
+    return out->measured_s > 0 ? (double)out->commands_done / out->measured_s : 0;
+}
+
 static void errors_json(const pd__load_out_t *out, char *buf, size_t cap) {
     size_t len = (size_t)snprintf(buf, cap, "{\"total\":%llu,\"by_code\":{",
                                   (unsigned long long)out->errors[PD__M_ALL]);
@@ -366,6 +352,9 @@ static void add_extras(pd__report_t *rep, const pd__load_out_t *out, const load_
     snprintf(buf, sizeof buf, "%u", out->conns_lost);
     pd__report_extra(rep, "connections_lost", buf);
     if (o->run.rate > 0) {
+        snprintf(buf, sizeof buf, "{\"offered_per_s\":%.1f,\"answered_per_s\":%.1f}", o->run.rate,
+                 answered_per_s(out));
+        pd__report_extra(rep, "open_loop", buf);
         snprintf(buf, sizeof buf, "{\"p50_us\":%.3f,\"p99_us\":%.3f,\"max_us\":%.3f}",
                  (double)pd_hist_percentile(&out->send_lag, 50) / 1000.0,
                  (double)pd_hist_percentile(&out->send_lag, 99) / 1000.0,
@@ -413,20 +402,25 @@ static void print_summary(const pd__load_out_t *out, const load_cmd_t *o) {
             (unsigned long long)out->orders_done, (unsigned long long)out->orders_expired,
             (unsigned long long)out->orders_unoffered);
     if (o->run.rate > 0) {
-        double got = out->measured_s > 0 ? (double)out->commands_done / out->measured_s : 0;
+        double got = answered_per_s(out);
         printf("open loop: offered %.0f req/s, answered %.0f req/s%s\n", o->run.rate, got,
                got < 0.95 * o->run.rate ? "  (the server did not keep up)" : "");
-        printf("send lag (actual - intended send time): p50 %.1f us, p99 %.1f us, max %.1f us\n",
-               (double)pd_hist_percentile(&out->send_lag, 50) / 1000.0,
-               (double)pd_hist_percentile(&out->send_lag, 99) / 1000.0,
-               (double)out->send_lag.max / 1000.0);
+        if (out->send_lag.count == 0)
+            printf("send lag: none of the requests due in the measured phase was sent\n");
+        else
+            printf(
+                "send lag (actual - intended send time): p50 %.1f us, p99 %.1f us, max %.1f us\n",
+                (double)pd_hist_percentile(&out->send_lag, 50) / 1000.0,
+                (double)pd_hist_percentile(&out->send_lag, 99) / 1000.0,
+                (double)out->send_lag.max / 1000.0);
     }
 }
 
 /* ----------------------------------------------------------------- plots */
 
-static void plot_run(const load_cmd_t *o, const pd__load_out_t *out) {
-    if (!pd__plot_begin(o->plot_dir)) return;
+/* The charts of one run; false (with a message) if they were not written. */
+static bool plot_run(const load_cmd_t *o, const pd__load_out_t *out) {
+    if (!pd__plot_begin(o->plot_dir)) return false;
     const pd_hist_t *hs[PD__M__COUNT];
     const char *names[PD__M__COUNT];
     size_t n = 0;
@@ -437,15 +431,15 @@ static void plot_run(const load_cmd_t *o, const pd__load_out_t *out) {
         hs[n] = &out->hist[m];
         names[n++] = pd__metric_name((pd__metric)m);
     }
-    if (pd__plot_percentile_data(o->plot_dir, "load-percentiles.dat", hs, n)) return;
+    if (pd__plot_percentile_data(o->plot_dir, "load-percentiles.dat", hs, n)) return false;
     FILE *f = pd__plot_open(o->plot_dir, "load-timeline.dat");
-    if (!f) return;
+    if (!f) return false;
     fprintf(f, "# second  replies_per_s  errors  p50_us  p99_us  max_us\n");
     for (size_t s = 0; s < out->n_secs; s++)
         fprintf(f, "%zu %llu %llu %.3f %.3f %.3f\n", s + 1, (unsigned long long)out->secs[s].count,
                 (unsigned long long)out->secs[s].errors, (double)out->secs[s].p50_ns / 1000.0,
                 (double)out->secs[s].p99_ns / 1000.0, (double)out->secs[s].max_ns / 1000.0);
-    fclose(f);
+    if (fclose(f) != 0) return false;
     char body[8192];
     size_t len = (size_t)snprintf(body, sizeof body,
                                   "set output 'load-percentiles.'.ext\n"
@@ -470,7 +464,8 @@ static void plot_run(const load_cmd_t *o, const pd__load_out_t *out) {
              "plot 'load-timeline.dat' using 1:5 with linespoints title 'p99', "
              "'load-timeline.dat' using 1:4 with linespoints title 'p50'\n",
              out->n_secs ? out->n_secs : 1);
-    pd__plot_run(o->plot_dir, "load", body, "load-percentiles,load-throughput,load-p99");
+    return pd__plot_run(o->plot_dir, "load", body, "load-percentiles,load-throughput,load-p99") ==
+           PD_OK;
 }
 
 typedef struct probe_s {
@@ -481,15 +476,16 @@ typedef struct probe_s {
     bool pass;
 } probe_t;
 
-static void plot_sweep(const load_cmd_t *o, const probe_t *pr, size_t n) {
-    if (!pd__plot_begin(o->plot_dir)) return;
+/* The sweep's chart; false (with a message) if it was not written. */
+static bool plot_sweep(const load_cmd_t *o, const probe_t *pr, size_t n) {
+    if (!pd__plot_begin(o->plot_dir)) return false;
     FILE *f = pd__plot_open(o->plot_dir, "sweep.dat");
-    if (!f) return;
+    if (!f) return false;
     fprintf(f, "# offered_per_s  answered_per_s  p99_us  pass\n");
     for (size_t i = 0; i < n; i++)
         if (pr[i].rate > 0)
             fprintf(f, "%.0f %.0f %.3f %d\n", pr[i].rate, pr[i].got, pr[i].p99_us, pr[i].pass);
-    fclose(f);
+    if (fclose(f) != 0) return false;
     char body[2048];
     snprintf(body, sizeof body,
              "set output 'sweep.'.ext\n"
@@ -499,10 +495,28 @@ static void plot_sweep(const load_cmd_t *o, const probe_t *pr, size_t n) {
              "plot 'sweep.dat' using 1:3 with points pt 7 title 'p99', %.3f with lines "
              "title 'bound'\n",
              o->p99_max_us, o->p99_max_us);
-    pd__plot_run(o->plot_dir, "sweep", body, "sweep");
+    return pd__plot_run(o->plot_dir, "sweep", body, "sweep") == PD_OK;
 }
 
 /* ------------------------------------------------------------------- run */
+
+/* Why a run's figures cannot be trusted, into why ("" if they can): lost
+ * requests (no reply by the end of the drain), connections the server
+ * closed, or no reply at all in the measured phase. */
+static void run_verdict(const pd__load_out_t *out, char *why, size_t cap) {
+    uint64_t lost = out->by_code[PD__LOAD_LOST];
+    why[0] = '\0';
+    if (lost && out->conns_lost)
+        snprintf(why, cap, "%llu requests lost, %u connections closed by the server",
+                 (unsigned long long)lost, out->conns_lost);
+    else if (lost)
+        snprintf(why, cap, "%llu requests lost: no reply by the end of the drain",
+                 (unsigned long long)lost);
+    else if (out->conns_lost)
+        snprintf(why, cap, "%u connections closed by the server", out->conns_lost);
+    else if (out->hist[PD__M_ALL].count == 0)
+        snprintf(why, cap, "nothing was measured: no reply in the measured phase");
+}
 
 static int run_sweep(load_cmd_t *o, const pd__load_pool_t *pool) {
     probe_t pr[24];
@@ -523,12 +537,12 @@ static int run_sweep(load_cmd_t *o, const pd__load_pool_t *pool) {
     char why[256] = "";
     pd__load_opts_t run = o->run;
     double best = 0, lo = 0, hi = 0, closed = 0;
+    char ceiling_bad[160] = ""; /* why the closed-loop run measured no ceiling */
     int rc = 0;
     for (uint32_t step = 0; step <= o->sweep_steps; step++) {
         run.rate = step == 0 ? 0 : (lo > 0 ? (lo + hi) / 2 : (step == 1 ? 0.9 * hi : hi / 2));
         if (step > 0 && run.rate < 1) break;
-        if (!o->quiet)
-            fprintf(stderr, "sweep: %s\n", step == 0 ? "closed loop, to find the ceiling" : "");
+        if (!o->quiet && step == 0) fprintf(stderr, "sweep: closed loop, to find the ceiling\n");
         if (!o->quiet && step > 0) fprintf(stderr, "sweep: open loop at %.0f req/s\n", run.rate);
         pd_err err = pd__load_run(&run, pool, out, why, sizeof why);
         if (err) {
@@ -539,11 +553,14 @@ static int run_sweep(load_cmd_t *o, const pd__load_pool_t *pool) {
         }
         probe_t *p = &pr[np++];
         p->rate = run.rate;
-        p->got = out->measured_s > 0 ? (double)out->commands_done / out->measured_s : 0;
+        p->got = answered_per_s(out);
         p->p99_us = (double)pd_hist_percentile(&out->hist[PD__M_ALL], 99) / 1000.0;
         p->errors = out->errors[PD__M_ALL];
         char name[32], note[96];
         if (step == 0) {
+            /* Open-loop steps may fail (finding where is the point), but a
+             * ceiling measured with lost requests is not a ceiling. */
+            run_verdict(out, ceiling_bad, sizeof ceiling_bad);
             closed = hi = p->got;
             p->pass = false;
             snprintf(name, sizeof name, "closed");
@@ -587,7 +604,15 @@ static int run_sweep(load_cmd_t *o, const pd__load_pool_t *pool) {
                 best > 0 ? best
                 : lo > 0 ? lo
                          : hi);
-        if (o->plot_dir) plot_sweep(o, pr, np);
+        if (ceiling_bad[0]) {
+            fprintf(stderr, "paidan-bench load: the closed-loop run of the sweep: %s\n",
+                    ceiling_bad);
+            rc = 1;
+        }
+        if (o->plot_dir && !plot_sweep(o, pr, np)) {
+            fprintf(stderr, "paidan-bench load: the chart was not written to %s\n", o->plot_dir);
+            rc = 1;
+        }
     }
     pd__report_deinit(rep);
     free(rep);
@@ -697,10 +722,16 @@ static int run_once(load_cmd_t *o, const pd__load_pool_t *pool) {
     size_t nbefore = server_side(o, before);
     struct rusage ru0, ru1;
     getrusage(RUSAGE_SELF, &ru0);
+    uint64_t w0 = pd__bench_now_ns();
     pd_err err = pd__load_run(&o->run, pool, out, why, sizeof why);
+    /* CPU over the time the run really took (warm-up, measured phase,
+     * drain, connecting): over the nominal warm-up + duration a run that
+     * overran showed more cores busy than the machine has. */
+    double wall_s = (double)(pd__bench_now_ns() - w0) / 1e9;
     getrusage(RUSAGE_SELF, &ru1);
     double cpu_s =
         tv_s(&ru1.ru_utime) - tv_s(&ru0.ru_utime) + tv_s(&ru1.ru_stime) - tv_s(&ru0.ru_stime);
+    double cores = wall_s > 0 ? cpu_s / wall_s : 0;
     int rc = 0;
     if (err) {
         fprintf(stderr, "paidan-bench load: %s\n", why[0] ? why : pd_strerror(err));
@@ -711,14 +742,12 @@ static int run_once(load_cmd_t *o, const pd__load_pool_t *pool) {
         add_params(rep, o);
         add_rows(rep, out, o);
         /* What the generator itself cost: the proof it was not the bottleneck. */
-        uint64_t n = out->hist[PD__M_ALL].count;
-        double total_s = o->run.warmup_s + out->measured_s;
         char cpu[256];
-        snprintf(
-            cpu, sizeof cpu, "{\"cpu_s\":%.3f,\"cores_busy\":%.3f,\"us_per_request\":%.3f}", cpu_s,
-            total_s > 0 ? cpu_s / total_s : 0,
-            n ? cpu_s * 1e6 / ((double)n * (total_s / (out->measured_s > 0 ? out->measured_s : 1)))
-              : 0);
+        snprintf(cpu, sizeof cpu,
+                 "{\"cpu_s\":%.3f,\"cores_busy\":%.3f,\"us_per_request\":%.3f,\"wall_s\":%.3f,"
+                 "\"replies\":%llu}",
+                 cpu_s, cores, out->replies ? cpu_s * 1e6 / (double)out->replies : 0, wall_s,
+                 (unsigned long long)out->replies);
         size_t nafter = server_side(o, after);
         if (o->json) {
             add_extras(rep, out, o);
@@ -729,10 +758,19 @@ static int run_once(load_cmd_t *o, const pd__load_pool_t *pool) {
         if (!o->json) report_server_side(o, rep, before, nbefore, after, nafter);
         if (!o->json) {
             print_summary(out, o);
-            printf("client: %.2f s of CPU (%.2f cores busy over the run)\n", cpu_s,
-                   total_s > 0 ? cpu_s / total_s : 0);
+            printf("client: %.2f s of CPU in %.2f s (%.2f cores busy over the run)\n", cpu_s,
+                   wall_s, cores);
         }
-        if (o->plot_dir) plot_run(o, out);
+        char bad[160];
+        run_verdict(out, bad, sizeof bad);
+        if (bad[0]) {
+            fprintf(stderr, "paidan-bench load: %s\n", bad);
+            rc = 1;
+        }
+        if (o->plot_dir && !plot_run(o, out)) {
+            fprintf(stderr, "paidan-bench load: the charts were not written to %s\n", o->plot_dir);
+            rc = 1;
+        }
         pd__report_deinit(rep);
     }
     pd__load_out_deinit(out);
@@ -745,6 +783,8 @@ int pd__bench_load(int argc, char **argv) {
     load_cmd_t o;
     memset(&o, 0, sizeof o);
     if (parse_opts(argc, argv, &o)) return 2;
+    /* A --plot that cannot be written fails now, not after the run. */
+    if (o.plot_dir && !pd__plot_begin(o.plot_dir)) return 1;
     bool ping_only = true;
     for (int c = 1; c < PD__CMD__COUNT; c++) ping_only &= !(o.run.mix.weight[c] > 0);
 
@@ -761,8 +801,13 @@ int pd__bench_load(int argc, char **argv) {
             err = pd__county_read_csv(&county, o.csv, 8192, o.run.seed, why, sizeof why);
         else
             err = pd__county_generate(&county, o.volunteers, 8192, o.run.seed);
-        if (err) {
+        if (err && o.csv) {
             fprintf(stderr, "paidan-bench load: county: %s\n", why[0] ? why : pd_strerror(err));
+            return 1;
+        }
+        if (err) {
+            fprintf(stderr, "paidan-bench load: cannot generate a county of %llu volunteers: %s\n",
+                    (unsigned long long)o.volunteers, pd_strerror(err));
             return 1;
         }
         pd_client_t *cl = NULL;

@@ -26,8 +26,11 @@ static void usage(FILE *out) {
             "  journal  durability: journal appends/s per fsync policy, acknowledged\n"
             "           writes/s over TCP, snapshot and recovery time of a 1M + 1M state\n"
             "\n"
-            "Run 'paidan-bench MODE --help' for the options of a mode.\n"
-            "Every mode prints a table, or one JSON object with --json.\n");
+            "Run 'paidan-bench MODE --help' for the options of a mode;\n"
+            "'paidan-bench -V' (--version) prints the version.\n"
+            "Every mode prints a table, or one JSON object with --json. Exit status:\n"
+            "0 measured, 1 nothing (or not all that was asked) could be measured or\n"
+            "written, 2 a refused command line.\n");
 }
 
 int main(int argc, char **argv) {
@@ -35,7 +38,7 @@ int main(int argc, char **argv) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    if (strcmp(argv[1], "--version") == 0) {
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
         printf("paidan-bench %s\n", PD_VERSION);
         return 0;
     }
@@ -44,6 +47,13 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "replay") == 0) return pd__bench_replay(argc - 1, argv + 1);
     if (strcmp(argv[1], "compare") == 0) return pd__bench_compare(argc - 1, argv + 1);
     if (strcmp(argv[1], "journal") == 0) return pd__bench_journal(argc - 1, argv + 1);
+    if (argv[1][0] == '-') {
+        /* A flag before the mode: the error and where to look, not the
+         * whole usage burying it. */
+        fprintf(stderr, "paidan-bench: unknown option '%s' (options follow the mode)\n", argv[1]);
+        fprintf(stderr, "try 'paidan-bench --help'\n");
+        return 2;
+    }
     fprintf(stderr, "paidan-bench: unknown mode '%s'\n", argv[1]);
     usage(stderr);
     return 2;

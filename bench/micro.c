@@ -33,10 +33,15 @@
 #include <string.h>
 
 #include "bench.h"
+#include "opt.h"
 #include "paidan/alloc.h"
 #include "paidan/data.h"
 #include "paidan/engine.h"
 #include "paidan/index.h"
+
+/* The most volunteers or queries a run takes: ten times the largest county
+ * tested (docs/bench.md), and far from where n * sizeof overflows. */
+#define MICRO_MAX_COUNT 100000000ULL
 
 typedef struct micro_opts_s {
     uint64_t volunteers;
@@ -56,17 +61,19 @@ typedef struct micro_opts_s {
 static void micro_usage(FILE *out) {
     fprintf(out,
             "usage: paidan-bench micro [options]\n"
-            "  -n, --volunteers N     county size (default 1000000; 10^5..10^7 tested)\n"
-            "  -q, --queries Q        operations per case (default 200000)\n"
+            "  -n, --volunteers N     county size (default 1000000; 10^5..10^7 tested,\n"
+            "                         at most 10^8)\n"
+            "  -q, --queries Q        operations per case (default 200000, at most 10^8)\n"
             "  -s, --seed S           generator seed (default 1)\n"
             "  -k, --k K              neighbours per nearest query (default 10)\n"
             "      --radius-m R       radius of the within case (default 2000)\n"
             "      --limit L          result limit of the within case (default 1000)\n"
-            "      --cell-e6 C        grid cell height in micro-degrees (default 10000)\n"
+            "      --cell-e6 C        grid cell height in micro-degrees (default 10000;\n"
+            "                         500..1000000)\n"
             "  -f, --filter LIST      only these cases, comma-separated\n"
             "                         (insert is always measured: it is the load)\n"
             "      --json             one JSON object instead of the table\n"
-            "      --quiet            no progress lines on stderr\n"
+            "      --quiet            no progress lines on stderr (one per case otherwise)\n"
             "  -h, --help             this text\n"
             "      --mobilize-radius-m R  radius of the mobilize case (default 1000)\n"
             "      --huge-pages       after the load, back the cells with huge pages\n"
@@ -74,6 +81,44 @@ static void micro_usage(FILE *out) {
             "cases: insert nearest nearest_hot within move update machine_cpu machine_mem |\n"
             "       dispatch accept complete batch mobilize\n"
             "(the engine cases load the county a second time, into an engine)\n");
+}
+
+/* The cases, in the order they run (--filter takes these names). */
+static const char *const micro_cases[] = {
+    "insert",      "nearest",  "nearest_hot", "within",   "move",  "update",  "machine_cpu",
+    "machine_mem", "dispatch", "accept",      "complete", "batch", "mobilize"};
+
+/* One option's value into o; false (with the message printed) if bad. */
+static bool parse_one(const pd__opt_t *p, int c, const char *arg, micro_opts_t *o) {
+    switch (c) {
+        case 'n':
+            return pd__opt_u64(p, c, arg, 1, MICRO_MAX_COUNT, &o->volunteers);
+        case 'q':
+            return pd__opt_u64(p, c, arg, 1, MICRO_MAX_COUNT, &o->queries);
+        case 's':
+            return pd__opt_u64(p, c, arg, 0, UINT64_MAX, &o->seed);
+        case 'k':
+            return pd__opt_u32(p, c, arg, 1, 100000, &o->k);
+        case 'R':
+            return pd__opt_num(p, c, arg, 1, PD_QUERY_MAX_RADIUS_M, &o->within_radius_m);
+        case 'L':
+            return pd__opt_u32(p, c, arg, 1, 1000000, &o->within_limit);
+        case 'M':
+            return pd__opt_num(p, c, arg, 1, PD_QUERY_MAX_RADIUS_M, &o->mobilize_radius_m);
+        case 'C': {
+            /* The index refuses other heights (pd_index_config_t). */
+            uint32_t v = 0;
+            if (!pd__opt_u32(p, c, arg, 500, 1000000, &v)) return false;
+            o->cell_e6 = (int32_t)v;
+            return true;
+        }
+        case 'f':
+            o->filter = arg;
+            return pd__opt_list(p, c, arg, "case", micro_cases,
+                                sizeof micro_cases / sizeof micro_cases[0]);
+        default:
+            return false;
+    }
 }
 
 static int parse_opts(int argc, char **argv, micro_opts_t *o) {
@@ -91,6 +136,7 @@ static int parse_opts(int argc, char **argv, micro_opts_t *o) {
                                           {"quiet", no_argument, 0, 'Q'},
                                           {"help", no_argument, 0, 'h'},
                                           {0, 0, 0, 0}};
+    const pd__opt_t p = {"micro", "n:q:s:k:f:h", longs};
     o->volunteers = 1000000;
     o->queries = 200000;
     o->seed = 1;
@@ -99,38 +145,10 @@ static int parse_opts(int argc, char **argv, micro_opts_t *o) {
     o->mobilize_radius_m = 1000;
     o->within_limit = 1000;
     o->cell_e6 = 10000;
-    optind = 1;
+    pd__opt_begin(&p, argv);
     int c;
-    while ((c = getopt_long(argc, argv, "n:q:s:k:f:h", longs, NULL)) != -1) {
-        char *end = NULL;
+    while ((c = getopt_long(argc, argv, p.shorts, longs, NULL)) != -1) {
         switch (c) {
-            case 'n':
-                o->volunteers = strtoull(optarg, &end, 10);
-                break;
-            case 'q':
-                o->queries = strtoull(optarg, &end, 10);
-                break;
-            case 's':
-                o->seed = strtoull(optarg, &end, 10);
-                break;
-            case 'k':
-                o->k = (uint32_t)strtoul(optarg, &end, 10);
-                break;
-            case 'R':
-                o->within_radius_m = strtod(optarg, &end);
-                break;
-            case 'L':
-                o->within_limit = (uint32_t)strtoul(optarg, &end, 10);
-                break;
-            case 'M':
-                o->mobilize_radius_m = strtod(optarg, &end);
-                break;
-            case 'C':
-                o->cell_e6 = (int32_t)strtol(optarg, &end, 10);
-                break;
-            case 'f':
-                o->filter = optarg;
-                break;
             case 'J':
                 o->json = true;
                 break;
@@ -143,33 +161,18 @@ static int parse_opts(int argc, char **argv, micro_opts_t *o) {
             case 'h':
                 micro_usage(stdout);
                 exit(0);
-            default:
-                micro_usage(stderr);
+            case '?':
+            case ':':
+                pd__opt_try_help(&p);
                 return -1;
-        }
-        /* strtoull reads "-5" as 2^64 - 5 (a county that never ends): no
-         * number here may be negative, empty or followed by anything. */
-        if (end && (end == optarg || *end || optarg[strspn(optarg, " \t")] == '-')) {
-            fprintf(stderr, "paidan-bench micro: bad number '%s'\n", optarg);
-            return -1;
+            default:
+                if (!parse_one(&p, c, optarg, o)) return -1;
+                break;
         }
     }
     if (optind < argc) {
         fprintf(stderr, "paidan-bench micro: unexpected argument '%s'\n", argv[optind]);
-        return -1;
-    }
-    static const char *const cases[] = {
-        "insert",      "nearest",  "nearest_hot", "within",   "move",  "update",  "machine_cpu",
-        "machine_mem", "dispatch", "accept",      "complete", "batch", "mobilize"};
-    char bad[64];
-    if (!pd__bench_filter_is_valid(o->filter, cases, sizeof cases / sizeof cases[0], bad,
-                                   sizeof bad)) {
-        fprintf(stderr, "paidan-bench micro: unknown case '%s' (see --help)\n", bad);
-        return -1;
-    }
-    if (o->volunteers == 0 || o->queries == 0 || o->k == 0 || o->k > 100000 ||
-        o->within_radius_m <= 0 || o->within_radius_m > PD_QUERY_MAX_RADIUS_M) {
-        fprintf(stderr, "paidan-bench micro: volunteers, queries, k and radius must be > 0\n");
+        pd__opt_try_help(&p);
         return -1;
     }
     return 0;
@@ -188,6 +191,12 @@ static void progress(const micro_opts_t *o, const char *what, uint64_t done, uin
     if (!o->quiet)
         fprintf(stderr, "micro: %s %llu/%llu\n", what, (unsigned long long)done,
                 (unsigned long long)total);
+}
+
+/* One line as each case starts: at the default sizes a case runs for
+ * seconds, and a silent terminal looks like a hang. */
+static void starting(const micro_opts_t *o, const char *name, uint64_t ops) {
+    if (!o->quiet) fprintf(stderr, "micro: %s (%llu operations)\n", name, (unsigned long long)ops);
 }
 
 static bool engine_selected(const micro_opts_t *o) {
@@ -220,8 +229,9 @@ static void huge_pages(pd_index_t *ix, size_t *pages) {
 #define MACHINE_READS 32
 #define MACHINE_BYTES ((size_t)256 << 20)
 
-static void machine_cases(const micro_opts_t *o, pd__report_t *rep) {
+static bool machine_cases(const micro_opts_t *o, pd__report_t *rep) {
     if (pd__bench_selected(o->filter, "machine_cpu")) {
+        starting(o, "machine_cpu", o->queries);
         pd__result_t *r =
             pd__report_add(rep, "machine_cpu", "4,000 dependent multiply-adds, no memory");
         volatile uint64_t sink = 0;
@@ -239,11 +249,12 @@ static void machine_cases(const micro_opts_t *o, pd__report_t *rep) {
         (void)sink;
     }
     if (pd__bench_selected(o->filter, "machine_mem")) {
+        starting(o, "machine_mem", o->queries);
         size_t nlines = MACHINE_BYTES / 64;
         uint64_t *buf = malloc(MACHINE_BYTES);
         if (!buf) {
-            fprintf(stderr, "paidan-bench micro: machine_mem: out of memory, skipped\n");
-            return;
+            fprintf(stderr, "paidan-bench micro: machine_mem: out of memory for its 256 MiB\n");
+            return false;
         }
         /* each line names a random next line */
         uint64_t x = o->seed * 0x9E3779B97F4A7C15ULL + 7;
@@ -270,6 +281,7 @@ static void machine_cases(const micro_opts_t *o, pd__report_t *rep) {
         free(buf);
         pd_alloc_release_free();
     }
+    return true;
 }
 
 static void timed(pd__result_t *r, uint64_t t0, uint64_t t1) {
@@ -290,9 +302,10 @@ static pd__result_t *maybe_add(const micro_opts_t *o, pd__report_t *rep, const c
 }
 
 /* The engine cases: the same county in a pd_engine, then the order
- * lifecycle and the batch and mobilisation calls, each timed per call. */
-static void run_engine_cases(const micro_opts_t *o, pd__report_t *rep) {
-    if (!engine_selected(o)) return;
+ * lifecycle and the batch and mobilisation calls, each timed per call.
+ * False (with a message) if they could not run. */
+static bool run_engine_cases(const micro_opts_t *o, pd__report_t *rep) {
+    if (!engine_selected(o)) return true;
     pd_gen_config_t gcfg;
     pd_gen_config_init(&gcfg);
     gcfg.seed = o->seed;
@@ -306,14 +319,29 @@ static void run_engine_cases(const micro_opts_t *o, pd__report_t *rep) {
     if (pd_gen_create(&gcfg, &gen) || pd_engine_create(&ecfg, &e)) {
         fprintf(stderr, "paidan-bench micro: engine setup failed\n");
         pd_gen_destroy(gen);
-        return;
+        return false;
     }
     int64_t now = gcfg.start_ms;
     pd_volunteer_t v;
     uint64_t loaded = 0;
+    if (!o->quiet)
+        fprintf(stderr, "micro: loading %llu volunteers into an engine\n",
+                (unsigned long long)o->volunteers);
+    bool ok = true;
     while (pd_gen_next_volunteer(gen, &v)) {
-        if (pd_engine_volunteer_upsert(e, &v, now)) break;
+        pd_err err = pd_engine_volunteer_upsert(e, &v, now);
+        if (err) {
+            fprintf(stderr, "paidan-bench micro: engine: volunteer %llu: %s\n",
+                    (unsigned long long)v.id, pd_strerror(err));
+            ok = false;
+            break;
+        }
         if (++loaded % 1000000 == 0) progress(o, "engine loaded", loaded, o->volunteers);
+    }
+    if (!ok) {
+        pd_engine_destroy(e);
+        pd_gen_destroy(gen);
+        return false;
     }
     pd_index_optimize((pd_index_t *)pd_engine_get_index(e), SIZE_MAX, NULL);
     if (o->huge_pages) {
@@ -325,7 +353,16 @@ static void run_engine_cases(const micro_opts_t *o, pd__report_t *rep) {
     uint64_t n = o->queries;
     uint64_t *ids = malloc(n * sizeof *ids), *vols = malloc(n * sizeof *vols);
     int64_t *when = malloc(n * sizeof *when); /* offer time: answers come 30 s later */
+    if (!ids || !vols || !when) {
+        fprintf(stderr, "paidan-bench micro: engine cases: out of memory for %llu orders\n",
+                (unsigned long long)n);
+        ok = false;
+    }
     pd__result_t *r_disp = maybe_add(o, rep, "dispatch", "");
+    if (r_disp)
+        starting(o, "dispatch", n);
+    else if (!o->quiet)
+        fprintf(stderr, "micro: creating %llu orders first (untimed)\n", (unsigned long long)n);
     uint64_t offered = 0, created = 0;
     int64_t last_ms = now;
     uint64_t w0 = pd__bench_now_ns();
@@ -358,6 +395,7 @@ static void run_engine_cases(const micro_opts_t *o, pd__report_t *rep) {
                  created ? 100.0 * (double)offered / (double)created : 0.0);
     }
     pd__result_t *r_acc = maybe_add(o, rep, "accept", "the offered volunteer accepts");
+    if (r_acc) starting(o, "accept", offered);
     uint64_t accepted = 0;
     w0 = pd__bench_now_ns();
     for (uint64_t i = 0; i < offered; i++) {
@@ -372,6 +410,7 @@ static void run_engine_cases(const micro_opts_t *o, pd__report_t *rep) {
     }
     if (r_acc) r_acc->wall_ns = pd__bench_now_ns() - w0;
     pd__result_t *r_cmp = maybe_add(o, rep, "complete", "order.complete: hours recorded");
+    if (r_cmp) starting(o, "complete", accepted);
     w0 = pd__bench_now_ns();
     for (uint64_t i = 0; i < accepted; i++) {
         uint64_t t0 = pd__bench_now_ns();
@@ -384,6 +423,7 @@ static void run_engine_cases(const micro_opts_t *o, pd__report_t *rep) {
     /* ---- batch: 100 created orders at a time, optimal vs greedy */
     pd__result_t *r_bat = maybe_add(o, rep, "batch", "");
     if (r_bat) {
+        starting(o, "batch", 200);
         uint64_t bids[100];
         int64_t opt = 0, greedy = 0;
         w0 = pd__bench_now_ns();
@@ -426,6 +466,7 @@ static void run_engine_cases(const micro_opts_t *o, pd__report_t *rep) {
         pd_gen_place_t seat;
         pd_hit_t *hits = malloc(10000 * sizeof *hits);
         uint64_t total_sum = 0, nq = 200;
+        starting(o, "mobilize", nq);
         w0 = pd__bench_now_ns();
         if (hits && pd_gen_get_place(gen, 0, &seat) == PD_OK) {
             for (uint64_t i = 0; i < nq; i++) {
@@ -454,6 +495,7 @@ static void run_engine_cases(const micro_opts_t *o, pd__report_t *rep) {
     free(when);
     pd_engine_destroy(e);
     pd_gen_destroy(gen);
+    return ok;
 }
 
 int pd__bench_micro(int argc, char **argv) {
@@ -501,7 +543,8 @@ int pd__bench_micro(int argc, char **argv) {
     pd_latlng_t *places = malloc(o.queries * sizeof *places);
     pd_hit_t *hits = malloc((o.within_limit > o.k ? o.within_limit : o.k) * sizeof *hits);
     if (!qs || !places || !hits) {
-        fprintf(stderr, "paidan-bench micro: out of memory\n");
+        fprintf(stderr, "paidan-bench micro: out of memory for %llu queries\n",
+                (unsigned long long)o.queries);
         return 1;
     }
     for (uint64_t i = 0; i < o.queries; i++) {
@@ -517,6 +560,7 @@ int pd__bench_micro(int argc, char **argv) {
     }
 
     /* ---- insert: the load itself */
+    starting(&o, "insert", o.volunteers);
     uint64_t rss0 = pd__bench_rss_bytes();
     pd__result_t *r_ins = pd__report_add(&rep, "insert", "load of the generated county");
     uint64_t wall0 = pd__bench_now_ns();
@@ -562,6 +606,7 @@ int pd__bench_micro(int argc, char **argv) {
     /* ---- nearest */
     uint64_t found = 0, empty = 0;
     if (pd__bench_selected(o.filter, "nearest")) {
+        starting(&o, "nearest", o.queries);
         pd__result_t *r =
             pd__report_add(&rep, "nearest", "k nearest qualified: skills, time window, 15 min");
         uint64_t w0 = pd__bench_now_ns();
@@ -580,6 +625,7 @@ int pd__bench_micro(int argc, char **argv) {
 
     /* ---- nearest_hot: each query twice, the second timed */
     if (pd__bench_selected(o.filter, "nearest_hot")) {
+        starting(&o, "nearest_hot", o.queries);
         pd__result_t *r =
             pd__report_add(&rep, "nearest_hot", "the same query again at once: its lines in cache");
         uint64_t w0 = pd__bench_now_ns();
@@ -596,7 +642,7 @@ int pd__bench_micro(int argc, char **argv) {
     }
 
     /* ---- the machine's own floor, with the same clock and histogram */
-    machine_cases(&o, &rep);
+    bool ok = machine_cases(&o, &rep);
 
     /* ---- within */
     uint64_t within_total = 0;
@@ -604,6 +650,7 @@ int pd__bench_micro(int argc, char **argv) {
         pd__result_t *r = pd__report_add(&rep, "within", "all available within the radius");
         uint64_t w0 = pd__bench_now_ns();
         uint64_t nq = o.queries / 20 ? o.queries / 20 : 1;
+        starting(&o, "within", nq);
         for (uint64_t i = 0; i < nq; i++) {
             pd_query_t q;
             memset(&q, 0, sizeof q);
@@ -625,6 +672,7 @@ int pd__bench_micro(int argc, char **argv) {
     /* ---- move: location pings of ~100 m */
     uint64_t rng = o.seed * 0x9E3779B97F4A7C15ULL + 1;
     if (pd__bench_selected(o.filter, "move")) {
+        starting(&o, "move", o.queries);
         pd__result_t *r = pd__report_add(&rep, "move", "location ping: ~100 m hop");
         uint64_t w0 = pd__bench_now_ns();
         for (uint64_t i = 0; i < o.queries; i++) {
@@ -646,6 +694,7 @@ int pd__bench_micro(int argc, char **argv) {
 
     /* ---- update: the whole record */
     if (pd__bench_selected(o.filter, "update")) {
+        starting(&o, "update", o.queries);
         pd__result_t *r = pd__report_add(&rep, "update", "full record: skills, schedule, state");
         uint64_t w0 = pd__bench_now_ns();
         for (uint64_t i = 0; i < o.queries; i++) {
@@ -665,24 +714,48 @@ int pd__bench_micro(int argc, char **argv) {
         r->wall_ns = pd__bench_now_ns() - w0;
     }
 
-    run_engine_cases(&o, &rep);
+    ok &= run_engine_cases(&o, &rep);
 
-    char buf[512];
-    snprintf(buf, sizeof buf,
-             "{\"rss_bytes\":%llu,\"rss_growth_bytes\":%llu,\"bytes_per_volunteer\":%.1f,"
-             "\"bytes_per_volunteer_before_purge\":%.1f,"
-             "\"index_bytes\":%llu,\"index_bytes_per_volunteer\":%.1f}",
-             (unsigned long long)rss1, (unsigned long long)(rss1 - rss0),
-             (double)(rss1 - rss0) / (double)o.volunteers,
-             (double)(rss_loaded - rss0) / (double)o.volunteers, (unsigned long long)own,
-             (double)own / (double)o.volunteers);
-    pd__report_extra(&rep, "memory", buf);
-    if (pd__bench_selected(o.filter, "nearest")) {
-        snprintf(buf, sizeof buf, "{\"mean_hits\":%.2f,\"empty_share\":%.4f}",
-                 (double)found / (double)o.queries, (double)empty / (double)o.queries);
-        pd__report_extra(&rep, "nearest_quality", buf);
+    /* Memory and the quality of nearest: JSON members with --json, plain
+     * lines under the table otherwise. */
+    /* RSS can shrink over the load (the allocator returning pages): no
+     * unsigned wrap-around. */
+    uint64_t growth = rss1 > rss0 ? rss1 - rss0 : 0;
+    double per_vol = (double)growth / (double)o.volunteers;
+    double per_vol_held =
+        (double)(rss_loaded > rss0 ? rss_loaded - rss0 : 0) / (double)o.volunteers;
+    double mean_hits = (double)found / (double)o.queries;
+    double empty_share = (double)empty / (double)o.queries;
+    bool nearest = pd__bench_selected(o.filter, "nearest");
+    if (o.json) {
+        char buf[512];
+        snprintf(buf, sizeof buf,
+                 "{\"rss_bytes\":%llu,\"rss_growth_bytes\":%llu,\"bytes_per_volunteer\":%.1f,"
+                 "\"bytes_per_volunteer_before_purge\":%.1f,"
+                 "\"index_bytes\":%llu,\"index_bytes_per_volunteer\":%.1f}",
+                 (unsigned long long)rss1, (unsigned long long)growth, per_vol, per_vol_held,
+                 (unsigned long long)own, (double)own / (double)o.volunteers);
+        pd__report_extra(&rep, "memory", buf);
+        if (nearest) {
+            snprintf(buf, sizeof buf, "{\"mean_hits\":%.2f,\"empty_share\":%.4f}", mean_hits,
+                     empty_share);
+            pd__report_extra(&rep, "nearest_quality", buf);
+        }
     }
     pd__report_print(&rep, stdout);
+    if (!o.json) {
+        printf(
+            "memory: %.1f bytes per volunteer resident (%.1f MB grown over the load, %.1f MB "
+            "resident in all)\n",
+            per_vol, (double)growth / 1e6, (double)rss1 / 1e6);
+        printf("memory: %.1f bytes per volunteer before the allocator returned freed blocks\n",
+               per_vol_held);
+        printf("memory: the index's own accounting: %.1f bytes per volunteer (%.1f MB)\n",
+               (double)own / (double)o.volunteers, (double)own / 1e6);
+        if (nearest)
+            printf("nearest: %.2f of k = %u found on average; %.2f%% of queries found nobody\n",
+                   mean_hits, o.k, empty_share * 100);
+    }
 
     pd__report_deinit(&rep);
     free(qs);
@@ -690,5 +763,6 @@ int pd__bench_micro(int argc, char **argv) {
     free(hits);
     pd_index_destroy(ix);
     pd_gen_destroy(gen);
-    return 0;
+    if (!ok) fprintf(stderr, "paidan-bench micro: some cases could not run (above)\n");
+    return ok ? 0 : 1;
 }

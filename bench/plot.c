@@ -1,11 +1,13 @@
 /* plot.c -- running gnuplot for paidan-bench's --plot.
  *
  * gnuplot is optional (Debian gnuplot-nox): without it a run still
- * reports, and says in one line why there are no charts. Data files are
- * plain whitespace-separated columns, kept beside the charts so they can
- * be re-plotted by hand. gnuplot runs in the plot directory (a child
- * process with that working directory), so scripts name files relatively
- * and paths need no quoting.
+ * reports and writes the data and the script, and says in one line why
+ * there are no charts. Data files are plain whitespace-separated columns,
+ * kept beside the charts so they can be re-plotted by hand (here or on a
+ * machine with gnuplot). A directory or a file that cannot be written is
+ * an error: the user asked for that output. gnuplot runs in the plot
+ * directory (a child process with that working directory), so scripts
+ * name files relatively and paths need no quoting.
  */
 #include "plot.h"
 
@@ -36,15 +38,18 @@ bool pd__plot_available(void) {
 }
 
 bool pd__plot_begin(const char *dir) {
-    if (!pd__plot_available()) {
-        fprintf(stderr,
-                "paidan-bench: skipping plots: gnuplot not found on PATH "
-                "(Debian: apt-get install gnuplot-nox)\n");
+    struct stat st;
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "paidan-bench: --plot %s: cannot create the directory: %s\n", dir,
+                strerror(errno));
         return false;
     }
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-        fprintf(stderr, "paidan-bench: skipping plots: cannot create %s: %s\n", dir,
-                strerror(errno));
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "paidan-bench: --plot %s: not a directory\n", dir);
+        return false;
+    }
+    if (access(dir, W_OK | X_OK) != 0) {
+        fprintf(stderr, "paidan-bench: --plot %s: cannot write there: %s\n", dir, strerror(errno));
         return false;
     }
     return true;
@@ -80,7 +85,17 @@ pd_err pd__plot_run(const char *dir, const char *name, const char *body, const c
     if (!f) return PD_ERR_IO;
     fputs(preamble, f);
     fputs(body, f);
-    if (fclose(f) != 0) return PD_ERR_IO;
+    if (fclose(f) != 0) {
+        fprintf(stderr, "paidan-bench: cannot write %s/%s\n", dir, script);
+        return PD_ERR_IO;
+    }
+    if (!pd__plot_available()) {
+        fprintf(stderr,
+                "paidan-bench: skipping plots: gnuplot not found on PATH "
+                "(Debian: apt-get install gnuplot-nox); the data and %s are in %s\n",
+                script, dir);
+        return PD_OK;
+    }
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) return PD_ERR_IO;
@@ -128,7 +143,11 @@ pd_err pd__plot_percentile_data(const char *dir, const char *file, const pd_hist
             fprintf(f, " %.3f", (double)pd_hist_percentile(hists[j], ps[i]) / 1000.0);
         fputc('\n', f);
     }
-    return fclose(f) == 0 ? PD_OK : PD_ERR_IO;
+    if (fclose(f) != 0) {
+        fprintf(stderr, "paidan-bench: cannot write %s/%s\n", dir, file);
+        return PD_ERR_IO;
+    }
+    return PD_OK;
 }
 
 const char *pd__plot_percentile_axes(void) {

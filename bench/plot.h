@@ -15,9 +15,10 @@
 bool pd__plot_available(void);
 
 /*
- * Get ready to plot into dir: create it if missing and check gnuplot.
- * When gnuplot is missing, says so on stderr ("skipping plots: ...") and
- * returns false; also false (with a message) if dir cannot be made.
+ * Get ready to plot into dir: create it if missing and check that it is a
+ * directory this process can write. False (with a message on stderr) if
+ * not. Modes call it before their run too, so a bad --plot fails at once
+ * rather than after the measurement.
  */
 bool pd__plot_begin(const char *dir);
 
@@ -28,7 +29,9 @@ FILE *pd__plot_open(const char *dir, const char *name);
  * Write dir/<name>.gp -- a preamble that picks the terminal and sets the
  * variable `ext`, then `body` -- and run gnuplot on it inside dir. Each
  * chart in body does `set output "<chart>.".ext`. Prints the charts it
- * made (listed in `charts`, comma-separated, without extension).
+ * made (listed in `charts`, comma-separated, without extension). Without
+ * gnuplot on PATH it says so once ("skipping plots: ...") and returns
+ * PD_OK: the data and the script are written, the charts are optional.
  * @return PD_OK, or PD_ERR_IO if the script cannot be written or gnuplot fails.
  */
 pd_err pd__plot_run(const char *dir, const char *name, const char *body, const char *charts);

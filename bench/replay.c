@@ -511,6 +511,7 @@ static pd_err replay_one(const pd__replay_opts_t *o, const pd_engine_config_t *b
         }
     }
     res->volunteers = pd_engine_volunteer_count(s.e);
+    res->input_skipped = src.js.skipped;
 
     bool bar = o->progress && pd__bench_isatty(stderr);
     const char *pname = pd_policy_name(policy);

@@ -58,9 +58,10 @@ void pd__replay_opts_init(pd__replay_opts_t *o);
 /* One policy's replay. */
 typedef struct pd__replay_result_s {
     pd_policy policy;
-    pd__kpi_summary_t kpi; /* the figures (deterministic for a seed) */
-    uint64_t digest;       /* pd_engine_digest() at the end (deterministic) */
-    size_t volunteers;
+    pd__kpi_summary_t kpi;     /* the figures (deterministic for a seed) */
+    uint64_t digest;           /* pd_engine_digest() at the end (deterministic) */
+    size_t volunteers;         /* in the engine when the orders began */
+    uint64_t input_skipped;    /* journal source: records that did not parse */
     int64_t first_ms, last_ms; /* virtual time replayed */
     double wall_s;             /* wall time of the replay loop */
     double orders_per_s;       /* orders replayed per wall second */

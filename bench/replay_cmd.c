@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "opt.h"
 #include "plot.h"
 #include "replay.h"
 
@@ -76,14 +77,6 @@ enum {
     OPT_QUIET
 };
 
-static int num(const char *s, double lo, double hi, double *out) {
-    char *e = NULL;
-    double v = strtod(s, &e);
-    if (!*s || *e || !(v >= lo && v <= hi)) return -1;
-    *out = v;
-    return 0;
-}
-
 static int parse_policies(const char *s, pd__replay_opts_t *o) {
     o->n_policies = 0;
     char buf[128];
@@ -104,7 +97,10 @@ static int parse_policies(const char *s, pd__replay_opts_t *o) {
         o->policies[o->n_policies++] = p;
     }
     if (!o->n_policies) {
-        fprintf(stderr, "paidan-bench replay: no policy given\n");
+        fprintf(stderr,
+                "paidan-bench replay: bad value '%s' for -p/--policy (name at least one policy: "
+                "nearest, balanced, rated)\n",
+                s);
         return -1;
     }
     return 0;
@@ -117,6 +113,45 @@ static int find_sample(const char *file, char *out, size_t cap) {
     snprintf(out, cap, "data/sample/%s", file);
     if (access(out, R_OK) == 0) return 0;
     return -1;
+}
+
+/* One option's value into o; false (with the message printed) if bad. */
+static bool parse_one(const pd__opt_t *p, int ch, const char *arg, replay_cmd_t *o) {
+    pd__replay_model_t *m = &o->run.model;
+    switch (ch) {
+        case 'n':
+            o->generate = true;
+            return pd__opt_u64(p, ch, arg, 1, 100000000, &o->run.gen_volunteers);
+        case 'o':
+            o->generate = true;
+            return pd__opt_u64(p, ch, arg, 1, 1000000000, &o->run.gen_orders);
+        case OPT_DAYS:
+            o->generate = true;
+            return pd__opt_u32(p, ch, arg, 1, 3660, &o->run.gen_days);
+        case 's':
+            return pd__opt_u64(p, ch, arg, 0, UINT64_MAX, &o->run.seed);
+        case 'p':
+            if (strlen(arg) >= sizeof o->policies) {
+                pd__opt_bad(p, ch, arg, "nearest, balanced, rated");
+                return false;
+            }
+            snprintf(o->policies, sizeof o->policies, "%s", arg);
+            return parse_policies(arg, &o->run) == 0;
+        case OPT_ABASE:
+            return pd__opt_num(p, ch, arg, 0, 1, &m->accept_base);
+        case OPT_AKM:
+            return pd__opt_num(p, ch, arg, 0, 10, &m->accept_per_km);
+        case OPT_AHOUR:
+            return pd__opt_num(p, ch, arg, 0, 10, &m->accept_per_hour);
+        case OPT_NOANS:
+            return pd__opt_num(p, ch, arg, 0, 1, &m->no_answer);
+        case OPT_RMED:
+            return pd__opt_num(p, ch, arg, 0.001, 86400, &m->response_median_s);
+        case OPT_RSHARE:
+            return pd__opt_num(p, ch, arg, 0, 1, &m->rate_share);
+        default:
+            return false;
+    }
 }
 
 static int parse_opts(int argc, char **argv, replay_cmd_t *o) {
@@ -141,14 +176,12 @@ static int parse_opts(int argc, char **argv, replay_cmd_t *o) {
                                           {"quiet", no_argument, 0, OPT_QUIET},
                                           {"help", no_argument, 0, 'h'},
                                           {0, 0, 0, 0}};
+    const pd__opt_t p = {"replay", "n:o:s:p:h", longs};
     pd__replay_opts_init(&o->run);
     snprintf(o->policies, sizeof o->policies, "balanced");
-    optind = 1;
+    pd__opt_begin(&p, argv);
     int ch;
-    while ((ch = getopt_long(argc, argv, "n:o:s:p:h", longs, NULL)) != -1) {
-        double d = 0;
-        int bad = 0;
-        pd__replay_model_t *m = &o->run.model;
+    while ((ch = getopt_long(argc, argv, p.shorts, longs, NULL)) != -1) {
         switch (ch) {
             case OPT_VCSV:
                 o->run.volunteers_csv = optarg;
@@ -159,52 +192,11 @@ static int parse_opts(int argc, char **argv, replay_cmd_t *o) {
             case OPT_JOURNAL:
                 o->run.journal_dir = optarg;
                 break;
-            case 'n':
-                bad = num(optarg, 1, 1e8, &d);
-                o->run.gen_volunteers = (uint64_t)d;
-                o->generate = true;
-                break;
-            case 'o':
-                bad = num(optarg, 1, 1e9, &d);
-                o->run.gen_orders = (uint64_t)d;
-                o->generate = true;
-                break;
-            case OPT_DAYS:
-                bad = num(optarg, 1, 3660, &d);
-                o->run.gen_days = (uint32_t)d;
-                o->generate = true;
-                break;
-            case 's':
-                bad = num(optarg, 0, 1.8e19, &d);
-                o->run.seed = strtoull(optarg, NULL, 10);
-                break;
-            case 'p':
-                if (parse_policies(optarg, &o->run)) return -1;
-                snprintf(o->policies, sizeof o->policies, "%s", optarg);
-                break;
             case OPT_GRAB:
                 o->run.grab = true;
                 break;
             case OPT_CONFIG:
                 o->run.config_path = optarg;
-                break;
-            case OPT_ABASE:
-                bad = num(optarg, 0, 1, &m->accept_base);
-                break;
-            case OPT_AKM:
-                bad = num(optarg, 0, 10, &m->accept_per_km);
-                break;
-            case OPT_AHOUR:
-                bad = num(optarg, 0, 10, &m->accept_per_hour);
-                break;
-            case OPT_NOANS:
-                bad = num(optarg, 0, 1, &m->no_answer);
-                break;
-            case OPT_RMED:
-                bad = num(optarg, 0.001, 86400, &m->response_median_s);
-                break;
-            case OPT_RSHARE:
-                bad = num(optarg, 0, 1, &m->rate_share);
                 break;
             case OPT_JSON:
                 o->json = true;
@@ -218,17 +210,18 @@ static int parse_opts(int argc, char **argv, replay_cmd_t *o) {
             case 'h':
                 replay_usage(stdout);
                 exit(0);
-            default:
-                replay_usage(stderr);
+            case '?':
+            case ':':
+                pd__opt_try_help(&p);
                 return -1;
-        }
-        if (bad) {
-            fprintf(stderr, "paidan-bench replay: bad value '%s'\n", optarg);
-            return -1;
+            default:
+                if (!parse_one(&p, ch, optarg, o)) return -1;
+                break;
         }
     }
     if (optind < argc) {
         fprintf(stderr, "paidan-bench replay: unexpected argument '%s'\n", argv[optind]);
+        pd__opt_try_help(&p);
         return -1;
     }
     bool csv = o->run.volunteers_csv || o->run.orders_csv;
@@ -322,10 +315,11 @@ static void kpis_json(const pd__replay_result_t *rs, size_t n, char *buf, size_t
     if (len < cap) snprintf(buf + len, cap - len, "}");
 }
 
-static void plot(const replay_cmd_t *o, const pd__replay_result_t *rs, size_t n) {
-    if (!pd__plot_begin(o->plot_dir)) return;
+/* The charts; false (with a message) if they were not written. */
+static bool plot(const replay_cmd_t *o, const pd__replay_result_t *rs, size_t n) {
+    if (!pd__plot_begin(o->plot_dir)) return false;
     FILE *f = pd__plot_open(o->plot_dir, "replay-kpis.dat");
-    if (!f) return;
+    if (!f) return false;
     fprintf(f, "# figure");
     for (size_t i = 0; i < n; i++) fprintf(f, " %s", pd_policy_name(rs[i].policy));
     fprintf(f, "\n");
@@ -343,20 +337,20 @@ static void plot(const replay_cmd_t *o, const pd__replay_result_t *rs, size_t n)
         }
         fprintf(f, "\n");
     }
-    fclose(f);
+    if (fclose(f) != 0) return false;
     const pd_hist_t *hs[PD_POLICY__COUNT];
     for (size_t i = 0; i < n; i++) {
         char name[64];
         snprintf(name, sizeof name, "replay-tta-%s.dat", pd_policy_name(rs[i].policy));
         f = pd__plot_open(o->plot_dir, name);
-        if (!f) return;
+        if (!f) return false;
         fprintf(f, "# time_to_accept_s  share_of_filled_orders_at_or_below\n");
         for (size_t j = 0; j < rs[i].n_tta; j++)
             fprintf(f, "%.3f %.6f\n", rs[i].tta_s[j], (double)(j + 1) / (double)rs[i].n_tta);
-        fclose(f);
+        if (fclose(f) != 0) return false;
         hs[i] = rs[i].dispatch_ns;
     }
-    if (pd__plot_percentile_data(o->plot_dir, "replay-dispatch.dat", hs, n)) return;
+    if (pd__plot_percentile_data(o->plot_dir, "replay-dispatch.dat", hs, n)) return false;
     char body[8192];
     size_t len = (size_t)snprintf(body, sizeof body,
                                   "set output 'replay-kpis.'.ext\n"
@@ -389,13 +383,37 @@ static void plot(const replay_cmd_t *o, const pd__replay_result_t *rs, size_t n)
                                 "%s'replay-dispatch.dat' using 2:%zu with linespoints title '%s'",
                                 i ? ", " : "", i + 3, pd_policy_name(rs[i].policy));
     if (len < sizeof body) snprintf(body + len, sizeof body - len, "\n");
-    pd__plot_run(o->plot_dir, "replay", body, "replay-kpis,replay-tta,replay-dispatch");
+    return pd__plot_run(o->plot_dir, "replay", body, "replay-kpis,replay-tta,replay-dispatch") ==
+           PD_OK;
+}
+
+/* The input in the params: what was replayed, not the generator's
+ * defaults (a journal or CSV run once showed 5000 x 2000 over 7 days). */
+static void input_params(pd__report_t *rep, const replay_cmd_t *o, const pd__replay_result_t *r) {
+    if (o->run.journal_dir) {
+        pd__report_param_str(rep, "journal", o->run.journal_dir);
+        pd__report_param_num(rep, "volunteers", (double)r->volunteers);
+        pd__report_param_num(rep, "orders", (double)r->kpi.orders);
+        pd__report_param_num(rep, "days", (double)(r->last_ms - r->first_ms) / 86400000.0);
+        pd__report_param_num(rep, "records_skipped", (double)r->input_skipped);
+    } else if (o->run.volunteers_csv) {
+        pd__report_param_str(rep, "volunteers_csv", o->run.volunteers_csv);
+        pd__report_param_str(rep, "orders_csv", o->run.orders_csv);
+        pd__report_param_num(rep, "volunteers", (double)r->volunteers);
+        pd__report_param_num(rep, "orders", (double)r->kpi.orders);
+    } else {
+        pd__report_param_num(rep, "volunteers", (double)o->run.gen_volunteers);
+        pd__report_param_num(rep, "orders", (double)o->run.gen_orders);
+        pd__report_param_num(rep, "days", o->run.gen_days);
+    }
 }
 
 int pd__bench_replay(int argc, char **argv) {
     replay_cmd_t o;
     memset(&o, 0, sizeof o);
     if (parse_opts(argc, argv, &o)) return 2;
+    /* A --plot that cannot be written fails now, not after the run. */
+    if (o.plot_dir && !pd__plot_begin(o.plot_dir)) return 1;
     pd__replay_result_t rs[PD_POLICY__COUNT];
     char why[512] = "";
     pd_err err = pd__replay_run(&o.run, rs, why, sizeof why);
@@ -409,14 +427,7 @@ int pd__bench_replay(int argc, char **argv) {
             rc = 1;
         } else {
             pd__report_init(rep, "replay", o.json);
-            if (o.run.volunteers_csv) {
-                pd__report_param_str(rep, "volunteers_csv", o.run.volunteers_csv);
-                pd__report_param_str(rep, "orders_csv", o.run.orders_csv);
-            } else {
-                pd__report_param_num(rep, "volunteers", (double)o.run.gen_volunteers);
-                pd__report_param_num(rep, "orders", (double)o.run.gen_orders);
-                pd__report_param_num(rep, "days", o.run.gen_days);
-            }
+            input_params(rep, &o, &rs[0]);
             pd__report_param_num(rep, "seed", (double)o.run.seed);
             pd__report_param_str(rep, "policies", o.policies);
             pd__report_param_str(rep, "offer_mode", o.run.grab ? "grab" : "sequential");
@@ -443,7 +454,16 @@ int pd__bench_replay(int argc, char **argv) {
                 printf("\nengine time per order (ops/s = orders replayed per wall second):\n");
             }
             pd__report_print(rep, stdout);
-            if (o.plot_dir) plot(&o, rs, o.run.n_policies);
+            if (rs[0].kpi.orders == 0) {
+                fprintf(stderr,
+                        "paidan-bench replay: nothing was replayed: the input has no "
+                        "orders\n");
+                rc = 1;
+            } else if (o.plot_dir && !plot(&o, rs, o.run.n_policies)) {
+                fprintf(stderr, "paidan-bench replay: the charts were not written to %s\n",
+                        o.plot_dir);
+                rc = 1;
+            }
             pd__report_deinit(rep);
             free(rep);
         }

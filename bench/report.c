@@ -181,20 +181,20 @@ void pd__report_print(const pd__report_t *r, FILE *out) {
                     us(pd_hist_percentile(h, 99.99)), us(h->max), (unsigned long long)res->errors,
                     res->note);
         }
-        if (r->extra[0]) fprintf(out, "%s\n", r->extra + 1);
         return;
     }
-    fprintf(out, "%-12s %10s %12s %9s %9s %9s %9s %10s  %s\n", "case", "count", "ops/s", "p50 us",
+    fprintf(out, "%-16s %10s %12s %9s %9s %9s %9s %10s  %s\n", "case", "count", "ops/s", "p50 us",
             "p90 us", "p99 us", "p99.9 us", "max us", "what");
     for (size_t i = 0; i < r->n_results; i++) {
         const pd__result_t *res = &r->results[i];
         const pd_hist_t *h = res->hist;
-        fprintf(out, "%-12s %10llu %12.0f %9.3f %9.3f %9.3f %9.3f %10.3f  %s\n", res->name,
+        fprintf(out, "%-16s %10llu %12.0f %9.3f %9.3f %9.3f %9.3f %10.3f  %s\n", res->name,
                 (unsigned long long)h->count, ops_per_s(res), us(pd_hist_percentile(h, 50)),
                 us(pd_hist_percentile(h, 90)), us(pd_hist_percentile(h, 99)),
                 us(pd_hist_percentile(h, 99.9)), us(h->max), res->note);
     }
-    if (r->extra[0]) fprintf(out, "%s\n", r->extra + 1);
+    /* The extra members are JSON: under a table each mode prints their
+     * figures as lines of its own. */
 }
 
 bool pd__bench_isatty(FILE *f) {
@@ -237,22 +237,4 @@ bool pd__bench_selected(const char *filter, const char *name) {
         p = e + 1;
     }
     return false;
-}
-
-bool pd__bench_filter_is_valid(const char *filter, const char *const *names, size_t n, char *bad,
-                               size_t cap) {
-    for (const char *p = filter; p && *p;) {
-        const char *e = strchr(p, ',');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        bool known = len == 0;
-        for (size_t i = 0; i < n && !known; i++)
-            known = strlen(names[i]) == len && strncmp(p, names[i], len) == 0;
-        if (!known) {
-            snprintf(bad, cap, "%.*s", (int)len, p);
-            return false;
-        }
-        if (!e) break;
-        p = e + 1;
-    }
-    return true;
 }

@@ -206,6 +206,31 @@ static void expect_refused(const char *says, const char *args) {
     run_deinit(&r);
 }
 
+/* A flag the mode does not know: the error and one line pointing at
+ * --help, not forty lines of usage burying it. */
+static void expect_try_help(const char *mode, const char *says, const char *args) {
+    run_t r;
+    bench_run(&r, NULL, "%s %s", mode, args);
+    expect_status(&r, 2);
+    cr_assert_str_empty(r.out, "%s\nprinted on stdout:\n%.2000s", r.cmd, r.out);
+    char want[128];
+    snprintf(want, sizeof want, "paidan-bench %s: %s\ntry 'paidan-bench %s --help'\n", mode, says,
+             mode);
+    cr_assert_str_eq(r.err, want, "%s", r.cmd);
+    run_deinit(&r);
+}
+
+/* A run that measured nothing, or not what was asked: exit 1 with the
+ * reason on stderr. */
+static void expect_failed(const char *says, const char *args) {
+    run_t r;
+    bench_run(&r, NULL, "%s", args);
+    expect_status(&r, 1);
+    cr_assert_not_null(strstr(r.err, says), "%s\nstderr does not say \"%s\":\n%s", r.cmd, says,
+                       r.err);
+    run_deinit(&r);
+}
+
 /* ----------------------------------------------------- the JSON report */
 
 /* A report parsed: JSON -> MessagePack (api/json.c) -> an object tree. */
@@ -560,18 +585,48 @@ Test(cli, micro_filter_runs_only_the_named_cases) {
     run_deinit(&r);
 }
 
-/* A misspelt case would measure nothing; a negative count would wrap to
- * 2^64 and never end. Both are refused, as are stray arguments. */
+/* A misspelt case or an empty list would measure nothing (or everything);
+ * a negative or overflowing count would wrap to 2^64 and never end. All
+ * are refused with the option named, as are stray arguments. */
 Test(cli, micro_refuses_bad_options) {
-    expect_refused("unknown case 'neerest'", "micro -n 1000 -q 10 -f neerest");
+    expect_refused("unknown case 'neerest' for -f/--filter", "micro -n 1000 -q 10 -f neerest");
     expect_refused("unknown case 'bogus'", "micro -n 1000 -q 10 -f nearest,bogus");
-    expect_refused("must be > 0", "micro -n 0 -q 10");
-    expect_refused("bad number 'abc'", "micro -n abc -q 10");
-    expect_refused("bad number '-5'", "micro -n -5 -q 10");
-    expect_refused("bad number '1x'", "micro -n 1000 -q 1x");
-    expect_refused("bad number", "micro -n 1000 -q 10 --radius-m -100");
+    expect_refused("bad value '' for -f/--filter", "micro -n 1000 -q 10 -f ''");
+    expect_refused("bad value ',' for -f/--filter", "micro -n 1000 -q 10 -f ,");
+    expect_refused("bad value '0' for -n/--volunteers (1..100000000)", "micro -n 0 -q 10");
+    expect_refused("bad value 'abc' for -n/--volunteers", "micro -n abc -q 10");
+    expect_refused("bad value '-5' for -n/--volunteers", "micro -n -5 -q 10");
+    expect_refused("bad value '99999999999999999999' for -n/--volunteers",
+                   "micro -n 99999999999999999999");
+    expect_refused("bad value '1x' for -q/--queries", "micro -n 1000 -q 1x");
+    expect_refused("bad value '-100' for --radius-m", "micro -n 1000 -q 10 --radius-m -100");
+    expect_refused("bad value 'nan' for --radius-m", "micro -n 1000 -q 10 --radius-m nan");
+    expect_refused("bad value '0' for --cell-e6 (500..1000000)", "micro --cell-e6 0");
+    expect_refused("bad value '0' for --limit", "micro --limit 0");
+    expect_refused("bad value '0' for -k/--k", "micro -k 0");
     expect_refused("unexpected argument 'nearest'", "micro -n 1000 -q 10 nearest");
-    expect_refused("usage: paidan-bench micro", "micro --bogus");
+    expect_try_help("micro", "unrecognized option '--bogus'", "--bogus");
+    expect_try_help("micro", "option requires an argument -- 'n'", "-n");
+}
+
+/* The table is for people: progress on stderr, one line per case, and the
+ * memory figures as lines of text (no JSON fragment under the table). */
+Test(cli, micro_table_says_what_it_does) {
+    run_t r;
+    bench_run(&r, NULL, "micro -n 3000 -q 200 -f nearest,move");
+    expect_status(&r, 0);
+    static const char *const lines[] = {"micro: insert (3000 operations)\n",
+                                        "micro: nearest (200 operations)\n",
+                                        "micro: move (200 operations)\n"};
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
+        cr_assert_not_null(strstr(r.err, lines[i]), "no \"%s\" on stderr:\n%s", lines[i], r.err);
+    cr_assert_null(strstr(r.out, "\"memory\""), "a JSON fragment in the table:\n%s", r.out);
+    cr_assert_null(strstr(r.out, "rss_bytes"), "a JSON fragment in the table:\n%s", r.out);
+    cr_assert_null(strstr(r.out, "micro: "), "progress on stdout:\n%s", r.out);
+    cr_assert_not_null(strstr(r.out, "\nmemory: "), "%s", r.out);
+    cr_assert_not_null(strstr(r.out, " bytes per volunteer"), "%s", r.out);
+    cr_assert_not_null(strstr(r.out, "\nnearest: "), "%s", r.out);
+    run_deinit(&r);
 }
 
 /* ============================================================ replay */
@@ -694,9 +749,54 @@ Test(cli, replay_is_deterministic) {
 Test(cli, replay_refuses_bad_options) {
     expect_refused("unknown policy 'fastest'", "replay --policy fastest");
     expect_refused("named twice", "replay --policy nearest,nearest");
-    expect_refused("bad value", "replay --accept-base 1.5");
+    expect_refused("bad value '' for -p/--policy", "replay --policy ''");
+    expect_refused("bad value '1.5' for --accept-base (0..1)", "replay --accept-base 1.5");
+    expect_refused("bad value '2' for --accept-base (0..1)", "replay --accept-base 2");
+    expect_refused("bad value '0' for -n/--volunteers", "replay -n 0");
+    expect_refused("bad value '1e3' for -n/--volunteers", "replay -n 1e3");
+    expect_refused("bad value '0' for --days (1..3660)", "replay --days 0");
+    expect_refused("bad value '1.5' for -s/--seed", "replay -s 1.5");
+    expect_refused("bad value '99999999999999999999' for -s/--seed",
+                   "replay -s 99999999999999999999");
     expect_refused("not both", "replay -n 100 --volunteers-csv /dev/null");
     expect_refused("unexpected argument 'nearest'", "replay nearest");
+    expect_try_help("replay", "unrecognized option '--bogus'", "--bogus");
+}
+
+/* --journal DIR: the params name the journal and what was replayed from
+ * it, not the generator's defaults (5000 volunteers, 2000 orders, 7
+ * days). The journal comes from a real server: a short order mix. */
+Test(cli, replay_from_a_journal_records_its_input) {
+    char dir[4200];
+    in_scratch(dir, sizeof dir, "data");
+    cr_assert_eq(mkdir(dir, 0755), 0);
+    const char *const args[] = {"--host", "127.0.0.1", "--data-dir", dir, NULL};
+    srv_start(&srv, args);
+    run_t r;
+    bench_run(&r, NULL, "load -p %u -n 300 --mix order -N 40 -c 1 -P 1 -w 0 --quiet --json",
+              (unsigned)srv.port);
+    expect_status(&r, 0);
+    run_deinit(&r);
+    srv_stop(&srv);
+    srv.pid = 0;
+
+    bench_run(&r, NULL, "replay --journal '%s' --json --quiet --policy nearest", dir);
+    expect_status(&r, 0);
+    doc_t d;
+    doc_parse(&d, &r);
+    const msgpack_object *params = member(&d.root, "params");
+    expect_text(params, "journal", dir);
+    cr_assert_not(has(params, "volunteers_csv"));
+    cr_assert_eq(count(params, "volunteers"), 300);
+    uint64_t orders = count(params, "orders");
+    cr_assert(orders > 0 && orders <= 40, "%llu orders", (unsigned long long)orders);
+    const msgpack_object *k = member(member(&d.root, "kpis"), "nearest");
+    cr_assert_eq(orders, count(k, "orders"));
+    cr_assert_eq(count(k, "volunteers"), 300);
+    cr_assert_lt(number(params, "days"), 1, "the generator's 7 days");
+    cr_assert_eq(count(params, "records_skipped"), 0);
+    doc_deinit(&d);
+    run_deinit(&r);
 }
 
 /* --plot DIR creates DIR, writes the data and the script there and runs
@@ -772,7 +872,8 @@ Test(cli, replay_plot_writes_data_and_script_then_runs_gnuplot) {
     run_deinit(&r);
 }
 
-/* Without gnuplot the run still reports, and says so once. */
+/* Without gnuplot the run still reports and writes the data and the
+ * script (to plot elsewhere), and says so once. */
 Test(cli, replay_plot_without_gnuplot_still_reports) {
     char bin[4200], dir[4200];
     in_scratch(bin, sizeof bin, "empty-bin");
@@ -791,8 +892,37 @@ Test(cli, replay_plot_without_gnuplot_still_reports) {
     const char *at = strstr(r.err, say);
     cr_assert_not_null(at, "stderr:\n%s", r.err);
     cr_assert_null(strstr(at + 1, say), "said more than once:\n%s", r.err);
+    expect_file(dir, "replay.gp");
+    expect_file(dir, "replay-kpis.dat");
     doc_deinit(&d);
     run_deinit(&r);
+}
+
+/* A --plot DIR that cannot be made (or is a file) is an output the user
+ * asked for and will not get: exit 1 before the run, not charts silently
+ * missing after it. */
+Test(cli, plot_into_a_place_that_cannot_be_written_fails) {
+    char file[4200];
+    in_scratch(file, sizeof file, "a-file");
+    int fd = open(file, O_CREAT | O_WRONLY, 0644);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    static const char *const modes[] = {"replay --quiet --policy nearest",
+                                        "load -p 1 --mix ping --quiet",
+                                        "compare -n 1000 -q 10 --systems paidan -p 1 --quiet"};
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        run_t r;
+        bench_run(&r, NULL, "%s --plot /proc/nope", modes[i]);
+        expect_status(&r, 1);
+        cr_assert_str_empty(r.out, "%s\nran anyway:\n%.2000s", r.cmd, r.out);
+        cr_assert_not_null(strstr(r.err, "--plot /proc/nope: cannot create the directory"), "%s",
+                           r.err);
+        run_deinit(&r);
+        bench_run(&r, NULL, "%s --plot '%s'", modes[i], file);
+        expect_status(&r, 1);
+        cr_assert_not_null(strstr(r.err, "not a directory"), "%s\n%s", r.cmd, r.err);
+        run_deinit(&r);
+    }
 }
 
 /* With the real gnuplot the scripts draw every chart (PNG or SVG). */
@@ -879,8 +1009,9 @@ Test(cli, journal_reports_every_case) {
 
 /* Out of descriptors the acknowledged-write cases cannot connect all their
  * clients: they say so and the run still reports (it used to crash
- * tidying up clients it had never set up). */
-Test(cli, journal_without_descriptors_skips_acked) {
+ * tidying up clients it had never set up), and exits 1: nothing that was
+ * asked for was measured. */
+Test(cli, journal_without_descriptors_fails_acked) {
     char dir[4200];
     in_scratch(dir, sizeof dir, "journal");
     run_t r;
@@ -888,25 +1019,103 @@ Test(cli, journal_without_descriptors_skips_acked) {
               "journal --filter acked --clients 64 --seconds 0.2 --json "
               "--server '%s/api/paidan-server' --dir '%s'",
               binary_dir(), dir);
-    expect_status(&r, 0);
+    expect_status(&r, 1);
     doc_t d;
     doc_parse(&d, &r);
     cr_assert_eq(results(&d)->via.array.size, 0);
     cr_assert_not_null(strstr(r.err, "acked/always: a connection failed"), "%s", r.err);
     cr_assert_not_null(strstr(r.err, "acked/everysec: a connection failed"), "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "paidan-bench journal: nothing was measured"), "%s", r.err);
     doc_deinit(&d);
     run_deinit(&r);
 }
 
+/* Nothing could be measured, or a case asked for by name cannot run: exit
+ * 1 at once, with the reason, before any case runs. */
+Test(cli, journal_fails_when_it_cannot_measure) {
+    char file[4200];
+    in_scratch(file, sizeof file, "a-file");
+    int fd = open(file, O_CREAT | O_WRONLY, 0644);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    char args[4400];
+    snprintf(args, sizeof args, "journal --dir '%s' --filter append --records 1000 --json", file);
+    expect_failed("--dir", args);
+    expect_failed("not a directory", args);
+    expect_failed("no paidan-server at /nonexistent (--server PATH): acked cannot run",
+                  "journal --server /nonexistent --filter acked");
+    expect_failed("recovery/server cannot run",
+                  "journal --server /nonexistent --filter append,recovery --records 1024");
+}
+
+/* Asked for nothing in particular, the cases that need paidan-server are
+ * skipped without one (said once), and the others are measured. */
+Test(cli, journal_without_a_server_skips_its_cases) {
+    char dir[4200];
+    in_scratch(dir, sizeof dir, "journal");
+    run_t r;
+    bench_run(&r, NULL,
+              "journal --records 1024 --batch 256 --volunteers 200 --orders 200 "
+              "--journal-records 10 --server /nonexistent --dir '%s' --json --quiet",
+              dir);
+    expect_status(&r, 0);
+    cr_assert_str_eq(r.err,
+                     "journal: no paidan-server at /nonexistent (--server PATH); skipping acked "
+                     "and recovery/server\n");
+    doc_t d;
+    doc_parse(&d, &r);
+    check_rows(&d);
+    char got[256];
+    cr_assert_str_eq(row_names(&d, got, sizeof got),
+                     "append/no,append/everysec,append/always,snapshot,recovery/engine");
+    const msgpack_object *rec = member(&d.root, "recovery");
+    cr_assert_eq(count(rec, "journal_records"), 10);
+    cr_assert_not(has(rec, "server_s"), "no server ran");
+    doc_deinit(&d);
+    run_deinit(&r);
+
+    /* The table carries the snapshot and recovery figures as lines. */
+    bench_run(&r, NULL,
+              "journal --filter snapshot,recovery --volunteers 200 --orders 200 "
+              "--journal-records 10 --server '%s/api/paidan-server' --dir '%s' --quiet",
+              binary_dir(), dir);
+    expect_status(&r, 0);
+    cr_assert_str_empty(r.err, "--quiet, yet stderr has:\n%s", r.err);
+    cr_assert_not_null(strstr(r.out, "\nsnapshot: "), "%s", r.out);
+    cr_assert_not_null(strstr(r.out, "\nrecovery: "), "%s", r.out);
+    cr_assert_null(strstr(r.out, "\"recovery\""), "a JSON fragment in the table:\n%s", r.out);
+    run_deinit(&r);
+}
+
 Test(cli, journal_refuses_bad_options) {
-    expect_refused("unknown case 'apend'", "journal --filter apend");
+    expect_refused("unknown case 'apend' for --filter", "journal --filter apend");
+    expect_refused("bad value '' for --filter", "journal --filter ''");
     /* strtoull would read these as 2 and 2^64 - 1. */
-    expect_refused("bad number for --records: '2e6'", "journal --records 2e6");
-    expect_refused("bad number for --volunteers: '-1'", "journal --volunteers -1");
-    expect_refused("bad number for --clients", "journal --clients x");
-    expect_refused("bad --seconds", "journal --seconds 1x");
-    expect_refused("usage: paidan-bench journal", "journal --clients 0");
+    expect_refused("bad value '2e6' for --records", "journal --records 2e6");
+    expect_refused("bad value '-1' for --volunteers", "journal --volunteers -1");
+    expect_refused("bad value 'x' for --clients", "journal --clients x");
+    expect_refused("bad value '1x' for --seconds", "journal --seconds 1x");
+    expect_refused("bad value '0' for --seconds", "journal --seconds 0");
+    expect_refused("bad value '0' for --batch (1..1000000)", "journal --batch 0");
+    expect_refused("bad value '0' for --clients (1..2000)", "journal --clients 0");
+    expect_refused("bad value '201' for --pipeline (1..200)", "journal --pipeline 201");
+    expect_refused("bad value '99999999999999999999' for --records",
+                   "journal --records 99999999999999999999");
     expect_refused("unexpected argument 'append'", "journal append");
+    expect_try_help("journal", "unrecognized option '--bogus'", "--bogus");
+    expect_try_help("journal", "invalid option -- 'x'", "-x");
+    /* -h as well as --help, and the help documents every option. */
+    run_t r;
+    bench_run(&r, NULL, "journal -h");
+    expect_status(&r, 0);
+    static const char *const opts[] = {
+        "--filter",  "--dir",        "--keep",    "--records",
+        "--batch",   "--volunteers", "--orders",  "--journal-records",
+        "--clients", "--pipeline",   "--seconds", "--server",
+        "--json",    "--quiet"};
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+        cr_assert_not_null(strstr(r.out, opts[i]), "journal -h does not document %s", opts[i]);
+    run_deinit(&r);
 }
 
 /* =========================================================== compare */
@@ -956,8 +1165,9 @@ Test(cli, compare_paidan_over_tcp_agrees_with_the_reference) {
 /* Rivals that do not answer are skipped with the reason, on stderr and in
  * JSON, and the run still reports paidan; --no-load reuses the county the
  * server holds. A paidan-server that is not there is skipped the same way,
- * and the in-process reference becomes the baseline. --plot writes the
- * systems that ran. */
+ * and the in-process reference becomes the baseline -- but with nothing
+ * left to compare the run exits 1, as it does when a system named in
+ * --systems did not run. --plot writes the systems that ran. */
 Test(cli, compare_skips_unreachable_systems_with_the_reason) {
     server_start();
     uint16_t closed = 0;
@@ -974,7 +1184,7 @@ Test(cli, compare_skips_unreachable_systems_with_the_reason) {
     fake_gnuplot(bin);
     snprintf(pre, sizeof pre, "export PATH='%s';", bin);
     bench_run(&r, pre,
-              "compare --systems paidan,redis,postgis -p %u -n 3000 -q 200 --no-load "
+              "compare -p %u -n 3000 -q 200 --no-load "
               "--redis 127.0.0.1:%u --pg 'host=127.0.0.1 port=%u connect_timeout=3' "
               "--json --quiet --plot '%s'",
               (unsigned)srv.port, (unsigned)closed, (unsigned)closed, dir);
@@ -1013,7 +1223,8 @@ Test(cli, compare_skips_unreachable_systems_with_the_reason) {
 
     bench_run(&r, NULL, "compare --systems paidan -p %u -n 3000 -q 200 --json --quiet",
               (unsigned)closed);
-    expect_status(&r, 0);
+    expect_status(&r, 1);
+    cr_assert_not_null(strstr(r.err, "nothing to compare: every system was skipped"), "%s", r.err);
     doc_parse(&d, &r);
     cr_assert_str_eq(row_names(&d, got, sizeof got), "paidan-inproc");
     cr_assert_not_null(
@@ -1023,14 +1234,38 @@ Test(cli, compare_skips_unreachable_systems_with_the_reason) {
     cr_assert_not_null(strstr(r.err, "compare: skipping paidan: "), "%s", r.err);
     doc_deinit(&d);
     run_deinit(&r);
+
+    /* Named, paidan runs and Redis does not: the report, and exit 1. */
+    bench_run(&r, NULL,
+              "compare --systems paidan,redis -p %u -n 3000 -q 200 --no-load "
+              "--redis 127.0.0.1:%u --json --quiet",
+              (unsigned)srv.port, (unsigned)closed);
+    expect_status(&r, 1);
+    cr_assert_not_null(strstr(r.err, "1 of the systems of --systems did not run"), "%s", r.err);
+    doc_parse(&d, &r);
+    cr_assert_str_eq(row_names(&d, got, sizeof got), "paidan-inproc,paidan");
+    doc_deinit(&d);
+    run_deinit(&r);
     close(hold);
 }
 
 Test(cli, compare_refuses_bad_options) {
-    expect_refused("unknown system 'mongo'", "compare --systems paidan,mongo");
-    expect_refused("k (1..100)", "compare -k 101");
-    expect_refused("bad number '-3'", "compare -n -3");
-    expect_refused("bad port", "compare -p 70000");
+    expect_refused("unknown system 'mongo' for --systems", "compare --systems paidan,mongo");
+    expect_refused("bad value '' for --systems", "compare --systems ''");
+    expect_refused("bad value '101' for -k/--k (1..100)", "compare -k 101");
+    expect_refused("bad value '-3' for -n/--volunteers", "compare -n -3");
+    expect_refused("bad value '99999999999999999999' for -n/--volunteers (1..100000000)",
+                   "compare -n 99999999999999999999");
+    expect_refused("bad value '0' for -q/--queries (1..1000000)", "compare -q 0");
+    expect_refused("bad value '70000' for -p/--port (1..65535)", "compare -p 70000");
+    expect_refused("bad value '0' for --candidates", "compare --candidates 0");
+    expect_try_help("compare", "unrecognized option '--bogus'", "--bogus");
+    /* The help shows the real --pg default. */
+    run_t r;
+    bench_run(&r, NULL, "compare --help");
+    expect_status(&r, 0);
+    cr_assert_not_null(strstr(r.out, "dbname=postgres connect_timeout=3'"), "%s", r.out);
+    run_deinit(&r);
 }
 
 /* ============================================================== load */
@@ -1038,14 +1273,27 @@ Test(cli, compare_refuses_bad_options) {
 /* load's own command line (its runs are in test_load_server.c): bad
  * values are refused before any connection is tried (port 1 is closed). */
 Test(cli, load_refuses_bad_options) {
-    expect_refused("bad value '-1' for -c", "load -p 1 -c -1");
-    expect_refused("bad value '0' for -P", "load -p 1 -P 0");
-    expect_refused("bad value 'abc' for -d", "load -p 1 -d abc");
-    expect_refused("bad value '-5' for -n", "load -p 1 -n -5");
-    expect_refused("bad value '-3'", "load -p 1 --rate -3");
-    expect_refused("bad weight 'x' for 'nearby'", "load -p 1 --mix nearby:x");
-    expect_refused("unrecognized option '--bogus'", "load -p 1 --bogus");
+    expect_refused("bad value '-1' for -c/--connections (1..65535)", "load -p 1 -c -1");
+    expect_refused("bad value '0' for -P/--pipeline", "load -p 1 -P 0");
+    expect_refused("bad value 'abc' for -d/--duration", "load -p 1 -d abc");
+    expect_refused("bad value '-5' for -n/--volunteers", "load -p 1 -n -5");
+    expect_refused("bad value '99999999999999999999' for -n/--volunteers",
+                   "load -p 1 -n 99999999999999999999");
+    expect_refused("bad value '-3' for -R/--rate", "load -p 1 --rate -3");
+    /* Far beyond what any generator sends: refused, not run for minutes. */
+    expect_refused("bad value '10000000000' for -R/--rate (0..1000000000)",
+                   "load -p 1 -R 10000000000");
+    expect_refused("bad value '1e12' for -R/--rate", "load -p 1 -R 1e12");
+    expect_refused("bad value 'bogus' for --policy (nearest, balanced, rated)",
+                   "load -p 1 --policy bogus");
+    expect_refused("bad value '0' for --sweep-steps (1..20)", "load -p 1 --sweep-steps 0");
+    expect_refused("bad value '-1' for --drain", "load -p 1 --drain -1");
+    expect_refused("bad value '-1' for --spin-us", "load -p 1 --spin-us -1");
+    expect_refused("bad value '0' for --p99-max-us", "load -p 1 --p99-max-us 0");
+    expect_refused("bad value '0' for -p/--port", "load -p 0");
+    expect_refused("-m/--mix: bad weight 'x' for 'nearby'", "load -p 1 --mix nearby:x");
     expect_refused("unexpected argument 'extra'", "load -p 1 extra");
+    expect_try_help("load", "unrecognized option '--bogus'", "-p 1 --bogus");
 }
 
 /* ============================================================== main */
@@ -1065,9 +1313,25 @@ Test(cli, no_mode_or_an_unknown_one_prints_the_usage) {
     cr_assert_not_null(strstr(r.err, "usage: paidan-bench MODE"), "%s", r.err);
     run_deinit(&r);
 
+    /* A flag where the mode belongs: the error and where to look. */
+    bench_run(&r, NULL, "%s", "--quiet");
+    expect_status(&r, 2);
+    cr_assert_str_empty(r.out);
+    cr_assert_str_eq(r.err,
+                     "paidan-bench: unknown option '--quiet' (options follow the mode)\n"
+                     "try 'paidan-bench --help'\n");
+    run_deinit(&r);
+
     bench_run(&r, NULL, "%s", "--version");
     expect_status(&r, 0);
     cr_assert_eq(strncmp(r.out, "paidan-bench ", 13), 0, "%s", r.out);
+    char *version = r.out;
+    free(r.err);
+    /* -V as paidan-cli and paidan-gen take it */
+    bench_run(&r, NULL, "%s", "-V");
+    expect_status(&r, 0);
+    cr_assert_str_eq(r.out, version);
+    free(version);
     run_deinit(&r);
 }
 

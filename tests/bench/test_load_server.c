@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "helper.h"
@@ -145,6 +147,80 @@ Test(load_server, the_cli_reports_the_server_side, .timeout = 120) {
     cr_assert_not_null(strstr(server, "\"ping\":{\"calls\":"), "%s", server);
     cr_assert_null(strstr(server, "\"volunteer.upsert\""),
                    "the county's upload is not part of the run: %s", server);
+    srv_stop(&srv);
+}
+
+/* Run a paidan-bench command line with /bin/sh; its stdout (or what the
+ * command redirects there) into out, the exit status returned. */
+static int bench_sh(const char *cmd, char *out, size_t cap) {
+    FILE *f = popen(cmd, "r");
+    cr_assert_not_null(f);
+    size_t n = fread(out, 1, cap - 1, f);
+    out[n] = '\0';
+    int st = pclose(f);
+    cr_assert(WIFEXITED(st), "%s: killed", cmd);
+    return WEXITSTATUS(st);
+}
+
+static double seconds_since(const struct timespec *a) {
+    struct timespec b;
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    return (double)(b.tv_sec - a->tv_sec) + (double)(b.tv_nsec - a->tv_nsec) / 1e9;
+}
+
+/* An open loop far beyond the server: the run ends on time (its lost
+ * requests are counted from the schedule), reports what the server did
+ * answer and the generator's CPU over the time it really ran, and exits 1
+ * because its requests were lost. */
+Test(load_server, the_cli_fails_a_run_that_lost_requests, .timeout = 120) {
+    srv_t srv;
+    srv_start(&srv, NULL);
+    const char *bin = getenv("PD_BINARY_DIR");
+    cr_assert_not_null(bin);
+    char cmd[4400];
+    snprintf(cmd, sizeof cmd,
+             "'%s/bench/paidan-bench' load -p %u --mix ping -R 100000000 -d 0.5 -w 0.1 "
+             "--drain 0.3 -c 2 --json --quiet 2>&1",
+             bin, (unsigned)srv.port);
+    static char out[1 << 16];
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = bench_sh(cmd, out, sizeof out);
+    double took = seconds_since(&t0);
+    cr_assert_eq(rc, 1, "%s exited %d:\n%s", cmd, rc, out);
+    cr_assert_lt(took, 10.0, "a 0.9 s run took %.1f s", took);
+    cr_assert_not_null(strstr(out, "requests lost"), "%s", out);
+    const char *ol =
+        strstr(out, "\"open_loop\":{\"offered_per_s\":100000000.0,\"answered_per_s\":");
+    cr_assert_not_null(ol, "%s", out);
+    double answered = 0;
+    cr_assert_eq(sscanf(strchr(ol + 30, ':') + 1, "%lf", &answered), 1);
+    cr_assert_gt(answered, 0, "the server's replies are not counted: %s", out);
+    const char *cl = strstr(out, "\"cores_busy\":");
+    double cores = -1;
+    cr_assert(cl && sscanf(cl + 13, "%lf", &cores) == 1, "%s", out);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    cr_assert_leq(cores, (double)cpus + 0.01, "%.2f cores busy on %ld CPUs", cores, cpus);
+    srv_stop(&srv);
+}
+
+/* --sweep says what each step does, one line each (it once printed empty
+ * "sweep: " lines). */
+Test(load_server, the_cli_sweep_names_each_step, .timeout = 120) {
+    srv_t srv;
+    srv_start(&srv, NULL);
+    const char *bin = getenv("PD_BINARY_DIR");
+    char cmd[4400];
+    snprintf(cmd, sizeof cmd,
+             "'%s/bench/paidan-bench' load -p %u --mix ping --sweep --sweep-steps 1 -d 0.3 "
+             "-w 0 -c 1 -P 1 2>&1 >/dev/null",
+             bin, (unsigned)srv.port);
+    static char err[1 << 16];
+    int rc = bench_sh(cmd, err, sizeof err);
+    cr_assert_eq(rc, 0, "%s exited %d:\n%s", cmd, rc, err);
+    cr_assert_not_null(strstr(err, "sweep: closed loop, to find the ceiling\n"), "%s", err);
+    cr_assert_not_null(strstr(err, "sweep: open loop at "), "%s", err);
+    cr_assert_null(strstr(err, "sweep: \n"), "an empty line:\n%s", err);
     srv_stop(&srv);
 }
 #endif
