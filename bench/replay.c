@@ -604,10 +604,15 @@ pd_err pd__replay_run(const pd__replay_opts_t *o, pd__replay_result_t *out, char
     pd_engine_config_t cfg;
     if (o->config_path) {
         int line = 0;
-        pd_err err = pd_engine_config_load_ini(o->config_path, &cfg, &line);
+        char what[256];
+        pd_err err = pd_engine_config_load_ini_why(o->config_path, &cfg, &line, what, sizeof what);
         if (err) {
-            if (why && cap)
-                snprintf(why, cap, "%s:%d: bad engine configuration", o->config_path, line);
+            if (why && cap) {
+                if (line > 0)
+                    snprintf(why, cap, "--config %s:%d: %s", o->config_path, line, what);
+                else
+                    snprintf(why, cap, "--config %s: %s", o->config_path, what);
+            }
             return err;
         }
     } else {

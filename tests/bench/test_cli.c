@@ -761,6 +761,10 @@ Test(cli, replay_refuses_bad_options) {
     expect_refused("not both", "replay -n 100 --volunteers-csv /dev/null");
     expect_refused("unexpected argument 'nearest'", "replay nearest");
     expect_try_help("replay", "unrecognized option '--bogus'", "--bogus");
+    /* a config that cannot be used says why, and nothing runs */
+    expect_failed("--config /tmp: not a regular file", "replay -n 100 -o 10 --config /tmp");
+    expect_failed("--config /nonexistent/paidan.ini: cannot read it",
+                  "replay -n 100 -o 10 --config /nonexistent/paidan.ini");
 }
 
 /* --journal DIR: the params name the journal and what was replayed from
