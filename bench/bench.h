@@ -42,6 +42,10 @@ typedef struct pd__report_s {
 } pd__report_t;
 
 void pd__report_init(pd__report_t *r, const char *mode, bool json);
+/* Append printf-style text to the NUL-terminated buf of cap bytes; what
+ * does not fit is cut. */
+void pd__appendf(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 void pd__report_param_num(pd__report_t *r, const char *key, double v);
 void pd__report_param_str(pd__report_t *r, const char *key, const char *v);
 /* Append a top-level JSON member "key": raw (raw must be valid JSON).

@@ -597,19 +597,6 @@ static pd_err count_cb(void *ud, const pd_jrec_t *r) {
     return PD_OK;
 }
 
-/* Append a line to the table's notes (the figures JSON has as members). */
-static void note_line(char *notes, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void note_line(char *notes, size_t cap, const char *fmt, ...) {
-    size_t len = strlen(notes);
-    if (len + 1 >= cap) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(notes + len, cap - len, fmt, ap);
-    va_end(ap);
-}
-
 /* The snapshot and recovery cases (those of do_snap, do_rec); their
  * figures beyond the rows go to JSON members, and as lines to notes for
  * the table. False (with a message) if a case failed. */
@@ -681,7 +668,7 @@ static bool bench_snapshot_recovery(const jopts_t *o, pd__report_t *rep, bool do
                  (double)(t1 - t_written) / 1e9, (double)(f1 - f0) / 1e6,
                  (double)pd__bench_rss_bytes() / 1e6);
         progress(o, "%s", line);
-        note_line(notes, cap, "%s\n", line);
+        pd__appendf(notes, cap, "%s\n", line);
         ok &= res != NULL;
     }
     /* Journal after the snapshot: location pings of existing volunteers. */
@@ -740,11 +727,11 @@ static bool bench_snapshot_recovery(const jopts_t *o, pd__report_t *rep, bool do
         const char *args[] = {"--data-dir", dd, NULL};
         server_t s;
         if (!o->have_server) {
-            note_line(notes, cap,
-                      "recovery: %.2f s in-process (%" PRIu64
-                      " journal records); "
-                      "paidan-server skipped\n",
-                      in_process_s, o->journal_records);
+            pd__appendf(notes, cap,
+                        "recovery: %.2f s in-process (%" PRIu64
+                        " journal records); "
+                        "paidan-server skipped\n",
+                        in_process_s, o->journal_records);
         } else if (server_start(o, args, &s)) {
             snprintf(note, sizeof(note), "paidan-server start: snapshot + %" PRIu64 " replays",
                      o->journal_records);
@@ -756,10 +743,10 @@ static bool bench_snapshot_recovery(const jopts_t *o, pd__report_t *rep, bool do
             }
             ok &= res != NULL;
             progress(o, "recovery by paidan-server: listening after %.2f s", s.start_s);
-            note_line(notes, cap,
-                      "recovery: %.2f s in-process, %.2f s by paidan-server (exec to listening), "
-                      "snapshot + %" PRIu64 " journal records\n",
-                      in_process_s, s.start_s, o->journal_records);
+            pd__appendf(notes, cap,
+                        "recovery: %.2f s in-process, %.2f s by paidan-server (exec to listening), "
+                        "snapshot + %" PRIu64 " journal records\n",
+                        in_process_s, s.start_s, o->journal_records);
             if (len > 0 && (size_t)len < sizeof raw)
                 snprintf(raw + len, sizeof raw - (size_t)len, ",\"server_s\":%.3f", s.start_s);
             server_stop(&s, SIGKILL);

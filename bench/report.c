@@ -43,7 +43,7 @@ double pd__bench_timer_overhead_ns(void) {
     return (double)d[N / 2];
 }
 
-static void appendf(char *buf, size_t cap, const char *fmt, ...) {
+void pd__appendf(char *buf, size_t cap, const char *fmt, ...) {
     size_t len = strlen(buf);
     if (len + 1 >= cap) return;
     va_list ap;
@@ -106,15 +106,15 @@ void pd__report_init(pd__report_t *r, const char *mode, bool json) {
 }
 
 void pd__report_param_num(pd__report_t *r, const char *key, double v) {
-    appendf(r->params, sizeof r->params, "%s\"%s\":%.10g", r->params[0] ? "," : "", key, v);
+    pd__appendf(r->params, sizeof r->params, "%s\"%s\":%.10g", r->params[0] ? "," : "", key, v);
 }
 
 void pd__report_param_str(pd__report_t *r, const char *key, const char *v) {
-    appendf(r->params, sizeof r->params, "%s\"%s\":\"%s\"", r->params[0] ? "," : "", key, v);
+    pd__appendf(r->params, sizeof r->params, "%s\"%s\":\"%s\"", r->params[0] ? "," : "", key, v);
 }
 
 void pd__report_extra(pd__report_t *r, const char *key, const char *raw) {
-    appendf(r->extra, sizeof r->extra, ",\"%s\":%s", key, raw);
+    pd__appendf(r->extra, sizeof r->extra, ",\"%s\":%s", key, raw);
 }
 
 pd__result_t *pd__report_add(pd__report_t *r, const char *name, const char *note) {
