@@ -1,13 +1,13 @@
 /* persist.c -- paidan-server's durability: journal every mutating request,
  * commit before replying, snapshot in a forked child, recover at start.
  *
- * What is journaled. A request whose method is PD_M_WRITE and whose reply
- * is not an error is appended as one PD_JREC_COMMAND record: the MessagePack
- * array [method name, params map] exactly as the server read it, stamped
- * with the request's timestamp (srv->now_ms). Rejected requests change
- * nothing (house rule 8), so they are not journaled. A tick that has an
- * offer due is appended as a PD_JREC_TICK record with its time; ticks with
- * nothing due are skipped altogether (they would change nothing).
+ * What is journaled. A request that writes (pd_method_call_writes: a
+ * PD_M_WRITE method, match.mobilize only when it marks volunteers
+ * notified) and whose reply is not an error is appended as one PD_JREC_COMMAND record: the
+ * MessagePack array [method name, params map] exactly as the server read it, stamped with the
+ * request's timestamp (srv->now_ms). Rejected requests change nothing (house rule 8), so they are
+ * not journaled. A tick that has an offer due is appended as a PD_JREC_TICK record with its time;
+ * ticks with nothing due are skipped altogether (they would change nothing).
  *
  * When replies leave. Handlers pack replies into connection buffers;
  * pd_server_flush() normally writes them at the end of each callback. With
@@ -165,11 +165,17 @@ const char *pd_persist_full_reason(const pd_server_t *srv) {
     return p && p->read_only ? strerror(p->full_errno) : NULL;
 }
 
+/* Room a read-only server asks for before it takes writes again: enough
+ * for ordinary writes (a bigger one reserves what it needs, or turns the
+ * server read-only again), not a whole --max-frame (1 MiB), which kept a
+ * volume with a few hundred KiB free refusing writes until a restart. */
+#define RETRY_ROOM ((uint64_t)64 << 10)
+
 /* From the tick timer: while read-only, try again once a second. */
 static void retry_room(pd_server_t *srv) {
     pd_persist_t *p = srv->persist;
     if (!p->read_only || p->failed || mono_ns() < p->full_retry_ns) return;
-    if (!reserve(srv, srv->cfg.max_frame + RECORD_SLACK)) {
+    if (!reserve(srv, RETRY_ROOM + RECORD_SLACK)) {
         p->full_errno = errno;
         p->full_retry_ns = mono_ns() + 1000000000u;
         return;

@@ -39,8 +39,9 @@
 /* A shell script run in a private mount namespace. $1 = server binary,
  * $2 = mount point, $3 = tmpfs size, $4 = mount options ("rw" or "ro").
  * With "rw" the server runs in the background; the test drives the rest
- * through the shell's stdin: "grow" frees space (remounts bigger), "stop"
- * stops the server with SIGTERM and starts it again on the same directory. */
+ * through the shell's stdin: the first line frees half a MiB (remounts at
+ * 1.5 MiB: less than a --max-frame), the second plenty, the third stops
+ * the server with SIGTERM and starts it again on the same directory. */
 static const char *const SCRIPT =
     "set -u\n"
     "mount -t tmpfs -o \"size=$3,$4\" pd-fault-disk \"$2\" || { echo 'mount failed'; exit 97; }\n"
@@ -53,8 +54,11 @@ static const char *const SCRIPT =
     "pid=$!\n"
     "echo \"pid $pid\"\n"
     "read cmd\n"
-    "mount -o remount,size=64m \"$2\" || exit 98\n"
+    "mount -o remount,size=1536k \"$2\" || exit 98\n"
     "echo grown\n"
+    "read cmd\n"
+    "mount -o remount,size=64m \"$2\" || exit 98\n"
+    "echo roomy\n"
     "read cmd\n"
     "kill -TERM $pid; wait $pid; echo \"exit $?\"\n"
     "exec \"$1\" --port 0 --data-dir \"$2/data\" --fsync always --log-level warn "
@@ -267,6 +271,13 @@ Test(disk, full_refuses_writes_serves_reads_loses_nothing, .fini = cleanup, .tim
                          "\"ignore_schedule\":true}");
     cr_assert_eq(m.result.type, MSGPACK_OBJECT_ARRAY);
     cr_assert_gt(m.result.via.array.size, 0, "reads found nothing");
+    /* a mobilisation is a read unless it marks volunteers notified */
+    m = call_ok(c, "match.mobilize",
+                "{\"lat\":30.55,\"lon\":114.3,\"radius_m\":20000,\"limit\":3}");
+    cr_assert_gt(map_int(&m.result, "count"), 0, "mobilize found nobody");
+    call_err(c, "match.mobilize",
+             "{\"lat\":30.55,\"lon\":114.3,\"radius_m\":20000,\"limit\":3,\"mark_notified\":true}",
+             PD_ERR_IO);
     const char *log = read_log();
     cr_assert(strstr(log, "ERROR") && strstr(log, "cannot reserve journal space"),
               "no clear error in the log:\n%s", log);
@@ -282,7 +293,8 @@ Test(disk, full_refuses_writes_serves_reads_loses_nothing, .fini = cleanup, .tim
                 now_ms() - closed_at);
     }
 
-    /* Space is freed: within a few seconds writes are taken again. */
+    /* Half a MiB is freed, less than a whole frame: within a few seconds
+     * writes are taken again. */
     ns_say(&s, "grow\n");
     cr_assert(ns_wait_for(&s, 0, "grown", 20000), "the tmpfs did not grow: %s", s.buf);
     long long deadline = now_ms() + 10000;
@@ -301,6 +313,9 @@ Test(disk, full_refuses_writes_serves_reads_loses_nothing, .fini = cleanup, .tim
     log = read_log();
     cr_assert(strstr(log, "accepting writes"), "no word that writes are back:\n%s", log);
     pd_client_destroy(c);
+    /* room for the restart's snapshot and journal below */
+    ns_say(&s, "grow more\n");
+    cr_assert(ns_wait_for(&s, 0, "roomy", 20000), "the tmpfs did not grow: %s", s.buf);
 
     /* A clean stop and a start on the same directory: every acknowledged
      * write is there. */
