@@ -393,7 +393,8 @@ static void execute(pd_conn_t *c, uint32_t msgid, const msgpack_object *method,
         goto done;
     }
 
-    if ((m->flags & PD_M_WRITE) && !pd_persist_may_write(srv, frame_len)) {
+    const bool writes = pd_method_call_writes(m, p);
+    if (writes && !pd_persist_may_write(srv, frame_len)) {
         /* The journal has no room reserved for this write's record and
          * the disk gives no more: refuse before the engine sees it. */
         ms->calls++;
@@ -429,7 +430,7 @@ static void execute(pd_conn_t *c, uint32_t msgid, const msgpack_object *method,
     if (c->reply_err != PD_OK) {
         ms->errors++;
         srv->n.errors++;
-    } else if ((m->flags & PD_M_WRITE) && srv->persist) {
+    } else if (writes && srv->persist) {
         /* Journaled before anything can acknowledge it (persist.c). */
         pd_persist_record(srv, mid, p);
     }

@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "args.h"
+
 const pd_method_t pd_methods[PD_MID__COUNT] = {
 #define PD_METHOD(id, name, flags) {name, sizeof(name) - 1, pd_m_##id, flags},
 #include "methods.def"
@@ -38,4 +40,13 @@ int pd_method_lookup(const char *name, size_t len) {
         if (pd_methods[i].name_len == len && memcmp(pd_methods[i].name, name, len) == 0) return i;
         h++;
     }
+}
+
+bool pd_method_call_writes(const pd_method_t *m, const msgpack_object *p) {
+    if (!(m->flags & PD_M_WRITE)) return false;
+    if (!(m->flags & PD_M_WRITE_IF_MARKED)) return true;
+    /* a bad value is refused by the handler, and a refusal changes nothing */
+    const msgpack_object *o =
+        p->type == MSGPACK_OBJECT_MAP ? pd_arg_find(p, "mark_notified") : NULL;
+    return o && o->type == MSGPACK_OBJECT_BOOLEAN && o->via.boolean;
 }

@@ -15,7 +15,11 @@
 
 enum {
     PD_M_NOAUTH = 1u << 0, /* allowed before auth */
-    PD_M_WRITE = 1u << 1   /* changes engine state */
+    PD_M_WRITE = 1u << 1,  /* changes engine state */
+    /* with PD_M_WRITE: a write only when its params set mark_notified to
+     * true (match.mobilize), otherwise a read -- served on a full disk,
+     * neither journaled nor waiting for a sync */
+    PD_M_WRITE_IF_MARKED = 1u << 2
 };
 
 typedef void (*pd_method_fn)(pd_conn_t *c, const msgpack_object *params);
@@ -27,6 +31,10 @@ typedef struct pd_method_s {
     pd_method_fn fn;  /* handler */
     unsigned flags;   /* PD_M_* */
 } pd_method_t;
+
+/** Whether this call of m, with params p, changes engine state (and so
+ *  is journaled and refused on a full disk). */
+bool pd_method_call_writes(const pd_method_t *m, const msgpack_object *p);
 
 /* Method ids: PD_MID_ping, PD_MID_order_create, ... */
 enum {

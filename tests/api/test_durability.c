@@ -687,6 +687,41 @@ Test(durability, journaled_ticks_replay_to_the_same_digest) {
     srv_stop(&s);
 }
 
+/* A mobilisation that marks nobody is a read: not journaled (so it does
+ * not wait for a sync). One that marks volunteers notified is a write,
+ * and the marks survive a kill -9. */
+Test(durability, only_marking_mobilisations_are_journaled) {
+    const char *args[] = {"--fsync", "always", NULL};
+    srv_t s;
+    start(&s, args);
+    pd_client_t *c = srv_connect(&s);
+    call_ok(c, "volunteer.upsert",
+            "{\"id\":1,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"sanitation\"]}");
+    long long r0 = stat_of(&s, "persistence", "records");
+    static const char *const reads[] = {
+        "{\"lat\":30.6,\"lon\":114.3,\"radius_m\":1000}",
+        "{\"lat\":30.6,\"lon\":114.3,\"radius_m\":1000,\"mark_notified\":false}",
+        "{\"lat\":30.6,\"lon\":114.3,\"radius_m\":1000,\"mark_notified\":null}",
+    };
+    for (int i = 0; i < 3; i++) {
+        pd_msg_t m = call_ok(c, "match.mobilize", reads[i]);
+        cr_assert_eq(map_int(&m.result, "count"), 1);
+    }
+    cr_assert_eq(stat_of(&s, "persistence", "records"), r0, "a plain mobilisation was journaled");
+    call_ok(c, "match.mobilize",
+            "{\"lat\":30.6,\"lon\":114.3,\"radius_m\":1000,\"mark_notified\":true}");
+    cr_assert_eq(stat_of(&s, "persistence", "records"), r0 + 1);
+    pd_client_destroy(c);
+    kill9(&s);
+    wait_unlocked();
+    start(&s, args);
+    c = srv_connect(&s);
+    pd_msg_t g = call_ok(c, "volunteer.get", "{\"id\":1}");
+    cr_assert_eq(map_int(&g.result, "notified_count"), 1);
+    pd_client_destroy(c);
+    srv_stop(&s);
+}
+
 Test(durability, config_change_is_carried_over_or_refused) {
     const char *plain[] = {"--fsync", "no", NULL};
     srv_t s;
