@@ -225,8 +225,8 @@ static int on_key_cfg(load_t *ld, const char *sec, const char *key, const char *
     if (KEY("speeds", "bike_kmh", "km/h, 0.1..1000")) return set_speed(cfg, PD_MODE_BIKE, v);
     if (KEY("speeds", "ebike_kmh", "km/h, 0.1..1000")) return set_speed(cfg, PD_MODE_EBIKE, v);
     if (KEY("speeds", "car_kmh", "km/h, 0.1..1000")) return set_speed(cfg, PD_MODE_CAR, v);
-    if (KEY("index", "cell_deg", "degrees, 0.0001..1")) {
-        if (!parse_double(v, 0.0001, 1.0, &d)) return 0;
+    if (KEY("index", "cell_deg", "degrees, 0.0005..1")) {
+        if (!parse_double(v, 0.0005, 1.0, &d)) return 0; /* the index's own range */
         cfg->index.cell_e6 = (int32_t)lround(d * 1e6);
         return 1;
     }

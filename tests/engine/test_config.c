@@ -171,6 +171,8 @@ Test(config, errors_say_what_is_wrong) {
         {"[nowhere]\nk = 1\n", 2, "unknown key 'k' in [nowhere]"},
         {"[speeds]\nwalk_kmh = fast\n", 2, "bad value 'fast' for walk_kmh in [speeds]: km/h"},
         {"[speeds]\nwalk_kmh = 0\n", 2, "bad value '0' for walk_kmh in [speeds]: km/h, 0.1..1000"},
+        /* the index takes cells of 0.0005 degrees and up: said at the key */
+        {"[index]\ncell_deg = 0.0001\n", 2, "bad value '0.0001' for cell_deg in [index]"},
         {"[dispatch]\npolicy = fairest\n", 2, "nearest, balanced or rated"},
         {"[records]\n\nstar_hours = 10,50,40,300,600\n", 3, "five increasing whole hours"},
         /* the first bad key is the one reported, though parsing goes on */
