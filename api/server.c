@@ -346,7 +346,10 @@ static void on_idle_sweep(uv_timer_t *t) {
     pd_server_t *srv = t->data;
     uint64_t now = uv_now(srv->loop);
     for (pd_conn_t *c = srv->conns; c; c = c->next) {
-        if (c->closing || c->subs) continue;
+        /* Subscribers only listen. A paused connection is not idle: the
+         * server is holding it (its rate, an import it waits on), and its
+         * clock starts again when it is resumed. */
+        if (c->closing || c->subs || c->paused != PD_PAUSE_NONE) continue;
         if (now - c->last_active_ms >= srv->cfg.idle_timeout_ms) {
             srv->n.idle_closed++;
             pd_conn_close(c, PD_ERR_LIMIT, "idle timeout");

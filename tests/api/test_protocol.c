@@ -520,6 +520,32 @@ Test(limits, idle_timeout, .init = start_idle, .fini = stop, .timeout = 30) {
     pd_client_destroy(sub);
 }
 
+/* A connection the server pauses (its rate spent) is not idle: its
+ * pipelined requests are all answered, however long the pause. */
+static void start_idle_rate(void) {
+    static const char *const args[] = {"--idle-timeout", "0.3", "--max-rps", "4", NULL};
+    srv_start(&srv, args);
+}
+
+Test(limits, paused_is_not_idle, .init = start_idle_rate, .fini = stop, .timeout = 30) {
+    pd_client_t *c = srv_connect(&srv);
+    size_t len;
+    const char *p = params_json("", &len);
+    for (int i = 0; i < 8; i++) cr_assert_eq(pd_client_send(c, "ping", p, len, NULL), PD_OK);
+    cr_assert_eq(pd_client_flush(c), PD_OK);
+    long long t0 = now_ms();
+    for (int i = 0; i < 8; i++) {
+        pd_msg_t m;
+        cr_assert_eq(pd_client_read(c, &m), PD_OK, "ping %d lost: %s", i, pd_client_last_error(c));
+        cr_assert_eq(m.type, PD_MSG_RESPONSE, "ping %d: a notification (closed?)", i);
+        cr_assert_eq(m.code, 0);
+    }
+    /* 8 at 4 a second: the pauses outlasted the idle timeout */
+    cr_assert_geq(now_ms() - t0, 1000);
+    cr_assert_eq(stat_of(&srv, "counters", "idle_closed"), 0);
+    pd_client_destroy(c);
+}
+
 /* ------------------------------------------------------------- shutdown */
 
 Test(shutdown, sigterm_exits_zero_with_clients, .timeout = 30) {
