@@ -574,6 +574,18 @@ pd_err pd_server_start(pd_server_t *srv, uv_loop_t *loop, const pd_server_config
     srv->started_ms = (uint64_t)pd_server_stamp(srv);
     srv->started_hr = uv_hrtime();
 
+    /* Catch SIGTERM/SIGINT before recovery and --load-volunteers, which
+     * can take seconds, and before "listening on" is printed (a script may
+     * signal as soon as it reads that line). libuv queues the signal and
+     * the loop handles it once it runs: the start finishes what it is
+     * doing, then stops cleanly, with its final snapshot. */
+    uv_signal_init(loop, &srv->sig_term);
+    srv->sig_term.data = srv;
+    uv_signal_start(&srv->sig_term, on_signal, SIGTERM);
+    uv_signal_init(loop, &srv->sig_int);
+    srv->sig_int.data = srv;
+    uv_signal_start(&srv->sig_int, on_signal, SIGINT);
+
     if (cfg->data_dir) {
         err = pd_persist_start(srv, &ec);
         if (err) return err;
@@ -594,15 +606,6 @@ pd_err pd_server_start(pd_server_t *srv, uv_loop_t *loop, const pd_server_config
 #endif
     }
 
-    /* Catch SIGTERM/SIGINT before "listening on" is printed: a script may
-     * signal as soon as it reads that line. libuv queues the signal and the
-     * loop handles it once it runs. */
-    uv_signal_init(loop, &srv->sig_term);
-    srv->sig_term.data = srv;
-    uv_signal_start(&srv->sig_term, on_signal, SIGTERM);
-    uv_signal_init(loop, &srv->sig_int);
-    srv->sig_int.data = srv;
-    uv_signal_start(&srv->sig_int, on_signal, SIGINT);
     uv_tcp_init(loop, &srv->listener);
     srv->listener.data = srv;
     char addr[96], maddr[96];

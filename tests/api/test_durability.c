@@ -722,6 +722,42 @@ Test(durability, only_marking_mobilisations_are_journaled) {
     srv_stop(&s);
 }
 
+/* SIGTERM while --load-volunteers runs is a clean stop: the load
+ * finishes, the server stops with exit 0, and every volunteer is there
+ * at the next start (it was killed half way through the load, before). */
+Test(durability, sigterm_during_load_is_a_clean_stop) {
+    char csv[400], cmd[1200];
+    snprintf(csv, sizeof(csv), "%s/v.csv", tmpdir);
+    snprintf(cmd, sizeof(cmd), "'%s' -q --volunteers 300000 -o '%s'",
+             binary_path("data/paidan-gen"), csv);
+    cr_assert_eq(system(cmd), 0, "paidan-gen failed");
+    const char *args[] = {"--load-volunteers", csv, "--fsync", "everysec", NULL};
+    int fd;
+    pid_t pid = spawn_server(args, &fd);
+    /* the progress line comes at 250,000: signal in the middle of the load */
+    long long deadline = now_ms() + 60000;
+    for (;;) {
+        char *log = slurp(logpath);
+        bool mid = log && strstr(log, "volunteers so far");
+        free(log);
+        if (mid) break;
+        int status;
+        cr_assert(waitpid(pid, &status, WNOHANG) == 0, "the server exited during the load");
+        cr_assert(now_ms() < deadline, "no progress line from the load");
+        usleep(2000);
+    }
+    kill(pid, SIGTERM);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    close(fd);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d after SIGTERM", status);
+    wait_unlocked();
+    srv_t s;
+    start(&s, NULL);
+    cr_assert_eq(volunteers_of(&s), 300000);
+    srv_stop(&s);
+}
+
 Test(durability, config_change_is_carried_over_or_refused) {
     const char *plain[] = {"--fsync", "no", NULL};
     srv_t s;
