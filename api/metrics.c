@@ -78,6 +78,12 @@ static void counter(FILE *f, const char *name, const char *help, uint64_t v) {
             name, (unsigned long long)v);
 }
 
+/* A counter that is not a whole number (seconds). */
+static void counter_f(FILE *f, const char *name, const char *help, double v) {
+    fprintf(f, "# HELP paidan_%s %s\n# TYPE paidan_%s counter\npaidan_%s %.17g\n", name, help, name,
+            name, v);
+}
+
 static void gauge(FILE *f, const char *name, const char *help, double v) {
     fprintf(f, "# HELP paidan_%s %s\n# TYPE paidan_%s gauge\npaidan_%s %.17g\n", name, help, name,
             name, v);
@@ -104,7 +110,7 @@ static void write_metrics(FILE *f, pd_server_t *srv) {
             n->frames_too_large);
     counter(f, "output_cutoffs_total", "Connections closed for unread output.", n->output_cutoffs);
     counter(f, "idle_closed_total", "Connections closed by the idle timeout.", n->idle_closed);
-    counter(f, "rate_limited_total", "Connections paused by the per-connection rate limit.",
+    counter(f, "rate_limited_total", "Times a connection was paused by the rate limit.",
             n->rate_limited);
     counter(f, "received_bytes_total", "Bytes read from clients.", n->bytes_in);
     counter(f, "sent_bytes_total", "Bytes written to clients.", n->bytes_out);
@@ -118,8 +124,10 @@ static void write_metrics(FILE *f, pd_server_t *srv) {
             n->orders_purged);
     counter(f, "loop_stalls_total", "Event loop iterations over the stall threshold.",
             n->loop_stalls);
-    gauge(f, "loop_idle_seconds_total", "Time the event loop spent waiting for events.",
-          (double)uv_metrics_idle_time(srv->loop) / 1e9);
+    counter_f(f, "loop_idle_seconds_total", "Time the event loop spent waiting for events.",
+              (double)uv_metrics_idle_time(srv->loop) / 1e9);
+    gauge(f, "loop_max_stall_seconds", "The longest event loop iteration over the threshold.",
+          (double)n->max_stall_us / 1e6);
     gauge(f, "memory_rss_bytes", "Resident set size.", (double)pd_stats_rss_bytes());
     gauge(f, "engine_memory_bytes", "Bytes held by the engine and its index.", (double)es.memory);
     gauge(f, "volunteers", "Volunteers in the engine.", (double)es.volunteers);

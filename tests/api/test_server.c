@@ -581,6 +581,15 @@ Test(metrics, prometheus_text, .init = start_metrics, .fini = stop_metrics, .tim
     cr_assert(strstr(buf, "paidan_connections 1\n"));
     cr_assert(strstr(buf, "paidan_memory_rss_bytes"));
     cr_assert(strstr(buf, "paidan_orders{state=\"created\"} 0\n"));
+    /* a _total is a counter, and the longest stall is there as in stats */
+    cr_assert(strstr(buf, "# TYPE paidan_loop_idle_seconds_total counter\n"), "%s", buf);
+    cr_assert(strstr(buf, "# TYPE paidan_loop_max_stall_seconds gauge\n"), "%s", buf);
+    for (const char *l = strstr(buf, "# TYPE "); l; l = strstr(l + 1, "# TYPE ")) {
+        const char *sp = strchr(l + 7, ' ');
+        cr_assert(sp);
+        bool total = sp - (l + 7) > 6 && strncmp(sp - 6, "_total", 6) == 0;
+        if (total) cr_assert(strncmp(sp + 1, "counter", 7) == 0, "%.80s", l);
+    }
     http_get(msrv.metrics_port, "GET / HTTP/1.0\r\n\r\n", buf, sizeof(buf));
     cr_assert(strncmp(buf, "HTTP/1.1 404", 12) == 0);
     pd_client_destroy(c);
