@@ -89,6 +89,12 @@ static int parse_size(const char *s, unsigned long long min, unsigned long long 
     return 0;
 }
 
+/* A plain decimal ("1.5", "2e3"): strtod alone also takes "0x10", "inf"
+ * and leading blanks. */
+static bool plain_decimal(const char *s) {
+    return *s && strspn(s, "0123456789.eE+-") == strlen(s);
+}
+
 static int bad_value(const char *flag, const char *value, const char *expect) {
     fprintf(stderr, "paidan-server: bad value '%s' for %s: expected %s\n", value, flag, expect);
     return 2;
@@ -209,7 +215,7 @@ int main(int argc, char **argv) {
                 char *end;
                 double secs = strtod(optarg, &end);
                 /* under a millisecond would round to 0, which means never */
-                if (*end || end == optarg || !(secs >= 0) || secs > 1e7 ||
+                if (!plain_decimal(optarg) || *end || end == optarg || !(secs >= 0) || secs > 1e7 ||
                     (secs > 0 && secs < 0.001))
                     return bad_value("--idle-timeout", optarg, "seconds, 0.001..1e7, 0 = never");
                 cfg.idle_timeout_ms = (uint64_t)(secs * 1000.0 + 0.5);
@@ -246,7 +252,7 @@ int main(int argc, char **argv) {
             case OPT_RETENTION: {
                 char *end;
                 double days = strtod(optarg, &end);
-                if (*end || end == optarg || !(days >= 0) || days > 36500)
+                if (!plain_decimal(optarg) || *end || end == optarg || !(days >= 0) || days > 36500)
                     return bad_value("--order-retention", optarg, "days, 0 = keep every order");
                 cfg.order_retention_days = days;
                 break;

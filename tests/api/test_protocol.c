@@ -388,6 +388,9 @@ Test(auth, refuses_bad_flags, .timeout = 30) {
     static const char *const a6[] = {"--idle-timeout", "0.0000001", NULL};
     s = srv_run_expect_exit(a6);
     cr_assert(WIFEXITED(s) && WEXITSTATUS(s) == 2);
+    static const char *const a9[] = {"--order-retention", "0x10", NULL};
+    s = srv_run_expect_exit(a9);
+    cr_assert(WIFEXITED(s) && WEXITSTATUS(s) == 2);
     /* -V and -h, as the other tools take them */
     char out[4096];
     static const char *const a7[] = {"-V", NULL};
