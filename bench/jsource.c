@@ -15,6 +15,7 @@
 #include "jsource.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,6 +90,23 @@ static bool num(const msgpack_object *o, double *out) {
     }
 }
 
+/* An id: a whole number as the protocol takes it -- an integer, or a
+ * float with no fraction. Not through a double: ids above 2^53 (a
+ * load run's, say) would round together and collide. */
+static bool id_of(const msgpack_object *o, uint64_t *out) {
+    if (!o) return false;
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        *out = o->via.u64;
+        return true;
+    }
+    if ((o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64) &&
+        o->via.f64 >= 0 && o->via.f64 < 0x1p64 && o->via.f64 == floor(o->via.f64)) {
+        *out = (uint64_t)o->via.f64;
+        return true;
+    }
+    return false;
+}
+
 static double num_or(const msgpack_object *o, double dflt) {
     double v;
     return num(o, &v) ? v : dflt;
@@ -145,9 +163,7 @@ static bool pos_of(const msgpack_object *p, pd_latlng_t *out) {
 
 static bool volunteer_of(const ctx_t *c, const msgpack_object *p, pd_volunteer_t *v) {
     memset(v, 0, sizeof *v);
-    double id;
-    if (!num(get(p, "id"), &id) || !pos_of(p, &v->pos)) return false;
-    v->id = (uint64_t)id;
+    if (!id_of(get(p, "id"), &v->id) || !pos_of(p, &v->pos)) return false;
     if (!skills_of(c, get(p, "skills"), &v->skills)) return false;
     const msgpack_object *tags = get(p, "tags");
     if (tags && tags->type == MSGPACK_OBJECT_ARRAY) {
@@ -190,9 +206,7 @@ static bool volunteer_of(const ctx_t *c, const msgpack_object *p, pd_volunteer_t
 
 static bool order_of(const ctx_t *c, const msgpack_object *p, int64_t ts, pd_gen_order_t *o) {
     memset(o, 0, sizeof *o);
-    double id;
-    if (!num(get(p, "id"), &id) || !pos_of(p, &o->pos)) return false;
-    o->id = (uint64_t)id;
+    if (!id_of(get(p, "id"), &o->id) || !pos_of(p, &o->pos)) return false;
     o->created_ms = ts;
     if (!skills_of(c, get(p, "skills"), &o->skills)) return false;
     o->need = (uint32_t)num_or(get(p, "need"), 1);
