@@ -234,6 +234,11 @@ static int parse_opts(int argc, char **argv, replay_cmd_t *o) {
         fprintf(stderr, "paidan-bench replay: give CSV files or a county to generate, not both\n");
         return -1;
     }
+    if (!o->run.journal_dir && csv && !(o->run.volunteers_csv && o->run.orders_csv)) {
+        fprintf(stderr, "paidan-bench replay: give both --volunteers-csv and --orders-csv\n");
+        pd__opt_try_help(&p);
+        return -1;
+    }
     if (!csv && !o->generate) {
         if (find_sample("county-volunteers.csv", o->vol_path, sizeof o->vol_path) ||
             find_sample("county-orders.csv", o->ord_path, sizeof o->ord_path)) {

@@ -759,6 +759,8 @@ Test(cli, replay_refuses_bad_options) {
     expect_refused("bad value '99999999999999999999' for -s/--seed",
                    "replay -s 99999999999999999999");
     expect_refused("not both", "replay -n 100 --volunteers-csv /dev/null");
+    expect_refused("give both --volunteers-csv and --orders-csv",
+                   "replay --volunteers-csv /dev/null");
     expect_refused("unexpected argument 'nearest'", "replay nearest");
     expect_try_help("replay", "unrecognized option '--bogus'", "--bogus");
     /* a config that cannot be used says why, and nothing runs */
