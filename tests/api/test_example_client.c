@@ -46,6 +46,31 @@ Test(example_client, runs_against_server, .timeout = 30) {
     srv_stop(&srv);
 }
 
+/* api/example_client.c, the C client's example, runs against a server
+ * (twice: it removes what it adds) and against none (exit 1). */
+Test(example_client, c_example_runs_against_server, .timeout = 30) {
+    srv_t srv;
+    srv_start(&srv, NULL);
+    char cmd[4096];
+    snprintf(cmd, sizeof(cmd), "'%s' 127.0.0.1 %d >/dev/null", binary_path("api/paidan-example-c"),
+             srv.port);
+    for (int run = 0; run < 2; run++) {
+        int status = system(cmd);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "paidan-example-c failed (%d) on run %d", status, run + 1);
+    }
+    pd_client_t *c = srv_connect(&srv);
+    pd_msg_t m = call_ok(c, "stats", "");
+    cr_assert_eq(map_int(&m.result, "volunteers"), 0);
+    pd_client_destroy(c);
+    int port = srv.port;
+    srv_stop(&srv);
+    snprintf(cmd, sizeof(cmd), "'%s' 127.0.0.1 %d 2>/dev/null", binary_path("api/paidan-example-c"),
+             port);
+    int status = system(cmd);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1, "no server: status %d", status);
+}
+
 /* scripts/replay_tcp.py replays sample orders through a server that holds
  * the sample county: every order is answered, some are filled end to end,
  * and the server's counts agree with what the script says it did. */
