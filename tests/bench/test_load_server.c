@@ -122,6 +122,18 @@ Test(load_server, busy_poll_closed_loop, .timeout = 60) {
 }
 
 #ifdef PD_HAVE_BENCH_CLI
+/* Run a paidan-bench command line with /bin/sh; its stdout (or what the
+ * command redirects there) into out, the exit status returned. */
+static int bench_sh(const char *cmd, char *out, size_t cap) {
+    FILE *f = popen(cmd, "r");
+    cr_assert_not_null(f);
+    size_t n = fread(out, 1, cap - 1, f);
+    out[n] = '\0';
+    int st = pclose(f);
+    cr_assert(WIFEXITED(st), "%s: killed", cmd);
+    return WEXITSTATUS(st);
+}
+
 /* paidan-bench load itself, as a user runs it: the JSON report carries the
  * server's own side of the run (calls and time per call, from its stats)
  * for every method the mix used. */
@@ -135,12 +147,8 @@ Test(load_server, the_cli_reports_the_server_side, .timeout = 120) {
              "'%s/bench/paidan-bench' load -p %u -n 2000 -c 1 -P 4 -d 0.5 -w 0.1 "
              "--mix nearby:50,ping:50 --json --quiet",
              bin, (unsigned)srv.port);
-    FILE *f = popen(cmd, "r");
-    cr_assert_not_null(f);
     static char out[1 << 16];
-    size_t n = fread(out, 1, sizeof out - 1, f);
-    out[n] = '\0';
-    cr_assert_eq(pclose(f), 0, "%s failed:\n%s", cmd, out);
+    cr_assert_eq(bench_sh(cmd, out, sizeof out), 0, "%s failed:\n%s", cmd, out);
     const char *server = strstr(out, "\"server\":{");
     cr_assert_not_null(server, "no server side in the report:\n%s", out);
     cr_assert_not_null(strstr(server, "\"match.nearby\":{\"calls\":"), "%s", server);
@@ -148,18 +156,6 @@ Test(load_server, the_cli_reports_the_server_side, .timeout = 120) {
     cr_assert_null(strstr(server, "\"volunteer.upsert\""),
                    "the county's upload is not part of the run: %s", server);
     srv_stop(&srv);
-}
-
-/* Run a paidan-bench command line with /bin/sh; its stdout (or what the
- * command redirects there) into out, the exit status returned. */
-static int bench_sh(const char *cmd, char *out, size_t cap) {
-    FILE *f = popen(cmd, "r");
-    cr_assert_not_null(f);
-    size_t n = fread(out, 1, cap - 1, f);
-    out[n] = '\0';
-    int st = pclose(f);
-    cr_assert(WIFEXITED(st), "%s: killed", cmd);
-    return WEXITSTATUS(st);
 }
 
 static double seconds_since(const struct timespec *a) {
