@@ -89,6 +89,14 @@ static int parse_size(const char *s, unsigned long long min, unsigned long long 
     return 0;
 }
 
+/* A plain integer: a count, a port or a time, where a size suffix would
+ * only hide a typo. */
+static int parse_count(const char *s, unsigned long long min, unsigned long long max,
+                       unsigned long long *out) {
+    if (strpbrk(s, "kKmMgGbB")) return -1;
+    return parse_size(s, min, max, out);
+}
+
 /* A plain decimal ("1.5", "2e3"): strtod alone also takes "0x10", "inf"
  * and leading blanks. */
 static bool plain_decimal(const char *s) {
@@ -185,7 +193,7 @@ int main(int argc, char **argv) {
                 cfg.host = optarg;
                 break;
             case OPT_PORT:
-                if (parse_size(optarg, 0, 65535, &v) || strpbrk(optarg, "kKmMgGbB"))
+                if (parse_count(optarg, 0, 65535, &v))
                     return bad_value("--port", optarg, "0..65535");
                 cfg.port = (int)v;
                 break;
@@ -202,7 +210,7 @@ int main(int argc, char **argv) {
                 cfg.max_frame = (size_t)v;
                 break;
             case OPT_MAX_CONNS:
-                if (parse_size(optarg, 1, 1000000, &v))
+                if (parse_count(optarg, 1, 1000000, &v))
                     return bad_value("--max-conns", optarg, "1..1000000");
                 cfg.max_conns = (uint32_t)v;
                 break;
@@ -222,27 +230,27 @@ int main(int argc, char **argv) {
                 break;
             }
             case OPT_MAX_RPS:
-                if (parse_size(optarg, 0, 100000000, &v) || strpbrk(optarg, "kKmMgGbB"))
+                if (parse_count(optarg, 0, 100000000, &v))
                     return bad_value("--max-rps", optarg, "0..100000000, 0 = no limit");
                 cfg.max_rps = (uint32_t)v;
                 break;
             case OPT_METRICS:
-                if (parse_size(optarg, 0, 65535, &v) || strpbrk(optarg, "kKmMgGbB"))
+                if (parse_count(optarg, 0, 65535, &v))
                     return bad_value("--metrics-port", optarg, "0..65535");
                 cfg.metrics_port = (int)v;
                 break;
             case OPT_TICK:
-                if (parse_size(optarg, 1, 60000, &v) || strpbrk(optarg, "kKmMgGbB"))
+                if (parse_count(optarg, 1, 60000, &v))
                     return bad_value("--tick-ms", optarg, "1..60000");
                 cfg.tick_ms = (uint32_t)v;
                 break;
             case OPT_STALL:
-                if (parse_size(optarg, 0, 3600000, &v) || strpbrk(optarg, "kKmMgGbB"))
+                if (parse_count(optarg, 0, 3600000, &v))
                     return bad_value("--stall-ms", optarg, "0..3600000");
                 cfg.stall_ms = (uint32_t)v;
                 break;
             case OPT_BUSY_POLL:
-                if (parse_size(optarg, 0, 1000000, &v) || strpbrk(optarg, "kKmMgGbB"))
+                if (parse_count(optarg, 0, 1000000, &v))
                     return bad_value("--busy-poll-us", optarg, "0..1000000");
                 cfg.busy_poll_us = (uint32_t)v;
                 break;

@@ -391,6 +391,10 @@ Test(auth, refuses_bad_flags, .timeout = 30) {
     static const char *const a9[] = {"--order-retention", "0x10", NULL};
     s = srv_run_expect_exit(a9);
     cr_assert(WIFEXITED(s) && WEXITSTATUS(s) == 2);
+    /* a count takes no size suffix: "1k" connections is a typo, not 1024 */
+    static const char *const a10[] = {"--max-conns", "1k", NULL};
+    s = srv_run_expect_exit(a10);
+    cr_assert(WIFEXITED(s) && WEXITSTATUS(s) == 2);
     /* -V and -h, as the other tools take them */
     char out[4096];
     static const char *const a7[] = {"-V", NULL};
