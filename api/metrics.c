@@ -169,15 +169,17 @@ static void write_metrics(FILE *f, pd_server_t *srv) {
     }
 }
 
-static void respond(mconn_t *m) {
+/* Answer the request head in m->req; bad, when set, is the status of a
+ * head that cannot be served (a NUL byte in it, or over the limit). */
+static void respond(mconn_t *m, const char *bad) {
     pd_server_t *srv = m->srv;
     char *body = NULL;
     size_t body_len = 0;
     FILE *bf = open_memstream(&body, &body_len);
     const char *status = "200 OK";
     const char *ctype = "text/plain; version=0.0.4; charset=utf-8";
-    bool found =
-        strncmp(m->req, "GET /metrics ", 13) == 0 || strncmp(m->req, "GET /metrics?", 13) == 0;
+    bool found = !bad && (strncmp(m->req, "GET /metrics ", 13) == 0 ||
+                          strncmp(m->req, "GET /metrics?", 13) == 0);
     if (!bf) {
         mconn_close(m);
         return;
@@ -185,6 +187,10 @@ static void respond(mconn_t *m) {
     if (found) {
         srv->n.metrics_scrapes++;
         write_metrics(bf, srv);
+    } else if (bad) {
+        status = bad;
+        ctype = "text/plain; charset=utf-8";
+        fprintf(bf, "%s\n", bad);
     } else {
         status = "404 Not Found";
         ctype = "text/plain; charset=utf-8";
@@ -222,13 +228,18 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
         mconn_close(m);
         return;
     }
+    /* A NUL byte would hide the end of the head from strstr; no request
+     * that has one is served, so say so at once rather than at the
+     * timeout. */
+    bool nul = memchr(m->req + m->len, '\0', (size_t)nread) != NULL;
     m->len += (size_t)nread;
     m->req[m->len] = '\0';
-    if (strstr(m->req, "\r\n\r\n") || strstr(m->req, "\n\n")) {
-        respond(m);
-    } else if (m->len >= sizeof(m->req) - 1) {
-        mconn_close(m);
-    }
+    if (nul)
+        respond(m, "400 Bad Request");
+    else if (strstr(m->req, "\r\n\r\n") || strstr(m->req, "\n\n"))
+        respond(m, NULL);
+    else if (m->len >= sizeof(m->req) - 1)
+        respond(m, "431 Request Header Fields Too Large");
 }
 
 static void on_connection(uv_stream_t *server, int status) {

@@ -551,18 +551,24 @@ static void stop_metrics(void) {
     srv_stop(&msrv);
 }
 
-static size_t http_get(int port, const char *req, char *buf, size_t cap) {
+/* Send req_len bytes of req (NUL bytes included) and read the answer
+ * until the server closes. */
+static size_t http_send(int port, const char *req, size_t req_len, char *buf, size_t cap) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    cr_assert_eq(write(fd, req, req_len), (ssize_t)req_len);
     size_t len = 0;
     ssize_t n;
     while (len < cap - 1 && (n = read(fd, buf + len, cap - 1 - len)) > 0) len += (size_t)n;
     buf[len] = '\0';
     close(fd);
     return len;
+}
+
+static size_t http_get(int port, const char *req, char *buf, size_t cap) {
+    return http_send(port, req, strlen(req), buf, cap);
 }
 
 Test(metrics, prometheus_text, .init = start_metrics, .fini = stop_metrics, .timeout = 30) {
@@ -592,6 +598,16 @@ Test(metrics, prometheus_text, .init = start_metrics, .fini = stop_metrics, .tim
     }
     http_get(msrv.metrics_port, "GET / HTTP/1.0\r\n\r\n", buf, sizeof(buf));
     cr_assert(strncmp(buf, "HTTP/1.1 404", 12) == 0);
+    /* A NUL byte in the head, and a head past 4 KiB, are answered, not
+     * left to the 5 s close (which sends nothing). */
+    static const char nul_req[] = "GET /metrics\0 HTTP/1.1\r\n\r\n";
+    http_send(msrv.metrics_port, nul_req, sizeof nul_req - 1, buf, sizeof(buf));
+    cr_assert(strncmp(buf, "HTTP/1.1 400", 12) == 0, "%.80s", buf);
+    static char big[4095]; /* the whole limit, so nothing is left unread at the close */
+    memset(big, 'a', sizeof big);
+    memcpy(big, "GET /metrics HTTP/1.1\r\nX: ", 26);
+    http_send(msrv.metrics_port, big, sizeof big, buf, sizeof(buf));
+    cr_assert(strncmp(buf, "HTTP/1.1 431", 12) == 0, "%.80s", buf);
     pd_client_destroy(c);
 }
 
