@@ -326,7 +326,11 @@ static pd_err snapshot_now(pd_server_t *srv, uint64_t *seq_out, uint64_t *bytes_
     uint64_t seq = 0;
     uint64_t t0 = mono_ns();
     pd_err err = pd_store_snapshot_begin(p->store, srv->now_ms, &w, &seq);
-    if (err) return err;
+    if (err) {
+        p->snapshot_failures++;
+        pd_log(PD_LOG_ERROR, "snapshot cannot start: %s (%s)", pd_strerror(err), strerror(errno));
+        return err;
+    }
     err = pd_engine_snapshot_write(srv->engine, w);
     uint64_t bytes = pd_snapshot_writer_bytes(w);
     if (!err) err = pd_snapshot_writer_commit(w);
@@ -382,7 +386,12 @@ static pd_err snapshot_fork(pd_server_t *srv, uint64_t *seq_out) {
     pd_snapshot_writer_t *w = NULL;
     uint64_t seq = 0;
     pd_err err = pd_store_snapshot_begin(p->store, srv->now_ms, &w, &seq);
-    if (err) return err;
+    if (err) {
+        p->snapshot_failures++;
+        pd_log(PD_LOG_ERROR, "background snapshot cannot start: %s (%s)", pd_strerror(err),
+               strerror(errno));
+        return err;
+    }
     fflush(stdout);
     fflush(stderr);
     pid_t parent = getpid();
@@ -477,6 +486,50 @@ void pd_m_digest(pd_conn_t *c, const msgpack_object *params) {
 
 /* ------------------------------------------------------------- recovery */
 
+/* Carry the state over to the configuration the server was started with:
+ * dump it, restore it under `ini`. */
+static pd_err reconfigure(pd_server_t *srv, const pd_engine_config_t *ini) {
+    char path[PD_STORE_PATH_MAX];
+    snprintf(path, sizeof(path), "%s/reconfigure.pds", pd_store_dir(srv->persist->store));
+    pd_snapshot_writer_t *w = NULL;
+    pd_err err = pd_snapshot_writer_create(path, 0, srv->now_ms, 0, &w);
+    if (err) return err;
+    err = pd_engine_snapshot_write(srv->engine, w);
+    if (!err) err = pd_snapshot_writer_commit(w);
+    pd_snapshot_writer_destroy(w);
+    if (err) return err;
+    pd_snapshot_file_t f;
+    err = pd_snapshot_file_open(path, &f, NULL);
+    if (!err) {
+        pd_engine_t *e = NULL;
+        err = pd_engine_snapshot_restore(f.data, (size_t)f.len, ini, &e);
+        pd_snapshot_file_close(&f);
+        if (!err) pd_server_set_engine(srv, e);
+    }
+    unlink(path);
+    return err;
+}
+
+/* Append the engine's configuration as a record and sync it, whatever the
+ * fsync policy: the records after it run under it, so a recovery that
+ * starts from an older snapshot switches to it right there. */
+static pd_err journal_config(pd_server_t *srv) {
+    pd_persist_t *p = srv->persist;
+    pd_journal_t *j = pd_store_journal(p->store);
+    uint8_t *b = NULL;
+    size_t len = 0;
+    pd_err err = pd_engine_config_encode(pd_engine_get_config(srv->engine), &b, &len);
+    if (!err) {
+        err = pd_journal_append(j, PD_JREC_CONFIG, srv->now_ms, b, len, NULL);
+        pd_free(b);
+    }
+    if (!err) err = pd_journal_sync(j);
+    if (err)
+        pd_log(PD_LOG_ERROR, "journal: cannot record the engine configuration: %s",
+               pd_strerror(err));
+    return err;
+}
+
 typedef struct replay_s {
     pd_server_t *srv;
     pd_conn_t conn; /* a connection without a socket */
@@ -511,6 +564,24 @@ static pd_err rec_apply(void *ud, const pd_jrec_t *rec) {
         if (err)
             pd_log(PD_LOG_ERROR, "replaying imported record seq %" PRIu64 " failed: %s", rec->seq,
                    pd_strerror(err));
+        return err == PD_ERR_NOMEM ? err : err ? PD_ERR_CORRUPT : PD_OK;
+    }
+    if (rec->type == PD_JREC_CONFIG) {
+        pd_engine_config_t cfg;
+        if (pd_engine_config_decode(rec->data, rec->len, &cfg) != PD_OK) {
+            pd_log(PD_LOG_ERROR, "journal record seq %" PRIu64 " holds no engine configuration",
+                   rec->seq);
+            return PD_ERR_CORRUPT;
+        }
+        if (pd_engine_config_same(pd_engine_get_config(srv->engine), &cfg)) return PD_OK;
+        pd_log(PD_LOG_INFO,
+               "journal record seq %" PRIu64
+               ": the records after it ran under another engine configuration; switching to it",
+               rec->seq);
+        pd_err err = reconfigure(srv, &cfg);
+        if (err)
+            pd_log(PD_LOG_ERROR, "replaying journal record seq %" PRIu64 " (configuration): %s",
+                   rec->seq, pd_strerror(err));
         return err == PD_ERR_NOMEM ? err : err ? PD_ERR_CORRUPT : PD_OK;
     }
     if (rec->type != PD_JREC_COMMAND) {
@@ -553,30 +624,6 @@ static pd_err rec_apply(void *ud, const pd_jrec_t *rec) {
         return PD_ERR_CORRUPT;
     }
     return PD_OK;
-}
-
-/* Carry the state over to the configuration the server was started with:
- * dump it, restore it under `ini`. */
-static pd_err reconfigure(pd_server_t *srv, const pd_engine_config_t *ini) {
-    char path[PD_STORE_PATH_MAX];
-    snprintf(path, sizeof(path), "%s/reconfigure.pds", pd_store_dir(srv->persist->store));
-    pd_snapshot_writer_t *w = NULL;
-    pd_err err = pd_snapshot_writer_create(path, 0, srv->now_ms, 0, &w);
-    if (err) return err;
-    err = pd_engine_snapshot_write(srv->engine, w);
-    if (!err) err = pd_snapshot_writer_commit(w);
-    pd_snapshot_writer_destroy(w);
-    if (err) return err;
-    pd_snapshot_file_t f;
-    err = pd_snapshot_file_open(path, &f, NULL);
-    if (!err) {
-        pd_engine_t *e = NULL;
-        err = pd_engine_snapshot_restore(f.data, (size_t)f.len, ini, &e);
-        pd_snapshot_file_close(&f);
-        if (!err) pd_server_set_engine(srv, e);
-    }
-    unlink(path);
-    return err;
 }
 
 pd_err pd_persist_start(pd_server_t *srv, const pd_engine_config_t *ini) {
@@ -630,7 +677,8 @@ pd_err pd_persist_start(pd_server_t *srv, const pd_engine_config_t *ini) {
            rep->records, rep->last_seq, pd_engine_volunteer_count(srv->engine),
            pd_engine_order_count(srv->engine, PD_ORDER__COUNT));
 
-    if (!pd_engine_config_same(pd_engine_get_config(srv->engine), ini)) {
+    bool other = !pd_engine_config_same(pd_engine_get_config(srv->engine), ini);
+    if (other) {
         pd_log(PD_LOG_WARN,
                "the recovered state ran under another engine configuration: carrying it over "
                "to the one given now");
@@ -642,11 +690,15 @@ pd_err pd_persist_start(pd_server_t *srv, const pd_engine_config_t *ini) {
                    pd_strerror(err));
             return err;
         }
+    }
+    if (other || !rep->from_snapshot) {
+        /* Every journal has a snapshot under it that names its
+         * configuration, and the configuration is a record too: should
+         * this snapshot be lost, a recovery from an older one (or from the
+         * journal alone) replays what came before under the configuration
+         * of then, and what comes after under this one. */
         err = snapshot_now(srv, NULL, NULL);
-        if (err) return err;
-    } else if (!rep->from_snapshot) {
-        /* Every journal has a snapshot under it that names its configuration. */
-        err = snapshot_now(srv, NULL, NULL);
+        if (!err) err = journal_config(srv);
         if (err) return err;
     }
     return PD_OK;
@@ -683,7 +735,10 @@ void pd_persist_stop(pd_server_t *srv) {
     p->flush_deferred = false;
     if (p->failed || !p->store || !pd_store_journal(p->store)) return;
     if (!pd_persist_commit(srv)) return;
-    (void)snapshot_now(srv, NULL, NULL);
+    if (snapshot_now(srv, NULL, NULL) != PD_OK)
+        pd_log(PD_LOG_ERROR,
+               "stopping without a snapshot: the journal holds every acknowledged write, and "
+               "the next start replays it");
 }
 
 static void on_handle_closed(uv_handle_t *h) {

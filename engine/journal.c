@@ -1024,6 +1024,8 @@ static pd_err load_snapshot(pd_store_t *st, const catalogue_t *c, pd_store_load_
     return PD_OK;
 }
 
+static void prune(pd_store_t *st);
+
 pd_err pd_store_recover(pd_store_t *st, pd_store_load_fn load, pd_jrec_fn apply, void *ud,
                         pd_store_report_t *rep, char *msg) {
     pd_store_report_t dummy;
@@ -1212,6 +1214,9 @@ pd_err pd_store_recover(pd_store_t *st, pd_store_load_fn load, pd_jrec_fn apply,
         if (err) set_msg(msg, "cannot create journal segment %s: %s", p, strerror(errno));
     }
     catalogue_free(&c);
+    /* A server killed just as a background snapshot finished never pruned
+     * after it: do it now, from a state known to hold. */
+    if (!err && rep->from_snapshot) prune(st);
     return err;
 }
 

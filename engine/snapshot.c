@@ -532,6 +532,39 @@ bool pd_engine_config_same(const pd_engine_config_t *a, const pd_engine_config_t
     return same;
 }
 
+/* The configuration record: a tag and version, then the fields as the
+ * snapshot stores them. */
+#define CONFIG_MAGIC 0x47464350u /* "PCFG" */
+
+pd_err pd_engine_config_encode(const pd_engine_config_t *c, uint8_t **out, size_t *len) {
+    enc_t *x = pd_malloc(sizeof *x);
+    if (!x) return PD_ERR_NOMEM;
+    x->w = NULL;
+    x->err = PD_OK;
+    x->n = 0;
+    enc_u32(x, CONFIG_MAGIC);
+    enc_u32(x, ENGINE_VERSION);
+    enc_config(x, c);
+    uint8_t *b = pd_malloc(x->n);
+    if (!b) {
+        pd_free(x);
+        return PD_ERR_NOMEM;
+    }
+    memcpy(b, x->buf, x->n);
+    *out = b;
+    *len = x->n;
+    pd_free(x);
+    return PD_OK;
+}
+
+pd_err pd_engine_config_decode(const uint8_t *p, size_t len, pd_engine_config_t *out) {
+    pd__rd_t r = {p, p + len, false};
+    if (pd__rd_u32(&r) != CONFIG_MAGIC || pd__rd_u32(&r) != ENGINE_VERSION) return PD_ERR_CORRUPT;
+    dec_config(&r, out);
+    if (r.bad || r.p != r.end) return PD_ERR_CORRUPT;
+    return pd_engine_config_check(out) ? PD_ERR_CORRUPT : PD_OK;
+}
+
 pd_err pd_engine_snapshot_config(const uint8_t *p, size_t len, pd_engine_config_t *out) {
     pd__rd_t r = {p, p + len, false};
     pd_err err = dec_head(&r, out);

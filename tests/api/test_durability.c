@@ -598,6 +598,38 @@ Test(durability, corrupt_snapshot_falls_back_to_the_previous) {
     srv_stop(&s);
 }
 
+/* Files a kill left behind (here: a third, older snapshot, as when the
+ * server died between a background snapshot's end and its prune) are
+ * pruned at the next start. */
+Test(durability, recovery_prunes_what_a_kill_left) {
+    const char *args[] = {"--fsync", "always", NULL};
+    srv_t s;
+    start(&s, args);
+    for (uint32_t round = 0; round < 2; round++) {
+        write_some(&s, round * 10 + 1, 10);
+        pd_client_t *c = srv_connect(&s);
+        call_ok(c, "snapshot", "{\"wait\":true}");
+        pd_client_destroy(c);
+    }
+    uint64_t before = digest_of(&s, NULL);
+    kill9(&s);
+    char oldest[512], extra[600];
+    find_file("snap-", true, oldest, sizeof(oldest));
+    snprintf(extra, sizeof(extra), "%s/snap-00000000000000000000.pds", datadir);
+    cr_assert_neq(strcmp(oldest, extra), 0, "the seq-0 snapshot was pruned already");
+    char *bytes = slurp(oldest);
+    FILE *f = fopen(extra, "wb");
+    cr_assert(f);
+    fwrite(bytes, 1, (size_t)fsize(oldest), f);
+    fclose(f);
+    free(bytes);
+    start(&s, args);
+    cr_assert_eq(digest_of(&s, NULL), before);
+    cr_assert_neq(access(extra, F_OK), 0, "the third snapshot is still there after a start");
+    cr_assert_eq(access(oldest, F_OK), 0, "the previous snapshot was pruned too");
+    srv_stop(&s);
+}
+
 Test(durability, locked_directory_is_refused) {
     const char *args[] = {NULL};
     srv_t s;
@@ -802,6 +834,54 @@ Test(durability, config_change_is_carried_over_or_refused) {
     log = slurp(logpath);
     cr_assert(strstr(log, "cannot carry the state over"), "log: %s", log);
     free(log);
+}
+
+/* A configuration change is a journal record, not only a snapshot: if the
+ * snapshot taken under the new configuration is lost, the recovery from
+ * the one before replays the older records under the old configuration
+ * and the newer ones under the new. */
+Test(durability, config_change_survives_losing_its_snapshot) {
+    const char *plain[] = {"--fsync", "always", NULL};
+    srv_t s;
+    start(&s, plain);
+    write_some(&s, 1, 10);
+    srv_stop(&s); /* a clean stop: the restart snapshots at the same seq */
+
+    char ini[400];
+    snprintf(ini, sizeof(ini), "%s/slow.ini", tmpdir);
+    FILE *f = fopen(ini, "w");
+    cr_assert(f);
+    fprintf(f, "[speeds]\nwalk_kmh = 1.0\n[skills]\nadd = flood-rescue\n");
+    fclose(f);
+    const char *slow[] = {"--fsync", "always", "--config", ini, NULL};
+    start(&s, slow);
+    pd_client_t *c = srv_connect(&s);
+    call_ok(c, "volunteer.upsert",
+            "{\"id\":500,\"lat\":30.7,\"lon\":114.3,\"skills\":[\"flood-rescue\"],"
+            "\"mode\":\"walk\"}");
+    /* ~450 m away: a walker at 4.5 km/h is in reach, at 1 km/h not */
+    pd_msg_t r = call_ok(c, "order.create",
+                         "{\"id\":500,\"lat\":30.704,\"lon\":114.3,\"skills\":[\"flood-rescue\"]}");
+    cr_assert_str_eq(map_str(&r.result, "state"), "expired");
+    pd_client_destroy(c);
+    uint64_t before = digest_of(&s, NULL);
+    kill9(&s);
+
+    char snap[512];
+    find_file("snap-", false, snap, sizeof(snap));
+    flip(snap, fsize(snap) / 2);
+    truncate_log();
+    start(&s, slow);
+    cr_assert_eq(digest_of(&s, NULL), before, "the same state from the older snapshot");
+    c = srv_connect(&s);
+    r = call_ok(c, "order.get", "{\"id\":500}");
+    cr_assert_str_eq(map_str(&r.result, "state"), "expired");
+    r = call_ok(c, "volunteer.get", "{\"id\":500}");
+    pd_client_destroy(c);
+    char *log = slurp(logpath);
+    cr_assert(strstr(log, "unusable") && strstr(log, "switching to it"), "log: %s", log);
+    free(log);
+    srv_stop(&s);
 }
 
 Test(durability, import_is_durable_before_its_reply) {

@@ -278,9 +278,14 @@ Test(disk, full_refuses_writes_serves_reads_loses_nothing, .fini = cleanup, .tim
     call_err(c, "match.mobilize",
              "{\"lat\":30.55,\"lon\":114.3,\"radius_m\":20000,\"limit\":3,\"mark_notified\":true}",
              PD_ERR_IO);
+    /* A snapshot cannot even start (no room for the journal's next
+     * segment): an error, logged and counted. */
+    call_err(c, "snapshot", "{\"wait\":true}", PD_ERR_IO);
+    cr_assert_geq(map_int(persistence(c), "snapshot_failures"), 1);
     const char *log = read_log();
     cr_assert(strstr(log, "ERROR") && strstr(log, "cannot reserve journal space"),
               "no clear error in the log:\n%s", log);
+    cr_assert(strstr(log, "snapshot cannot start"), "no word of the snapshot:\n%s", log);
     /* past the retention and two checks, still full: the purge waits with
      * the other writes (unless filling the disk took longer than the
      * retention, when the purge rightly came first) */

@@ -78,6 +78,8 @@ enum {
     PD_JREC_TICK = 2,      /* an engine tick that expired offers; no payload */
     PD_JREC_VOLUNTEER = 3, /* an imported volunteer (upsert), fields in binary */
     PD_JREC_ORDER = 4,     /* an imported order (create), fields in binary */
+    PD_JREC_CONFIG = 5,    /* the engine configuration the records after it ran
+                              under (pd_engine_config_encode) */
     PD_JREC__MAX = 0xffff
 };
 
@@ -344,6 +346,20 @@ pd_err pd_engine_snapshot_restore(const uint8_t *p, size_t len, const pd_engine_
  * @return PD_ERR_CORRUPT.
  */
 pd_err pd_engine_snapshot_config(const uint8_t *p, size_t len, pd_engine_config_t *out);
+
+/**
+ * The configuration as a PD_JREC_CONFIG payload: the fields a snapshot
+ * stores. *out is allocated (pd_free), *len its bytes (a few KiB at most).
+ * @return PD_ERR_NOMEM.
+ */
+pd_err pd_engine_config_encode(const pd_engine_config_t *c, uint8_t **out, size_t *len);
+
+/**
+ * Read a PD_JREC_CONFIG payload.
+ * @return PD_ERR_CORRUPT (it does not decode, has bytes left over, or the
+ * configuration fails pd_engine_config_check).
+ */
+pd_err pd_engine_config_decode(const uint8_t *p, size_t len, pd_engine_config_t *out);
 
 /**
  * True if two configurations are the same in every field a snapshot
