@@ -656,6 +656,9 @@ pd_err pd_engine_tick(pd_engine_t *e, int64_t now_ms, size_t *n_expired) {
         return err;
     }
 
+    /* Every due offer expires before any order is refilled, so a volunteer
+     * freed by this tick is free for the most urgent order, whichever
+     * order held them. */
     size_t expired = 0;
     for (size_t i = 0; i < n_list; i++) {
         pd__order_t *o = &e->orders[list[i].pos];
@@ -666,8 +669,9 @@ pd_err pd_engine_tick(pd_engine_t *e, int64_t now_ms, size_t *n_expired) {
             push_vol_event(e, PD_EVENT_OFFER_EXPIRED, o, en, PD_REASON_NONE, now_ms);
             expired++;
         }
-        refill(e, o, now_ms, PD_REASON_EXHAUSTED);
     }
+    for (size_t i = 0; i < n_list; i++)
+        refill(e, &e->orders[list[i].pos], now_ms, PD_REASON_EXHAUSTED);
     if (n_expired) *n_expired = expired;
     pd__events_flush(e);
     return PD_OK;

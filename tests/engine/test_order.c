@@ -348,6 +348,36 @@ Test(order, tick_serves_emergency_first) {
     pd_engine_destroy(e);
 }
 
+Test(order, tick_gives_a_volunteer_it_frees_to_the_urgent_order) {
+    /* Two orders time out in one tick, each on the other's only remaining
+     * candidate: the normal order on volunteer 1, the emergency order on
+     * volunteer 2. Volunteer 1, freed by the same tick, goes to the
+     * emergency order, and volunteer 2 to the normal one; neither order
+     * expires while someone it may ask is free. */
+    pd_engine_config_t c = nearest_cfg();
+    pd_engine_t *e = mk_engine(&c);
+    add_vol(e, 1, 100, SAN, 1);
+    add_vol(e, 2, 150, SAN, 1);
+    pd_order_spec_t a = mk_order(10, SAN), b = mk_order(11, SAN);
+    b.priority = PD_PRIORITY_EMERGENCY;
+    cr_assert_eq(pd_engine_order_create_dispatch(e, &a, T0, NULL), PD_OK);
+    cr_assert_eq(pd_engine_order_create_dispatch(e, &b, T0, NULL), PD_OK);
+    uint64_t live[4];
+    cr_assert_eq(live_offers(e, 10, live, 4), 1);
+    cr_assert_eq(live[0], 1);
+    cr_assert_eq(live_offers(e, 11, live, 4), 1);
+    cr_assert_eq(live[0], 2);
+    cr_assert_eq(pd_engine_tick(e, T0 + 120000, NULL), PD_OK);
+    cr_assert_eq(order_state(e, 11), PD_ORDER_OFFERED, "the emergency order expired");
+    cr_assert_eq(live_offers(e, 11, live, 4), 1);
+    cr_assert_eq(live[0], 1);
+    cr_assert_eq(order_state(e, 10), PD_ORDER_OFFERED);
+    cr_assert_eq(live_offers(e, 10, live, 4), 1);
+    cr_assert_eq(live[0], 2);
+    check_valid(e, 0, 0);
+    pd_engine_destroy(e);
+}
+
 /* ------------------------------------------------------------------- grab */
 
 Test(order, grab_first_accept_wins) {
