@@ -301,8 +301,8 @@ void pd_m_order_list(pd_conn_t *c, const msgpack_object *p) {
     int64_t limit;
     uint64_t after = 0;
     if (states_or_reply(c, p, &f.states)) return;
-    if (pd_arg_find(p, "volunteer") && pd_arg_get_u64_or_reply(c, p, "volunteer", &f.volunteer_id))
-        return;
+    f.by_volunteer = pd_arg_find(p, "volunteer") != NULL;
+    if (f.by_volunteer && pd_arg_get_u64_or_reply(c, p, "volunteer", &f.volunteer_id)) return;
     if (pd_arg_opt_i64_or_reply(c, p, "created_from", 0, INT64_MAX / 2, 0, &f.created_from_ms))
         return;
     const bool has_after = pd_arg_find(p, "after") != NULL;

@@ -298,7 +298,7 @@ pd_err pd_engine_order_list(const pd_engine_t *e, const pd_order_filter_t *f,
         const pd__order_t *o = &e->orders[i];
         bool go_on = true;
         if ((states >> o->state & 1) && o->created_ms >= f->created_from_ms &&
-            (!f->volunteer_id || order_names(o, f->volunteer_id))) {
+            (!f->by_volunteer || order_names(o, f->volunteer_id))) {
             pd__order_info(o, &info);
             go_on = fn(ud, &info);
         }

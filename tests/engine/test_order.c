@@ -834,7 +834,7 @@ static bool oracle_take(void *ud, const pd_order_info_t *oi) {
     const pd_order_filter_t *f = o->f;
     if (f->states && !(f->states >> oi->state & 1)) return true;
     if (oi->created_ms < f->created_from_ms) return true;
-    if (f->volunteer_id) {
+    if (f->by_volunteer) {
         pd_offer_t of[64];
         size_t n = 0;
         cr_assert_eq(pd_engine_order_offers(o->e, oi->id, of, 64, &n), PD_OK);
@@ -854,7 +854,7 @@ Test(order, list_pages_match_a_plain_walk) {
     pd_rng_seed(&r, pd_test_seed());
     pd_engine_config_t c = nearest_cfg();
     pd_engine_t *e = mk_engine(&c);
-    for (uint64_t v = 1; v <= 30; v++) add_vol(e, v, 50.0 * (double)v, SAN, 3);
+    for (uint64_t v = 0; v < 30; v++) add_vol(e, v, 50.0 * (double)(v + 1), SAN, 3);
     for (uint64_t id = 1; id <= 300; id++) {
         pd_order_spec_t s = mk_order(id, SAN);
         int64_t now = T0 + (int64_t)id * MIN_MS;
@@ -886,7 +886,10 @@ Test(order, list_pages_match_a_plain_walk) {
     for (int round = 0; round < 200; round++) {
         pd_order_filter_t f = {0};
         if (pd_rng_below(&r, 3)) f.states = (uint32_t)pd_rng_below(&r, 1u << PD_ORDER__COUNT);
-        if (pd_rng_below(&r, 3) == 0) f.volunteer_id = 1 + pd_rng_below(&r, 32);
+        if (pd_rng_below(&r, 3) == 0 || round == 0) {
+            f.by_volunteer = true; /* volunteer 0 as well: an id, not "no filter" */
+            f.volunteer_id = round == 0 ? 0 : pd_rng_below(&r, 32);
+        }
         if (pd_rng_below(&r, 3) == 0)
             f.created_from_ms = T0 + (int64_t)pd_rng_below(&r, 320) * MIN_MS;
         list_oracle_t want = {e, &f, {0}, 0};
@@ -910,6 +913,23 @@ Test(order, list_pages_match_a_plain_walk) {
         for (size_t i = 0; i < nj; i++)
             cr_assert_eq(joined[i], want.ids[i], "round %d #%zu", round, i);
     }
+    /* volunteer 0, the nearest, was offered orders: they are listed */
+    pd_order_filter_t f0 = {.by_volunteer = true, .volunteer_id = 0};
+    list_oracle_t want0 = {e, &f0, {0}, 0};
+    pd_engine_foreach_order(e, oracle_take, &want0);
+    size_t n0 = 0, pages0 = 0;
+    bool more0 = false;
+    uint64_t after0 = 0;
+    do {
+        list_page_t got0 = {{0}, 0, 64};
+        cr_assert_eq(pd_engine_order_list(e, &f0, pages0++ ? &after0 : NULL, 1000, take_page, &got0,
+                                          &more0, &after0),
+                     PD_OK);
+        for (size_t i = 0; i < got0.n; i++, n0++) cr_assert_eq(got0.ids[i], want0.ids[n0]);
+    } while (more0);
+    cr_assert_gt(want0.n, 0);
+    cr_assert_lt(want0.n, 300);
+    cr_assert_eq(n0, want0.n);
     /* a cursor that is no kept order, bad arguments */
     pd_order_filter_t f = {0};
     list_page_t got = {{0}, 0, 10};

@@ -635,10 +635,11 @@ void pd_engine_foreach_order(const pd_engine_t *e, bool (*fn)(void *ud, const pd
 
 /** Which orders pd_engine_order_list() hands over. Zero-initialise. */
 typedef struct pd_order_filter_s {
-    uint32_t states;         /* bit s: orders in state s (pd_order_state); 0 = every state */
-    uint64_t volunteer_id;   /* non-zero: orders this volunteer holds or was offered
-                                (as kept: a closed order keeps only its served
-                                and released volunteers) */
+    uint32_t states;   /* bit s: orders in state s (pd_order_state); 0 = every state */
+    bool by_volunteer; /* only orders volunteer_id holds or was offered
+                          (as kept: a closed order keeps only its served
+                          and released volunteers); 0 is an id like any */
+    uint64_t volunteer_id;
     int64_t created_from_ms; /* orders created at or after this time; 0 = any */
 } pd_order_filter_t;
 
