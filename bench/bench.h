@@ -46,7 +46,12 @@ void pd__report_init(pd__report_t *r, const char *mode, bool json);
  * does not fit is cut. */
 void pd__appendf(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* A number param: whole values (|v| < 1e17) exactly, others in the
+ * fewest digits that read back as v. A u64 through a double loses digits
+ * above 2^53: use pd__report_param_u64 for seeds and counts. */
 void pd__report_param_num(pd__report_t *r, const char *key, double v);
+/* An unsigned integer param, every digit. */
+void pd__report_param_u64(pd__report_t *r, const char *key, uint64_t v);
 void pd__report_param_str(pd__report_t *r, const char *key, const char *v);
 /* Append a top-level JSON member "key": raw (raw must be valid JSON).
  * Printed with --json only: a mode prints the same figures as plain lines

@@ -1175,7 +1175,7 @@ int pd__bench_compare(int argc, char **argv) {
     pd__report_init(rep, "compare", o.json);
     pd__report_param_num(rep, "volunteers", (double)o.volunteers);
     pd__report_param_num(rep, "queries", (double)o.queries);
-    pd__report_param_num(rep, "seed", (double)o.seed);
+    pd__report_param_u64(rep, "seed", o.seed);
     pd__report_param_num(rep, "k", o.k);
     pd__report_param_num(rep, "budget_min", o.budget_s / 60);
     pd__report_param_num(rep, "candidates", o.candidates);

@@ -297,7 +297,7 @@ static void add_params(pd__report_t *rep, const load_cmd_t *o) {
     if (o->run.policy) pd__report_param_str(rep, "policy", o->run.policy);
     if (o->run.spin_us > 0) pd__report_param_num(rep, "spin_us", o->run.spin_us);
     if (o->run.busy_poll) pd__report_param_num(rep, "busy_poll", 1);
-    pd__report_param_num(rep, "seed", (double)o->run.seed);
+    pd__report_param_u64(rep, "seed", o->run.seed);
     if (o->csv)
         pd__report_param_str(rep, "county", o->csv);
     else

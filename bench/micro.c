@@ -507,7 +507,7 @@ int pd__bench_micro(int argc, char **argv) {
     pd__report_init(&rep, "micro", o.json);
     pd__report_param_num(&rep, "volunteers", (double)o.volunteers);
     pd__report_param_num(&rep, "queries", (double)o.queries);
-    pd__report_param_num(&rep, "seed", (double)o.seed);
+    pd__report_param_u64(&rep, "seed", o.seed);
     pd__report_param_num(&rep, "k", o.k);
     pd__report_param_num(&rep, "budget_min", 15);
     pd__report_param_num(&rep, "within_radius_m", o.within_radius_m);

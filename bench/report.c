@@ -3,6 +3,7 @@
  * "results", ...}) or a table for people. */
 #include "bench.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,7 +107,22 @@ void pd__report_init(pd__report_t *r, const char *mode, bool json) {
 }
 
 void pd__report_param_num(pd__report_t *r, const char *key, double v) {
-    pd__appendf(r->params, sizeof r->params, "%s\"%s\":%.10g", r->params[0] ? "," : "", key, v);
+    /* Whole numbers print whole (a seed of 12345678901 once came out as
+     * 12345678900 under %.10g); others in the fewest digits that read
+     * back as the same double. */
+    char num[40];
+    if (v == floor(v) && fabs(v) < 1e17) {
+        snprintf(num, sizeof num, "%.0f", v);
+    } else {
+        snprintf(num, sizeof num, "%.15g", v);
+        if (strtod(num, NULL) != v) snprintf(num, sizeof num, "%.17g", v);
+    }
+    pd__appendf(r->params, sizeof r->params, "%s\"%s\":%s", r->params[0] ? "," : "", key, num);
+}
+
+void pd__report_param_u64(pd__report_t *r, const char *key, uint64_t v) {
+    pd__appendf(r->params, sizeof r->params, "%s\"%s\":%llu", r->params[0] ? "," : "", key,
+                (unsigned long long)v);
 }
 
 void pd__report_param_str(pd__report_t *r, const char *key, const char *v) {
