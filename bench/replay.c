@@ -21,9 +21,10 @@
  * dispatch latency), so a replay is deterministic: same input, same seed,
  * same figures and the same engine digest.
  *
- * Orders come from an order source (CSV or generator) so that the journal
- * of the durability work can be added as a third source without touching
- * the simulation.
+ * Orders come from an order source (CSV, generator or a server's journal,
+ * jsource.c). CSV and journal orders are read whole, repeated ids dropped
+ * (the first of each kept, the rest counted) and stably sorted by created
+ * time before the loop, so each order is created at its own time.
  */
 #include "replay.h"
 
@@ -82,13 +83,19 @@ __attribute__((format(printf, 4, 5))) static pd_err fail(char *why, size_t cap, 
 
 /* --------------------------------------------------------------- sources */
 
-/* Where volunteers and orders come from. A journal source (durability
- * work) slots in beside these two with its own `next_order`. */
+/* Where volunteers and orders come from. The CSV and journal sources
+ * hand out their orders from one array, read whole, rid of repeated ids
+ * and sorted by creation time before the replay starts (prepare_orders);
+ * the generator's stream is sorted and its ids 1..M by construction, so it
+ * streams. */
 typedef struct source_s {
     pd_csv_reader_t *vol_csv;
     pd_csv_reader_t *ord_csv;
     pd_gen_t *gen;
     pd__jsource_t js;      /* the journal source's records */
+    pd_gen_order_t *ords;  /* CSV, journal: every order to replay, in time order */
+    size_t no, io;         /* how many, next to hand out */
+    bool own_ords;         /* ords is ours to free (else js.ords) */
     uint64_t total_orders; /* expected, for the progress bar; 0 if unknown */
     /* The next order, or false at the end; errors name the place. */
     pd_err (*next_order)(struct source_s *s, pd_gen_order_t *out, bool *got, char *why, size_t cap);
@@ -96,9 +103,11 @@ typedef struct source_s {
                              size_t cap);
 } source_t;
 
-static pd_err csv_next_order(source_t *s, pd_gen_order_t *out, bool *got, char *why, size_t cap) {
-    pd_err err = pd_csv_read_order(s->ord_csv, out, got);
-    if (err) return fail(why, cap, err, "%s", pd_csv_reader_get_error(s->ord_csv)->message);
+static pd_err arr_next_order(source_t *s, pd_gen_order_t *out, bool *got, char *why, size_t cap) {
+    (void)why;
+    (void)cap;
+    *got = s->io < s->no;
+    if (*got) *out = s->ords[s->io++];
     return PD_OK;
 }
 
@@ -124,14 +133,6 @@ static pd_err gen_next_volunteer(source_t *s, pd_volunteer_t *out, bool *got, ch
     return PD_OK;
 }
 
-static pd_err js_next_order(source_t *s, pd_gen_order_t *out, bool *got, char *why, size_t cap) {
-    (void)why;
-    (void)cap;
-    *got = s->js.io < s->js.no;
-    if (*got) *out = s->js.ords[s->js.io++];
-    return PD_OK;
-}
-
 static pd_err js_next_volunteer(source_t *s, pd_volunteer_t *out, bool *got, char *why,
                                 size_t cap) {
     (void)why;
@@ -141,20 +142,112 @@ static pd_err js_next_volunteer(source_t *s, pd_volunteer_t *out, bool *got, cha
     return PD_OK;
 }
 
-/* Lines after the header, for the progress bar. */
-static uint64_t count_lines(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    char buf[65536];
-    uint64_t n = 0;
-    size_t got;
-    while ((got = fread(buf, 1, sizeof buf, f)) > 0)
-        for (size_t i = 0; i < got; i++) n += buf[i] == '\n';
-    fclose(f);
-    return n ? n - 1 : 0;
+/* ------------------------------------------------- repeats and order */
+
+/* A set of order ids: open addressing, linear probing, 0 marks a free
+ * slot (id 0 has its own flag). */
+typedef struct idset_s {
+    uint64_t *slot;
+    size_t mask;
+    bool has_zero;
+} idset_t;
+
+/* Add id; *seen says whether it was there already. */
+static void idset_add(idset_t *h, uint64_t id, bool *seen) {
+    if (id == 0) {
+        *seen = h->has_zero;
+        h->has_zero = true;
+        return;
+    }
+    size_t i = (size_t)pd__bench_mix64(id, 0) & h->mask;
+    while (h->slot[i] && h->slot[i] != id) i = (i + 1) & h->mask;
+    *seen = h->slot[i] == id;
+    h->slot[i] = id;
+}
+
+/* Drop every order whose id came earlier in v (input order), keeping the
+ * first; count them and note the first few ids in res. */
+static pd_err drop_repeats(pd_gen_order_t *v, size_t *n, pd__replay_result_t *res) {
+    size_t cap = 16;
+    while (cap < *n * 2) cap *= 2;
+    idset_t h = {calloc(cap, sizeof(uint64_t)), cap - 1, false};
+    if (!h.slot) return PD_ERR_NOMEM;
+    size_t kept = 0;
+    for (size_t i = 0; i < *n; i++) {
+        bool seen;
+        idset_add(&h, v[i].id, &seen);
+        if (!seen) {
+            v[kept++] = v[i];
+            continue;
+        }
+        if (res->n_dup_ids < sizeof res->dup_ids / sizeof res->dup_ids[0])
+            res->dup_ids[res->n_dup_ids++] = v[i].id;
+        res->duplicates++;
+    }
+    free(h.slot);
+    *n = kept;
+    return PD_OK;
+}
+
+/* Sort by created_ms, stable (equal times keep input order): a bottom-up
+ * merge sort, after a pass that finds most histories sorted already. */
+static pd_err sort_by_created(pd_gen_order_t *v, size_t n) {
+    size_t i = 1;
+    while (i < n && v[i - 1].created_ms <= v[i].created_ms) i++;
+    if (i >= n) return PD_OK;
+    pd_gen_order_t *tmp = malloc(n * sizeof *tmp);
+    if (!tmp) return PD_ERR_NOMEM;
+    pd_gen_order_t *a = v, *b = tmp;
+    for (size_t w = 1; w < n; w *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * w) {
+            size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+            size_t x = lo, y = mid, k = lo;
+            while (x < mid && y < hi) b[k++] = a[y].created_ms < a[x].created_ms ? a[y++] : a[x++];
+            while (x < mid) b[k++] = a[x++];
+            while (y < hi) b[k++] = a[y++];
+        }
+        pd_gen_order_t *t = a;
+        a = b;
+        b = t;
+    }
+    if (a != v) memcpy(v, a, n * sizeof *v);
+    free(tmp);
+    return PD_OK;
+}
+
+/* The whole orders CSV into s->ords. */
+static pd_err csv_read_orders(source_t *s, char *why, size_t cap) {
+    size_t room = 0;
+    s->own_ords = true;
+    for (;;) {
+        pd_gen_order_t o;
+        bool got = false;
+        pd_err err = pd_csv_read_order(s->ord_csv, &o, &got);
+        if (err) return fail(why, cap, err, "%s", pd_csv_reader_get_error(s->ord_csv)->message);
+        if (!got) return PD_OK;
+        if (s->no == room) {
+            size_t n = room ? room * 2 : 1024;
+            pd_gen_order_t *p = realloc(s->ords, n * sizeof *p);
+            if (!p) return fail(why, cap, PD_ERR_NOMEM, "out of memory reading the orders");
+            s->ords = p;
+            room = n;
+        }
+        s->ords[s->no++] = o;
+    }
+}
+
+/* Repeated ids out, then time order: what the replay hands the engine. */
+static pd_err prepare_orders(source_t *s, pd__replay_result_t *res, char *why, size_t cap) {
+    pd_err err = drop_repeats(s->ords, &s->no, res);
+    if (!err) err = sort_by_created(s->ords, s->no);
+    if (err) return fail(why, cap, err, "out of memory sorting the orders");
+    s->total_orders = s->no;
+    s->next_order = arr_next_order;
+    return PD_OK;
 }
 
 static void source_close(source_t *s) {
+    if (s->own_ords) free(s->ords);
     pd_csv_reader_close(s->vol_csv);
     pd_csv_reader_close(s->ord_csv);
     pd_gen_destroy(s->gen);
@@ -163,7 +256,7 @@ static void source_close(source_t *s) {
 }
 
 static pd_err source_open(const pd__replay_opts_t *o, const char *const *names, size_t n_names,
-                          source_t *s, char *why, size_t cap) {
+                          source_t *s, pd__replay_result_t *res, char *why, size_t cap) {
     memset(s, 0, sizeof *s);
     if (o->journal_dir) {
         pd_err err = pd__jsource_load(o->journal_dir, names, n_names, &s->js, why, cap);
@@ -171,10 +264,12 @@ static pd_err source_open(const pd__replay_opts_t *o, const char *const *names, 
             source_close(s);
             return err;
         }
-        s->next_order = js_next_order;
         s->next_volunteer = js_next_volunteer;
-        s->total_orders = s->js.no;
-        return PD_OK;
+        s->ords = s->js.ords;
+        s->no = s->js.no;
+        err = prepare_orders(s, res, why, cap);
+        if (err) source_close(s);
+        return err;
     }
     if (o->volunteers_csv || o->orders_csv) {
         if (!o->volunteers_csv || !o->orders_csv)
@@ -188,10 +283,11 @@ static pd_err source_open(const pd__replay_opts_t *o, const char *const *names, 
             source_close(s);
             return fail(why, cap, err, "%s", ce.message);
         }
-        s->next_order = csv_next_order;
         s->next_volunteer = csv_next_volunteer;
-        s->total_orders = count_lines(o->orders_csv);
-        return PD_OK;
+        err = csv_read_orders(s, why, cap);
+        if (!err) err = prepare_orders(s, res, why, cap);
+        if (err) source_close(s);
+        return err;
     }
     pd_gen_config_t g;
     pd_gen_config_init(&g);
@@ -471,6 +567,7 @@ static pd_err replay_one(const pd__replay_opts_t *o, const pd_engine_config_t *b
                          pd_policy policy, pd__replay_result_t *res, char *why, size_t cap) {
     memset(res, 0, sizeof *res);
     res->policy = policy;
+    res->utc_offset_min = base->utc_offset_min;
     res->dispatch_ns = malloc(sizeof *res->dispatch_ns);
     if (!res->dispatch_ns) return PD_ERR_NOMEM;
     pd_hist_init(res->dispatch_ns);
@@ -491,7 +588,7 @@ static pd_err replay_one(const pd__replay_opts_t *o, const pd_engine_config_t *b
     const char *names[PD_MAX_SKILLS];
     for (uint32_t i = 0; i < cfg.n_skills; i++) names[i] = cfg.skills[i];
     source_t src;
-    err = source_open(o, names, cfg.n_skills, &src, why, cap);
+    err = source_open(o, names, cfg.n_skills, &src, res, why, cap);
     if (err) {
         pd_engine_destroy(s.e);
         return err;
@@ -521,10 +618,15 @@ static pd_err replay_one(const pd__replay_opts_t *o, const pd_engine_config_t *b
     bool have = false;
     if (!err) err = src.next_order(&src, &ord, &have, why, cap);
     uint64_t since_purge = 0;
+    bool started = false; /* first_ms is set (a created time may be 0) */
     while (!err && !s.oom) {
         int64_t t_tick = INT64_MAX, t_ev = INT64_MAX, t_ord = INT64_MAX;
         pd_engine_next_deadline(s.e, &t_tick);
         if (s.n_heap) t_ev = s.heap[0].t;
+        /* Orders come sorted by created time and everything else waits
+         * for the next order's time, so now never passes it: the order is
+         * created at its historical time, and time to accept counts from
+         * there. */
         if (have) t_ord = ord.created_ms > now ? ord.created_ms : now;
         int64_t t = t_tick < t_ev ? t_tick : t_ev;
         if (t_ord < t) t = t_ord;
@@ -542,7 +644,10 @@ static pd_err replay_one(const pd__replay_opts_t *o, const pd_engine_config_t *b
             continue;
         }
         /* The next order arrives. */
-        if (!res->first_ms) res->first_ms = now;
+        if (!started) {
+            started = true;
+            res->first_ms = now;
+        }
         pd_order_spec_t spec;
         pd_gen_order_spec(&ord, &spec);
         spec.mode = o->grab ? PD_OFFER_GRAB : PD_OFFER_SEQUENTIAL;
@@ -576,12 +681,15 @@ static pd_err replay_one(const pd__replay_opts_t *o, const pd_engine_config_t *b
     res->orders_per_s = res->wall_s > 0 ? (double)s.kpi.orders / res->wall_s : 0;
 
     if (!err) {
-        hours_ctx_t hc = {malloc((res->volunteers ? res->volunteers : 1) * sizeof(double)), 0, 0};
+        size_t nv = pd_engine_volunteer_count(s.e);
+        hours_ctx_t hc = {malloc((nv ? nv : 1) * sizeof(double)), 0, 0};
         if (!hc.hours) {
             err = PD_ERR_NOMEM;
         } else {
             pd_engine_foreach_volunteer(s.e, now, collect_hours, &hc);
             pd__kpi_summarise(&s.kpi, hc.hours, hc.n, hc.served, &res->kpi);
+            res->volunteers_end = hc.n;
+            res->rated = s.kpi.rated;
             free(hc.hours);
             res->digest = pd_engine_digest(s.e);
             /* Keep the (now sorted) times to accept for the charts. */

@@ -34,8 +34,10 @@ static void replay_usage(FILE *out) {
             "      --volunteers-csv F   volunteers CSV (data/ format)\n"
             "      --orders-csv F       orders CSV (data/ format)\n"
             "      --journal DIR        or a paidan-server data directory: the oldest\n"
-            "                           snapshot's volunteers, then the journal's\n"
-            "                           volunteer.upsert and order.create in time order\n"
+            "                           snapshot's volunteers and the journal's\n"
+            "                           volunteer.upsert (all before the first order;\n"
+            "                           update/remove are not replayed), then its\n"
+            "                           order.create in time order\n"
             "  -n, --volunteers N       generate a county of N volunteers instead ...\n"
             "  -o, --orders M           ... with M orders ...\n"
             "      --days D             ... over D days (default 7)\n"
@@ -44,7 +46,8 @@ static void replay_usage(FILE *out) {
             "  -p, --policy LIST        policies side by side: nearest,balanced,rated\n"
             "                           (default balanced)\n"
             "      --grab               grab mode: offer to grab_width volunteers at once\n"
-            "      --config INI         engine configuration (default: built-in)\n"
+            "      --config INI         engine configuration (default: built-in); its\n"
+            "                           utc_offset (+08:00) is the schedules' local time\n"
             "response model (for histories without responses):\n"
             "      --accept-base P      P(accept) before distance and load (default 0.85)\n"
             "      --accept-per-km X    minus X per km (default 0.04)\n"
@@ -256,6 +259,34 @@ static int parse_opts(int argc, char **argv, replay_cmd_t *o) {
 
 /* ---------------------------------------------------------------- output */
 
+/* Figures that are 0/0 for a run: no fills (time to accept, ETA, the
+ * 15-minute share), no orders the engine took (fill rate, offers per
+ * order), no volunteers or no hours served (Gini), no volunteers (served
+ * share), no ratings (mean rating). The table prints them as "-", JSON as
+ * null. */
+enum { K_FILL, K_TTA, K_ETA, K_CIRCLE, K_GINI, K_SERVED, K_OFFERS, K_RATING };
+
+static bool defined(const pd__replay_result_t *r, int which) {
+    const pd__kpi_summary_t *k = &r->kpi;
+    switch (which) {
+        case K_FILL:
+        case K_OFFERS:
+            return k->orders > k->rejected;
+        case K_TTA:
+        case K_ETA:
+        case K_CIRCLE:
+            return k->filled > 0;
+        case K_GINI:
+            return r->volunteers_end > 0 && k->hours_total > 0;
+        case K_SERVED:
+            return r->volunteers_end > 0;
+        case K_RATING:
+            return r->rated > 0;
+        default:
+            return true;
+    }
+}
+
 static void print_table(const replay_cmd_t *o, const pd__replay_result_t *rs, size_t n) {
     printf("%-30s", "policy");
     for (size_t i = 0; i < n; i++) printf(" %12s", pd_policy_name(rs[i].policy));
@@ -272,55 +303,91 @@ static void print_table(const replay_cmd_t *o, const pd__replay_result_t *rs, si
         }                                            \
         printf("\n");                                \
     } while (0)
+/* A figure that may be undefined: "-" then. */
+#define ROW_IF(label, which, fmt, expr)              \
+    do {                                             \
+        printf("%-30s", label);                      \
+        for (size_t i = 0; i < n; i++) {             \
+            const pd__kpi_summary_t *k = &rs[i].kpi; \
+            if (defined(&rs[i], which))              \
+                printf(" " fmt, expr);               \
+            else                                     \
+                printf(" %12s", "-");                \
+        }                                            \
+        printf("\n");                                \
+    } while (0)
     ROW("orders", "%12llu", (unsigned long long)k->orders);
-    ROW("fill rate", "%11.1f%%", k->fill_rate * 100);
-    ROW("time to accept p50 (s)", "%12.1f", k->tta_p50_s);
-    ROW("time to accept p90 (s)", "%12.1f", k->tta_p90_s);
-    ROW("ETA p50 (s)", "%12.1f", k->eta_p50_s);
-    ROW("ETA p90 (s)", "%12.1f", k->eta_p90_s);
-    ROW("inside the 15-minute circle", "%11.1f%%", k->in_circle_share * 100);
-    ROW("Gini of hours", "%12.3f", k->gini_hours);
-    ROW("volunteers with an order", "%11.1f%%", k->served_share * 100);
+    ROW("duplicate ids skipped", "%12llu", (unsigned long long)r->duplicates);
+    ROW_IF("fill rate", K_FILL, "%11.1f%%", k->fill_rate * 100);
+    ROW_IF("time to accept p50 (s)", K_TTA, "%12.1f", k->tta_p50_s);
+    ROW_IF("time to accept p90 (s)", K_TTA, "%12.1f", k->tta_p90_s);
+    ROW_IF("ETA p50 (s)", K_ETA, "%12.1f", k->eta_p50_s);
+    ROW_IF("ETA p90 (s)", K_ETA, "%12.1f", k->eta_p90_s);
+    ROW_IF("inside the 15-minute circle", K_CIRCLE, "%11.1f%%", k->in_circle_share * 100);
+    ROW_IF("Gini of hours", K_GINI, "%12.3f", k->gini_hours);
+    ROW_IF("volunteers with an order", K_SERVED, "%11.1f%%", k->served_share * 100);
     ROW("hours served", "%12.1f", k->hours_total);
     ROW("expired: nobody qualified", "%12llu",
         (unsigned long long)k->expired[PD_REASON_NO_CANDIDATE]);
     ROW("expired: everyone said no", "%12llu", (unsigned long long)k->expired[PD_REASON_EXHAUSTED]);
     ROW("rejected by order.create", "%12llu", (unsigned long long)k->rejected);
-    ROW("offers per order", "%12.2f", k->offers_per_order);
-    ROW("mean rating", "%12.2f", k->rating_mean);
+    ROW_IF("offers per order", K_OFFERS, "%12.2f", k->offers_per_order);
+    ROW_IF("mean rating", K_RATING, "%12.2f", k->rating_mean);
     ROW("orders/s replayed", "%12.0f", r->orders_per_s);
     ROW("engine digest", "%12llx", (unsigned long long)(r->digest & 0xffffffffffULL));
 #undef ROW
+#undef ROW_IF
     (void)o;
+}
+
+/* A figure as JSON: the number with prec decimals, or null when undefined. */
+static const char *jnum(char *buf, size_t cap, const pd__replay_result_t *r, int which, int prec,
+                        double v) {
+    if (!defined(r, which)) return "null";
+    snprintf(buf, cap, "%.*f", prec, v);
+    return buf;
 }
 
 static void kpis_json(const pd__replay_result_t *rs, size_t n, char *buf, size_t cap) {
     size_t len = (size_t)snprintf(buf, cap, "{");
     for (size_t i = 0; i < n && len < cap; i++) {
-        const pd__kpi_summary_t *k = &rs[i].kpi;
+        const pd__replay_result_t *r = &rs[i];
+        const pd__kpi_summary_t *k = &r->kpi;
+        char b[10][40];
         len += (size_t)snprintf(
             buf + len, cap - len,
-            "%s\"%s\":{\"orders\":%llu,\"filled\":%llu,\"fill_rate\":%.6f,\"tta_p50_s\":%.3f,"
-            "\"tta_p90_s\":%.3f,\"eta_p50_s\":%.3f,\"eta_p90_s\":%.3f,\"in_circle_share\":%.6f,"
-            "\"gini_hours\":%.6f,\"served_share\":%.6f,\"hours_total\":%.3f,"
+            "%s\"%s\":{\"orders\":%llu,\"duplicates\":%llu,\"filled\":%llu,\"fill_rate\":%s,"
+            "\"tta_p50_s\":%s,\"tta_p90_s\":%s,\"eta_p50_s\":%s,\"eta_p90_s\":%s,"
+            "\"in_circle_share\":%s,\"gini_hours\":%s,\"served_share\":%s,\"hours_total\":%.3f,"
             "\"expired\":{\"no_candidate\":%llu,\"exhausted\":%llu,\"total\":%llu},"
-            "\"rejected\":%llu,\"completed\":%llu,\"offers_per_order\":%.4f,"
-            "\"rating_mean\":%.4f,\"volunteers\":%zu,\"orders_per_s\":%.1f,\"wall_s\":%.3f,"
+            "\"rejected\":%llu,\"completed\":%llu,\"offers_per_order\":%s,"
+            "\"rating_mean\":%s,\"volunteers\":%zu,\"orders_per_s\":%.1f,\"wall_s\":%.3f,"
             "\"virtual_days\":%.3f,\"digest\":\"%016llx\"}",
-            i ? "," : "", pd_policy_name(rs[i].policy), (unsigned long long)k->orders,
-            (unsigned long long)k->filled, k->fill_rate, k->tta_p50_s, k->tta_p90_s, k->eta_p50_s,
-            k->eta_p90_s, k->in_circle_share, k->gini_hours, k->served_share, k->hours_total,
+            i ? "," : "", pd_policy_name(r->policy), (unsigned long long)k->orders,
+            (unsigned long long)r->duplicates, (unsigned long long)k->filled,
+            jnum(b[0], 40, r, K_FILL, 6, k->fill_rate), jnum(b[1], 40, r, K_TTA, 3, k->tta_p50_s),
+            jnum(b[2], 40, r, K_TTA, 3, k->tta_p90_s), jnum(b[3], 40, r, K_ETA, 3, k->eta_p50_s),
+            jnum(b[4], 40, r, K_ETA, 3, k->eta_p90_s),
+            jnum(b[5], 40, r, K_CIRCLE, 6, k->in_circle_share),
+            jnum(b[6], 40, r, K_GINI, 6, k->gini_hours),
+            jnum(b[7], 40, r, K_SERVED, 6, k->served_share), k->hours_total,
             (unsigned long long)k->expired[PD_REASON_NO_CANDIDATE],
             (unsigned long long)k->expired[PD_REASON_EXHAUSTED],
             (unsigned long long)k->expired_total, (unsigned long long)k->rejected,
-            (unsigned long long)k->completed, k->offers_per_order, k->rating_mean, rs[i].volunteers,
-            rs[i].orders_per_s, rs[i].wall_s, (double)(rs[i].last_ms - rs[i].first_ms) / 86400000.0,
-            (unsigned long long)rs[i].digest);
+            (unsigned long long)k->completed, jnum(b[8], 40, r, K_OFFERS, 4, k->offers_per_order),
+            jnum(b[9], 40, r, K_RATING, 4, k->rating_mean), r->volunteers, r->orders_per_s,
+            r->wall_s, (double)(r->last_ms - r->first_ms) / 86400000.0,
+            (unsigned long long)r->digest);
     }
     if (len < cap) snprintf(buf + len, cap - len, "}");
 }
 
-/* The charts; false (with a message) if they were not written. */
+/* The charts; false (with a message) if they were not written. A figure
+ * that is undefined for a policy is NaN in replay-kpis.dat (no bar); a
+ * policy that filled nothing has no time-to-accept line, and when none
+ * filled anything that chart says so instead of failing gnuplot on an
+ * empty log axis (which used to stop the script: a 0-byte replay-tta.png
+ * and no replay-dispatch at all). */
 static bool plot(const replay_cmd_t *o, const pd__replay_result_t *rs, size_t n) {
     if (!pd__plot_begin(o->plot_dir)) return false;
     FILE *f = pd__plot_open(o->plot_dir, "replay-kpis.dat");
@@ -330,6 +397,7 @@ static bool plot(const replay_cmd_t *o, const pd__replay_result_t *rs, size_t n)
     fprintf(f, "\n");
     static const char *const labels[] = {"fill-rate", "inside-15-min", "volunteers-served",
                                          "Gini-of-hours"};
+    static const int which[] = {K_FILL, K_CIRCLE, K_SERVED, K_GINI};
     for (int row = 0; row < 4; row++) {
         fprintf(f, "%s", labels[row]);
         for (size_t i = 0; i < n; i++) {
@@ -338,12 +406,16 @@ static bool plot(const replay_cmd_t *o, const pd__replay_result_t *rs, size_t n)
                        : row == 1 ? k->in_circle_share
                        : row == 2 ? k->served_share
                                   : k->gini_hours;
-            fprintf(f, " %.4f", v);
+            if (defined(&rs[i], which[row]))
+                fprintf(f, " %.4f", v);
+            else
+                fprintf(f, " NaN");
         }
         fprintf(f, "\n");
     }
     if (fclose(f) != 0) return false;
     const pd_hist_t *hs[PD_POLICY__COUNT];
+    size_t with_tta = 0;
     for (size_t i = 0; i < n; i++) {
         char name[64];
         snprintf(name, sizeof name, "replay-tta-%s.dat", pd_policy_name(rs[i].policy));
@@ -354,6 +426,7 @@ static bool plot(const replay_cmd_t *o, const pd__replay_result_t *rs, size_t n)
             fprintf(f, "%.3f %.6f\n", rs[i].tta_s[j], (double)(j + 1) / (double)rs[i].n_tta);
         if (fclose(f) != 0) return false;
         hs[i] = rs[i].dispatch_ns;
+        with_tta += rs[i].n_tta > 0;
     }
     if (pd__plot_percentile_data(o->plot_dir, "replay-dispatch.dat", hs, n)) return false;
     char body[8192];
@@ -362,7 +435,7 @@ static bool plot(const replay_cmd_t *o, const pd__replay_result_t *rs, size_t n)
                                   "set title 'paidan-bench replay: figures by policy'\n"
                                   "set style data histograms\nset style histogram clustered\n"
                                   "set style fill solid 0.8 border -1\nset yrange [0:1]\n"
-                                  "set ylabel 'share'\nplot ");
+                                  "set ylabel 'share (Gini: coefficient, 0 = equal)'\nplot ");
     for (size_t i = 0; i < n; i++)
         len += (size_t)snprintf(body + len, sizeof body - len,
                                 "%s'replay-kpis.dat' using %zu:xtic(1) title '%s'", i ? ", " : "",
@@ -372,13 +445,30 @@ static bool plot(const replay_cmd_t *o, const pd__replay_result_t *rs, size_t n)
                             "set output 'replay-tta.'.ext\n"
                             "set title 'paidan-bench replay: time to accept (filled orders)'\n"
                             "set xlabel 'seconds from order to accept'\n"
-                            "set ylabel 'share of filled orders'\nset logscale x\nplot ");
-    for (size_t i = 0; i < n; i++)
-        len += (size_t)snprintf(
-            body + len, sizeof body - len, "%s'replay-tta-%s.dat' using 1:2 with lines title '%s'",
-            i ? ", " : "", pd_policy_name(rs[i].policy), pd_policy_name(rs[i].policy));
+                            "set ylabel 'share of filled orders'\n");
+    if (with_tta == 0) {
+        fprintf(stderr,
+                "paidan-bench replay: no policy filled an order: replay-tta has no line to "
+                "draw\n");
+        len += (size_t)snprintf(body + len, sizeof body - len,
+                                "set xrange [1:1000]\nset logscale x\n"
+                                "set label 1 'no filled orders: no time to accept' at graph "
+                                "0.5, 0.5 center\nplot NaN notitle\n"
+                                "unset label 1\nset xrange [*:*]\n");
+    } else {
+        len += (size_t)snprintf(body + len, sizeof body - len, "set logscale x\nplot ");
+        size_t drawn = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (!rs[i].n_tta) continue;
+            len += (size_t)snprintf(body + len, sizeof body - len,
+                                    "%s'replay-tta-%s.dat' using 1:2 with lines title '%s'",
+                                    drawn++ ? ", " : "", pd_policy_name(rs[i].policy),
+                                    pd_policy_name(rs[i].policy));
+        }
+        len += (size_t)snprintf(body + len, sizeof body - len, "\n");
+    }
     len += (size_t)snprintf(body + len, sizeof body - len,
-                            "\nunset logscale\nset yrange [*:*]\n"
+                            "unset logscale\nset yrange [*:*]\n"
                             "set output 'replay-dispatch.'.ext\n"
                             "set title 'paidan-bench replay: order.create + dispatch in the "
                             "engine'\n%splot ",
@@ -397,20 +487,38 @@ static bool plot(const replay_cmd_t *o, const pd__replay_result_t *rs, size_t n)
 static void input_params(pd__report_t *rep, const replay_cmd_t *o, const pd__replay_result_t *r) {
     if (o->run.journal_dir) {
         pd__report_param_str(rep, "journal", o->run.journal_dir);
-        pd__report_param_num(rep, "volunteers", (double)r->volunteers);
-        pd__report_param_num(rep, "orders", (double)r->kpi.orders);
+        pd__report_param_u64(rep, "volunteers", r->volunteers);
+        pd__report_param_u64(rep, "orders", r->kpi.orders);
         pd__report_param_num(rep, "days", (double)(r->last_ms - r->first_ms) / 86400000.0);
-        pd__report_param_num(rep, "records_skipped", (double)r->input_skipped);
+        pd__report_param_u64(rep, "records_skipped", r->input_skipped);
     } else if (o->run.volunteers_csv) {
         pd__report_param_str(rep, "volunteers_csv", o->run.volunteers_csv);
         pd__report_param_str(rep, "orders_csv", o->run.orders_csv);
-        pd__report_param_num(rep, "volunteers", (double)r->volunteers);
-        pd__report_param_num(rep, "orders", (double)r->kpi.orders);
+        pd__report_param_u64(rep, "volunteers", r->volunteers);
+        pd__report_param_u64(rep, "orders", r->kpi.orders);
     } else {
-        pd__report_param_num(rep, "volunteers", (double)o->run.gen_volunteers);
-        pd__report_param_num(rep, "orders", (double)o->run.gen_orders);
-        pd__report_param_num(rep, "days", o->run.gen_days);
+        pd__report_param_u64(rep, "volunteers", o->run.gen_volunteers);
+        pd__report_param_u64(rep, "orders", o->run.gen_orders);
+        pd__report_param_u64(rep, "days", o->run.gen_days);
     }
+    pd__report_param_u64(rep, "duplicates", r->duplicates);
+    /* The engine's configuration: schedules are read in its local time,
+     * so the offset changes what a run means. */
+    pd__report_param_str(rep, "config", o->run.config_path ? o->run.config_path : "defaults");
+    pd__report_param_num(rep, "utc_offset_min", r->utc_offset_min);
+}
+
+/* One line on stderr when the input repeats order ids. */
+static void say_duplicates(const pd__replay_result_t *r) {
+    if (!r->duplicates) return;
+    char ids[128] = "";
+    for (size_t i = 0; i < r->n_dup_ids; i++)
+        pd__appendf(ids, sizeof ids, "%s%llu", i ? ", " : "", (unsigned long long)r->dup_ids[i]);
+    fprintf(stderr,
+            "paidan-bench replay: skipped %llu order%s whose id came earlier in the input "
+            "(ids %s%s); the first of each id is replayed\n",
+            (unsigned long long)r->duplicates, r->duplicates == 1 ? "" : "s", ids,
+            r->duplicates > r->n_dup_ids ? ", ..." : "");
 }
 
 int pd__bench_replay(int argc, char **argv) {
@@ -432,8 +540,9 @@ int pd__bench_replay(int argc, char **argv) {
             rc = 1;
         } else {
             pd__report_init(rep, "replay", o.json);
+            say_duplicates(&rs[0]);
             input_params(rep, &o, &rs[0]);
-            pd__report_param_num(rep, "seed", (double)o.run.seed);
+            pd__report_param_u64(rep, "seed", o.run.seed);
             pd__report_param_str(rep, "policies", o.policies);
             pd__report_param_str(rep, "offer_mode", o.run.grab ? "grab" : "sequential");
             const pd__replay_model_t *m = &o.run.model;
