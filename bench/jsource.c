@@ -2,13 +2,14 @@
  * paidan-server data directory holds, read offline.
  *
  * The oldest snapshot that opens cleanly gives the volunteers it held; the
- * journal segments after it give, in time order, every volunteer.upsert
- * (and imported volunteer) and every order.create (and imported order),
- * each order stamped with the time the server ran it. Accepts, declines,
- * completions and ratings in the journal are not replayed: the replay's
- * response model answers instead, so every policy meets the same demand.
- * Volunteers upserted later in the journal are present from the start;
- * orders already inside the snapshot are not replayed.
+ * journal segments after it give, each stamped with the time the server
+ * ran it, every volunteer.upsert (and imported volunteer), volunteer.update
+ * and volunteer.remove, and every order.create (and imported order). The
+ * replay applies the volunteers' events at their times, between the
+ * orders. Accepts, declines, completions and ratings in the journal are
+ * not replayed: the replay's response model answers instead, so every
+ * policy meets the same demand. Orders already inside the snapshot are not
+ * replayed.
  * Records that do not parse are counted and skipped, never fatal; a
  * segment that ends torn is read up to its last whole record.
  */
@@ -35,6 +36,28 @@ static pd_err push_vol(pd__jsource_t *js, const pd_volunteer_t *v) {
     }
     js->vols[js->nv++] = *v;
     return PD_OK;
+}
+
+static pd_err push_vev(pd__jsource_t *js, const pd__jvol_ev_t *ev) {
+    if (js->nvev == js->capvev) {
+        size_t cap = js->capvev ? js->capvev * 2 : 1024;
+        pd__jvol_ev_t *p = realloc(js->vev, cap * sizeof *p);
+        if (!p) return PD_ERR_NOMEM;
+        js->vev = p;
+        js->capvev = cap;
+    }
+    js->vev[js->nvev++] = *ev;
+    return PD_OK;
+}
+
+static pd_err push_upsert(pd__jsource_t *js, const pd_jrec_t *rec, const pd_volunteer_t *v) {
+    pd__jvol_ev_t ev;
+    memset(&ev, 0, sizeof ev);
+    ev.ts_ms = rec->ts_ms;
+    ev.seq = rec->seq;
+    ev.kind = PD__JV_UPSERT;
+    ev.v = *v;
+    return push_vev(js, &ev);
 }
 
 static pd_err push_order(pd__jsource_t *js, const pd_gen_order_t *o) {
@@ -161,47 +184,110 @@ static bool pos_of(const msgpack_object *p, pd_latlng_t *out) {
            pd_latlng_from_deg(lat, lon, out) == PD_OK;
 }
 
+/* tags: an array of bit numbers, or the mask as a number. */
+static uint64_t tags_of(const msgpack_object *tags) {
+    uint64_t mask = 0;
+    if (tags && tags->type == MSGPACK_OBJECT_ARRAY) {
+        for (uint32_t i = 0; i < tags->via.array.size; i++) {
+            double b;
+            if (num(&tags->via.array.ptr[i], &b) && b >= 0 && b < 64) mask |= 1ULL << (int)b;
+        }
+        return mask;
+    }
+    return (uint64_t)num_or(tags, 0);
+}
+
+/* A name of names[0..n) (pd_mode_name, pd_status_name): its index. */
+static bool name_of(const msgpack_object *o, const char *(*name)(int), int n, uint8_t *out) {
+    for (int i = 0; i < n; i++) {
+        if (str_is(o, name(i))) {
+            *out = (uint8_t)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+static const char *mode_name(int m) {
+    return pd_mode_name((pd_mode)m);
+}
+
+static const char *status_name(int s) {
+    return pd_status_name((pd_status)s);
+}
+
+/* schedule: [[weekday, start_hour, end_hour], ...]. */
+static bool week_of(const msgpack_object *sched, pd_week_t *week) {
+    if (sched->type != MSGPACK_OBJECT_ARRAY) return false;
+    *week = pd_week_none();
+    for (uint32_t i = 0; i < sched->via.array.size; i++) {
+        const msgpack_object *r = &sched->via.array.ptr[i];
+        if (r->type != MSGPACK_OBJECT_ARRAY || r->via.array.size != 3) return false;
+        double d, s, e;
+        if (!num(&r->via.array.ptr[0], &d) || !num(&r->via.array.ptr[1], &s) ||
+            !num(&r->via.array.ptr[2], &e) ||
+            pd_week_add_range(week, (int)d, (int)s, (int)e) != PD_OK)
+            return false;
+    }
+    return true;
+}
+
 static bool volunteer_of(const ctx_t *c, const msgpack_object *p, pd_volunteer_t *v) {
     memset(v, 0, sizeof *v);
     if (!id_of(get(p, "id"), &v->id) || !pos_of(p, &v->pos)) return false;
     if (!skills_of(c, get(p, "skills"), &v->skills)) return false;
-    const msgpack_object *tags = get(p, "tags");
-    if (tags && tags->type == MSGPACK_OBJECT_ARRAY) {
-        for (uint32_t i = 0; i < tags->via.array.size; i++) {
-            double b;
-            if (num(&tags->via.array.ptr[i], &b) && b >= 0 && b < 64) v->tags |= 1ULL << (int)b;
-        }
-    } else {
-        v->tags = (uint64_t)num_or(tags, 0);
-    }
-    const msgpack_object *mode = get(p, "mode");
+    v->tags = tags_of(get(p, "tags"));
     v->mode = PD_MODE_WALK;
-    for (int m = 0; m < PD_MODE__COUNT; m++)
-        if (str_is(mode, pd_mode_name((pd_mode)m))) v->mode = (uint8_t)m;
-    const msgpack_object *st = get(p, "status");
+    (void)name_of(get(p, "mode"), mode_name, PD_MODE__COUNT, &v->mode);
     v->status = PD_STATUS_ONLINE;
-    for (int s = 0; s < PD_STATUS__COUNT; s++)
-        if (str_is(st, pd_status_name((pd_status)s))) v->status = (uint8_t)s;
+    (void)name_of(get(p, "status"), status_name, PD_STATUS__COUNT, &v->status);
     v->capacity = (uint8_t)num_or(get(p, "capacity"), 1);
     if (!v->capacity) v->capacity = 1;
     const msgpack_object *sched = get(p, "schedule");
-    if (!sched) {
+    if (!sched)
         v->week = pd_week_all();
-    } else if (sched->type == MSGPACK_OBJECT_ARRAY) {
-        v->week = pd_week_none();
-        for (uint32_t i = 0; i < sched->via.array.size; i++) {
-            const msgpack_object *r = &sched->via.array.ptr[i];
-            if (r->type != MSGPACK_OBJECT_ARRAY || r->via.array.size != 3) return false;
-            double d, s, e;
-            if (!num(&r->via.array.ptr[0], &d) || !num(&r->via.array.ptr[1], &s) ||
-                !num(&r->via.array.ptr[2], &e) ||
-                pd_week_add_range(&v->week, (int)d, (int)s, (int)e) != PD_OK)
-                return false;
-        }
-    } else {
+    else if (!week_of(sched, &v->week))
         return false;
-    }
     return pd_volunteer_check(v) == PD_OK;
+}
+
+/* volunteer.update: the id and the fields it sets. */
+static bool patch_of(const ctx_t *c, const msgpack_object *p, uint64_t *id,
+                     pd_volunteer_patch_t *pt) {
+    memset(pt, 0, sizeof *pt);
+    if (!id_of(get(p, "id"), id)) return false;
+    if (get(p, "lat") || get(p, "lon")) {
+        if (!pos_of(p, &pt->pos)) return false;
+        pt->fields |= PD_VF_POS;
+    }
+    const msgpack_object *o;
+    if ((o = get(p, "skills"))) {
+        if (!skills_of(c, o, &pt->skills)) return false;
+        pt->fields |= PD_VF_SKILLS;
+    }
+    if ((o = get(p, "tags"))) {
+        pt->tags = tags_of(o);
+        pt->fields |= PD_VF_TAGS;
+    }
+    if ((o = get(p, "schedule"))) {
+        if (!week_of(o, &pt->week)) return false;
+        pt->fields |= PD_VF_WEEK;
+    }
+    if ((o = get(p, "mode"))) {
+        if (!name_of(o, mode_name, PD_MODE__COUNT, &pt->mode)) return false;
+        pt->fields |= PD_VF_MODE;
+    }
+    if ((o = get(p, "status"))) {
+        if (!name_of(o, status_name, PD_STATUS__COUNT, &pt->status)) return false;
+        pt->fields |= PD_VF_STATUS;
+    }
+    if ((o = get(p, "capacity"))) {
+        double cap;
+        if (!num(o, &cap) || cap < 1 || cap > 255) return false;
+        pt->capacity = (uint8_t)cap;
+        pt->fields |= PD_VF_CAPACITY;
+    }
+    return true;
 }
 
 static bool order_of(const ctx_t *c, const msgpack_object *p, int64_t ts, pd_gen_order_t *o) {
@@ -244,7 +330,7 @@ static pd_err on_record(void *ud, const pd_jrec_t *rec) {
             js->skipped++;
             return PD_OK;
         }
-        return push_vol(js, &v);
+        return push_upsert(js, rec, &v);
     }
     if (rec->type == PD_JREC_ORDER) {
         pd_order_spec_t sp;
@@ -278,10 +364,26 @@ static pd_err on_record(void *ud, const pd_jrec_t *rec) {
         u.data.type == MSGPACK_OBJECT_ARRAY && u.data.via.array.size == 2) {
         const msgpack_object *method = &u.data.via.array.ptr[0];
         const msgpack_object *params = &u.data.via.array.ptr[1];
+        pd__jvol_ev_t ev;
+        memset(&ev, 0, sizeof ev);
+        ev.ts_ms = rec->ts_ms;
+        ev.seq = rec->seq;
         if (str_is(method, "volunteer.upsert")) {
             pd_volunteer_t v;
             if (volunteer_of(c, params, &v))
-                err = push_vol(js, &v);
+                err = push_upsert(js, rec, &v);
+            else
+                js->skipped++;
+        } else if (str_is(method, "volunteer.update")) {
+            ev.kind = PD__JV_UPDATE;
+            if (patch_of(c, params, &ev.v.id, &ev.patch))
+                err = push_vev(js, &ev);
+            else
+                js->skipped++;
+        } else if (str_is(method, "volunteer.remove")) {
+            ev.kind = PD__JV_REMOVE;
+            if (id_of(get(params, "id"), &ev.v.id))
+                err = push_vev(js, &ev);
             else
                 js->skipped++;
         } else if (str_is(method, "order.create")) {
@@ -302,6 +404,12 @@ static bool vol_from_snapshot(void *ud, const pd_volunteer_info_t *vi) {
     pd_volunteer_t v = vi->v;
     v.load = 0;
     return push_vol(ud, &v) == PD_OK;
+}
+
+static int cmp_vev(const void *a, const void *b) {
+    const pd__jvol_ev_t *x = a, *y = b;
+    if (x->ts_ms != y->ts_ms) return x->ts_ms < y->ts_ms ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
 static int cmp_name(const void *a, const void *b) {
@@ -382,12 +490,16 @@ pd_err pd__jsource_load(const char *dir, const char *const *names, size_t n_name
     }
     list_free(snaps, ns);
     list_free(segs, nj);
+    /* By time, journal order between equal times (a server's clock may
+     * step back a little between two records). */
+    if (!err && js->nvev > 1) qsort(js->vev, js->nvev, sizeof *js->vev, cmp_vev);
     if (err) pd__jsource_free(js);
     return err;
 }
 
 void pd__jsource_free(pd__jsource_t *js) {
     free(js->vols);
+    free(js->vev);
     free(js->ords);
     memset(js, 0, sizeof *js);
 }

@@ -10,9 +10,22 @@
 #include "paidan/data.h"
 #include "paidan/engine.h"
 
+/* What the journal did to a volunteer, at its time. */
+typedef enum pd__jv_kind { PD__JV_UPSERT, PD__JV_UPDATE, PD__JV_REMOVE } pd__jv_kind;
+
+typedef struct pd__jvol_ev_s {
+    int64_t ts_ms;              /* when the server ran it */
+    uint64_t seq;               /* its journal record: ties keep journal order */
+    uint8_t kind;               /* pd__jv_kind */
+    pd_volunteer_t v;           /* upsert: the volunteer; update, remove: v.id */
+    pd_volunteer_patch_t patch; /* update: the fields it set */
+} pd__jvol_ev_t;
+
 typedef struct pd__jsource_s {
-    pd_volunteer_t *vols; /* snapshot's volunteers, then the journal's upserts */
+    pd_volunteer_t *vols; /* the snapshot's volunteers: there before anything */
     size_t nv, capv, iv;  /* count, room, next to hand out */
+    pd__jvol_ev_t *vev;   /* the journal's upserts, updates and removals, by time */
+    size_t nvev, capvev;
     pd_gen_order_t *ords; /* the journal's orders, in time order */
     size_t no, capo, io;
     uint64_t skipped; /* records that did not parse (or named unknown skills) */

@@ -92,10 +92,12 @@ typedef struct source_s {
     pd_csv_reader_t *vol_csv;
     pd_csv_reader_t *ord_csv;
     pd_gen_t *gen;
-    pd__jsource_t js;      /* the journal source's records */
-    pd_gen_order_t *ords;  /* CSV, journal: every order to replay, in time order */
-    size_t no, io;         /* how many, next to hand out */
-    bool own_ords;         /* ords is ours to free (else js.ords) */
+    pd__jsource_t js;         /* the journal source's records */
+    pd_gen_order_t *ords;     /* CSV, journal: every order to replay, in time order */
+    size_t no, io;            /* how many, next to hand out */
+    bool own_ords;            /* ords is ours to free (else js.ords) */
+    const pd__jvol_ev_t *vev; /* journal: what happened to volunteers, by time */
+    size_t nvev, ivev;
     uint64_t total_orders; /* expected, for the progress bar; 0 if unknown */
     /* The next order, or false at the end; errors name the place. */
     pd_err (*next_order)(struct source_s *s, pd_gen_order_t *out, bool *got, char *why, size_t cap);
@@ -265,6 +267,8 @@ static pd_err source_open(const pd__replay_opts_t *o, const char *const *names, 
             return err;
         }
         s->next_volunteer = js_next_volunteer;
+        s->vev = s->js.vev;
+        s->nvev = s->js.nvev;
         s->ords = s->js.ords;
         s->no = s->js.no;
         err = prepare_orders(s, res, why, cap);
@@ -537,6 +541,34 @@ static void handle(sim_t *s, const ev_t *ev) {
 
 /* ------------------------------------------------------------------- run */
 
+/* Apply what the journal did to a volunteer. True if the replay's engine
+ * refused it: an update or removal of a volunteer it does not hold, an
+ * upsert or update its state cannot take (a capacity below the load the
+ * replay gave them). A removal of a volunteer who holds an order the
+ * replay accepted is refused by the engine; they go offline instead, so
+ * they get nothing new, and that counts as refused too. */
+static bool apply_volunteer_event(pd_engine_t *e, const pd__jvol_ev_t *ve, int64_t now) {
+    pd_err err = PD_OK;
+    switch (ve->kind) {
+        case PD__JV_UPSERT:
+            err = pd_engine_volunteer_upsert(e, &ve->v, now);
+            break;
+        case PD__JV_UPDATE:
+            err = pd_engine_volunteer_update(e, ve->v.id, &ve->patch, now);
+            break;
+        case PD__JV_REMOVE:
+            err = pd_engine_volunteer_remove(e, ve->v.id, now);
+            if (err == PD_ERR_ILLEGAL) {
+                pd_volunteer_patch_t off = {.fields = PD_VF_STATUS, .status = PD_STATUS_OFFLINE};
+                (void)pd_engine_volunteer_update(e, ve->v.id, &off, now);
+            }
+            break;
+        default:
+            break;
+    }
+    return err != PD_OK;
+}
+
 typedef struct hours_ctx_s {
     double *hours;
     size_t n;
@@ -594,7 +626,8 @@ static pd_err replay_one(const pd__replay_opts_t *o, const pd_engine_config_t *b
         return err;
     }
 
-    /* Volunteers first, all present from the start. */
+    /* The volunteers there from the start (a CSV's, a generated county's,
+     * a snapshot's); a journal's own come at their times below. */
     for (;;) {
         pd_volunteer_t v;
         bool got = false;
@@ -609,6 +642,7 @@ static pd_err replay_one(const pd__replay_opts_t *o, const pd_engine_config_t *b
     }
     res->volunteers = pd_engine_volunteer_count(s.e);
     res->input_skipped = src.js.skipped;
+    res->volunteer_events = src.nvev;
 
     bool bar = o->progress && pd__bench_isatty(stderr);
     const char *pname = pd_policy_name(policy);
@@ -623,6 +657,19 @@ static pd_err replay_one(const pd__replay_opts_t *o, const pd_engine_config_t *b
         int64_t t_tick = INT64_MAX, t_ev = INT64_MAX, t_ord = INT64_MAX;
         pd_engine_next_deadline(s.e, &t_tick);
         if (s.n_heap) t_ev = s.heap[0].t;
+        /* What the journal did to a volunteer comes first at its time (a
+         * platform registers a volunteer, then sends the orders). */
+        if (src.ivev < src.nvev) {
+            const pd__jvol_ev_t *ve = &src.vev[src.ivev];
+            int64_t t_vol = ve->ts_ms > now ? ve->ts_ms : now;
+            if (t_vol <= t_tick && t_vol <= t_ev && (!have || t_vol <= ord.created_ms)) {
+                now = t_vol;
+                if (apply_volunteer_event(s.e, ve, now)) res->volunteer_events_refused++;
+                drain_events(&s);
+                src.ivev++;
+                continue;
+            }
+        }
         /* Orders come sorted by created time and everything else waits
          * for the next order's time, so now never passes it: the order is
          * created at its historical time, and time to accept counts from
@@ -647,6 +694,7 @@ static pd_err replay_one(const pd__replay_opts_t *o, const pd_engine_config_t *b
         if (!started) {
             started = true;
             res->first_ms = now;
+            res->volunteers = pd_engine_volunteer_count(s.e);
         }
         pd_order_spec_t spec;
         pd_gen_order_spec(&ord, &spec);

@@ -58,16 +58,18 @@ void pd__replay_opts_init(pd__replay_opts_t *o);
 /* One policy's replay. */
 typedef struct pd__replay_result_s {
     pd_policy policy;
-    pd__kpi_summary_t kpi;     /* the figures (deterministic for a seed) */
-    uint64_t digest;           /* pd_engine_digest() at the end (deterministic) */
-    size_t volunteers;         /* in the engine when the orders began */
-    size_t volunteers_end;     /* in the engine at the end (the Gini's V) */
-    uint64_t rated;            /* orders rated (mean rating undefined when 0) */
-    uint64_t input_skipped;    /* journal source: records that did not parse */
-    uint64_t duplicates;       /* orders skipped: their id came earlier in the input */
-    uint64_t dup_ids[4];       /* the first few of those ids, in input order */
-    size_t n_dup_ids;          /* how many of dup_ids are set */
-    int32_t utc_offset_min;    /* the engine's local time offset (schedules) */
+    pd__kpi_summary_t kpi;             /* the figures (deterministic for a seed) */
+    uint64_t digest;                   /* pd_engine_digest() at the end (deterministic) */
+    size_t volunteers;                 /* in the engine when the orders began */
+    size_t volunteers_end;             /* in the engine at the end (the Gini's V) */
+    uint64_t rated;                    /* orders rated (mean rating undefined when 0) */
+    uint64_t input_skipped;            /* journal source: records that did not parse */
+    uint64_t volunteer_events;         /* journal source: upserts, updates, removals replayed */
+    uint64_t volunteer_events_refused; /* of those, what the replay's engine refused */
+    uint64_t duplicates;               /* orders skipped: their id came earlier in the input */
+    uint64_t dup_ids[4];               /* the first few of those ids, in input order */
+    size_t n_dup_ids;                  /* how many of dup_ids are set */
+    int32_t utc_offset_min;            /* the engine's local time offset (schedules) */
     int64_t first_ms, last_ms; /* virtual time replayed (created of the first and last order) */
     double wall_s;             /* wall time of the replay loop */
     double orders_per_s;       /* orders replayed per wall second */

@@ -34,10 +34,9 @@ static void replay_usage(FILE *out) {
             "      --volunteers-csv F   volunteers CSV (data/ format)\n"
             "      --orders-csv F       orders CSV (data/ format)\n"
             "      --journal DIR        or a paidan-server data directory: the oldest\n"
-            "                           snapshot's volunteers and the journal's\n"
-            "                           volunteer.upsert (all before the first order;\n"
-            "                           update/remove are not replayed), then its\n"
-            "                           order.create in time order\n"
+            "                           snapshot's volunteers, then the journal's\n"
+            "                           volunteer.upsert/update/remove and order.create\n"
+            "                           in time order\n"
             "  -n, --volunteers N       generate a county of N volunteers instead ...\n"
             "  -o, --orders M           ... with M orders ...\n"
             "      --days D             ... over D days (default 7)\n"
@@ -318,6 +317,8 @@ static void print_table(const replay_cmd_t *o, const pd__replay_result_t *rs, si
     } while (0)
     ROW("orders", "%12llu", (unsigned long long)k->orders);
     ROW("duplicate ids skipped", "%12llu", (unsigned long long)r->duplicates);
+    if (o->run.journal_dir)
+        ROW("volunteer events refused", "%12llu", (unsigned long long)r->volunteer_events_refused);
     ROW_IF("fill rate", K_FILL, "%11.1f%%", k->fill_rate * 100);
     ROW_IF("time to accept p50 (s)", K_TTA, "%12.1f", k->tta_p50_s);
     ROW_IF("time to accept p90 (s)", K_TTA, "%12.1f", k->tta_p90_s);
@@ -337,7 +338,6 @@ static void print_table(const replay_cmd_t *o, const pd__replay_result_t *rs, si
     ROW("engine digest", "%12llx", (unsigned long long)(r->digest & 0xffffffffffULL));
 #undef ROW
 #undef ROW_IF
-    (void)o;
 }
 
 /* A figure as JSON: the number with prec decimals, or null when undefined. */
@@ -356,7 +356,8 @@ static void kpis_json(const pd__replay_result_t *rs, size_t n, char *buf, size_t
         char b[10][40];
         len += (size_t)snprintf(
             buf + len, cap - len,
-            "%s\"%s\":{\"orders\":%llu,\"duplicates\":%llu,\"filled\":%llu,\"fill_rate\":%s,"
+            "%s\"%s\":{\"orders\":%llu,\"duplicates\":%llu,\"volunteer_events_refused\":%llu,"
+            "\"filled\":%llu,\"fill_rate\":%s,"
             "\"tta_p50_s\":%s,\"tta_p90_s\":%s,\"eta_p50_s\":%s,\"eta_p90_s\":%s,"
             "\"in_circle_share\":%s,\"gini_hours\":%s,\"served_share\":%s,\"hours_total\":%.3f,"
             "\"expired\":{\"no_candidate\":%llu,\"exhausted\":%llu,\"total\":%llu},"
@@ -364,10 +365,10 @@ static void kpis_json(const pd__replay_result_t *rs, size_t n, char *buf, size_t
             "\"rating_mean\":%s,\"volunteers\":%zu,\"orders_per_s\":%.1f,\"wall_s\":%.3f,"
             "\"virtual_days\":%.3f,\"digest\":\"%016llx\"}",
             i ? "," : "", pd_policy_name(r->policy), (unsigned long long)k->orders,
-            (unsigned long long)r->duplicates, (unsigned long long)k->filled,
-            jnum(b[0], 40, r, K_FILL, 6, k->fill_rate), jnum(b[1], 40, r, K_TTA, 3, k->tta_p50_s),
-            jnum(b[2], 40, r, K_TTA, 3, k->tta_p90_s), jnum(b[3], 40, r, K_ETA, 3, k->eta_p50_s),
-            jnum(b[4], 40, r, K_ETA, 3, k->eta_p90_s),
+            (unsigned long long)r->duplicates, (unsigned long long)r->volunteer_events_refused,
+            (unsigned long long)k->filled, jnum(b[0], 40, r, K_FILL, 6, k->fill_rate),
+            jnum(b[1], 40, r, K_TTA, 3, k->tta_p50_s), jnum(b[2], 40, r, K_TTA, 3, k->tta_p90_s),
+            jnum(b[3], 40, r, K_ETA, 3, k->eta_p50_s), jnum(b[4], 40, r, K_ETA, 3, k->eta_p90_s),
             jnum(b[5], 40, r, K_CIRCLE, 6, k->in_circle_share),
             jnum(b[6], 40, r, K_GINI, 6, k->gini_hours),
             jnum(b[7], 40, r, K_SERVED, 6, k->served_share), k->hours_total,
@@ -491,6 +492,7 @@ static void input_params(pd__report_t *rep, const replay_cmd_t *o, const pd__rep
         pd__report_param_u64(rep, "orders", r->kpi.orders);
         pd__report_param_num(rep, "days", (double)(r->last_ms - r->first_ms) / 86400000.0);
         pd__report_param_u64(rep, "records_skipped", r->input_skipped);
+        pd__report_param_u64(rep, "volunteer_events", r->volunteer_events);
     } else if (o->run.volunteers_csv) {
         pd__report_param_str(rep, "volunteers_csv", o->run.volunteers_csv);
         pd__report_param_str(rep, "orders_csv", o->run.orders_csv);

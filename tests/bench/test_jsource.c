@@ -130,22 +130,128 @@ static void remove_dir(void) {
     cr_assert_eq(system(cmd), 0);
 }
 
+/* A day in which volunteers come, go offline and leave between orders. */
+static uint64_t ev_id;
+static const char *ev_status;
+static void pack_vol_at_centre(msgpack_packer *pk) {
+    msgpack_pack_map(pk, 5);
+    kv_num(pk, "id", (double)ev_id);
+    kv_num(pk, "lat", 30.6);
+    kv_num(pk, "lon", 114.3);
+    kv_str(pk, "skills", "tutoring");
+    kv_str(pk, "mode", "bike");
+}
+static void pack_status(msgpack_packer *pk) {
+    msgpack_pack_map(pk, 2);
+    kv_num(pk, "id", (double)ev_id);
+    kv_str(pk, "status", ev_status);
+}
+static void pack_bad_update(msgpack_packer *pk) { /* no such mode: skipped */
+    msgpack_pack_map(pk, 2);
+    kv_num(pk, "id", (double)ev_id);
+    kv_str(pk, "mode", "rocket");
+}
+static void pack_id(msgpack_packer *pk) {
+    msgpack_pack_map(pk, 1);
+    kv_num(pk, "id", (double)ev_id);
+}
+static void pack_near_order(msgpack_packer *pk) {
+    msgpack_pack_map(pk, 6);
+    kv_num(pk, "id", (double)ev_id);
+    kv_num(pk, "lat", 30.601);
+    kv_num(pk, "lon", 114.3);
+    kv_str(pk, "skills", "tutoring");
+    kv_num(pk, "duration_min", 30);
+    msgpack_pack_str_with_body(pk, "ignore_schedule", 15);
+    msgpack_pack_true(pk);
+}
+
+static void write_day(void) {
+    snprintf(dir, sizeof dir, "/tmp/pd-jsource-day-%d", (int)getpid());
+    char cmd[1024], path[1024];
+    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", dir, dir);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/journal-%020d.pdj", dir, 1);
+    pd_journal_t *j = NULL;
+    cr_assert_eq(pd_journal_create(path, PD_FSYNC_NO, 1, &j), PD_OK);
+    const int64_t t0 = 1709863200000LL, H = 3600000LL;
+    ev_id = 100; /* before anyone has joined */
+    append_cmd(j, t0, "order.create", "", pack_near_order);
+    ev_id = 8;
+    append_cmd(j, t0 + H, "volunteer.upsert", "", pack_vol_at_centre);
+    ev_id = 101; /* volunteer 8 is there */
+    append_cmd(j, t0 + H + 60000, "order.create", "", pack_near_order);
+    ev_id = 8;
+    ev_status = "offline";
+    append_cmd(j, t0 + 3 * H, "volunteer.update", "", pack_status);
+    append_cmd(j, t0 + 3 * H, "volunteer.update", "", pack_bad_update);
+    ev_id = 102; /* volunteer 8 is offline */
+    append_cmd(j, t0 + 4 * H, "order.create", "", pack_near_order);
+    ev_id = 9;
+    append_cmd(j, t0 + 5 * H, "volunteer.upsert", "", pack_vol_at_centre);
+    ev_id = 103; /* volunteer 9 is there */
+    append_cmd(j, t0 + 5 * H + 60000, "order.create", "", pack_near_order);
+    ev_id = 9;
+    append_cmd(j, t0 + 8 * H, "volunteer.remove", "", pack_id);
+    ev_id = 104; /* 9 left, 8 offline */
+    append_cmd(j, t0 + 9 * H, "order.create", "", pack_near_order);
+    cr_assert_eq(pd_journal_commit(j), PD_OK);
+    cr_assert_eq(pd_journal_close(j), PD_OK);
+}
+
+/* The journal's volunteer events happen at their times: an order created
+ * before anyone joined, while the only volunteer was offline, or after the
+ * other had left finds nobody; the two in between find someone. */
+Test(jsource, volunteers_come_and_go_at_their_times) {
+    write_day();
+    pd__jsource_t js;
+    char why[256] = "";
+    cr_assert_eq(pd__jsource_load(dir, names, 3, &js, why, sizeof why), PD_OK, "%s", why);
+    cr_assert_eq(js.nv, 0, "no snapshot: nobody is there from the start");
+    cr_assert_eq(js.nvev, 4);
+    cr_assert_eq(js.skipped, 1, "the update naming no mode");
+    cr_assert_eq(js.vev[0].kind, PD__JV_UPSERT);
+    cr_assert_eq(js.vev[1].kind, PD__JV_UPDATE);
+    cr_assert_eq(js.vev[1].patch.fields, PD_VF_STATUS);
+    cr_assert_eq(js.vev[1].patch.status, PD_STATUS_OFFLINE);
+    cr_assert_eq(js.vev[3].kind, PD__JV_REMOVE);
+    cr_assert_eq(js.vev[3].v.id, 9);
+    pd__jsource_free(&js);
+
+    pd__replay_opts_t o;
+    pd__replay_opts_init(&o);
+    o.journal_dir = dir;
+    o.policies[0] = PD_POLICY_NEAREST;
+    o.n_policies = 1;
+    pd__replay_result_t r;
+    cr_assert_eq(pd__replay_run(&o, &r, why, sizeof why), PD_OK, "%s", why);
+    cr_assert_eq(r.kpi.orders, 5);
+    cr_assert_eq(r.volunteer_events, 4);
+    cr_assert_eq(r.volunteer_events_refused, 0);
+    cr_assert_eq(r.volunteers, 0, "nobody when the first order came");
+    cr_assert_eq(r.kpi.expired[PD_REASON_NO_CANDIDATE], 3, "orders 100, 102 and 104 find nobody");
+    cr_assert_eq(r.kpi.rejected, 0);
+    pd__replay_result_deinit(&r);
+    remove_dir();
+}
+
 Test(jsource, reads_upserts_orders_and_skips_the_rest) {
     write_journal();
     pd__jsource_t js;
     char why[256] = "";
     cr_assert_eq(pd__jsource_load(dir, names, 3, &js, why, sizeof why), PD_OK, "%s", why);
-    cr_assert_eq(js.nv, 21);
+    cr_assert_eq(js.nv, 0); /* no snapshot */
+    cr_assert_eq(js.nvev, 21);
     cr_assert_eq(js.no, 30);
     cr_assert_eq(js.skipped, 2); /* the unknown skill and the junk */
-    cr_assert_eq(js.vols[0].id, 1);
-    cr_assert_eq(js.vols[0].skills, 4);
-    cr_assert_eq(js.vols[0].mode, PD_MODE_BIKE);
+    cr_assert_eq(js.vev[0].v.id, 1);
+    cr_assert_eq(js.vev[0].v.skills, 4);
+    cr_assert_eq(js.vev[0].v.mode, PD_MODE_BIKE);
     pd_week_t need;
     cr_assert_eq(pd_week_window((5 * 24 + 9) * 60, 60, &need), PD_OK); /* Sat 9:00 */
-    cr_assert(pd_week_covers(&js.vols[0].week, &need));
-    cr_assert_eq(js.vols[20].id, 21);
-    cr_assert_eq(js.vols[20].pos.lat, 30604000);
+    cr_assert(pd_week_covers(&js.vev[0].v.week, &need));
+    cr_assert_eq(js.vev[20].v.id, 21);
+    cr_assert_eq(js.vev[20].v.pos.lat, 30604000);
     for (size_t i = 0; i < js.no; i++)
         cr_assert_eq(js.ords[i].id, BIG_ID + 1 + i, "order %zu: id %" PRIu64, i, js.ords[i].id);
     cr_assert_eq(js.ords[0].created_ms, 1709863200000LL + 60000);
