@@ -49,6 +49,7 @@ void pd__replay_model_init(pd__replay_model_t *m) {
     m->rating_delay_median_s = 3600;
     static const double p[5] = {0.02, 0.03, 0.08, 0.25, 0.62};
     memcpy(m->rating_p, p, sizeof p);
+    m->rating_quality = 0.5;
 }
 
 void pd__replay_opts_init(pd__replay_opts_t *o) {
@@ -461,13 +462,38 @@ static void on_filled(sim_t *s, const pd_event_t *ev) {
     heap_push(s, x);
 }
 
+/* A volunteer's quality, in [0, 1): fixed for a seed, the same under
+ * every policy. */
+static double quality(uint64_t seed, uint64_t vol) {
+    pd__bench_rng_t r;
+    pd__bench_rng_seed(&r, pd__bench_mix64(pd__bench_mix64(seed, vol), 0x5155414c));
+    return pd__bench_rng_unit(&r);
+}
+
 static void on_completed(sim_t *s, const pd_event_t *ev) {
     const pd__replay_model_t *m = s->m;
     s->kpi.completed++;
     pd__bench_rng_t r;
     pd__bench_rng_seed(&r, pd__bench_mix64(pd__bench_mix64(s->o->seed, ev->order_id), 0x52415445));
     if (pd__bench_rng_unit(&r) >= m->rate_share) return;
+    /* The stars come from the order's draw and the serving volunteers'
+     * mean quality: u' = (1 - w) u + w q, read through the cumulative
+     * rating_p, so a better volunteer tends to better stars and a policy
+     * that picks them (rated) shows in the mean rating. */
     double u = pd__bench_rng_unit(&r), acc = 0;
+    if (m->rating_quality > 0) {
+        pd_order_slot_t sl[PD_ORDER_MAX_SLOTS];
+        size_t n = 0;
+        double q = 0;
+        size_t nq = 0;
+        if (pd_engine_order_slots(s->e, ev->order_id, sl, PD_ORDER_MAX_SLOTS, &n) != PD_OK) n = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (!sl[i].filled) continue;
+            q += quality(s->o->seed, sl[i].volunteer_id);
+            nq++;
+        }
+        if (nq) u = (1 - m->rating_quality) * u + m->rating_quality * (q / (double)nq);
+    }
     uint8_t rating = 5;
     for (int i = 0; i < 5; i++) {
         acc += m->rating_p[i];

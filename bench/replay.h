@@ -29,6 +29,8 @@ typedef struct pd__replay_model_s {
     double rate_share;            /* P(the resident rates), 0.85 */
     double rating_delay_median_s; /* rating delay: log-normal, median 3600 s, sigma 1 */
     double rating_p[5];           /* P(rating = 1..5): .02 .03 .08 .25 .62 */
+    double rating_quality;        /* share of a rating that is the volunteers'
+                                     own quality, 0..1, default 0.5 */
 } pd__replay_model_t;
 
 /* The defaults listed above. */

@@ -54,6 +54,8 @@ static void replay_usage(FILE *out) {
             "      --no-answer P        P(offer left to expire) (default 0.10)\n"
             "      --response-median S  median answer delay, seconds (default 45)\n"
             "      --rate-share P       P(resident rates) (default 0.85)\n"
+            "      --rating-quality W   share of the stars that is the volunteer's own\n"
+            "                           quality, 0..1 (default 0.5; 0 = luck alone)\n"
             "output:\n"
             "      --json               one JSON object instead of the table\n"
             "      --plot DIR           write charts (gnuplot) and their data into DIR\n"
@@ -74,6 +76,7 @@ enum {
     OPT_NOANS,
     OPT_RMED,
     OPT_RSHARE,
+    OPT_RQUAL,
     OPT_JSON,
     OPT_PLOT,
     OPT_QUIET
@@ -151,6 +154,8 @@ static bool parse_one(const pd__opt_t *p, int ch, const char *arg, replay_cmd_t 
             return pd__opt_num(p, ch, arg, 0.001, 86400, &m->response_median_s);
         case OPT_RSHARE:
             return pd__opt_num(p, ch, arg, 0, 1, &m->rate_share);
+        case OPT_RQUAL:
+            return pd__opt_num(p, ch, arg, 0, 1, &m->rating_quality);
         default:
             return false;
     }
@@ -173,6 +178,7 @@ static int parse_opts(int argc, char **argv, replay_cmd_t *o) {
                                           {"no-answer", required_argument, 0, OPT_NOANS},
                                           {"response-median", required_argument, 0, OPT_RMED},
                                           {"rate-share", required_argument, 0, OPT_RSHARE},
+                                          {"rating-quality", required_argument, 0, OPT_RQUAL},
                                           {"json", no_argument, 0, OPT_JSON},
                                           {"plot", required_argument, 0, OPT_PLOT},
                                           {"quiet", no_argument, 0, OPT_QUIET},
@@ -554,6 +560,7 @@ int pd__bench_replay(int argc, char **argv) {
             pd__report_param_num(rep, "no_answer", m->no_answer);
             pd__report_param_num(rep, "response_median_s", m->response_median_s);
             pd__report_param_num(rep, "rate_share", m->rate_share);
+            pd__report_param_num(rep, "rating_quality", m->rating_quality);
             for (size_t i = 0; i < o.run.n_policies; i++) {
                 pd__result_t *r = pd__report_add(rep, pd_policy_name(rs[i].policy),
                                                  "order.create + dispatch in the engine");

@@ -91,6 +91,34 @@ Test(replay, same_seed_same_report) {
     }
 }
 
+/* The stars depend on who served: under `nearest` (which ignores ratings)
+ * the same volunteers serve the same orders whatever the rating model, so
+ * everything but the ratings stays; with the volunteers' quality in the
+ * stars the mean rating moves. */
+Test(replay, ratings_follow_the_serving_volunteers_quality) {
+    pd__replay_opts_t o;
+    generated(&o, 7);
+    o.policies[0] = PD_POLICY_NEAREST;
+    o.n_policies = 1;
+    pd__replay_result_t luck, quality;
+    o.model.rating_quality = 0;
+    run(&o, &luck);
+    o.model.rating_quality = 1;
+    run(&o, &quality);
+    cr_assert_eq(luck.kpi.filled, quality.kpi.filled);
+    cr_assert(luck.kpi.hours_total == quality.kpi.hours_total);
+    cr_assert(luck.kpi.eta_p50_s == quality.kpi.eta_p50_s);
+    cr_assert_eq(luck.rated, quality.rated);
+    cr_assert_gt(luck.rated, 20);
+    cr_assert(luck.kpi.rating_mean != quality.kpi.rating_mean, "mean rating %.4f both ways",
+              luck.kpi.rating_mean);
+    /* quality alone: u' = q, uniform over the volunteers, so about the
+     * star probabilities' own mean (4.42), not luck's draw of it */
+    cr_assert(quality.kpi.rating_mean > 3.5 && quality.kpi.rating_mean < 5);
+    pd__replay_result_deinit(&luck);
+    pd__replay_result_deinit(&quality);
+}
+
 Test(replay, another_seed_another_history) {
     pd__replay_opts_t o;
     generated(&o, 7);
