@@ -27,6 +27,8 @@ typedef struct pd__result_s {
     double ops_per_run; /* operations per recorded sample (1 unless batched) */
     char note[96];      /* what the case did, one line */
     uint64_t errors;    /* operations that failed (load: error replies, lost requests) */
+    bool ops_given;     /* ops/s = ops / busy_ns instead of count x ops_per_run / busy_ns */
+    uint64_t ops;       /* load: replies received during the measured phase */
 } pd__result_t;
 
 /* A report: parameters (key, JSON value) and results, printed at the end. */

@@ -312,16 +312,20 @@ struct worker_s {
     uint32_t live_conns;
     uint64_t quota; /* requests mode: measured requests to send */
     uint64_t sent_measured;
-    uint64_t last_reply; /* ns */
+    uint64_t last_reply;    /* ns */
+    uint64_t last_progress; /* ns: the last reply, or the send that ended a time with
+                               nothing in flight (what -N's give-up counts from) */
+    uint64_t t_stop;        /* ns: when the worker finished */
     /* Results, merged by the caller after the join. */
     pd_hist_t *hist; /* [PD__M__COUNT] */
     pd_hist_t *lag;  /* open loop: actual send time - intended, ns */
     uint64_t errors[PD__M__COUNT];
     uint64_t by_code[PD__LOAD_CODES];
     uint64_t orders_done, orders_expired, orders_unoffered;
-    uint64_t sched_done; /* replies to new commands (not order steps) received in
-                            the measured phase */
-    uint64_t replies;    /* every reply, warm-up and drain included */
+    uint64_t sched_done;         /* replies to new commands (not order steps) received in
+                                    the measured phase */
+    uint64_t done[PD__M__COUNT]; /* replies received in the measured phase, per metric */
+    uint64_t replies;            /* every reply, warm-up and drain included */
     uint32_t conns_lost;
     pd_hist_t **secs; /* one histogram per measured second */
     uint64_t *sec_errors;
@@ -488,12 +492,20 @@ static void record(worker_t *w, const req_t *r, unsigned code, uint64_t now) {
      * request due in the warm-up, and the server's throughput must still
      * show. */
     if ((r->metric < PD__M_ACCEPT || r->metric > PD__M_RATE) && in_measure(w, now)) w->sched_done++;
+    /* Throughput: replies that came in the measured phase, whenever they
+     * were due -- not those that came in the drain. */
+    if (in_measure(w, now)) {
+        w->done[r->metric]++;
+        w->done[PD__M_ALL]++;
+    }
     if (!r->measured) return;
     uint64_t lat = now > r->t_intended ? now - r->t_intended : 0;
     pd_hist_record(&w->hist[r->metric], lat);
     pd_hist_record(&w->hist[PD__M_ALL], lat);
+    /* The time series is of the measured phase: a reply of the drain is
+     * in the rows, not in a second it would make look busier. */
     size_t sec = now > w->t_measure ? (size_t)((now - w->t_measure) / 1000000000ULL) : 0;
-    pd_hist_t *h = sec_hist(w, sec);
+    pd_hist_t *h = in_measure(w, now) ? sec_hist(w, sec) : NULL;
     if (h) pd_hist_record(h, lat);
     if (code) {
         w->errors[r->metric]++;
@@ -523,6 +535,7 @@ static req_t *claim(lconn_t *c) {
     memset(r, 0, sizeof *r);
     r->msgid = c->next_msgid++;
     r->live = true;
+    if (c->w->inflight == 0) c->w->last_progress = uv_hrtime();
     c->inflight++;
     c->w->inflight++;
     return r;
@@ -670,6 +683,15 @@ static bool quota_left(const worker_t *w) {
     return !w->quota || w->sent_measured < w->quota;
 }
 
+static void on_drain_timeout(uv_timer_t *t);
+
+/* The drain: up to drain_s (at least 1 ms) for the replies still out;
+ * then what has not come is LOST. */
+static void start_drain(worker_t *w) {
+    uint64_t ms = (uint64_t)(w->sh->o->drain_s * 1000.0);
+    uv_timer_start(&w->end_timer, on_drain_timeout, ms ? ms : 1, 0);
+}
+
 /* Send what the discipline allows now. */
 static void conn_pump(lconn_t *c, uint64_t now) {
     worker_t *w = c->w;
@@ -692,7 +714,12 @@ static void conn_pump(lconn_t *c, uint64_t now) {
         }
         if (c->inflight < depth && due > now && due < w->t_end) arm(w, due);
     }
-    if (w->quota && !quota_left(w)) w->stopping = true;
+    if (w->quota && !quota_left(w) && !w->stopping) {
+        /* -N: the last request is out, which ends the measured phase as
+         * the end of -d does: the drain starts. */
+        w->stopping = true;
+        start_drain(w);
+    }
 }
 
 /* --------------------------------------------------------------- replies */
@@ -744,6 +771,7 @@ static void lifecycle(lconn_t *c, const req_t *r, unsigned code, const msgpack_o
             send_step(c, r, PD__M_RATE, 0, now);
             return;
         case PD__M_RATE:
+            if (in_measure(w, now)) w->done[PD__M_ORDER]++;
             if (r->measured && in_measure(w, r->t_first)) {
                 pd_hist_record(&w->hist[PD__M_ORDER], now > r->t_first ? now - r->t_first : 0);
                 w->orders_done++;
@@ -808,6 +836,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     if (nread == 0) return;
     uint64_t now = uv_hrtime();
     w->last_reply = now;
+    w->last_progress = now;
     msgpack_unpacker_buffer_consumed(&c->up, (size_t)nread);
     int ret;
     while ((ret = msgpack_unpacker_execute(&c->up)) > 0) {
@@ -859,8 +888,97 @@ static void conn_fail(lconn_t *c, bool lost) {
     }
 }
 
+/* ------------------------------------------------------ unsent requests */
+
+/* The metric of a command drawn from the mix (an order starts with its
+ * create). */
+static pd__metric cmd_metric(pd__cmd cmd) {
+    switch (cmd) {
+        case PD__CMD_NEARBY:
+            return PD__M_NEARBY;
+        case PD__CMD_UPDATE:
+            return PD__M_UPDATE;
+        case PD__CMD_GET:
+            return PD__M_GET;
+        case PD__CMD_ORDER:
+            return PD__M_CREATE;
+        default:
+            return PD__M_PING;
+    }
+}
+
+/* Draws of unsent requests made one by one per call; beyond them the rest
+ * is shared by the weights (a rate far over capacity leaves billions). */
+#define LOST_DRAWS (1u << 20)
+
+/* n measured requests that c never sent: LOST, each in the row of the
+ * command c's generator would have drawn for it (the draws send_new makes,
+ * in the same order), the same as `all`. */
+static void lose_unsent(worker_t *w, lconn_t *c, uint64_t n) {
+    const pd__mix_t *mix = &w->sh->o->mix;
+    uint64_t by[PD__CMD__COUNT] = {0};
+    uint64_t drawn = n < LOST_DRAWS ? n : LOST_DRAWS;
+    for (uint64_t i = 0; i < drawn; i++) {
+        by[pd__mix_pick(mix, pd__bench_rng_unit(&c->rng))]++;
+        (void)pd__bench_rng_next(&c->rng); /* the payload's draw */
+    }
+    uint64_t rest = n - drawn, given = 0;
+    int heaviest = 0;
+    for (int k = 0; k < PD__CMD__COUNT && rest; k++) {
+        uint64_t share = (uint64_t)((double)rest * (mix->weight[k] / mix->total));
+        if (share > rest - given) share = rest - given;
+        by[k] += share;
+        given += share;
+        if (mix->weight[k] > mix->weight[heaviest]) heaviest = k;
+    }
+    by[heaviest] += rest - given;
+    for (int k = 0; k < PD__CMD__COUNT; k++) w->errors[cmd_metric((pd__cmd)k)] += by[k];
+    w->errors[PD__M_ALL] += n;
+    w->by_code[PD__LOAD_LOST] += n;
+    atomic_fetch_add_explicit(&w->a_errors, n, memory_order_relaxed);
+}
+
+/* The first request of c's schedule due at or after t (the same rounding
+ * as next_due). */
+static uint64_t first_due_at(const lconn_t *c, uint64_t t) {
+    if ((double)t <= c->t0) return 0;
+    uint64_t n = (uint64_t)(((double)t - c->t0) / c->interval);
+    while (n > 0 && (uint64_t)(c->t0 + (double)(n - 1) * c->interval) >= t) n--;
+    while ((uint64_t)(c->t0 + (double)n * c->interval) < t) n++;
+    return n;
+}
+
+/* When the worker ends, every measured request that never left is LOST:
+ * with -N those of the N not sent; in an open loop the rest of the
+ * measured schedule, dead connections' included (a connection that closed
+ * does not make its users go away). Counted from the schedule, not request
+ * by request: at a rate far beyond the server's that is billions of
+ * requests, and counting them one at a time once kept a 1-second run
+ * going for minutes. */
+static void count_unsent(worker_t *w) {
+    if (w->quota) {
+        if (w->sent_measured >= w->quota || !w->n_conns) return;
+        uint64_t n = w->quota - w->sent_measured;
+        for (size_t i = 0; i < w->n_conns; i++)
+            lose_unsent(w, w->conns[i], n / w->n_conns + (i < n % w->n_conns ? 1 : 0));
+        w->sent_measured = w->quota;
+        return;
+    }
+    if (!w->sh->open_loop || w->t_end == 0) return;
+    for (size_t i = 0; i < w->n_conns; i++) {
+        lconn_t *c = w->conns[i];
+        uint64_t end = first_due_at(c, w->t_end);
+        uint64_t from = first_due_at(c, w->t_measure);
+        if (from < c->n_sched) from = c->n_sched;
+        if (end > from) lose_unsent(w, c, end - from);
+        if (end > c->n_sched) c->n_sched = end;
+    }
+}
+
 static void worker_finish(worker_t *w) {
     if (w->finishing) return;
+    w->t_stop = uv_hrtime();
+    count_unsent(w);
     w->finishing = true;
     w->stopping = true;
     for (size_t i = 0; i < w->n_conns; i++) conn_fail(w->conns[i], false);
@@ -891,45 +1009,17 @@ static void worker_check_done(worker_t *w) {
         worker_finish(w);
 }
 
-/* The first request of c's schedule due at or after t (the same rounding
- * as next_due). */
-static uint64_t first_due_at(const lconn_t *c, uint64_t t) {
-    if ((double)t <= c->t0) return 0;
-    uint64_t n = (uint64_t)(((double)t - c->t0) / c->interval);
-    while (n > 0 && (uint64_t)(c->t0 + (double)(n - 1) * c->interval) >= t) n--;
-    while ((uint64_t)(c->t0 + (double)n * c->interval) < t) n++;
-    return n;
-}
-
 static void on_drain_timeout(uv_timer_t *t) {
-    worker_t *w = t->data;
-    /* What never left by now will never be answered in time: lost. Counted
-     * from the schedule, not request by request: at a rate far beyond the
-     * server's that is billions of requests, and counting them one at a
-     * time once kept a 1-second run going for minutes. */
-    for (size_t i = 0; i < w->n_conns && w->sh->open_loop; i++) {
-        lconn_t *c = w->conns[i];
-        if (c->dead) continue;
-        uint64_t end = first_due_at(c, w->t_end);
-        uint64_t from = first_due_at(c, w->t_measure);
-        if (from < c->n_sched) from = c->n_sched;
-        if (end > from) {
-            w->errors[PD__M_ALL] += end - from;
-            w->by_code[PD__LOAD_LOST] += end - from;
-        }
-        if (end > c->n_sched) c->n_sched = end;
-    }
-    worker_finish(w);
+    /* What has not come by now is lost; what never left, too (counted as
+     * the worker finishes). */
+    worker_finish(t->data);
 }
 
 static void on_end(uv_timer_t *t) {
     worker_t *w = t->data;
     w->stopping = true;
     worker_check_done(w);
-    if (!w->finishing) {
-        uint64_t ms = (uint64_t)(w->sh->o->drain_s * 1000.0);
-        uv_timer_start(&w->end_timer, on_drain_timeout, ms ? ms : 1, 0);
-    }
+    if (!w->finishing) start_drain(w);
 }
 
 /* Send what is due on every connection; the pumps re-arm. */
@@ -970,9 +1060,36 @@ static void on_idle(uv_idle_t *h) {
     pace(w);
 }
 
-/* Requests mode: stop once the quota is sent and the replies are in. */
+/* -N before the last request is out: a server that stops answering
+ * while every -P slot waits on it would stop the run for good, so it gives
+ * up once requests are out and no reply has come for drain_s (at least
+ * 1 ms). */
+static void on_stall_check(uv_timer_t *t) {
+    worker_t *w = t->data;
+    if (w->stopping || w->finishing) return; /* the drain has taken over */
+    uint64_t now = uv_hrtime(), bound = (uint64_t)(w->sh->o->drain_s * 1e9);
+    if (bound < 1000000) bound = 1000000;
+    uint64_t wait = bound;
+    if (w->inflight > 0) {
+        if (now - w->last_progress >= bound) {
+            worker_finish(w);
+            return;
+        }
+        wait = w->last_progress + bound - now;
+    }
+    uv_timer_start(&w->end_timer, on_stall_check, (wait + 999999) / 1000000, 0);
+}
+
+/* Duration mode: the end of the measured phase. Requests mode: the
+ * give-up watch until the last request is out (then the drain). */
 static void start_end_timer(worker_t *w, uint64_t now) {
-    if (w->t_end == UINT64_MAX) return;
+    if (w->t_end == UINT64_MAX) {
+        if (!w->stopping) {
+            w->last_progress = now;
+            on_stall_check(&w->end_timer);
+        }
+        return;
+    }
     uint64_t ms = w->t_end > now ? (w->t_end - now + 999999) / 1000000 : 0;
     uv_timer_start(&w->end_timer, on_end, ms, 0);
 }
@@ -1337,7 +1454,7 @@ pd_err pd__load_run(const pd__load_opts_t *o, const pd__load_pool_t *pool, pd__l
 
             /* Merge. */
             uint64_t t_measure = t_start + (uint64_t)(o->warmup_s * 1e9);
-            uint64_t last = 0;
+            uint64_t last = 0, stop = 0;
             size_t n_secs = 0;
             bool oom = false;
             for (uint32_t t = 0; t < nt; t++) {
@@ -1345,6 +1462,7 @@ pd_err pd__load_run(const pd__load_opts_t *o, const pd__load_pool_t *pool, pd__l
                 for (int m = 0; m < PD__M__COUNT; m++) {
                     pd_hist_merge(&out->hist[m], &w->hist[m]);
                     out->errors[m] += w->errors[m];
+                    out->done[m] += w->done[m];
                 }
                 for (int k = 0; k < PD__LOAD_CODES; k++) out->by_code[k] += w->by_code[k];
                 pd_hist_merge(&out->send_lag, w->lag);
@@ -1355,18 +1473,25 @@ pd_err pd__load_run(const pd__load_opts_t *o, const pd__load_pool_t *pool, pd__l
                 out->replies += w->replies;
                 out->conns_lost += w->conns_lost;
                 if (w->last_reply > last) last = w->last_reply;
+                if (w->t_stop > stop) stop = w->t_stop;
                 if (w->n_secs > n_secs) n_secs = w->n_secs;
                 oom |= w->oom;
             }
-            if (o->requests)
+            if (o->requests) {
                 out->measured_s = last > t_measure ? (double)(last - t_measure) / 1e9 : 0;
-            else
+            } else {
                 out->measured_s = o->duration_s;
-            /* In duration mode the series covers the measured phase only. */
-            if (!o->requests) {
-                size_t full = (size_t)ceil(o->duration_s);
-                if (n_secs > full) n_secs = full;
+                /* A closed loop ends when its connections do (the server
+                 * went away): it measured until then. An open loop's
+                 * schedule runs to the end either way (what was not sent
+                 * is LOST), so its measured phase is -d. */
+                if (!sh.open_loop && stop < t_measure + (uint64_t)(o->duration_s * 1e9))
+                    out->measured_s = stop > t_measure ? (double)(stop - t_measure) / 1e9 : 0;
             }
+            /* The series covers the measured phase only; its last second
+             * may be part of one (-d 2.5, a closed loop cut short). */
+            size_t full = (size_t)ceil(out->measured_s);
+            if (n_secs > full) n_secs = full;
             out->secs = calloc(n_secs ? n_secs : 1, sizeof *out->secs);
             pd_hist_t *tmp = malloc(sizeof *tmp);
             if (out->secs && tmp) {
@@ -1380,6 +1505,8 @@ pd_err pd__load_run(const pd__load_opts_t *o, const pd__load_pool_t *pool, pd__l
                         }
                     }
                     out->secs[s].count = tmp->count;
+                    double span = out->measured_s - (double)s;
+                    out->secs[s].span_s = span < 1 ? (span > 0 ? span : 0) : 1;
                     out->secs[s].p50_ns = pd_hist_percentile(tmp, 50);
                     out->secs[s].p99_ns = pd_hist_percentile(tmp, 99);
                     out->secs[s].max_ns = tmp->max;

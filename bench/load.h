@@ -86,7 +86,9 @@ void pd__load_pool_destroy(pd__load_pool_t *p);
 
 /* One second of the measured phase. */
 typedef struct pd__load_sec_s {
-    uint64_t count;  /* replies received in that second */
+    uint64_t count;  /* replies to measured requests received in that second */
+    double span_s;   /* how much of it the measured phase covered: 1, or less
+                        for the last (rates are count / span_s) */
     uint64_t errors; /* of which errors */
     uint64_t p50_ns; /* their latencies */
     uint64_t p99_ns;
@@ -108,9 +110,16 @@ typedef struct pd__load_out_s {
                                          came during the measured phase, whenever they
                                          were due: what an open loop's offered rate is
                                          compared with */
+    uint64_t done[PD__M__COUNT];      /* replies received during the measured phase,
+                                         whenever they were due (not those of the
+                                         drain): the throughput the server delivered
+                                         is done / measured_s; `order`: cycles whose
+                                         order.rate reply came then */
     uint64_t replies;                 /* every reply of the run, warm-up and drain
                                          included (the generator's CPU per request) */
-    double measured_s;                /* length of the measured phase */
+    double measured_s;                /* length of the measured phase: -d (a closed
+                                         loop whose connections all closed: until
+                                         then); -N: to the last reply */
     uint32_t conns_lost;              /* connections the server closed */
     pd__load_sec_t *secs;             /* time series, owned */
     size_t n_secs;

@@ -74,7 +74,8 @@ static void load_usage(FILE *out) {
             "  -h, --help             this text\n"
             "Exit status: 0 after a run; 1 when it could not be made (no server, auth\n"
             "refused, county unreadable), lost requests or connections, measured nothing,\n"
-            "or --plot could not be written; 2 on bad options.\n");
+            "or --plot could not be written (error replies alone do not); 2 on bad options.\n"
+            "With -N the run gives up after --drain seconds without a reply.\n");
 }
 
 /* The highest open-loop rate taken: a thousand times what one generator
@@ -305,13 +306,18 @@ static void add_params(pd__report_t *rep, const load_cmd_t *o) {
     pd__report_param_num(rep, "timer_overhead_ns", pd__bench_timer_overhead_ns());
 }
 
+/* A result row: latencies of the measured requests answered (whenever
+ * the reply came), ops/s from `done`, the replies that came during the
+ * measured phase of `secs`. */
 static pd__result_t *add_row(pd__report_t *rep, const char *name, const char *note,
-                             const pd_hist_t *h, uint64_t errors, double secs) {
+                             const pd_hist_t *h, uint64_t errors, uint64_t done, double secs) {
     pd__result_t *r = pd__report_add(rep, name, note);
     if (!r) return NULL;
     pd_hist_merge(r->hist, h);
     r->errors = errors;
     r->busy_ns = r->wall_ns = (uint64_t)(secs * 1e9);
+    r->ops_given = true;
+    r->ops = done;
     return r;
 }
 
@@ -320,10 +326,10 @@ static void add_rows(pd__report_t *rep, const pd__load_out_t *out, const load_cm
         if (m == PD__M_ALL) continue;
         if (!out->hist[m].count && !out->errors[m]) continue;
         add_row(rep, pd__metric_name((pd__metric)m), metric_note((pd__metric)m, o), &out->hist[m],
-                out->errors[m], out->measured_s);
+                out->errors[m], out->done[m], out->measured_s);
     }
     add_row(rep, "all", metric_note(PD__M_ALL, o), &out->hist[PD__M_ALL], out->errors[PD__M_ALL],
-            out->measured_s);
+            out->done[PD__M_ALL], out->measured_s);
 }
 
 /* Replies per second to the mix's commands during the measured phase (the
@@ -351,6 +357,9 @@ static void add_extras(pd__report_t *rep, const pd__load_out_t *out, const load_
     pd__report_extra(rep, "errors", buf);
     snprintf(buf, sizeof buf, "%u", out->conns_lost);
     pd__report_extra(rep, "connections_lost", buf);
+    /* The percentiles are of the answered requests: a LOST one waited at
+     * least until the end of the drain, so with any the tail is a floor. */
+    pd__report_extra(rep, "latency_lower_bound", out->by_code[PD__LOAD_LOST] ? "true" : "false");
     if (o->run.rate > 0) {
         snprintf(buf, sizeof buf, "{\"offered_per_s\":%.1f,\"answered_per_s\":%.1f}", o->run.rate,
                  answered_per_s(out));
@@ -374,9 +383,10 @@ static void add_extras(pd__report_t *rep, const pd__load_out_t *out, const load_
     for (size_t s = 0; s < n; s++) {
         const pd__load_sec_t *x = &out->secs[s];
         len += (size_t)snprintf(tl + len, sizeof tl - len,
-                                "%s{\"t\":%zu,\"ops\":%llu,\"errors\":%llu,\"p50_us\":%.1f,"
-                                "\"p99_us\":%.1f,\"max_us\":%.1f}",
-                                s ? "," : "", s + 1, (unsigned long long)x->count,
+                                "%s{\"t\":%zu,\"span_s\":%.3f,\"ops\":%llu,\"ops_per_s\":%.1f,"
+                                "\"errors\":%llu,\"p50_us\":%.1f,\"p99_us\":%.1f,\"max_us\":%.1f}",
+                                s ? "," : "", s + 1, x->span_s, (unsigned long long)x->count,
+                                x->span_s > 0 ? (double)x->count / x->span_s : 0,
                                 (unsigned long long)x->errors, (double)x->p50_ns / 1000.0,
                                 (double)x->p99_ns / 1000.0, (double)x->max_ns / 1000.0);
         if (len >= sizeof tl - 2) break;
@@ -395,6 +405,11 @@ static void print_summary(const pd__load_out_t *out, const load_cmd_t *o) {
             printf("  %s %llu", pd__load_code_name(k), (unsigned long long)out->by_code[k]);
     if (out->conns_lost) printf("  (connections lost: %u)", out->conns_lost);
     printf("\n");
+    if (out->by_code[PD__LOAD_LOST])
+        printf(
+            "latency: of the answered requests only; %llu got no reply, so the percentiles "
+            "are lower bounds\n",
+            (unsigned long long)out->by_code[PD__LOAD_LOST]);
     if (o->run.mix.weight[PD__CMD_ORDER] > 0)
         printf(
             "orders: %llu completed and rated, %llu expired (nobody qualified), "
@@ -434,9 +449,12 @@ static bool plot_run(const load_cmd_t *o, const pd__load_out_t *out) {
     if (pd__plot_percentile_data(o->plot_dir, "load-percentiles.dat", hs, n)) return false;
     FILE *f = pd__plot_open(o->plot_dir, "load-timeline.dat");
     if (!f) return false;
+    /* A last second the measured phase covered only part of plots its
+     * rate (count / span), not its count as if it were a whole second. */
     fprintf(f, "# second  replies_per_s  errors  p50_us  p99_us  max_us\n");
     for (size_t s = 0; s < out->n_secs; s++)
-        fprintf(f, "%zu %llu %llu %.3f %.3f %.3f\n", s + 1, (unsigned long long)out->secs[s].count,
+        fprintf(f, "%zu %.1f %llu %.3f %.3f %.3f\n", s + 1,
+                out->secs[s].span_s > 0 ? (double)out->secs[s].count / out->secs[s].span_s : 0,
                 (unsigned long long)out->secs[s].errors, (double)out->secs[s].p50_ns / 1000.0,
                 (double)out->secs[s].p99_ns / 1000.0, (double)out->secs[s].max_ns / 1000.0);
     if (fclose(f) != 0) return false;
@@ -577,7 +595,8 @@ static int run_sweep(load_cmd_t *o, const pd__load_pool_t *pool) {
             snprintf(note, sizeof note, "open loop at %.0f/s: %s", run.rate,
                      p->pass ? "p99 under the bound" : "fails");
         }
-        add_row(rep, name, note, &out->hist[PD__M_ALL], out->errors[PD__M_ALL], out->measured_s);
+        add_row(rep, name, note, &out->hist[PD__M_ALL], out->errors[PD__M_ALL],
+                out->done[PD__M_ALL], out->measured_s);
         pd__load_out_deinit(out);
     }
     if (rc == 0) {
@@ -638,6 +657,10 @@ static size_t server_side(const load_cmd_t *o, srv_side_t *out) {
     pd_client_t *cl = NULL;
     char why[128];
     if (pd__bench_connect(o->run.host, o->run.port, o->run.token, &cl, why, sizeof why)) return 0;
+    /* The server's side is a bonus figure: a server that does not answer
+     * (the reason a run lost its requests) must not hold the report up
+     * for the client's default 30 s, twice. */
+    pd_client_set_timeout(cl, 2000);
     pd_msg_t m;
     size_t n = 0;
     if (pd_client_call(cl, "stats", NULL, 0, &m) == PD_OK && m.code == 0) {
@@ -663,6 +686,20 @@ static size_t server_side(const load_cmd_t *o, srv_side_t *out) {
     }
     pd_client_destroy(cl);
     return n;
+}
+
+/* A time in µs with three significant digits or more (a p50 of 0.04 us
+ * once printed as 0.0). */
+static const char *us3(char *buf, size_t cap, double v) {
+    if (v >= 100 || v <= 0)
+        snprintf(buf, cap, "%.0f", v);
+    else if (v >= 10)
+        snprintf(buf, cap, "%.1f", v);
+    else if (v >= 1)
+        snprintf(buf, cap, "%.2f", v);
+    else
+        snprintf(buf, cap, "%.3g", v);
+    return buf;
 }
 
 /* The server's side of this run: per method, the calls and the mean time
@@ -691,10 +728,12 @@ static void report_server_side(const load_cmd_t *o, pd__report_t *rep, const srv
                                     b[j].p99);
             if (len >= sizeof buf) len = sizeof buf - 1;
         } else {
+            char t[3][32];
             printf(
-                "server: %s %.0f calls, %.2f us per call in this run; since start p50 %.1f us, "
-                "p99 %.1f us (its stats)\n",
-                b[j].name, calls, usec / calls, b[j].p50, b[j].p99);
+                "server: %s %.0f calls, %s us per call in this run; since start p50 %s us, "
+                "p99 %s us (its stats)\n",
+                b[j].name, calls, us3(t[0], 32, usec / calls), us3(t[1], 32, b[j].p50),
+                us3(t[2], 32, b[j].p99));
         }
         any = true;
     }

@@ -158,25 +158,39 @@ static double us(uint64_t ns) {
 
 static double ops_per_s(const pd__result_t *res) {
     if (!res->busy_ns) return 0;
+    if (res->ops_given) return (double)res->ops * 1e9 / (double)res->busy_ns;
     return (double)res->hist->count * res->ops_per_run * 1e9 / (double)res->busy_ns;
 }
 
+/* A latency figure in µs with prec decimals, or `none` when the row
+ * measured nothing: a 0 would read as an instant answer. */
+static const char *lat(char *buf, size_t cap, const pd_hist_t *h, double pct, int prec,
+                       const char *none) {
+    if (!h->count) return none;
+    uint64_t ns = pct < 0 ? h->max : pd_hist_percentile(h, pct);
+    snprintf(buf, cap, "%.*f", prec, us(ns));
+    return buf;
+}
+
 void pd__report_print(const pd__report_t *r, FILE *out) {
+    char b[7][32];
     if (r->json) {
         fprintf(out, "{\"mode\":\"%s\",\"params\":{%s},\"machine\":{%s},\"results\":[", r->mode,
                 r->params, r->machine);
         for (size_t i = 0; i < r->n_results; i++) {
             const pd__result_t *res = &r->results[i];
             const pd_hist_t *h = res->hist;
+            char mean[32] = "null";
+            if (h->count) snprintf(mean, sizeof mean, "%.3f", pd_hist_mean(h) / 1000.0);
             fprintf(out,
-                    "%s{\"name\":\"%s\",\"count\":%llu,\"ops_per_s\":%.1f,\"mean_us\":%.3f,"
-                    "\"p50_us\":%.3f,\"p90_us\":%.3f,\"p99_us\":%.3f,\"p999_us\":%.3f,"
-                    "\"p9999_us\":%.3f,\"max_us\":%.3f,\"errors\":%llu,\"wall_s\":%.3f,"
+                    "%s{\"name\":\"%s\",\"count\":%llu,\"ops_per_s\":%.1f,\"mean_us\":%s,"
+                    "\"p50_us\":%s,\"p90_us\":%s,\"p99_us\":%s,\"p999_us\":%s,"
+                    "\"p9999_us\":%s,\"max_us\":%s,\"errors\":%llu,\"wall_s\":%.3f,"
                     "\"note\":\"%s\"}",
-                    i ? "," : "", res->name, (unsigned long long)h->count, ops_per_s(res),
-                    pd_hist_mean(h) / 1000.0, us(pd_hist_percentile(h, 50)),
-                    us(pd_hist_percentile(h, 90)), us(pd_hist_percentile(h, 99)),
-                    us(pd_hist_percentile(h, 99.9)), us(pd_hist_percentile(h, 99.99)), us(h->max),
+                    i ? "," : "", res->name, (unsigned long long)h->count, ops_per_s(res), mean,
+                    lat(b[0], 32, h, 50, 3, "null"), lat(b[1], 32, h, 90, 3, "null"),
+                    lat(b[2], 32, h, 99, 3, "null"), lat(b[3], 32, h, 99.9, 3, "null"),
+                    lat(b[4], 32, h, 99.99, 3, "null"), lat(b[5], 32, h, -1, 3, "null"),
                     (unsigned long long)res->errors, (double)res->wall_ns / 1e9, res->note);
         }
         fprintf(out, "]%s}\n", r->extra);
@@ -190,12 +204,11 @@ void pd__report_print(const pd__report_t *r, FILE *out) {
         for (size_t i = 0; i < r->n_results; i++) {
             const pd__result_t *res = &r->results[i];
             const pd_hist_t *h = res->hist;
-            fprintf(out, "%-16s %10llu %12.0f %9.1f %9.1f %9.1f %9.1f %10.1f %10.1f %8llu  %s\n",
-                    res->name, (unsigned long long)h->count, ops_per_s(res),
-                    us(pd_hist_percentile(h, 50)), us(pd_hist_percentile(h, 90)),
-                    us(pd_hist_percentile(h, 99)), us(pd_hist_percentile(h, 99.9)),
-                    us(pd_hist_percentile(h, 99.99)), us(h->max), (unsigned long long)res->errors,
-                    res->note);
+            fprintf(out, "%-16s %10llu %12.0f %9s %9s %9s %9s %10s %10s %8llu  %s\n", res->name,
+                    (unsigned long long)h->count, ops_per_s(res), lat(b[0], 32, h, 50, 1, "-"),
+                    lat(b[1], 32, h, 90, 1, "-"), lat(b[2], 32, h, 99, 1, "-"),
+                    lat(b[3], 32, h, 99.9, 1, "-"), lat(b[4], 32, h, 99.99, 1, "-"),
+                    lat(b[5], 32, h, -1, 1, "-"), (unsigned long long)res->errors, res->note);
         }
         return;
     }
@@ -204,10 +217,10 @@ void pd__report_print(const pd__report_t *r, FILE *out) {
     for (size_t i = 0; i < r->n_results; i++) {
         const pd__result_t *res = &r->results[i];
         const pd_hist_t *h = res->hist;
-        fprintf(out, "%-16s %10llu %12.0f %9.3f %9.3f %9.3f %9.3f %10.3f  %s\n", res->name,
-                (unsigned long long)h->count, ops_per_s(res), us(pd_hist_percentile(h, 50)),
-                us(pd_hist_percentile(h, 90)), us(pd_hist_percentile(h, 99)),
-                us(pd_hist_percentile(h, 99.9)), us(h->max), res->note);
+        fprintf(out, "%-16s %10llu %12.0f %9s %9s %9s %9s %10s  %s\n", res->name,
+                (unsigned long long)h->count, ops_per_s(res), lat(b[0], 32, h, 50, 3, "-"),
+                lat(b[1], 32, h, 90, 3, "-"), lat(b[2], 32, h, 99, 3, "-"),
+                lat(b[3], 32, h, 99.9, 3, "-"), lat(b[4], 32, h, -1, 3, "-"), res->note);
     }
     /* The extra members are JSON: under a table each mode prints their
      * figures as lines of its own. */

@@ -9,13 +9,17 @@
  * server politely waits and sees only the pipeline's worth of delay.
  */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <msgpack.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,8 +28,11 @@
 typedef struct fake_s {
     int lfd;
     uint16_t port;
-    long delay_us;     /* per request, served one at a time */
-    bool auth_refused; /* answer `auth` with an error */
+    long delay_us;      /* per request, served one at a time */
+    bool auth_refused;  /* answer `auth` with an error */
+    long silent_after;  /* answer this many requests, then none (-1: all) */
+    long kill_after_ms; /* close every connection this long after the first
+                           request, and any new one at once (-1: never) */
     pthread_t th;
     _Atomic bool stop;
     _Atomic uint64_t served;
@@ -35,6 +42,12 @@ static void sleep_us(long us) {
     struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
     while (nanosleep(&ts, &ts) != 0) {
     }
+}
+
+static uint64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static void reply(int fd, uint64_t msgid, bool error) {
@@ -67,45 +80,102 @@ static void reply(int fd, uint64_t msgid, bool error) {
     msgpack_sbuffer_destroy(&sb);
 }
 
-/* Serve connections one after another (the generator here uses one). */
+#define FAKE_CONNS 16
+
+/* One client of the fake. */
+typedef struct fake_conn_s {
+    int fd; /* -1: free slot */
+    msgpack_unpacker up;
+} fake_conn_t;
+
+static void fake_close(fake_conn_t *fc) {
+    close(fc->fd);
+    fc->fd = -1;
+    msgpack_unpacker_destroy(&fc->up);
+}
+
+/* Read what one client sent and answer it; false when it hung up. */
+static bool fake_serve(fake_t *f, fake_conn_t *fc, uint64_t *first_ms) {
+    msgpack_unpacker_reserve_buffer(&fc->up, 65536);
+    ssize_t n =
+        read(fc->fd, msgpack_unpacker_buffer(&fc->up), msgpack_unpacker_buffer_capacity(&fc->up));
+    if (n <= 0) return false;
+    msgpack_unpacker_buffer_consumed(&fc->up, (size_t)n);
+    msgpack_unpacked m;
+    msgpack_unpacked_init(&m);
+    while (msgpack_unpacker_next(&fc->up, &m) == MSGPACK_UNPACK_SUCCESS) {
+        const msgpack_object *o = &m.data;
+        if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 4) continue;
+        const msgpack_object *meth = &o->via.array.ptr[2];
+        bool is_auth = meth->type == MSGPACK_OBJECT_STR && meth->via.str.size == 4 &&
+                       memcmp(meth->via.str.ptr, "auth", 4) == 0;
+        if (!is_auth) {
+            if (!*first_ms) *first_ms = now_ms();
+            if (f->silent_after >= 0 && atomic_load(&f->served) >= (uint64_t)f->silent_after)
+                continue;
+            sleep_us(f->delay_us);
+        }
+        reply(fc->fd, o->via.array.ptr[1].via.u64, is_auth && f->auth_refused);
+        if (!is_auth) atomic_fetch_add(&f->served, 1);
+    }
+    msgpack_unpacked_destroy(&m);
+    return true;
+}
+
+/* Serve every connection in one thread, one request at a time over all of
+ * them: the capacity is 1/delay requests per second whatever -c is. */
 static void *fake_main(void *arg) {
     fake_t *f = arg;
+    fake_conn_t cs[FAKE_CONNS];
+    for (int i = 0; i < FAKE_CONNS; i++) cs[i].fd = -1;
+    uint64_t first_ms = 0;
+    bool killed = false;
     while (!atomic_load(&f->stop)) {
-        struct pollfd lp = {f->lfd, POLLIN, 0};
-        if (poll(&lp, 1, 50) <= 0) continue;
-        int fd = accept(f->lfd, NULL, NULL);
-        if (fd < 0) continue;
-        msgpack_unpacker up;
-        msgpack_unpacker_init(&up, 65536);
-        msgpack_unpacked m;
-        msgpack_unpacked_init(&m);
-        for (;;) {
-            msgpack_unpacker_reserve_buffer(&up, 65536);
-            ssize_t n =
-                read(fd, msgpack_unpacker_buffer(&up), msgpack_unpacker_buffer_capacity(&up));
-            if (n <= 0) break;
-            msgpack_unpacker_buffer_consumed(&up, (size_t)n);
-            while (msgpack_unpacker_next(&up, &m) == MSGPACK_UNPACK_SUCCESS) {
-                const msgpack_object *o = &m.data;
-                if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 4) continue;
-                const msgpack_object *meth = &o->via.array.ptr[2];
-                bool is_auth = meth->type == MSGPACK_OBJECT_STR && meth->via.str.size == 4 &&
-                               memcmp(meth->via.str.ptr, "auth", 4) == 0;
-                if (!is_auth) sleep_us(f->delay_us);
-                reply(fd, o->via.array.ptr[1].via.u64, is_auth && f->auth_refused);
-                atomic_fetch_add(&f->served, 1);
+        if (!killed && f->kill_after_ms >= 0 && first_ms &&
+            now_ms() >= first_ms + (uint64_t)f->kill_after_ms) {
+            killed = true;
+            for (int i = 0; i < FAKE_CONNS; i++)
+                if (cs[i].fd >= 0) fake_close(&cs[i]);
+        }
+        struct pollfd p[FAKE_CONNS + 1];
+        int map[FAKE_CONNS + 1], np = 0;
+        p[np] = (struct pollfd){f->lfd, POLLIN, 0};
+        map[np++] = -1;
+        for (int i = 0; i < FAKE_CONNS; i++)
+            if (cs[i].fd >= 0) {
+                p[np] = (struct pollfd){cs[i].fd, POLLIN, 0};
+                map[np++] = i;
+            }
+        if (poll(p, (nfds_t)np, 10) <= 0) continue;
+        for (int k = 0; k < np; k++) {
+            if (!p[k].revents) continue;
+            if (map[k] < 0) {
+                int fd = accept(f->lfd, NULL, NULL);
+                if (fd < 0) continue;
+                int slot = -1;
+                for (int i = 0; i < FAKE_CONNS && slot < 0; i++)
+                    if (cs[i].fd < 0) slot = i;
+                if (killed || slot < 0) {
+                    close(fd);
+                    continue;
+                }
+                cs[slot].fd = fd;
+                msgpack_unpacker_init(&cs[slot].up, 65536);
+            } else if (cs[map[k]].fd >= 0 && !fake_serve(f, &cs[map[k]], &first_ms)) {
+                fake_close(&cs[map[k]]);
             }
         }
-        msgpack_unpacked_destroy(&m);
-        msgpack_unpacker_destroy(&up);
-        close(fd);
     }
+    for (int i = 0; i < FAKE_CONNS; i++)
+        if (cs[i].fd >= 0) fake_close(&cs[i]);
     return NULL;
 }
 
 static void fake_start(fake_t *f, long delay_us) {
     memset(f, 0, sizeof *f);
     f->delay_us = delay_us;
+    f->silent_after = -1;
+    f->kill_after_ms = -1;
     f->lfd = socket(AF_INET, SOCK_STREAM, 0);
     cr_assert_geq(f->lfd, 0);
     struct sockaddr_in a;
@@ -222,7 +292,9 @@ Test(load, a_rate_far_beyond_capacity_ends_on_time) {
     uint64_t lost = out->by_code[PD__LOAD_LOST];
     cr_assert(lost >= 499000000ULL && lost <= 500000000ULL, "LOST %llu of 5e8 due",
               (unsigned long long)lost);
-    cr_assert_eq(out->errors[PD__M_ALL], lost + out->errors[PD__M_PING]);
+    /* The unsent are in the ping row too, not only in `all`. */
+    cr_assert_eq(out->errors[PD__M_ALL], out->errors[PD__M_PING]);
+    cr_assert_geq(out->errors[PD__M_PING], lost);
     cr_assert_gt(out->commands_done, 0, "replies in the measured phase not counted");
     cr_assert_gt(out->replies, out->commands_done);
     done(out);
@@ -302,4 +374,251 @@ Test(load, bad_options_are_refused) {
     pd__mix_parse("nearby:1", &o.mix, NULL, 0);
     cr_assert_eq(pd__load_run(&o, NULL, &out, why, sizeof why), PD_ERR_BAD_ARG,
                  "a nearby mix without a county must be refused");
+}
+
+static double seconds_since(const struct timespec *a) {
+    struct timespec b;
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    return (double)(b.tv_sec - a->tv_sec) + (double)(b.tv_nsec - a->tv_nsec) / 1e9;
+}
+
+/* -N against a server that accepts and never answers: every -P slot waits
+ * on it, so nothing more can be sent. The run gives up once no reply has
+ * come for --drain seconds, and all N are LOST: the 8 out and the 92 that
+ * never left (it once waited for the 8 forever). */
+Test(load, request_count_mode_gives_up_on_a_silent_server, .timeout = 10) {
+    fake_t f;
+    fake_start(&f, 0);
+    f.silent_after = 0;
+    pd__load_opts_t o;
+    opts(&o, &f);
+    o.connections = 2;
+    o.pipeline = 4;
+    o.requests = 100;
+    o.drain_s = 0.5;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    pd__load_out_t *out = run(&o);
+    double took = seconds_since(&t0);
+    cr_assert_lt(took, 2.0, "a 0.5 s drain took %.1f s", took);
+    cr_assert_eq(out->hist[PD__M_ALL].count, 0);
+    cr_assert_eq(out->by_code[PD__LOAD_LOST], 100, "LOST %llu of 100",
+                 (unsigned long long)out->by_code[PD__LOAD_LOST]);
+    cr_assert_eq(out->errors[PD__M_ALL], 100);
+    cr_assert_eq(out->errors[PD__M_PING], 100, "the lost pings are not in the ping row");
+    done(out);
+    fake_stop(&f);
+}
+
+/* -N with a server that stops after 97 replies: the 100 are all sent by
+ * then, and the drain (0.5 s) still runs after the last send: 3 LOST. */
+Test(load, request_count_mode_drains_after_the_last_send, .timeout = 10) {
+    fake_t f;
+    fake_start(&f, 0);
+    f.silent_after = 97;
+    pd__load_opts_t o;
+    opts(&o, &f);
+    o.pipeline = 4;
+    o.requests = 100;
+    o.drain_s = 0.5;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    pd__load_out_t *out = run(&o);
+    double took = seconds_since(&t0);
+    cr_assert_lt(took, 2.0, "a 0.5 s drain took %.1f s", took);
+    cr_assert_eq(out->hist[PD__M_ALL].count, 97);
+    cr_assert_eq(out->by_code[PD__LOAD_LOST], 3);
+    done(out);
+    fake_stop(&f);
+}
+
+/* An open loop whose server dies 0.3 s into a 1 s measured phase: every
+ * request of the measured schedule (2000/s x 1 s) ends answered or LOST,
+ * those that were due after the connections closed included (they once
+ * vanished from the accounting). */
+Test(load, open_loop_a_killed_server_loses_the_rest_of_the_schedule, .timeout = 10) {
+    fake_t f;
+    fake_start(&f, 0);
+    f.kill_after_ms = 400;
+    pd__load_opts_t o;
+    opts(&o, &f);
+    o.connections = 2;
+    o.pipeline = 16;
+    o.rate = 2000;
+    o.duration_s = 1;
+    o.warmup_s = 0.1;
+    o.drain_s = 0.5;
+    pd__load_out_t *out = run(&o);
+    uint64_t n = out->hist[PD__M_ALL].count, lost = out->by_code[PD__LOAD_LOST];
+    cr_assert(n + lost >= 1998 && n + lost <= 2002, "answered %llu + LOST %llu of 2000 due",
+              (unsigned long long)n, (unsigned long long)lost);
+    cr_assert(n > 300 && n < 900, "answered %llu", (unsigned long long)n);
+    cr_assert_eq(out->conns_lost, 2);
+    cr_assert_eq(out->errors[PD__M_PING], out->errors[PD__M_ALL]);
+    done(out);
+    fake_stop(&f);
+}
+
+/* Lost requests that never left count in the row of the command the mix
+ * would have drawn for them, not only in `all`: in -N mode and in an open
+ * loop cut short. */
+Test(load, unsent_lost_requests_are_in_their_command_rows, .timeout = 10) {
+    pd__county_t county;
+    cr_assert_eq(pd__county_generate(&county, 200, 64, 7), PD_OK);
+    pd__names_t names;
+    pd__names_from_generator(&names);
+    fake_t f;
+    fake_start(&f, 0);
+    f.silent_after = 0;
+    pd__load_opts_t o;
+    opts(&o, &f);
+    cr_assert_eq(pd__mix_parse("ping:1,get:1", &o.mix, NULL, 0), PD_OK);
+    pd__load_pool_t *pool = NULL;
+    cr_assert_eq(pd__load_pool_create(&county, &names, &o, &pool), PD_OK);
+    o.connections = 2;
+    o.pipeline = 4;
+    o.requests = 200;
+    o.drain_s = 0.3;
+    pd__load_out_t out;
+    char why[256] = "";
+    cr_assert_eq(pd__load_run(&o, pool, &out, why, sizeof why), PD_OK, "%s", why);
+    uint64_t ping = out.errors[PD__M_PING], get = out.errors[PD__M_GET];
+    cr_assert_eq(out.errors[PD__M_ALL], 200);
+    cr_assert_eq(ping + get, 200, "ping %llu + get %llu LOST of 200", (unsigned long long)ping,
+                 (unsigned long long)get);
+    cr_assert(ping > 60 && get > 60, "ping %llu get %llu: not the mix's draw",
+              (unsigned long long)ping, (unsigned long long)get);
+    pd__load_out_deinit(&out);
+    fake_stop(&f);
+
+    fake_start(&f, 0);
+    f.kill_after_ms = 200;
+    o.port = f.port;
+    o.requests = 0;
+    o.rate = 2000;
+    o.duration_s = 0.6;
+    cr_assert_eq(pd__load_run(&o, pool, &out, why, sizeof why), PD_OK, "%s", why);
+    ping = out.errors[PD__M_PING];
+    get = out.errors[PD__M_GET];
+    cr_assert_gt(out.by_code[PD__LOAD_LOST], 600);
+    cr_assert_eq(ping + get, out.errors[PD__M_ALL], "ping %llu + get %llu != all %llu",
+                 (unsigned long long)ping, (unsigned long long)get,
+                 (unsigned long long)out.errors[PD__M_ALL]);
+    pd__load_out_deinit(&out);
+    fake_stop(&f);
+    pd__load_pool_destroy(pool);
+    pd__county_deinit(&county);
+}
+
+/* A closed loop whose server dies 0.3 s into a 1 s run measured 0.3 s,
+ * not 1 s: throughput is over the time it really ran. */
+Test(load, closed_loop_measures_the_time_it_really_ran, .timeout = 10) {
+    fake_t f;
+    fake_start(&f, 0);
+    f.kill_after_ms = 300;
+    pd__load_opts_t o;
+    opts(&o, &f);
+    o.pipeline = 4;
+    o.duration_s = 1;
+    pd__load_out_t *out = run(&o);
+    cr_assert(out->measured_s > 0.2 && out->measured_s < 0.6, "measured %.2f s of a 0.3 s run",
+              out->measured_s);
+    cr_assert_eq(out->conns_lost, 1);
+    done(out);
+    fake_stop(&f);
+}
+
+/* The time series is of the measured phase: with -d 0.5 against a
+ * 1000/s server offered 2000/s, its one (half) second holds the ~500
+ * replies of that half second, not the drain's that came in the other
+ * half (it once held ~1000, plotted as 1000/s), and says it spans 0.5 s. */
+Test(load, the_timeline_is_of_the_measured_phase_only, .timeout = 10) {
+    fake_t f;
+    fake_start(&f, 1000);
+    pd__load_opts_t o;
+    opts(&o, &f);
+    o.rate = 2000;
+    o.duration_s = 0.5;
+    o.pipeline = 4096;
+    pd__load_out_t *out = run(&o);
+    cr_assert_eq(out->n_secs, 1);
+    cr_assert(out->secs[0].count > 300 && out->secs[0].count < 650, "%llu replies in 0.5 s",
+              (unsigned long long)out->secs[0].count);
+    cr_assert_float_eq(out->secs[0].span_s, 0.5, 1e-9);
+    cr_assert_leq(out->secs[0].count, out->done[PD__M_ALL]);
+    done(out);
+    fake_stop(&f);
+}
+
+/* ----------------------------------------------- the command line's figures */
+
+/* Run paidan-bench (from PD_BINARY_DIR) with args against the fake; its
+ * stdout into buf; the exit status. */
+static int bench_cli(const fake_t *f, const char *args, char *buf, size_t cap) {
+    const char *bin = getenv("PD_BINARY_DIR");
+    cr_assert_not_null(bin, "PD_BINARY_DIR is not set (ctest sets it)");
+    char cmd[4400];
+    snprintf(cmd, sizeof cmd, "'%s/bench/paidan-bench' load -p %u %s 2>/dev/null", bin,
+             (unsigned)f->port, args);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    size_t n = fread(buf, 1, cap - 1, p);
+    buf[n] = '\0';
+    int st = pclose(p);
+    cr_assert(WIFEXITED(st), "%s: killed", cmd);
+    return WEXITSTATUS(st);
+}
+
+/* The number after "key": in the JSON row named `row` (or at the top level
+ * when row is NULL); NAN when absent or null. */
+static double json_num(const char *doc, const char *row, const char *key) {
+    char pat[80];
+    const char *at = doc;
+    if (row) {
+        snprintf(pat, sizeof pat, "{\"name\":\"%s\"", row);
+        at = strstr(doc, pat);
+        if (!at) return NAN;
+    }
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    at = strstr(at, pat);
+    if (!at) return NAN;
+    double v;
+    return sscanf(at + strlen(pat), "%lf", &v) == 1 ? v : NAN;
+}
+
+/* Twice what a 1000/s server can take for 1 s, with a drain long enough
+ * for the backlog: ops/s is what the server delivered in the measured
+ * phase (~1000/s, as `answered`), not the 2000 requests answered by the
+ * end of the drain over 1 s (it once printed exactly the offered rate). */
+Test(load, cli_ops_per_s_is_what_the_server_delivered, .timeout = 20) {
+    fake_t f;
+    fake_start(&f, 1000);
+    static char buf[1 << 16];
+    int rc = bench_cli(&f, "--mix ping -R 2000 -d 1 -w 0 --drain 3 -c 1 -P 4096 --json --quiet",
+                       buf, sizeof buf);
+    cr_assert_eq(rc, 0, "exit %d:\n%s", rc, buf);
+    double count = json_num(buf, "all", "count"), ops = json_num(buf, "all", "ops_per_s");
+    double answered = json_num(buf, NULL, "answered_per_s");
+    cr_assert(count >= 1990, "count %.0f:\n%s", count, buf);
+    cr_assert(ops > 700 && ops < 1300, "ops/s %.0f of a 1000/s server:\n%s", ops, buf);
+    cr_assert(fabs(ops - answered) < 0.1 * answered, "ops/s %.0f, answered %.0f", ops, answered);
+    cr_assert_not_null(strstr(buf, "\"latency_lower_bound\":false"), "%s", buf);
+    fake_stop(&f);
+}
+
+/* The reviewer's repro of a silent server, as a user runs it: the run
+ * ends, exits 1, its percentiles are null (nothing measured), and the
+ * JSON says the latencies (of nothing) are a lower bound. */
+Test(load, cli_request_count_mode_with_a_silent_server_ends, .timeout = 20) {
+    fake_t f;
+    fake_start(&f, 0);
+    f.silent_after = 0;
+    static char buf[1 << 16];
+    int rc = bench_cli(&f, "--mix ping -c 2 -P 4 -N 100 --drain 0.5 -w 0 --json --quiet", buf,
+                       sizeof buf);
+    cr_assert_eq(rc, 1, "exit %d:\n%s", rc, buf);
+    cr_assert_not_null(strstr(buf, "\"LOST\":100"), "%s", buf);
+    cr_assert_not_null(strstr(buf, "\"p99_us\":null"), "%s", buf);
+    cr_assert_not_null(strstr(buf, "\"latency_lower_bound\":true"), "%s", buf);
+    fake_stop(&f);
 }
