@@ -484,7 +484,7 @@ static pd_err load_volunteers(pd_server_t *srv, const char *path) {
     }
     pd_import_reserve_for(srv, path);
     int64_t now = pd_server_stamp(srv);
-    size_t loaded = 0, bad = 0;
+    size_t loaded = 0, bad = 0, replaced = 0;
     for (;;) {
         pd_volunteer_t v;
         bool got = false;
@@ -504,9 +504,15 @@ static pd_err load_volunteers(pd_server_t *srv, const char *path) {
             err = PD_ERR_IO;
             break;
         }
+        size_t before = pd_engine_volunteer_count(srv->engine);
         err = pd_engine_volunteer_upsert(srv->engine, &v, now);
         if (!err) pd_persist_record_volunteer(srv, &v);
         if (err == PD_ERR_NOMEM) break;
+        /* An id already there (an earlier line, or the recovered state):
+         * the line replaces it, as volunteer.upsert does. */
+        if (!err && pd_engine_volunteer_count(srv->engine) == before && replaced++ < 10)
+            pd_log(PD_LOG_WARN, "%s:%zu: volunteer %" PRIu64 " was already there: replaced", path,
+                   pd_csv_reader_get_line(r), v.id);
         if (err) {
             if (bad++ < 10)
                 pd_log(PD_LOG_WARN, "%s:%zu: volunteer %" PRIu64 ": %s", path,
@@ -520,7 +526,10 @@ static pd_err load_volunteers(pd_server_t *srv, const char *path) {
     }
     pd_csv_reader_close(r);
     if (err == PD_ERR_NOMEM || err == PD_ERR_IO) return err;
-    pd_log(PD_LOG_INFO, "loaded %zu volunteers from %s (%zu lines skipped)", loaded, path, bad);
+    pd_log(PD_LOG_INFO,
+           "loaded %zu volunteers from %s (%zu lines skipped, %zu replaced a volunteer with the "
+           "same id)",
+           loaded, path, bad, replaced);
     return PD_OK;
 }
 #endif

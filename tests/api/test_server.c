@@ -678,25 +678,59 @@ Test(config, bad_config_refused, .fini = remove_tmp, .timeout = 30) {
     cr_assert_eq(WEXITSTATUS(status), 1);
 }
 
+/* Start a server whose stderr goes to log; wait for its listening line. */
+static void start_logged(srv_t *s, const char *const *args, const char *log) {
+    int fd;
+    s->pid = srv_spawn(args, log, &fd);
+    s->metrics_port = -1;
+    char buf[4096] = "";
+    size_t len = 0;
+    const char *l = NULL;
+    while (!(l = strstr(buf, "listening on ")) || !strchr(l, '\n')) {
+        ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+        cr_assert_gt(n, 0, "paidan-server exited before listening (see %s)", log);
+        len += (size_t)n;
+        buf[len] = '\0';
+    }
+    close(fd);
+    const char *colon = l;
+    for (const char *q = l; *q != '\n'; q++)
+        if (*q == ':') colon = q;
+    s->port = atoi(colon + 1);
+}
+
 Test(config, load_volunteers_csv, .fini = remove_tmp, .timeout = 30) {
-    char csv[256];
+    char csv[256], log[256];
     snprintf(csv, sizeof(csv), "%s",
              write_tmp("v.csv",
                        "id,lat,lon,skills,tags,mode,schedule,capacity,status\n"
                        "1,30.6,114.3,tutoring|sanitation,1,bike,always,1,online\n"
                        "2,30.7,114.4,tutoring,0,walk,0:8-12,2,busy\n"
-                       "3,95.0,114.4,tutoring,0,walk,always,1,online\n"));
+                       "3,95.0,114.4,tutoring,0,walk,always,1,online\n"
+                       "1,30.5,114.2,tutoring,0,car,always,3,online\n"));
+    snprintf(log, sizeof(log), "%s", write_tmp("server.log", ""));
     const char *args[] = {"--load-volunteers", csv, NULL};
     srv_t s;
-    srv_start(&s, args);
+    start_logged(&s, args, log);
     pd_client_t *c = srv_connect(&s);
     pd_msg_t m = call_ok(c, "volunteer.get", "{\"id\":2}");
     cr_assert_str_eq(map_str(&m.result, "status"), "busy");
     cr_assert_eq(map_int(&m.result, "capacity"), 2);
+    m = call_ok(c, "volunteer.get", "{\"id\":1}");
+    cr_assert_eq(map_int(&m.result, "capacity"), 3, "the later line replaced the first");
     m = call_ok(c, "stats", "");
     cr_assert_eq(map_int(&m.result, "volunteers"), 2, "the bad line is skipped");
     pd_client_destroy(c);
     srv_stop(&s);
+    /* the replaced volunteer is said, not folded into "loaded 3" */
+    FILE *f = fopen(log, "r");
+    cr_assert(f);
+    static char text[1 << 16];
+    text[fread(text, 1, sizeof text - 1, f)] = '\0';
+    fclose(f);
+    cr_assert(strstr(text, ":5: volunteer 1 was already there: replaced"), "log: %s", text);
+    cr_assert(strstr(text, "loaded 3 volunteers") && strstr(text, "1 lines skipped, 1 replaced"),
+              "log: %s", text);
 }
 
 /* ---------------------------------------------------------- busy polling */
