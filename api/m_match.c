@@ -43,7 +43,7 @@ static pd_err window_or_reply(pd_conn_t *c, const msgpack_object *p, pd_week_t *
     bool ignore;
     int64_t start, dur;
     if (pd_arg_opt_bool_or_reply(c, p, "ignore_schedule", false, &ignore)) return PD_ERR_BAD_ARG;
-    if (pd_arg_opt_i64_or_reply(c, p, "start", 0, INT64_MAX / 2, c->srv->now_ms, &start))
+    if (pd_arg_opt_i64_or_reply(c, p, "start", 0, PD_TIME_MAX_MS, c->srv->now_ms, &start))
         return PD_ERR_BAD_ARG;
     if (pd_arg_opt_i64_or_reply(c, p, "duration_min", 0, PD_WEEK_HOURS * 60, 60, &dur))
         return PD_ERR_BAD_ARG;
@@ -156,7 +156,7 @@ void pd_m_match_mobilize(pd_conn_t *c, const msgpack_object *p) {
     m.budget_s = minutes * 60.0;
     if (!pd_week_is_empty(&need)) {
         m.check_schedule = true;
-        pd_arg_opt_i64_or_reply(c, p, "start", 0, INT64_MAX / 2, 0, &m.start_ms);
+        pd_arg_opt_i64_or_reply(c, p, "start", 0, PD_TIME_MAX_MS, 0, &m.start_ms);
         int64_t dur = 60;
         pd_arg_opt_i64_or_reply(c, p, "duration_min", 0, PD_WEEK_HOURS * 60, 60, &dur);
         m.duration_min = (int32_t)dur;

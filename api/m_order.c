@@ -89,7 +89,7 @@ void pd_m_order_create(pd_conn_t *c, const msgpack_object *p) {
         spec.need = (uint32_t)need;
     }
     if (pd_arg_opt_tags_or_reply(c, p, "tags", &spec.tags)) return;
-    if (pd_arg_opt_i64_or_reply(c, p, "start", 0, INT64_MAX / 2, c->srv->now_ms, &start)) return;
+    if (pd_arg_opt_i64_or_reply(c, p, "start", 0, PD_TIME_MAX_MS, c->srv->now_ms, &start)) return;
     if (pd_arg_opt_i64_or_reply(c, p, "duration_min", 0, PD_WEEK_HOURS * 60, 60, &dur)) return;
     if (pd_arg_opt_double_or_reply(c, p, "minutes", 1.0 / 60.0, PD_QUERY_MAX_BUDGET_S / 60.0, 0,
                                    &minutes))
@@ -357,6 +357,7 @@ void pd_m_order_purge(pd_conn_t *c, const msgpack_object *p) {
     } else {
         if (pd_arg_opt_double_or_reply(c, p, "older_than_days", 0, 36500, 0, &days)) return;
         before = c->srv->now_ms - (int64_t)(days * 86400000.0);
+        if (before < 0) before = 0; /* before 1970: the same as "nothing is that old" */
     }
     size_t n = 0;
     pd_err err = pd_engine_order_purge(c->srv->engine, before, &n);

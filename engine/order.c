@@ -106,7 +106,7 @@ static pd_err check_skills(const pd_engine_t *e, uint64_t mask) {
 }
 
 /* Largest |start_ms| accepted: keeps every derived time far from overflow. */
-#define MAX_ABS_MS ((int64_t)1 << 52)
+#define MAX_ABS_MS PD_TIME_MAX_MS
 
 pd_err pd__order_add(pd_engine_t *e, const pd_order_spec_t *spec, int64_t now_ms) {
     if (!spec) return PD_ERR_BAD_ARG;

@@ -223,6 +223,12 @@ Test(server, order_lifecycle) {
 
     call_err(c, "order.create", "{\"id\":100,\"lat\":30.6,\"lon\":114.3,\"skills\":[]}",
              PD_ERR_EXISTS);
+    /* a start past what the engine takes is named, not "bad argument" */
+    pd_msg_t bad = call_err(c, "order.create",
+                            "{\"id\":101,\"lat\":30.6,\"lon\":114.3,\"skills\":[],"
+                            "\"start\":4611686018427387904}",
+                            PD_ERR_BAD_ARG);
+    cr_assert(strstr(bad.message, "'start'"), "%s", bad.message);
     call_err(c, "order.accept", "{\"id\":100,\"volunteer\":2}", PD_ERR_ILLEGAL);
     call_err(c, "order.complete", "{\"id\":100}", PD_ERR_ILLEGAL);
     m = call_ok(c, "order.accept", "{\"id\":100,\"volunteer\":1}");
@@ -358,6 +364,10 @@ Test(server, order_purge_drops_closed_orders) {
     /* nothing closed a day ago */
     pd_msg_t m = call_ok(c, "order.purge", "{\"older_than_days\":1}");
     cr_assert_eq(map_int(&m.result, "purged"), 0);
+    /* a hundred years back is before 1970: 0, not a negative time */
+    m = call_ok(c, "order.purge", "{\"older_than_days\":36500}");
+    cr_assert_eq(map_int(&m.result, "purged"), 0);
+    cr_assert_eq(map_int(&m.result, "before_ms"), 0);
     m = call_ok(c, "order.purge", "{\"before_ms\":4102444800000}"); /* 2100 */
     cr_assert_eq(map_int(&m.result, "purged"), 2);
     cr_assert_eq(map_int(&m.result, "before_ms"), 4102444800000LL);

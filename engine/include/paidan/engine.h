@@ -445,6 +445,10 @@ void pd_engine_foreach_volunteer(const pd_engine_t *e, int64_t now_ms,
 
 /* ---------------------------------------------------------------- orders */
 
+/** The largest |time| in ms the engine takes (start_ms, now_ms): 2^52,
+ * some 142,000 years either side of 1970. */
+#define PD_TIME_MAX_MS ((int64_t)1 << 52)
+
 /** What pd_engine_order_create() needs. Zero-initialise, then set fields. */
 typedef struct pd_order_spec_s {
     uint64_t id;                 /* caller's id, unique among kept orders */
