@@ -538,7 +538,9 @@ static void feed(pd_conn_t *c, const char *data, size_t len, bool shared) {
         }
         if (err) {
             srv->n.protocol_errors++;
-            pd_conn_close(c, PD_ERR_BAD_REQUEST, "undecodable MessagePack");
+            pd_conn_close(c, PD_ERR_BAD_REQUEST,
+                          c->scan.too_deep ? "MessagePack nested deeper than 32 levels"
+                                           : "undecodable MessagePack");
             break;
         }
         if (flen == 0) break;

@@ -180,7 +180,10 @@ pd_err pd_frame_scan(pd_frame_scan_t *s, const uint8_t *buf, size_t avail, size_
             if (elems > room) return PD_ERR_TOO_LARGE;
             /* Empty containers count too: msgpack-c refuses to open one
              * past its stack as well. */
-            if (s->depth >= PD_FRAME_MAX_DEPTH) return PD_ERR_BAD_REQUEST;
+            if (s->depth >= PD_FRAME_MAX_DEPTH) {
+                s->too_deep = true;
+                return PD_ERR_BAD_REQUEST;
+            }
             if (elems == 0) {
                 if (element_done(s)) goto complete;
                 continue;

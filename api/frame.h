@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <stdbool.h>
+
 #include "paidan/error.h"
 
 /* Deepest nesting accepted; msgpack-c's own decoder stops at 32 too. */
@@ -34,6 +36,7 @@ typedef struct pd_frame_scan_s {
     uint64_t skip;                     /* payload bytes still to step over */
     uint32_t depth;                    /* open containers */
     uint64_t left[PD_FRAME_MAX_DEPTH]; /* elements still due in each one */
+    bool too_deep;                     /* the error was the nesting, not the bytes */
 } pd_frame_scan_t;
 
 /** Prepare a scanner for a new stream. */

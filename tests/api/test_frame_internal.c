@@ -107,6 +107,7 @@ Test(frame, never_used_byte) {
     uint8_t b[] = {0x92, 0x01, 0xc1};
     pd_frame_scan_init(&s, 100);
     cr_assert_eq(pd_frame_scan(&s, b, 3, &len), PD_ERR_BAD_REQUEST);
+    cr_assert(!s.too_deep);
 }
 
 Test(frame, depth_agrees_with_msgpack) {
@@ -132,6 +133,7 @@ Test(frame, depth_agrees_with_msgpack) {
         } else {
             cr_assert_eq(err, PD_ERR_BAD_REQUEST);
             cr_assert_gt(depth, PD_FRAME_MAX_DEPTH - 1);
+            cr_assert(s.too_deep, "depth %d: the error names the nesting", depth);
         }
     }
 }
