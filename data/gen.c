@@ -136,22 +136,24 @@ pd_err pd_gen_config_check(const pd_gen_config_t *cfg) {
     if (!isfinite(cfg->center_lat) || !isfinite(cfg->center_lon)) return PD_ERR_BAD_COORD;
     if (cfg->center_lat < -85.0 || cfg->center_lat > 85.0) return PD_ERR_BAD_COORD;
     if (cfg->center_lon < -180.0 || cfg->center_lon > 180.0) return PD_ERR_BAD_COORD;
-    if (!(cfg->size_km >= 1.0 && cfg->size_km <= 1000.0)) return PD_ERR_BAD_ARG;
+    if (!(cfg->size_km >= 1.0 && cfg->size_km <= PD_GEN_MAX_SIZE_KM)) return PD_ERR_BAD_ARG;
     double half_lat, half_lon;
     box_half_deg(cfg, &half_lat, &half_lon);
     if (cfg->center_lat - half_lat < -85.0 || cfg->center_lat + half_lat > 85.0)
         return PD_ERR_BAD_COORD;
     if (cfg->center_lon - half_lon < -180.0 || cfg->center_lon + half_lon > 180.0)
         return PD_ERR_BAD_COORD;
-    if (cfg->towns < 1 || cfg->towns > 1000) return PD_ERR_BAD_ARG;
-    if (cfg->villages > 100000) return PD_ERR_BAD_ARG;
+    if (cfg->towns < 1 || cfg->towns > PD_GEN_MAX_TOWNS) return PD_ERR_BAD_ARG;
+    if (cfg->villages > PD_GEN_MAX_VILLAGES) return PD_ERR_BAD_ARG;
     if (!(cfg->town_share >= 0.0 && cfg->town_share <= 1.0)) return PD_ERR_BAD_ARG;
     if (!(cfg->scatter_share >= 0.0 && cfg->scatter_share <= 1.0)) return PD_ERR_BAD_ARG;
     if (cfg->town_share + cfg->scatter_share > 1.0) return PD_ERR_BAD_ARG;
     if (cfg->local_skills > PD_GEN_MAX_LOCAL_SKILLS) return PD_ERR_BAD_ARG;
-    if (cfg->days < 1 || cfg->days > 3660) return PD_ERR_BAD_ARG;
-    if (cfg->start_ms < 0 || cfg->start_ms > 253402300799999LL) return PD_ERR_BAD_ARG;
-    if (cfg->utc_offset_min < -720 || cfg->utc_offset_min > 840) return PD_ERR_BAD_ARG;
+    if (cfg->days < 1 || cfg->days > PD_GEN_MAX_DAYS) return PD_ERR_BAD_ARG;
+    if (cfg->start_ms < 0 || cfg->start_ms > PD_GEN_MAX_START_MS) return PD_ERR_BAD_ARG;
+    if (cfg->utc_offset_min < PD_GEN_MIN_UTC_OFFSET_MIN ||
+        cfg->utc_offset_min > PD_GEN_MAX_UTC_OFFSET_MIN)
+        return PD_ERR_BAD_ARG;
     return PD_OK;
 }
 
@@ -193,10 +195,12 @@ struct pd_gen_s {
     uint64_t vol_made;
     uint64_t ord_made;
 
-    /* Order arrival: hour i of the span has intensity
-     * hour_cum[i] - hour_cum[i-1]; ord_tail = 1 - (the last sorted uniform). */
+    /* Order arrival: the span is cut at local clock hours into pieces
+     * (piece_span()); piece i has intensity hour_cum[i] - hour_cum[i-1];
+     * ord_tail = 1 - (the last sorted uniform). */
     double *hour_cum;
-    size_t n_hours;
+    size_t n_hours;    /* pieces: days * 24, one more when start is off the hour */
+    int64_t hour_lead; /* ms from start to the first local hour boundary, 0 if on it */
     size_t ord_hour;
     double ord_tail;
     int64_t ord_last_ms;
@@ -369,12 +373,30 @@ static void local_day_hour(const pd_gen_t *g, int64_t ms, int *weekday, int *hou
     *hour = (int)((local - day * DAY_MS) / HOUR_MS);
 }
 
+/* Piece i of the order span: its start (ms after cfg.start_ms) and length.
+ * The pieces meet at local clock hours, so each lies within one local hour
+ * and takes that hour's weight whatever the offset (UTC+5:30) or start
+ * (10:20). With the start on a local hour (any whole-hour offset and a
+ * start on the hour) they are exactly the span's hours. */
+static void piece_span(const pd_gen_t *g, size_t i, int64_t *from, int64_t *len) {
+    const int64_t span = (int64_t)g->cfg.days * DAY_MS;
+    int64_t a = i == 0 ? 0 : g->hour_lead + (int64_t)(g->hour_lead ? i - 1 : i) * HOUR_MS;
+    int64_t b = g->hour_lead + (int64_t)(g->hour_lead ? i : i + 1) * HOUR_MS;
+    if (b > span) b = span;
+    *from = a;
+    *len = b - a;
+}
+
 static void lay_out_hours(pd_gen_t *g) {
     double sum = 0;
     for (size_t i = 0; i < g->n_hours; i++) {
+        int64_t from, len;
+        piece_span(g, i, &from, &len);
         int wd, h;
-        local_day_hour(g, g->cfg.start_ms + (int64_t)i * HOUR_MS, &wd, &h);
-        g->hour_cum[i] = (sum += order_hour_weight[h] * order_day_weight[wd]);
+        local_day_hour(g, g->cfg.start_ms + from, &wd, &h);
+        /* A whole hour weighs exactly its table weight (x * 1.0 == x). */
+        g->hour_cum[i] =
+            (sum += order_hour_weight[h] * order_day_weight[wd] * ((double)len / (double)HOUR_MS));
     }
 }
 
@@ -386,7 +408,9 @@ pd_err pd_gen_create(const pd_gen_config_t *cfg, pd_gen_t **out) {
     if (!g) return PD_ERR_NOMEM;
     g->cfg = *cfg;
     g->n_places = (size_t)cfg->towns + cfg->villages;
-    g->n_hours = (size_t)cfg->days * 24;
+    int64_t local_start = cfg->start_ms + (int64_t)cfg->utc_offset_min * MINUTE_MS;
+    g->hour_lead = (HOUR_MS - (local_start - floor_div(local_start, HOUR_MS) * HOUR_MS)) % HOUR_MS;
+    g->n_hours = (size_t)cfg->days * 24 + (g->hour_lead ? 1 : 0);
     g->places = pd_calloc(g->n_places, sizeof *g->places);
     g->town_cum = pd_calloc(cfg->towns, sizeof *g->town_cum);
     g->village_cum = pd_calloc(cfg->villages, sizeof *g->village_cum);
@@ -495,6 +519,20 @@ static void add_range(pd_week_t *w, int day, int start, int end) {
     if (PD_NEVER(err != PD_OK)) return;
 }
 
+/* Adds hours `start + below(start_n)` to `end + below(end_n)` of `day`.
+ * The end is drawn FIRST: C leaves the order in which a call's arguments
+ * are evaluated unspecified, and these draws were once made as arguments
+ * of one add_range() call, which gcc evaluates right to left. Drawing
+ * into locals, in that order, keeps every county gcc ever wrote (and the
+ * committed sample) while making the bytes the same under any compiler.
+ * Never draw twice among the arguments of one call. */
+static void draw_range(pd_week_t *w, pd__rng_t *r, int day, int start, uint64_t start_n, int end,
+                       uint64_t end_n) {
+    int e = end + (int)pd__rng_below(r, end_n);
+    int s = start + (int)pd__rng_below(r, start_n);
+    add_range(w, day, s, e);
+}
+
 /* A weekly schedule from the persona's template, plus noise: hours shift
  * by up to two, days drop out, one odd extra range now and then. */
 static pd_week_t draw_week(pd__rng_t *r, persona_t persona) {
@@ -505,17 +543,14 @@ static pd_week_t draw_week(pd__rng_t *r, persona_t persona) {
         case PERSONA_WORKER:
             /* Weekday evenings 18-22, weekend daytime. */
             for (int d = 0; d < 5; d++)
-                if (pd__rng_chance(r, 0.6))
-                    add_range(&w, d, 18 + (int)pd__rng_below(r, 2), 21 + (int)pd__rng_below(r, 2));
+                if (pd__rng_chance(r, 0.6)) draw_range(&w, r, d, 18, 2, 21, 2);
             for (int d = 5; d < 7; d++)
-                if (pd__rng_chance(r, d == 5 ? 0.6 : 0.5))
-                    add_range(&w, d, 8 + (int)pd__rng_below(r, 3), 12 + (int)pd__rng_below(r, 6));
+                if (pd__rng_chance(r, d == 5 ? 0.6 : 0.5)) draw_range(&w, r, d, 8, 3, 12, 6);
             break;
         case PERSONA_YOUTH:
             /* Weekends most of the day, some evenings. */
             for (int d = 5; d < 7; d++)
-                if (pd__rng_chance(r, 0.75))
-                    add_range(&w, d, 8 + (int)pd__rng_below(r, 3), 16 + (int)pd__rng_below(r, 4));
+                if (pd__rng_chance(r, 0.75)) draw_range(&w, r, d, 8, 3, 16, 4);
             for (int d = 0; d < 5; d++)
                 if (pd__rng_chance(r, 0.35)) add_range(&w, d, 19, 21 + (int)pd__rng_below(r, 2));
             break;
@@ -523,10 +558,8 @@ static pd_week_t draw_week(pd__rng_t *r, persona_t persona) {
             /* Weekday mornings and afternoons, a few evenings. */
             for (int d = 0; d < 7; d++) {
                 double p = d < 5 ? 0.7 : 0.4;
-                if (pd__rng_chance(r, p))
-                    add_range(&w, d, 7 + (int)pd__rng_below(r, 2), 10 + (int)pd__rng_below(r, 3));
-                if (pd__rng_chance(r, p * 0.7))
-                    add_range(&w, d, 14 + (int)pd__rng_below(r, 2), 16 + (int)pd__rng_below(r, 3));
+                if (pd__rng_chance(r, p)) draw_range(&w, r, d, 7, 2, 10, 3);
+                if (pd__rng_chance(r, p * 0.7)) draw_range(&w, r, d, 14, 2, 16, 3);
                 if (pd__rng_chance(r, 0.15)) add_range(&w, d, 19, 21);
             }
             break;
@@ -596,8 +629,10 @@ static int64_t next_created_ms(pd_gen_t *g, pd__rng_t *r) {
     double frac = (target - base) / (g->hour_cum[g->ord_hour] - base);
     if (frac < 0.0) frac = 0.0;
     if (frac > 1.0) frac = 1.0;
-    int64_t ms = g->cfg.start_ms + (int64_t)g->ord_hour * HOUR_MS + (int64_t)(frac * HOUR_MS);
-    int64_t end = g->cfg.start_ms + (int64_t)g->n_hours * HOUR_MS;
+    int64_t from, len;
+    piece_span(g, g->ord_hour, &from, &len);
+    int64_t ms = g->cfg.start_ms + from + (int64_t)(frac * (double)len);
+    int64_t end = g->cfg.start_ms + (int64_t)g->cfg.days * DAY_MS;
     if (ms >= end) ms = end - 1;
     if (ms < g->ord_last_ms) ms = g->ord_last_ms;
     g->ord_last_ms = ms;

@@ -39,15 +39,18 @@ static const char usage_text[] =
     "  --volunteers N      volunteers, ids 1..N (default 10000; 0 for none)\n"
     "  --orders M          orders, ids 1..M (default 10000 with --orders-out,\n"
     "                      else none)\n"
-    "  --days D            length of the order stream in days (default 7)\n"
-    "  --start EPOCH_MS    start of the order stream, ms since the epoch\n"
-    "                      (default 1709481600000, Mon 2024-03-04 00:00 UTC+8)\n"
-    "  --utc-offset MIN    local time offset from UTC in minutes (default 480)\n"
+    "  --days D            length of the order stream in days, 1..3660 (default 7)\n"
+    "  --start EPOCH_MS    start of the order stream, ms since the epoch,\n"
+    "                      0..253402300799999 (end of year 9999) (default\n"
+    "                      1709481600000, Mon 2024-03-04 00:00 UTC+8)\n"
+    "  --utc-offset MIN    local time offset from UTC in minutes, -720..840\n"
+    "                      (default 480)\n"
     "  --center LAT,LON    county centre in degrees (default 30.60,114.30)\n"
-    "  --size-km K         side of the square county in km (default 50)\n"
-    "  --towns N           towns (default 12)\n"
-    "  --villages N        villages (default 200)\n"
-    "  --local-skills N    local skills after the 8 standing ones (default 4)\n"
+    "  --size-km K         side of the square county in km, 1..1000 (default 50)\n"
+    "  --towns N           towns, 1..1000 (default 12)\n"
+    "  --villages N        villages, 0..100000 (default 200)\n"
+    "  --local-skills N    local skills after the 8 standing ones, 0..56\n"
+    "                      (default 4)\n"
     "  -o FILE             volunteers CSV (default: stdout; '-' is stdout)\n"
     "  --orders-out FILE   orders CSV (default: stdout when the volunteers\n"
     "                      go to a file and --orders is given)\n"
@@ -178,8 +181,12 @@ static bool resolve_path(const char *path, char *out, size_t cap) {
  * (a link, another spelling of an existing file), or the same place for
  * files yet to be made ("./x.csv" and "/tmp/x.csv" run from /tmp). */
 static bool same_file(const char *x, const char *y) {
-    if (strcmp(x, y) == 0) return true;
     struct stat sx, sy;
+    /* A character device (/dev/null, a terminal) takes both streams, one
+     * after the other, without one overwriting the other. */
+    if ((stat(x, &sx) == 0 && S_ISCHR(sx.st_mode)) || (stat(y, &sy) == 0 && S_ISCHR(sy.st_mode)))
+        return false;
+    if (strcmp(x, y) == 0) return true;
     if (stat(x, &sx) == 0 && stat(y, &sy) == 0)
         return sx.st_dev == sy.st_dev && sx.st_ino == sy.st_ino;
     char rx[PATH_MAX + 1], ry[PATH_MAX + 1];
@@ -248,19 +255,25 @@ int main(int argc, char **argv) {
                 orders_given = 1;
                 break;
             case OPT_DAYS:
-                if (parse_u32_arg(optarg, &cfg.days)) return usage_error("bad --days '%s'", optarg);
+                if (parse_u32_arg(optarg, &cfg.days) || cfg.days < 1 || cfg.days > PD_GEN_MAX_DAYS)
+                    return usage_error("bad --days '%s' (1..%d)", optarg, PD_GEN_MAX_DAYS);
                 break;
             case OPT_START:
-                if (parse_u64_arg(optarg, &u) || u > INT64_MAX)
-                    return usage_error("bad --start '%s'", optarg);
+                if (parse_u64_arg(optarg, &u) || u > (uint64_t)PD_GEN_MAX_START_MS)
+                    return usage_error(
+                        "bad --start '%s' (ms since the epoch, 0..%lld, "
+                        "the end of year 9999)",
+                        optarg, PD_GEN_MAX_START_MS);
                 cfg.start_ms = (int64_t)u;
                 break;
             case OPT_UTC_OFFSET: {
                 errno = 0;
                 char *end;
                 long v = strtol(optarg, &end, 10);
-                if (errno || !*optarg || *end || v < -720 || v > 840)
-                    return usage_error("bad --utc-offset '%s' (minutes, -720..840)", optarg);
+                if (errno || !*optarg || *end || v < PD_GEN_MIN_UTC_OFFSET_MIN ||
+                    v > PD_GEN_MAX_UTC_OFFSET_MIN)
+                    return usage_error("bad --utc-offset '%s' (minutes, %d..%d)", optarg,
+                                       PD_GEN_MIN_UTC_OFFSET_MIN, PD_GEN_MAX_UTC_OFFSET_MIN);
                 cfg.utc_offset_min = (int32_t)v;
                 break;
             }
@@ -270,20 +283,25 @@ int main(int argc, char **argv) {
                     return usage_error("bad --center '%s' (want LAT,LON)", optarg);
                 break;
             case OPT_SIZE_KM:
-                if (parse_double_arg(optarg, '\0', &cfg.size_km, NULL))
-                    return usage_error("bad --size-km '%s'", optarg);
+                if (parse_double_arg(optarg, '\0', &cfg.size_km, NULL) ||
+                    !(cfg.size_km >= 1.0 && cfg.size_km <= PD_GEN_MAX_SIZE_KM))
+                    return usage_error("bad --size-km '%s' (km, 1..%d)", optarg,
+                                       PD_GEN_MAX_SIZE_KM);
                 break;
             case OPT_TOWNS:
-                if (parse_u32_arg(optarg, &cfg.towns))
-                    return usage_error("bad --towns '%s'", optarg);
+                if (parse_u32_arg(optarg, &cfg.towns) || cfg.towns < 1 ||
+                    cfg.towns > PD_GEN_MAX_TOWNS)
+                    return usage_error("bad --towns '%s' (1..%d)", optarg, PD_GEN_MAX_TOWNS);
                 break;
             case OPT_VILLAGES:
-                if (parse_u32_arg(optarg, &cfg.villages))
-                    return usage_error("bad --villages '%s'", optarg);
+                if (parse_u32_arg(optarg, &cfg.villages) || cfg.villages > PD_GEN_MAX_VILLAGES)
+                    return usage_error("bad --villages '%s' (0..%d)", optarg, PD_GEN_MAX_VILLAGES);
                 break;
             case OPT_LOCAL_SKILLS:
-                if (parse_u32_arg(optarg, &cfg.local_skills))
-                    return usage_error("bad --local-skills '%s'", optarg);
+                if (parse_u32_arg(optarg, &cfg.local_skills) ||
+                    cfg.local_skills > PD_GEN_MAX_LOCAL_SKILLS)
+                    return usage_error("bad --local-skills '%s' (0..%d)", optarg,
+                                       PD_GEN_MAX_LOCAL_SKILLS);
                 break;
             case OPT_ORDERS_OUT:
                 ord_path = optarg;
@@ -313,10 +331,8 @@ int main(int argc, char **argv) {
         return usage_error("%s",
                            "the county must lie within latitude -85..85 and not cross "
                            "longitude 180: check --center and --size-km");
-    if (err)
-        return usage_error("%s",
-                           "out of range: --size-km 1..1000, --towns 1..1000, "
-                           "--villages 0..100000, --local-skills 0..56, --days 1..3660");
+    /* Every option's own range was checked as it was read. */
+    if (err) return usage_error("bad configuration: %s", pd_strerror(err));
 
     /* Which streams go where. */
     int want_vol = cfg.volunteers > 0 || vol_path;

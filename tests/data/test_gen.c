@@ -539,6 +539,64 @@ Test(gen, order_stream_edges) {
     pd_gen_destroy(g);
 }
 
+/* The documented order weights, local hour 0..23 and Monday..Sunday. */
+static const double doc_hour_weight[24] = {
+    0.2, 0.1, 0.1, 0.1, 0.1, 0.2, 0.6, 1.4, 2.4, 2.6, 2.0, 1.5,
+    1.0, 1.1, 1.4, 1.5, 1.5, 1.8, 2.4, 2.6, 2.0, 1.2, 0.6, 0.3,
+};
+static const double doc_day_weight[7] = {1.05, 1.0, 1.0, 1.0, 0.95, 1.25, 1.15};
+
+/* Local weekday (0 = Monday) and hour of an instant at any offset. */
+static void local_time_at(int64_t ms, int32_t offset_min, int *wd, int *hour) {
+    int64_t local = ms + (int64_t)offset_min * 60000;
+    int64_t day = local / DAY_MS - (local % DAY_MS < 0);
+    *wd = (int)(((day + 3) % 7 + 7) % 7);
+    *hour = (int)((local - day * DAY_MS) / HOUR_MS);
+}
+
+/* The share of orders created in each local clock hour matches the
+ * documented weights, minute by minute, when the offset is not a whole
+ * number of hours or the start is not on the hour. */
+static void expect_local_hour_shares(int32_t offset_min, int64_t start_ms) {
+    const uint64_t M = 100000;
+    pd_gen_config_t cfg = small_config(31, 0, M);
+    cfg.utc_offset_min = offset_min;
+    cfg.start_ms = start_ms;
+    double want[24] = {0}, total = 0;
+    for (int64_t t = start_ms; t < start_ms + (int64_t)cfg.days * DAY_MS; t += 60000) {
+        int wd, h;
+        local_time_at(t, offset_min, &wd, &h);
+        double w = doc_hour_weight[h] * doc_day_weight[wd];
+        want[h] += w;
+        total += w;
+    }
+    uint64_t got[24] = {0};
+    pd_gen_t *g = make(&cfg);
+    pd_gen_order_t o;
+    while (pd_gen_next_order(g, &o)) {
+        int wd, h;
+        local_time_at(o.created_ms, offset_min, &wd, &h);
+        got[h]++;
+    }
+    pd_gen_destroy(g);
+    for (int h = 0; h < 24; h++) {
+        double p = want[h] / total, share = (double)got[h] / (double)M;
+        /* 4.5 standard errors of a share on 10^5 orders. */
+        double tol = 4.5 * sqrt(p * (1 - p) / (double)M);
+        cr_expect(fabs(share - p) < tol,
+                  "UTC%+d start %lld: local hour %d has %.2f %% of orders, want %.2f %% +- %.2f",
+                  offset_min, (long long)start_ms, h, 100 * share, 100 * p, 100 * tol);
+    }
+}
+
+Test(gen, order_rhythm_follows_local_clock_hours) {
+    expect_local_hour_shares(330, 1709481600000LL);                   /* UTC+5:30 */
+    expect_local_hour_shares(-570, 1709481600000LL);                  /* UTC-9:30 */
+    expect_local_hour_shares(480, 1709481600000LL + 20 * 60000);      /* 00:20 */
+    expect_local_hour_shares(480, 1709481600000LL + 45 * 60000 + 17); /* 00:45:00.017 */
+    expect_local_hour_shares(480, 1709481600000LL);                   /* on the hour */
+}
+
 /* ------------------------------------------------------------------ OOM */
 
 Test(gen, create_fails_cleanly_on_every_allocation) {

@@ -200,6 +200,63 @@ Test(paidan_gen, progress_every_million) {
     free(err);
 }
 
+/* A value out of range is named with its option and that option's range,
+ * and no other option is blamed. */
+Test(paidan_gen, range_errors_name_the_one_bad_option) {
+    static const char *const options[] = {"--size-km", "--towns",        "--villages",  "--days",
+                                          "--start",   "--local-skills", "--utc-offset"};
+    static const struct {
+        const char *args, *message;
+    } cases[] = {
+        {"--size-km 0", "paidan-gen: bad --size-km '0' (km, 1..1000)\n"},
+        {"--size-km 1000.5", "paidan-gen: bad --size-km '1000.5' (km, 1..1000)\n"},
+        {"--towns 0", "paidan-gen: bad --towns '0' (1..1000)\n"},
+        {"--towns 1001", "paidan-gen: bad --towns '1001' (1..1000)\n"},
+        {"--villages 100001", "paidan-gen: bad --villages '100001' (0..100000)\n"},
+        {"--local-skills 57", "paidan-gen: bad --local-skills '57' (0..56)\n"},
+        {"--days 0", "paidan-gen: bad --days '0' (1..3660)\n"},
+        {"--days 3661", "paidan-gen: bad --days '3661' (1..3660)\n"},
+        {"--start 253402300800000",
+         "paidan-gen: bad --start '253402300800000' (ms since the epoch, 0..253402300799999, "
+         "the end of year 9999)\n"},
+        {"--utc-offset 841", "paidan-gen: bad --utc-offset '841' (minutes, -720..840)\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *out, *err;
+        int rc = run(cases[i].args, &out, NULL, &err);
+        cr_expect_eq(rc, 2, "%s: exit %d", cases[i].args, rc);
+        cr_expect(strncmp(err, cases[i].message, strlen(cases[i].message)) == 0, "%s: stderr '%s'",
+                  cases[i].args, err);
+        for (size_t k = 0; k < sizeof options / sizeof options[0]; k++)
+            if (strncmp(cases[i].args, options[k], strlen(options[k])) != 0)
+                cr_expect(strstr(err, options[k]) == NULL, "%s: also names %s: '%s'", cases[i].args,
+                          options[k], err);
+        free(out);
+        free(err);
+    }
+    /* The limits themselves are accepted. */
+    char *out;
+    cr_expect_eq(run("--volunteers 0 --orders 1 --days 1 --start 253402300799999 --size-km 1000 "
+                     "--towns 1000 --villages 0 --local-skills 56",
+                     &out, NULL, NULL),
+                 0);
+    cr_expect(strstr(out, "\n1,2534023") != NULL, "%s", out);
+    free(out);
+}
+
+/* /dev/null (any character device) may take both streams: it is not "the
+ * same file" the orders would overwrite the volunteers in. */
+Test(paidan_gen, a_character_device_takes_both_streams) {
+    char *out, *err;
+    cr_expect_eq(
+        run("--volunteers 10 --orders 5 -o /dev/null --orders-out /dev/null", &out, NULL, &err), 0,
+        "stderr: %s", err);
+    cr_expect_str_eq(out, "");
+    cr_expect_str_eq(err, "");
+    free(out);
+    free(err);
+}
+
 Test(paidan_gen, usage_errors_exit_2) {
     static const struct {
         const char *args, *needle;
@@ -209,9 +266,9 @@ Test(paidan_gen, usage_errors_exit_2) {
         {"--seed", "needs a value"},
         {"--center 95,0", "latitude -85..85"},
         {"--center 30.6", "bad --center"},
-        {"--size-km 0", "--size-km 1..1000"},
-        {"--local-skills 57", "--local-skills 0..56"},
-        {"--days 0", "--days 1..3660"},
+        {"--size-km 0", "bad --size-km '0' (km, 1..1000)"},
+        {"--local-skills 57", "bad --local-skills '57' (0..56)"},
+        {"--days 0", "bad --days '0' (1..3660)"},
         {"--utc-offset 9999", "bad --utc-offset"},
         {"--orders 5", "cannot both go to stdout"},
         {"-o - --orders-out -", "cannot both go to stdout"},

@@ -122,6 +122,16 @@ void pd_gen_order_spec(const pd_gen_order_t *o, struct pd_order_spec_s *out);
 
 /* ------------------------------------------------------------- generator */
 
+/** Limits of pd_gen_config_t, as pd_gen_config_check() applies them. */
+#define PD_GEN_MAX_SIZE_KM 1000
+#define PD_GEN_MAX_TOWNS 1000
+#define PD_GEN_MAX_VILLAGES 100000
+#define PD_GEN_MAX_DAYS 3660
+/** The last ms of year 9999 (9999-12-31 23:59:59.999 UTC): the latest start. */
+#define PD_GEN_MAX_START_MS 253402300799999LL
+#define PD_GEN_MIN_UTC_OFFSET_MIN (-720)
+#define PD_GEN_MAX_UTC_OFFSET_MIN 840
+
 /** What county to make. Initialise with pd_gen_config_init(). */
 typedef struct pd_gen_config_s {
     uint64_t seed;          /* any value; default 1 */
@@ -137,8 +147,9 @@ typedef struct pd_gen_config_s {
                                hold the rest; with no villages, towns do) */
     uint32_t local_skills;  /* local skills after the 8 standing ones,
                                0..PD_GEN_MAX_LOCAL_SKILLS; default 4 */
-    int64_t start_ms;       /* order stream start, ms since the epoch; default
-                               1709481600000 = Monday 2024-03-04 00:00 UTC+8 */
+    int64_t start_ms;       /* order stream start, ms since the epoch,
+                               0..PD_GEN_MAX_START_MS; default 1709481600000 =
+                               Monday 2024-03-04 00:00 UTC+8 */
     uint32_t days;          /* order stream length, 1..3660 days; default 7 */
     int32_t utc_offset_min; /* local time = UTC + this, -720..840; default 480 */
 } pd_gen_config_t;
