@@ -386,13 +386,15 @@ static double seconds_since(const struct timespec *a) {
  * on it, so nothing more can be sent. The run gives up once no reply has
  * come for --drain seconds, and all N are LOST: the 8 out and the 92 that
  * never left (it once waited for the 8 forever). */
-Test(load, request_count_mode_gives_up_on_a_silent_server, .timeout = 10) {
-    fake_t f;
-    fake_start(&f, 0);
-    f.silent_after = 0;
+/* -N 100 with -P 4 and a 0.5 s drain against f, which goes silent after
+ * silent_after replies; the run must end (the test's timeout is the hang
+ * bound, `took` a generous one). */
+static pd__load_out_t *run_100_until_silent(fake_t *f, long silent_after, uint32_t connections) {
+    fake_start(f, 0);
+    f->silent_after = silent_after;
     pd__load_opts_t o;
-    opts(&o, &f);
-    o.connections = 2;
+    opts(&o, f);
+    o.connections = connections;
     o.pipeline = 4;
     o.requests = 100;
     o.drain_s = 0.5;
@@ -400,7 +402,13 @@ Test(load, request_count_mode_gives_up_on_a_silent_server, .timeout = 10) {
     clock_gettime(CLOCK_MONOTONIC, &t0);
     pd__load_out_t *out = run(&o);
     double took = seconds_since(&t0);
-    cr_assert_lt(took, 8.0, "a 0.5 s drain took %.1f s", took); /* it ended: no hang */
+    cr_assert_lt(took, 8.0, "a 0.5 s drain took %.1f s", took);
+    return out;
+}
+
+Test(load, request_count_mode_gives_up_on_a_silent_server, .timeout = 10) {
+    fake_t f;
+    pd__load_out_t *out = run_100_until_silent(&f, 0, 2);
     cr_assert_eq(out->hist[PD__M_ALL].count, 0);
     cr_assert_eq(out->by_code[PD__LOAD_LOST], 100, "LOST %llu of 100",
                  (unsigned long long)out->by_code[PD__LOAD_LOST]);
@@ -414,18 +422,7 @@ Test(load, request_count_mode_gives_up_on_a_silent_server, .timeout = 10) {
  * then, and the drain (0.5 s) still runs after the last send: 3 LOST. */
 Test(load, request_count_mode_drains_after_the_last_send, .timeout = 10) {
     fake_t f;
-    fake_start(&f, 0);
-    f.silent_after = 97;
-    pd__load_opts_t o;
-    opts(&o, &f);
-    o.pipeline = 4;
-    o.requests = 100;
-    o.drain_s = 0.5;
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    pd__load_out_t *out = run(&o);
-    double took = seconds_since(&t0);
-    cr_assert_lt(took, 8.0, "a 0.5 s drain took %.1f s", took); /* it ended: no hang */
+    pd__load_out_t *out = run_100_until_silent(&f, 97, 1);
     cr_assert_eq(out->hist[PD__M_ALL].count, 97);
     cr_assert_eq(out->by_code[PD__LOAD_LOST], 3);
     done(out);
