@@ -571,6 +571,20 @@ Test(durability, corrupt_middle_refuses_then_truncates) {
     srv_stop(&s);
 }
 
+/* Kill s, flip a byte in the middle of the newest snapshot (its path in
+ * snap), start again with args on an empty log: the state must be the one
+ * before the kill, from the previous snapshot and the journal after it. */
+static void restart_without_newest_snapshot(srv_t *s, const char *const *args, char *snap,
+                                            size_t cap) {
+    uint64_t before = digest_of(s, NULL);
+    kill9(s);
+    find_file("snap-", false, snap, cap);
+    flip(snap, fsize(snap) / 2);
+    truncate_log();
+    start(s, args);
+    cr_assert_eq(digest_of(s, NULL), before, "the previous snapshot + the journal after it");
+}
+
 Test(durability, corrupt_snapshot_falls_back_to_the_previous) {
     const char *args[] = {"--fsync", "always", NULL};
     srv_t s;
@@ -584,14 +598,8 @@ Test(durability, corrupt_snapshot_falls_back_to_the_previous) {
     call_ok(c, "snapshot", "{\"wait\":true}");
     pd_client_destroy(c);
     write_some(&s, 21, 10);
-    uint64_t before = digest_of(&s, NULL);
-    kill9(&s);
     char snap[512];
-    find_file("snap-", false, snap, sizeof(snap));
-    flip(snap, fsize(snap) / 2);
-    truncate_log();
-    start(&s, args);
-    cr_assert_eq(digest_of(&s, NULL), before, "the previous snapshot + the journal after it");
+    restart_without_newest_snapshot(&s, args, snap, sizeof snap);
     char *log = slurp(logpath);
     cr_assert(strstr(log, "unusable") && strstr(log, snap), "log: %s", log);
     free(log);
@@ -864,15 +872,8 @@ Test(durability, config_change_survives_losing_its_snapshot) {
                          "{\"id\":500,\"lat\":30.704,\"lon\":114.3,\"skills\":[\"flood-rescue\"]}");
     cr_assert_str_eq(map_str(&r.result, "state"), "expired");
     pd_client_destroy(c);
-    uint64_t before = digest_of(&s, NULL);
-    kill9(&s);
-
     char snap[512];
-    find_file("snap-", false, snap, sizeof(snap));
-    flip(snap, fsize(snap) / 2);
-    truncate_log();
-    start(&s, slow);
-    cr_assert_eq(digest_of(&s, NULL), before, "the same state from the older snapshot");
+    restart_without_newest_snapshot(&s, slow, snap, sizeof snap);
     c = srv_connect(&s);
     r = call_ok(c, "order.get", "{\"id\":500}");
     cr_assert_str_eq(map_str(&r.result, "state"), "expired");
