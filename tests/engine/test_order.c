@@ -318,14 +318,11 @@ Test(order, redispatch_after_expiry_by_tick) {
     pd_engine_destroy(e);
 }
 
-Test(order, tick_serves_emergency_first) {
-    /* Two orders time out together; only one volunteer is left for both;
-     * the emergency order, created second, must get them. */
-    pd_engine_config_t c = nearest_cfg();
-    pd_engine_t *e = mk_engine(&c);
+/* Volunteers 1 (100 m) and 2 (150 m), one slot each; a normal order 10
+ * offered to 1, then an emergency order 11 offered to 2. */
+static void normal_then_emergency(pd_engine_t *e) {
     add_vol(e, 1, 100, SAN, 1);
     add_vol(e, 2, 150, SAN, 1);
-    add_vol(e, 3, 400, SAN, 1);
     pd_order_spec_t a = mk_order(10, SAN), b = mk_order(11, SAN);
     b.priority = PD_PRIORITY_EMERGENCY;
     cr_assert_eq(pd_engine_order_create_dispatch(e, &a, T0, NULL), PD_OK);
@@ -335,6 +332,16 @@ Test(order, tick_serves_emergency_first) {
     cr_assert_eq(live[0], 1);
     cr_assert_eq(live_offers(e, 11, live, 4), 1);
     cr_assert_eq(live[0], 2);
+}
+
+Test(order, tick_serves_emergency_first) {
+    /* Two orders time out together; only one volunteer is left for both;
+     * the emergency order, created second, must get them. */
+    pd_engine_config_t c = nearest_cfg();
+    pd_engine_t *e = mk_engine(&c);
+    add_vol(e, 3, 400, SAN, 1);
+    normal_then_emergency(e);
+    uint64_t live[4];
     /* 1 and 2 go offline (their offers stand) and so will not come back. */
     pd_volunteer_patch_t off = {.fields = PD_VF_STATUS, .status = PD_STATUS_OFFLINE};
     cr_assert_eq(pd_engine_volunteer_update(e, 1, &off, T0 + 1), PD_OK);
@@ -356,17 +363,8 @@ Test(order, tick_gives_a_volunteer_it_frees_to_the_urgent_order) {
      * expires while someone it may ask is free. */
     pd_engine_config_t c = nearest_cfg();
     pd_engine_t *e = mk_engine(&c);
-    add_vol(e, 1, 100, SAN, 1);
-    add_vol(e, 2, 150, SAN, 1);
-    pd_order_spec_t a = mk_order(10, SAN), b = mk_order(11, SAN);
-    b.priority = PD_PRIORITY_EMERGENCY;
-    cr_assert_eq(pd_engine_order_create_dispatch(e, &a, T0, NULL), PD_OK);
-    cr_assert_eq(pd_engine_order_create_dispatch(e, &b, T0, NULL), PD_OK);
+    normal_then_emergency(e);
     uint64_t live[4];
-    cr_assert_eq(live_offers(e, 10, live, 4), 1);
-    cr_assert_eq(live[0], 1);
-    cr_assert_eq(live_offers(e, 11, live, 4), 1);
-    cr_assert_eq(live[0], 2);
     cr_assert_eq(pd_engine_tick(e, T0 + 120000, NULL), PD_OK);
     cr_assert_eq(order_state(e, 11), PD_ORDER_OFFERED, "the emergency order expired");
     cr_assert_eq(live_offers(e, 11, live, 4), 1);
