@@ -91,14 +91,21 @@ static void pack_accept(msgpack_packer *pk) { /* ignored: the model answers */
 
 static char dir[256];
 
-static void write_journal(void) {
-    snprintf(dir, sizeof dir, "/tmp/pd-jsource-%d", (int)getpid());
+/* A fresh directory /tmp/pd-jsource-<name>-<pid> in dir, holding one new
+ * journal segment from seq 1. */
+static pd_journal_t *new_journal(const char *name) {
+    snprintf(dir, sizeof dir, "/tmp/pd-jsource-%s-%d", name, (int)getpid());
     char cmd[1024], path[1024];
     snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", dir, dir);
     cr_assert_eq(system(cmd), 0);
     snprintf(path, sizeof path, "%s/journal-%020d.pdj", dir, 1);
     pd_journal_t *j = NULL;
     cr_assert_eq(pd_journal_create(path, PD_FSYNC_NO, 1, &j), PD_OK);
+    return j;
+}
+
+static void write_journal(void) {
+    pd_journal_t *j = new_journal("mixed");
     int64_t ts = 1709863200000LL; /* Friday 2024-03-08 10:00 +08:00 */
     for (vol_id = 1; vol_id <= 20; vol_id++) append_cmd(j, ts, "volunteer.upsert", "", pack_vol);
     /* an imported volunteer: the binary layout of api/persist.c */
@@ -167,13 +174,7 @@ static void pack_near_order(msgpack_packer *pk) {
 }
 
 static void write_day(void) {
-    snprintf(dir, sizeof dir, "/tmp/pd-jsource-day-%d", (int)getpid());
-    char cmd[1024], path[1024];
-    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", dir, dir);
-    cr_assert_eq(system(cmd), 0);
-    snprintf(path, sizeof path, "%s/journal-%020d.pdj", dir, 1);
-    pd_journal_t *j = NULL;
-    cr_assert_eq(pd_journal_create(path, PD_FSYNC_NO, 1, &j), PD_OK);
+    pd_journal_t *j = new_journal("day");
     const int64_t t0 = 1709863200000LL, H = 3600000LL;
     ev_id = 100; /* before anyone has joined */
     append_cmd(j, t0, "order.create", "", pack_near_order);
