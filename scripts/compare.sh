@@ -30,8 +30,7 @@ pg_port=${PD_PG_PORT:-5432}
 paidan_port=${PD_PAIDAN_PORT:-0}
 build=${PD_BUILD_DIR:-build/release}
 
-# The comment block at the top, less its first line's "#!".
-usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; }
+. "$(dirname "$0")/usage.sh"
 
 pg_bin() {
   local v

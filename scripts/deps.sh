@@ -4,12 +4,8 @@
 #
 # usage: scripts/deps.sh [-h|--help]   (it takes no other arguments)
 set -euo pipefail
-for arg in "$@"; do
-  case $arg in
-    -h | --help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;
-    *) echo "deps.sh: unknown argument '$arg' (scripts/deps.sh --help)" >&2; exit 2 ;;
-  esac
-done
+. "$(dirname "$0")/usage.sh"
+only_help "$@"
 pkgs=(build-essential cmake pkg-config clang-format clang libclang-rt-14-dev
       libuv1-dev libjemalloc-dev libmsgpack-dev libxxhash-dev libcriterion-dev libinih-dev
       libpq-dev python3 python3-msgpack)

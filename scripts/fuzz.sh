@@ -27,7 +27,7 @@
 # and every distinct crash is kept, for a long run over a known open bug.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; }
+. scripts/usage.sh
 bad_usage() {
   echo "fuzz: $1" >&2
   echo "usage: scripts/fuzz.sh [-t SECONDS] [-j] [TARGET...] (scripts/fuzz.sh --help)" >&2

@@ -13,13 +13,8 @@
 # county size; PD_SKIP_MICRO=1 skips it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; }
-for arg in "$@"; do
-    case $arg in
-    -h | --help) usage; exit 0 ;;
-    *) echo "run.sh: unknown argument '$arg' (scripts/run.sh --help)" >&2; exit 2 ;;
-    esac
-done
+. scripts/usage.sh
+only_help "$@"
 scripts/deps.sh
 
 B=build/release

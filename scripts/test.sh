@@ -19,13 +19,8 @@
 # printed. Memory errors and undefined behaviour still abort at once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; }
-for arg in "$@"; do
-  case $arg in
-    -h | --help) usage; exit 0 ;;
-    *) echo "test.sh: unknown argument '$arg' (scripts/test.sh --help)" >&2; exit 2 ;;
-  esac
-done
+. scripts/usage.sh
+only_help "$@"
 scripts/deps.sh
 jobs=$(nproc)
 
