@@ -134,21 +134,28 @@ static int bench_sh(const char *cmd, char *out, size_t cap) {
     return WEXITSTATUS(st);
 }
 
+/* `paidan-bench load -p <srv's port> <args>` through bench_sh; the
+ * command line is left in cmd for the messages. */
+static int bench_load(const srv_t *srv, const char *args, char *cmd, size_t cmd_cap, char *out,
+                      size_t cap) {
+    const char *bin = getenv("PD_BINARY_DIR");
+    cr_assert_not_null(bin, "PD_BINARY_DIR is not set (ctest sets it)");
+    snprintf(cmd, cmd_cap, "'%s/bench/paidan-bench' load -p %u %s", bin, (unsigned)srv->port, args);
+    return bench_sh(cmd, out, cap);
+}
+
 /* paidan-bench load itself, as a user runs it: the JSON report carries the
  * server's own side of the run (calls and time per call, from its stats)
  * for every method the mix used. */
 Test(load_server, the_cli_reports_the_server_side, .timeout = 120) {
     srv_t srv;
     srv_start(&srv, NULL);
-    const char *bin = getenv("PD_BINARY_DIR");
-    cr_assert_not_null(bin);
     char cmd[4400];
-    snprintf(cmd, sizeof cmd,
-             "'%s/bench/paidan-bench' load -p %u -n 2000 -c 1 -P 4 -d 0.5 -w 0.1 "
-             "--mix nearby:50,ping:50 --json --quiet",
-             bin, (unsigned)srv.port);
     static char out[1 << 16];
-    cr_assert_eq(bench_sh(cmd, out, sizeof out), 0, "%s failed:\n%s", cmd, out);
+    cr_assert_eq(
+        bench_load(&srv, "-n 2000 -c 1 -P 4 -d 0.5 -w 0.1 --mix nearby:50,ping:50 --json --quiet",
+                   cmd, sizeof cmd, out, sizeof out),
+        0, "%s failed:\n%s", cmd, out);
     const char *server = strstr(out, "\"server\":{");
     cr_assert_not_null(server, "no server side in the report:\n%s", out);
     cr_assert_not_null(strstr(server, "\"match.nearby\":{\"calls\":"), "%s", server);
@@ -171,17 +178,13 @@ static double seconds_since(const struct timespec *a) {
 Test(load_server, the_cli_fails_a_run_that_lost_requests, .timeout = 120) {
     srv_t srv;
     srv_start(&srv, NULL);
-    const char *bin = getenv("PD_BINARY_DIR");
-    cr_assert_not_null(bin);
     char cmd[4400];
-    snprintf(cmd, sizeof cmd,
-             "'%s/bench/paidan-bench' load -p %u --mix ping -R 100000000 -d 0.5 -w 0.1 "
-             "--drain 0.3 -c 2 --json --quiet 2>&1",
-             bin, (unsigned)srv.port);
     static char out[1 << 16];
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int rc = bench_sh(cmd, out, sizeof out);
+    int rc = bench_load(
+        &srv, "--mix ping -R 100000000 -d 0.5 -w 0.1 --drain 0.3 -c 2 --json --quiet 2>&1", cmd,
+        sizeof cmd, out, sizeof out);
     double took = seconds_since(&t0);
     cr_assert_eq(rc, 1, "%s exited %d:\n%s", cmd, rc, out);
     cr_assert_lt(took, 10.0, "a 0.9 s run took %.1f s", took);
@@ -205,14 +208,11 @@ Test(load_server, the_cli_fails_a_run_that_lost_requests, .timeout = 120) {
 Test(load_server, the_cli_sweep_names_each_step, .timeout = 120) {
     srv_t srv;
     srv_start(&srv, NULL);
-    const char *bin = getenv("PD_BINARY_DIR");
     char cmd[4400];
-    snprintf(cmd, sizeof cmd,
-             "'%s/bench/paidan-bench' load -p %u --mix ping --sweep --sweep-steps 1 -d 0.3 "
-             "-w 0 -c 1 -P 1 2>&1 >/dev/null",
-             bin, (unsigned)srv.port);
     static char err[1 << 16];
-    int rc = bench_sh(cmd, err, sizeof err);
+    int rc =
+        bench_load(&srv, "--mix ping --sweep --sweep-steps 1 -d 0.3 -w 0 -c 1 -P 1 2>&1 >/dev/null",
+                   cmd, sizeof cmd, err, sizeof err);
     cr_assert_eq(rc, 0, "%s exited %d:\n%s", cmd, rc, err);
     cr_assert_not_null(strstr(err, "sweep: closed loop, to find the ceiling\n"), "%s", err);
     cr_assert_not_null(strstr(err, "sweep: open loop at "), "%s", err);
