@@ -88,6 +88,15 @@ static const char *in_scratch(char *buf, size_t cap, const char *name) {
     return buf;
 }
 
+/* An empty regular file named name in the scratch directory (where a
+ * directory is expected, say); its path in buf. */
+static void empty_file_in_scratch(char *buf, size_t cap, const char *name) {
+    in_scratch(buf, cap, name);
+    int fd = open(buf, O_CREAT | O_WRONLY, 0644);
+    cr_assert_geq(fd, 0);
+    close(fd);
+}
+
 /* paidan-server --port 0 on 127.0.0.1 (srv_start of tests/api/helper.c).
  * Stopped by teardown(). */
 static void server_start(void) {
@@ -909,10 +918,7 @@ Test(cli, replay_plot_without_gnuplot_still_reports) {
  * missing after it. */
 Test(cli, plot_into_a_place_that_cannot_be_written_fails) {
     char file[4200];
-    in_scratch(file, sizeof file, "a-file");
-    int fd = open(file, O_CREAT | O_WRONLY, 0644);
-    cr_assert_geq(fd, 0);
-    close(fd);
+    empty_file_in_scratch(file, sizeof file, "a-file");
     static const char *const modes[] = {"replay --quiet --policy nearest",
                                         "load -p 1 --mix ping --quiet",
                                         "compare -n 1000 -q 10 --systems paidan -p 1 --quiet"};
@@ -1040,10 +1046,7 @@ Test(cli, journal_without_descriptors_fails_acked) {
  * 1 at once, with the reason, before any case runs. */
 Test(cli, journal_fails_when_it_cannot_measure) {
     char file[4200];
-    in_scratch(file, sizeof file, "a-file");
-    int fd = open(file, O_CREAT | O_WRONLY, 0644);
-    cr_assert_geq(fd, 0);
-    close(fd);
+    empty_file_in_scratch(file, sizeof file, "a-file");
     char args[4400];
     snprintf(args, sizeof args, "journal --dir '%s' --filter append --records 1000 --json", file);
     expect_failed("--dir", args);
