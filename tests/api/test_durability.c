@@ -197,6 +197,15 @@ static void flip(const char *p, long off) {
     close(fd);
 }
 
+/* A config file name in tmpdir holding text; its path in path. */
+static void write_ini(char *path, size_t cap, const char *name, const char *text) {
+    snprintf(path, cap, "%s/%s", tmpdir, name);
+    FILE *f = fopen(path, "w");
+    cr_assert(f, "%s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
 /* ------------------------------------------------------------ the model */
 
 /* A journal segment's header (PD_JOURNAL_HEADER_SIZE in paidan/journal.h). */
@@ -428,11 +437,7 @@ Test(durability, kill9_cycles_size_triggered_snapshots) {
 Test(durability, kill9_cycles_with_expiring_offers) {
     /* Offers expire after 1 s, so ticks change state and are journaled. */
     char ini[400];
-    snprintf(ini, sizeof(ini), "%s/short.ini", tmpdir);
-    FILE *f = fopen(ini, "w");
-    cr_assert(f);
-    fprintf(f, "[dispatch]\noffer_timeout_s = 1\n");
-    fclose(f);
+    write_ini(ini, sizeof(ini), "short.ini", "[dispatch]\noffer_timeout_s = 1\n");
     const char *args[] = {"--fsync", "always", "--config", ini, "--tick-ms", "20", NULL};
     crash_cycles(25, args, false, pd_test_seed() + 3);
 }
@@ -688,11 +693,7 @@ Test(durability, journaled_ticks_replay_to_the_same_digest) {
      * expires too. Those changes come from ticks, not requests: without
      * tick records the replay would leave the offers live. */
     char ini[400];
-    snprintf(ini, sizeof(ini), "%s/short.ini", tmpdir);
-    FILE *f = fopen(ini, "w");
-    cr_assert(f);
-    fprintf(f, "[dispatch]\noffer_timeout_s = 1\n");
-    fclose(f);
+    write_ini(ini, sizeof(ini), "short.ini", "[dispatch]\noffer_timeout_s = 1\n");
     const char *args[] = {"--fsync", "always", "--config", ini, "--tick-ms", "20", NULL};
     srv_t s;
     start(&s, args);
@@ -807,11 +808,7 @@ Test(durability, config_change_is_carried_over_or_refused) {
 
     /* Another grab width: the state is carried over and snapshotted. */
     char ini[400];
-    snprintf(ini, sizeof(ini), "%s/grab.ini", tmpdir);
-    FILE *f = fopen(ini, "w");
-    cr_assert(f);
-    fprintf(f, "[dispatch]\ngrab_width = 7\n");
-    fclose(f);
+    write_ini(ini, sizeof(ini), "grab.ini", "[dispatch]\ngrab_width = 7\n");
     const char *grab[] = {"--fsync", "no", "--config", ini, NULL};
     truncate_log();
     start(&s, grab);
@@ -830,11 +827,7 @@ Test(durability, config_change_is_carried_over_or_refused) {
     srv_stop(&s);
 
     /* A configuration without the skill the volunteers have: refused. */
-    snprintf(ini, sizeof(ini), "%s/skills.ini", tmpdir);
-    f = fopen(ini, "w");
-    cr_assert(f);
-    fprintf(f, "[skills]\nnames = tutoring\n");
-    fclose(f);
+    write_ini(ini, sizeof(ini), "skills.ini", "[skills]\nnames = tutoring\n");
     const char *few[] = {"--config", ini, NULL};
     truncate_log();
     int st = run_refused(few);
@@ -856,11 +849,8 @@ Test(durability, config_change_survives_losing_its_snapshot) {
     srv_stop(&s); /* a clean stop: the restart snapshots at the same seq */
 
     char ini[400];
-    snprintf(ini, sizeof(ini), "%s/slow.ini", tmpdir);
-    FILE *f = fopen(ini, "w");
-    cr_assert(f);
-    fprintf(f, "[speeds]\nwalk_kmh = 1.0\n[skills]\nadd = flood-rescue\n");
-    fclose(f);
+    write_ini(ini, sizeof(ini), "slow.ini",
+              "[speeds]\nwalk_kmh = 1.0\n[skills]\nadd = flood-rescue\n");
     const char *slow[] = {"--fsync", "always", "--config", ini, NULL};
     start(&s, slow);
     pd_client_t *c = srv_connect(&s);
