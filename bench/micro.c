@@ -10,6 +10,8 @@
  *   nearest_hot  the same query run twice in a row, the second timed: what
  *            it costs with its cache lines already in (the CPU's share;
  *            nearest minus this is the memory's)
+ *   nearest_warm  the first W queries (--warm-set) over and over: how many
+ *            queries' lines the machine's cache keeps
  *   within   every qualified volunteer within a radius of a populated place
  *   move     a location ping: a random volunteer moves ~100 m
  *   update   a full record update of a random volunteer (skills, schedule)
@@ -51,6 +53,7 @@ typedef struct micro_opts_s {
     double within_radius_m;
     double mobilize_radius_m;
     uint32_t within_limit;
+    uint32_t warm_set;
     int32_t cell_e6;
     const char *filter;
     bool json;
@@ -78,15 +81,18 @@ static void micro_usage(FILE *out) {
             "      --mobilize-radius-m R  radius of the mobilize case (default 1000)\n"
             "      --huge-pages       after the load, back the cells with huge pages\n"
             "                         (pd_index_huge_pages, as paidan-server --huge-pages)\n"
-            "cases: insert nearest nearest_hot within move update machine_cpu machine_mem |\n"
+            "      --warm-set W       queries the nearest_warm case cycles through\n"
+            "                         (default 30, 1..100000)\n"
+            "cases: insert nearest nearest_hot nearest_warm within move update machine_cpu\n"
+            "       machine_mem |\n"
             "       dispatch accept complete batch mobilize\n"
             "(the engine cases load the county a second time, into an engine)\n");
 }
 
 /* The cases, in the order they run (--filter takes these names). */
 static const char *const micro_cases[] = {
-    "insert",      "nearest",  "nearest_hot", "within",   "move",  "update",  "machine_cpu",
-    "machine_mem", "dispatch", "accept",      "complete", "batch", "mobilize"};
+    "insert",      "nearest",     "nearest_hot", "nearest_warm", "within",   "move",  "update",
+    "machine_cpu", "machine_mem", "dispatch",    "accept",       "complete", "batch", "mobilize"};
 
 /* One option's value into o; false (with the message printed) if bad. */
 static bool parse_one(const pd__opt_t *p, int c, const char *arg, micro_opts_t *o) {
@@ -105,6 +111,8 @@ static bool parse_one(const pd__opt_t *p, int c, const char *arg, micro_opts_t *
             return pd__opt_u32(p, c, arg, 1, 1000000, &o->within_limit);
         case 'M':
             return pd__opt_num(p, c, arg, 1, PD_QUERY_MAX_RADIUS_M, &o->mobilize_radius_m);
+        case 'W':
+            return pd__opt_u32(p, c, arg, 1, 100000, &o->warm_set);
         case 'C': {
             /* The index refuses other heights (pd_index_config_t). */
             uint32_t v = 0;
@@ -131,6 +139,7 @@ static int parse_opts(int argc, char **argv, micro_opts_t *o) {
                                           {"cell-e6", required_argument, 0, 'C'},
                                           {"filter", required_argument, 0, 'f'},
                                           {"mobilize-radius-m", required_argument, 0, 'M'},
+                                          {"warm-set", required_argument, 0, 'W'},
                                           {"json", no_argument, 0, 'J'},
                                           {"huge-pages", no_argument, 0, 'H'},
                                           {"quiet", no_argument, 0, 'Q'},
@@ -144,6 +153,7 @@ static int parse_opts(int argc, char **argv, micro_opts_t *o) {
     o->within_radius_m = 2000;
     o->mobilize_radius_m = 1000;
     o->within_limit = 1000;
+    o->warm_set = 30;
     o->cell_e6 = 10000;
     pd__opt_begin(&p, argv);
     int c;
@@ -512,6 +522,7 @@ int pd__bench_micro(int argc, char **argv) {
     pd__report_param_num(&rep, "budget_min", 15);
     pd__report_param_num(&rep, "within_radius_m", o.within_radius_m);
     pd__report_param_num(&rep, "within_limit", o.within_limit);
+    pd__report_param_num(&rep, "warm_set", o.warm_set);
     pd__report_param_num(&rep, "cell_e6", o.cell_e6);
     pd__report_param_str(&rep, "huge_pages", o.huge_pages ? "yes" : "no");
     pd__report_param_num(&rep, "timer_overhead_ns", pd__bench_timer_overhead_ns());
@@ -634,6 +645,32 @@ int pd__bench_micro(int argc, char **argv) {
             pd_index_nearest(ix, &qs[i], o.k, hits, &n);
             uint64_t t0 = pd__bench_now_ns();
             pd_index_nearest(ix, &qs[i], o.k, hits, &n);
+            uint64_t t1 = pd__bench_now_ns();
+            pd_hist_record(r->hist, t1 - t0);
+            r->busy_ns += t1 - t0;
+        }
+        r->wall_ns = pd__bench_now_ns() - w0;
+    }
+
+    /* ---- nearest_warm: the first W queries over and over, after one
+     * untimed pass: with W = 1 it is nearest_hot, with W large it is
+     * nearest; where it turns says how much the cache keeps */
+    if (pd__bench_selected(o.filter, "nearest_warm")) {
+        uint64_t w = o.warm_set < o.queries ? o.warm_set : o.queries;
+        char note[96];
+        snprintf(note, sizeof note, "the first %llu queries over and over: what the cache keeps",
+                 (unsigned long long)w);
+        starting(&o, "nearest_warm", o.queries);
+        pd__result_t *r = pd__report_add(&rep, "nearest_warm", note);
+        for (uint64_t i = 0; i < w; i++) {
+            size_t n = 0;
+            pd_index_nearest(ix, &qs[i], o.k, hits, &n);
+        }
+        uint64_t w0 = pd__bench_now_ns();
+        for (uint64_t i = 0; i < o.queries; i++) {
+            size_t n = 0;
+            uint64_t t0 = pd__bench_now_ns();
+            pd_index_nearest(ix, &qs[i % w], o.k, hits, &n);
             uint64_t t1 = pd__bench_now_ns();
             pd_hist_record(r->hist, t1 - t0);
             r->busy_ns += t1 - t0;

@@ -499,6 +499,7 @@ Test(cli, micro_reports_every_case_with_the_asked_counts) {
     cr_assert_eq(count(params, "queries"), Q);
     cr_assert_eq(count(params, "seed"), 1);
     cr_assert_eq(count(params, "k"), 10);
+    cr_assert_eq(count(params, "warm_set"), 30);
     check_rows(&d);
 
     char names[32][32], got[512];
@@ -512,7 +513,8 @@ Test(cli, micro_reports_every_case_with_the_asked_counts) {
     /* The index cases: the load is every volunteer, the others -q each,
      * within one query in twenty (micro.c: each reads thousands). */
     cr_assert_eq(count(row_of(&d, "insert"), "count"), N);
-    static const char *const per_query[] = {"nearest", "nearest_hot", "move", "update", "dispatch"};
+    static const char *const per_query[] = {"nearest", "nearest_hot", "nearest_warm",
+                                            "move",    "update",      "dispatch"};
     for (size_t i = 0; i < sizeof per_query / sizeof per_query[0]; i++)
         cr_assert_eq(count(row_of(&d, per_query[i]), "count"), Q, "%s", per_query[i]);
     cr_assert_eq(count(row_of(&d, "within"), "count"), Q / 20);
