@@ -1,6 +1,6 @@
 /* compare.c -- `paidan-bench compare`: one nearby workload, one county, in
- * one run, against what a team would otherwise build on: Redis GEOSEARCH
- * and PostgreSQL + PostGIS. paidan runs in-process (the reference answer)
+ * one run, against what a team would otherwise build on: Redis GEOSEARCH,
+ * PostgreSQL + PostGIS and Tarantool. paidan runs in-process (the reference answer)
  * and over TCP when a paidan-server is reachable.
  *
  * The query: the k volunteers with the smallest ETA among those who have
@@ -25,15 +25,20 @@
  * fetched, or the k-th best ETA is below the ETA of the last candidate's
  * distance at the fastest mode (ETA order is not distance order: a car
  * 5 km away beats a walker 1.5 km away, so k qualified is not enough).
- * Redis fetches only the new candidates of a wider round. The report gives
- * each system's agreement with paidan's in-process answer, as a check.
+ * Redis fetches only the new candidates of a wider round.
+ *  - Tarantool: a Lua stored procedure over an R-tree per skill, walked
+ *    nearest first until nobody farther can enter the answer; one call a
+ *    query, exact without widening.
+ * The report gives each system's agreement with paidan's in-process
+ * answer, as a check.
  *
- * Redis is spoken in raw RESP over a socket (no client library needed);
- * PostgreSQL through libpq when it was found at build time. A system that
- * is not running is skipped with a message.
+ * Redis is spoken in raw RESP and Tarantool in raw IPROTO over a socket (no
+ * client library needed); PostgreSQL through libpq when it was found at
+ * build time. A system that is not running is skipped with a message.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -54,6 +59,9 @@
 #include "plot.h"
 
 #define MAX_K 100
+/* The reference (paidan in-process), paidan over TCP, Redis, PostGIS,
+ * Tarantool. */
+#define CMP_NSYS 5
 /* Sizes far from where the query and answer arrays (queries x k ids per
  * system) stop fitting in memory or n * sizeof overflows. */
 #define CMP_MAX_VOLUNTEERS 100000000ULL
@@ -74,6 +82,7 @@ typedef struct cmp_opts_s {
     bool no_load;
     const char *redis;
     const char *pg;
+    const char *tarantool;
     char systems[128];
     bool systems_named; /* --systems given: a system it names that is skipped is an error */
     bool json;
@@ -118,9 +127,10 @@ static void cmp_usage(FILE *out) {
             "  -k, --k K              volunteers per answer (default 10, <= 100)\n"
             "      --candidates C     Redis/PostGIS: nearest candidates fetched first\n"
             "                         (default 50; widened x4 when they run out)\n"
-            "      --systems LIST     paidan,redis,postgis (default all; paidan in-process\n"
-            "                         always runs: it is the reference). A system named\n"
-            "                         here that cannot be reached makes the run exit 1\n"
+            "      --systems LIST     paidan,redis,postgis,tarantool (default all; paidan\n"
+            "                         in-process always runs: it is the reference). A\n"
+            "                         system named here that cannot be reached makes the\n"
+            "                         run exit 1\n"
             "  -H, --host HOST        paidan-server (default 127.0.0.1)\n"
             "  -p, --port PORT        paidan-server port (default 7411)\n"
             "  -a, --auth TOKEN       paidan-server token (default $PAIDAN_TOKEN)\n"
@@ -129,11 +139,13 @@ static void cmp_usage(FILE *out) {
             "      --pg CONNINFO      PostgreSQL with PostGIS (default\n"
             "                         '" CMP_DEFAULT_PG
             "')\n"
+            "      --tarantool HOST:PORT  Tarantool (default 127.0.0.1:3301)\n"
             "      --json             one JSON object instead of the table\n"
             "      --plot DIR         write charts (gnuplot) and their data into DIR\n"
             "      --quiet            no progress on stderr\n"
             "  -h, --help             this text\n"
-            "scripts/compare.sh installs, starts and stops Redis and PostgreSQL + PostGIS.\n");
+            "scripts/compare.sh installs, starts and stops Redis, PostgreSQL + PostGIS and\n"
+            "Tarantool.\n");
 }
 
 __attribute__((format(printf, 2, 3))) static void say(const cmp_opts_t *o, const char *fmt, ...) {
@@ -317,13 +329,13 @@ typedef struct resp_s {
     bool broken;
 } resp_t;
 
-static int resp_connect(resp_t *c, const char *hostport, char *why, size_t cap) {
-    memset(c, 0, sizeof *c);
-    c->fd = -1;
+/* A TCP connection to HOST:PORT (default_port when no colon), with
+ * TCP_NODELAY and a 30 s receive timeout; the socket, or -1 with *why set. */
+static int tcp_connect(const char *hostport, const char *default_port, char *why, size_t cap) {
     char host[256];
     snprintf(host, sizeof host, "%s", hostport);
     char *colon = strrchr(host, ':');
-    const char *port = "6379";
+    const char *port = default_port;
     if (colon) {
         *colon = '\0';
         port = colon + 1;
@@ -335,25 +347,31 @@ static int resp_connect(resp_t *c, const char *hostport, char *why, size_t cap) 
         snprintf(why, cap, "cannot resolve %s", hostport);
         return -1;
     }
-    int err = 0;
+    int err = 0, fd = -1;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        c->fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-        if (c->fd < 0) continue;
-        if (connect(c->fd, ai->ai_addr, ai->ai_addrlen) == 0) break;
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) continue;
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) break;
         err = errno;
-        close(c->fd);
-        c->fd = -1;
+        close(fd);
+        fd = -1;
     }
     freeaddrinfo(res);
-    if (c->fd < 0) {
+    if (fd < 0) {
         snprintf(why, cap, "cannot connect to %s: %s", hostport, strerror(err));
         return -1;
     }
     int one = 1;
-    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     struct timeval tv = {30, 0};
-    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    return 0;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+static int resp_connect(resp_t *c, const char *hostport, char *why, size_t cap) {
+    memset(c, 0, sizeof *c);
+    c->fd = tcp_connect(hostport, "6379", why, cap);
+    return c->fd < 0 ? -1 : 0;
 }
 
 static void resp_close(resp_t *c) {
@@ -766,6 +784,351 @@ static void run_redis(const cmp_opts_t *o, const pd_engine_config_t *cfg, const 
     resp_close(&c);
 }
 
+/* -------------------------------------------------------------- Tarantool */
+
+/* IPROTO, Tarantool's binary protocol: a 128-byte greeting, then frames of
+ * a MessagePack uint32 length, a header map and a body map. */
+enum { TT_EVAL = 0x08, TT_CALL = 0x0a };
+enum { TT_CODE = 0x00, TT_SYNC = 0x01, TT_TUPLE = 0x21, TT_FUNCTION = 0x22, TT_EXPR = 0x27 };
+enum { TT_DATA = 0x30, TT_ERROR = 0x31 };
+
+/* The index's Earth radius and micro-degree factor (index/geo.h): the
+ * stored procedure computes distances with the very formula of the index,
+ * so ties and budget edges fall the same way in both. */
+#define TT_EARTH_R_M 6371008.8
+#define TT_E6_TO_RAD (3.14159265358979323846 / 180e6)
+
+typedef struct tt_s {
+    int fd;
+    uint64_t sync;
+    msgpack_sbuffer args; /* the arguments of the next request, one array */
+    msgpack_packer pk;    /* into args */
+    msgpack_sbuffer out;  /* the frame being sent */
+    char *r;              /* the last reply frame */
+    size_t rcap;
+    msgpack_unpacked body; /* its body */
+    char err[256];         /* why the last request failed */
+} tt_t;
+
+/* The stored procedures, defined by one EVAL when the county is loaded:
+ * one space per skill bit in use (like Redis's keys) and one with
+ * everybody, each with an R-tree over the volunteers' points projected
+ * to metres (x scaled by the smallest cosine of the county, so a
+ * projected distance never exceeds the true one); pdb_load(rows) fills
+ * them in one transaction per batch; pdb_nearby walks the R-tree of one
+ * required skill nearest first, filters and keeps the k best by ETA, and
+ * stops once nobody farther can beat the k-th or reach within the budget. */
+static const char tt_setup_lua[] =
+    "local detour, sp, bits, R, E6 = ...\n"
+    /* Tarantool 2.6 crashes when an R-tree iterator that a query left to
+     * the garbage collector is freed after its space was dropped: free
+     * them while the spaces of an earlier run still exist. */
+    "collectgarbage('collect')\n"
+    "local old = {}\n"
+    "for _, t in box.space._vspace:pairs() do\n"
+    "  if type(t[3]) == 'string' and t[3]:sub(1, 4) == 'pdb_' then old[#old + 1] = t[3] end\n"
+    "end\n"
+    "for _, n in ipairs(old) do box.space[n]:drop() end\n"
+    "local function mk(name)\n"
+    "  local s = box.schema.space.create(name)\n"
+    "  s:create_index('id', {parts = {1, 'unsigned'}})\n"
+    "  s:create_index('pt', {type = 'RTREE', parts = {2, 'array'}, unique = false,"
+    " dimension = 2})\n"
+    "  return s\n"
+    "end\n"
+    "pdb = {detour = detour, sp = sp, by_bit = {}, all = mk('pdb_all'),\n"
+    "       vmax = math.max(sp[1], sp[2], sp[3], sp[4])}\n"
+    "for _, b in ipairs(bits) do pdb.by_bit[b] = mk('pdb_s' .. b) end\n"
+    "local band, lshift, sqrt = bit.band, bit.lshift, math.sqrt\n"
+    "function pdb_load(rows)\n"
+    "  box.begin()\n"
+    "  for _, r in ipairs(rows) do\n"
+    /* id, {x, y}, lat, lon (micro-degrees), skills, status, mode,
+     * capacity, load, the week's three words */
+    "    local t = box.tuple.new({r[1], {r[2], r[3]}, r[4], r[5], r[6], r[7], r[8], r[9], 0,"
+    " r[10], r[11], r[12]})\n"
+    "    pdb.all:replace(t)\n"
+    "    local sk = 0ULL + r[6]\n"
+    "    for b, s in pairs(pdb.by_bit) do\n"
+    "      if band(sk, lshift(1ULL, b)) ~= 0ULL then s:replace(t) end\n"
+    "    end\n"
+    "  end\n"
+    "  box.commit()\n"
+    "  return #rows\n"
+    "end\n"
+    "function pdb_nearby(b, x, y, qlat, qlon, cos_q, sin_q, skills, n0, n1, n2, k, budget)\n"
+    "  local s = pdb.all\n"
+    "  if b >= 0 then s = pdb.by_bit[b] end\n"
+    "  if s == nil then return {} end\n"
+    "  skills, n0, n1, n2 = 0ULL + skills, 0ULL + n0, 0ULL + n1, 0ULL + n2\n"
+    "  local detour, sp = pdb.detour, pdb.sp\n"
+    "  local slow = detour / pdb.vmax * (1 - 1e-3)\n"
+    "  local ids, etas, n = {}, {}, 0\n"
+    "  for _, t in s.index.pt:pairs({x, y}, {iterator = 'NEIGHBOR'}) do\n"
+    "    local p = t[2]\n"
+    "    local px, py = p[1] - x, p[2] - y\n"
+    "    local floor = sqrt(px * px + py * py) * slow\n"
+    "    if floor > budget or (n == k and etas[n] < floor) then break end\n"
+    "    if t[6] == 0 and t[9] < t[8] and band(t[5], skills) == skills\n"
+    "       and band(t[10], n0) == n0 and band(t[11], n1) == n1 and band(t[12], n2) == n2 then\n"
+    "      local dy = (t[3] - qlat) * E6\n"
+    "      local dl = t[4] - qlon\n"
+    "      if dl > 180e6 then dl = dl - 360e6 elseif dl < -180e6 then dl = dl + 360e6 end\n"
+    "      local kx = cos_q - sin_q * dy * 0.5\n"
+    "      if kx < 0 then kx = 0 end\n"
+    "      local dx = dl * E6 * kx\n"
+    "      local eta = R * sqrt(dy * dy + dx * dx) * detour / sp[t[7] + 1]\n"
+    "      local id = t[1]\n"
+    "      if eta <= budget and (n < k or eta < etas[n] or (eta == etas[n] and id < ids[n])) then\n"
+    "        local i = n < k and n + 1 or n\n"
+    "        while i > 1 and (etas[i - 1] > eta or (etas[i - 1] == eta and ids[i - 1] > id)) do\n"
+    "          etas[i], ids[i] = etas[i - 1], ids[i - 1]\n"
+    "          i = i - 1\n"
+    "        end\n"
+    "        etas[i], ids[i] = eta, id\n"
+    "        if n < k then n = n + 1 end\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  return ids\n"
+    "end\n";
+
+static bool read_full(int fd, void *p, size_t n) {
+    char *c = p;
+    while (n > 0) {
+        ssize_t got = read(fd, c, n);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) return false;
+        c += got;
+        n -= (size_t)got;
+    }
+    return true;
+}
+
+static bool write_full(int fd, const void *p, size_t n) {
+    const char *c = p;
+    while (n > 0) {
+        ssize_t put = write(fd, c, n);
+        if (put < 0 && errno == EINTR) continue;
+        if (put <= 0) return false;
+        c += put;
+        n -= (size_t)put;
+    }
+    return true;
+}
+
+static void tt_close(tt_t *c) {
+    if (c->fd >= 0) close(c->fd);
+    msgpack_sbuffer_destroy(&c->args);
+    msgpack_sbuffer_destroy(&c->out);
+    msgpack_unpacked_destroy(&c->body);
+    free(c->r);
+    c->fd = -1;
+    c->r = NULL;
+}
+
+/* Connect and read the greeting; -1 with *why set. tt_close() after
+ * either way. */
+static int tt_connect(tt_t *c, const char *hostport, char *why, size_t cap) {
+    memset(c, 0, sizeof *c);
+    msgpack_sbuffer_init(&c->args);
+    msgpack_sbuffer_init(&c->out);
+    msgpack_packer_init(&c->pk, &c->args, msgpack_sbuffer_write);
+    msgpack_unpacked_init(&c->body);
+    c->fd = tcp_connect(hostport, "3301", why, cap);
+    if (c->fd < 0) return -1;
+    char greeting[128];
+    if (!read_full(c->fd, greeting, sizeof greeting) || memcmp(greeting, "Tarantool ", 10) != 0) {
+        snprintf(why, cap, "%s did not greet as Tarantool does", hostport);
+        return -1;
+    }
+    return 0;
+}
+
+/* Send a request of `type` naming `what` (a function for CALL, Lua code
+ * for EVAL) with the arguments packed into c->args (one array), and read
+ * its reply. The reply's data (an array of the return values), or NULL
+ * with c->err set. */
+static const msgpack_object *tt_request(tt_t *c, int type, const char *what) {
+    msgpack_packer pk;
+    msgpack_sbuffer *o = &c->out;
+    o->size = 0;
+    msgpack_sbuffer_write(o, "\xce\0\0\0\0", 5);
+    msgpack_packer_init(&pk, o, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    msgpack_pack_uint8(&pk, TT_CODE);
+    msgpack_pack_int(&pk, type);
+    msgpack_pack_uint8(&pk, TT_SYNC);
+    msgpack_pack_uint64(&pk, ++c->sync);
+    msgpack_pack_map(&pk, 2);
+    msgpack_pack_uint8(&pk, type == TT_CALL ? TT_FUNCTION : TT_EXPR);
+    size_t wl = strlen(what);
+    msgpack_pack_str(&pk, wl);
+    msgpack_pack_str_body(&pk, what, wl);
+    msgpack_pack_uint8(&pk, TT_TUPLE);
+    msgpack_sbuffer_write(o, c->args.data, c->args.size);
+    c->args.size = 0;
+    uint32_t len = (uint32_t)(o->size - 5);
+    for (int i = 0; i < 4; i++) o->data[1 + i] = (char)(len >> (24 - 8 * i));
+    unsigned char hd[5];
+    if (!write_full(c->fd, o->data, o->size) || !read_full(c->fd, hd, sizeof hd) || hd[0] != 0xce) {
+        snprintf(c->err, sizeof c->err, "connection lost or not IPROTO");
+        return NULL;
+    }
+    size_t n = (size_t)hd[1] << 24 | (size_t)hd[2] << 16 | (size_t)hd[3] << 8 | hd[4];
+    if (n > c->rcap) {
+        char *r = realloc(c->r, n);
+        if (!r) {
+            snprintf(c->err, sizeof c->err, "out of memory for a %zu-byte reply", n);
+            return NULL;
+        }
+        c->r = r;
+        c->rcap = n;
+    }
+    size_t off = 0;
+    uint64_t code = UINT64_MAX;
+    if (!read_full(c->fd, c->r, n) ||
+        msgpack_unpack_next(&c->body, c->r, n, &off) != MSGPACK_UNPACK_SUCCESS ||
+        c->body.data.type != MSGPACK_OBJECT_MAP) {
+        snprintf(c->err, sizeof c->err, "a malformed reply");
+        return NULL;
+    }
+    const msgpack_object_map *h = &c->body.data.via.map;
+    for (uint32_t i = 0; i < h->size; i++)
+        if (h->ptr[i].key.type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+            h->ptr[i].key.via.u64 == TT_CODE &&
+            h->ptr[i].val.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            code = h->ptr[i].val.via.u64;
+    if (msgpack_unpack_next(&c->body, c->r, n, &off) != MSGPACK_UNPACK_SUCCESS ||
+        c->body.data.type != MSGPACK_OBJECT_MAP) {
+        snprintf(c->err, sizeof c->err, "a reply without a body");
+        return NULL;
+    }
+    const msgpack_object_map *b = &c->body.data.via.map;
+    for (uint32_t i = 0; i < b->size; i++) {
+        const msgpack_object *k = &b->ptr[i].key, *v = &b->ptr[i].val;
+        if (k->type != MSGPACK_OBJECT_POSITIVE_INTEGER) continue;
+        if (code == 0 && k->via.u64 == TT_DATA && v->type == MSGPACK_OBJECT_ARRAY) return v;
+        if (code != 0 && k->via.u64 == TT_ERROR && v->type == MSGPACK_OBJECT_STR) {
+            snprintf(c->err, sizeof c->err, "%.*s",
+                     (int)(v->via.str.size < 200 ? v->via.str.size : 200), v->via.str.ptr);
+            return NULL;
+        }
+    }
+    snprintf(c->err, sizeof c->err, "error code 0x%llx", (unsigned long long)code);
+    return NULL;
+}
+
+/* The county into Tarantool: the spaces and procedures, then the
+ * volunteers 2,000 to a call. c0 is the projection's cosine. */
+static bool tt_load(tt_t *c, const pd_engine_config_t *cfg, const pd__county_t *cty, double c0,
+                    char *why, size_t cap) {
+    uint64_t used = 0;
+    for (size_t i = 0; i < cty->n; i++) used |= cty->vols[i].skills;
+    msgpack_pack_array(&c->pk, 5);
+    msgpack_pack_double(&c->pk, cfg->index.detour);
+    msgpack_pack_array(&c->pk, PD_MODE__COUNT);
+    for (unsigned m = 0; m < PD_MODE__COUNT; m++) msgpack_pack_double(&c->pk, speed_mps(cfg, m));
+    msgpack_pack_array(&c->pk, (uint32_t)__builtin_popcountll(used));
+    for (unsigned b = 0; b < 64; b++)
+        if (used >> b & 1) msgpack_pack_uint32(&c->pk, b);
+    msgpack_pack_double(&c->pk, TT_EARTH_R_M);
+    msgpack_pack_double(&c->pk, TT_E6_TO_RAD);
+    if (!tt_request(c, TT_EVAL, tt_setup_lua)) {
+        snprintf(why, cap, "Tarantool: setting up the spaces: %.200s", c->err);
+        return false;
+    }
+    const size_t batch = 2000;
+    for (size_t i = 0; i < cty->n; i += batch) {
+        size_t n = cty->n - i < batch ? cty->n - i : batch;
+        msgpack_pack_array(&c->pk, 1);
+        msgpack_pack_array(&c->pk, (uint32_t)n);
+        for (size_t j = i; j < i + n; j++) {
+            const pd_volunteer_t *v = &cty->vols[j];
+            msgpack_pack_array(&c->pk, 12);
+            msgpack_pack_uint64(&c->pk, v->id);
+            msgpack_pack_double(&c->pk, v->pos.lon * TT_E6_TO_RAD * TT_EARTH_R_M * c0);
+            msgpack_pack_double(&c->pk, v->pos.lat * TT_E6_TO_RAD * TT_EARTH_R_M);
+            msgpack_pack_int32(&c->pk, v->pos.lat);
+            msgpack_pack_int32(&c->pk, v->pos.lon);
+            msgpack_pack_uint64(&c->pk, v->skills);
+            msgpack_pack_uint32(&c->pk, v->status);
+            msgpack_pack_uint32(&c->pk, v->mode);
+            msgpack_pack_uint32(&c->pk, v->capacity);
+            for (int w = 0; w < 3; w++) msgpack_pack_uint64(&c->pk, v->week.bits[w]);
+        }
+        if (!tt_request(c, TT_CALL, "pdb_load")) {
+            snprintf(why, cap, "Tarantool: loading: %.200s", c->err);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void run_tarantool(const cmp_opts_t *o, const pd_engine_config_t *cfg,
+                          const pd__county_t *cty, const cq_t *qs, sys_t *s, answers_t *ans) {
+    tt_t c;
+    char why[256];
+    if (tt_connect(&c, o->tarantool, why, sizeof why)) {
+        snprintf(s->skipped, sizeof s->skipped,
+                 "Tarantool not running at %.100s (%.200s); scripts/compare.sh start", o->tarantool,
+                 why);
+        tt_close(&c);
+        return;
+    }
+    /* The projection's cosine: the smallest of every latitude in play, so
+     * that no projected distance exceeds the true one. */
+    double c0 = 1;
+    for (size_t i = 0; i < cty->n; i++) c0 = fmin(c0, cos(cty->vols[i].pos.lat * TT_E6_TO_RAD));
+    for (size_t i = 0; i < o->queries; i++) c0 = fmin(c0, cos(qs[i].at.lat * TT_E6_TO_RAD));
+    say(o, "%s: loading the county (a space per skill, R-tree, Lua procedures)", "tarantool");
+    uint64_t l0 = pd__bench_now_ns();
+    if (!tt_load(&c, cfg, cty, c0, why, sizeof why)) {
+        snprintf(s->skipped, sizeof s->skipped, "%.200s", why);
+        tt_close(&c);
+        return;
+    }
+    s->load_s = (double)(pd__bench_now_ns() - l0) / 1e9;
+    say(o, "%s: querying", "tarantool");
+    uint64_t w0 = pd__bench_now_ns();
+    for (size_t i = 0; i < o->queries; i++) {
+        const cq_t *q = &qs[i];
+        double qr = q->at.lat * TT_E6_TO_RAD;
+        uint64_t t0 = pd__bench_now_ns();
+        msgpack_pack_array(&c.pk, 13);
+        msgpack_pack_int(&c.pk, q->skills ? __builtin_ctzll(q->skills) : -1);
+        msgpack_pack_double(&c.pk, q->at.lon * TT_E6_TO_RAD * TT_EARTH_R_M * c0);
+        msgpack_pack_double(&c.pk, q->at.lat * TT_E6_TO_RAD * TT_EARTH_R_M);
+        msgpack_pack_int32(&c.pk, q->at.lat);
+        msgpack_pack_int32(&c.pk, q->at.lon);
+        msgpack_pack_double(&c.pk, cos(qr));
+        msgpack_pack_double(&c.pk, sin(qr));
+        msgpack_pack_uint64(&c.pk, q->skills);
+        for (int w = 0; w < 3; w++) msgpack_pack_uint64(&c.pk, q->need.bits[w]);
+        msgpack_pack_uint32(&c.pk, o->k);
+        msgpack_pack_double(&c.pk, o->budget_s);
+        const msgpack_object *data = tt_request(&c, TT_CALL, "pdb_nearby");
+        uint64_t t1 = pd__bench_now_ns();
+        if (!data) {
+            snprintf(s->skipped, sizeof s->skipped, "Tarantool: query: %s", c.err);
+            break;
+        }
+        pd_hist_record(s->hist, t1 - t0);
+        ans->n[i] = 0;
+        if (data->via.array.size != 1 || data->via.array.ptr[0].type != MSGPACK_OBJECT_ARRAY) {
+            s->errors++;
+            continue;
+        }
+        const msgpack_object_array *ids = &data->via.array.ptr[0].via.array;
+        for (uint32_t j = 0; j < ids->size && j < o->k; j++)
+            if (ids->ptr[j].type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                ans->ids[i * o->k + ans->n[i]++] = ids->ptr[j].via.u64;
+    }
+    s->wall_s = (double)(pd__bench_now_ns() - w0) / 1e9;
+    s->ran = !s->skipped[0];
+    tt_close(&c);
+}
+
 /* ---------------------------------------------------------------- PostGIS */
 
 #ifdef PD_HAVE_LIBPQ
@@ -948,10 +1311,20 @@ static void run_postgis(const cmp_opts_t *o, const pd_engine_config_t *cfg, cons
 
 /* ------------------------------------------------------------------- main */
 
-enum { OPT_CAND = 256, OPT_SYSTEMS, OPT_NO_LOAD, OPT_REDIS, OPT_PG, OPT_JSON, OPT_PLOT, OPT_QUIET };
+enum {
+    OPT_CAND = 256,
+    OPT_SYSTEMS,
+    OPT_NO_LOAD,
+    OPT_REDIS,
+    OPT_PG,
+    OPT_TT,
+    OPT_JSON,
+    OPT_PLOT,
+    OPT_QUIET
+};
 
 /* The rivals --systems may name (the in-process reference always runs). */
-static const char *const cmp_systems[] = {"paidan", "redis", "postgis"};
+static const char *const cmp_systems[] = {"paidan", "redis", "postgis", "tarantool"};
 
 /* One option's value into o; false (with the message printed) if bad. */
 static bool parse_one(const pd__opt_t *p, int ch, const char *arg, cmp_opts_t *o) {
@@ -973,7 +1346,7 @@ static bool parse_one(const pd__opt_t *p, int ch, const char *arg, cmp_opts_t *o
             return true;
         case OPT_SYSTEMS:
             if (strlen(arg) >= sizeof o->systems) {
-                pd__opt_bad(p, ch, arg, "paidan, redis, postgis");
+                pd__opt_bad(p, ch, arg, "paidan, redis, postgis, tarantool");
                 return false;
             }
             snprintf(o->systems, sizeof o->systems, "%s", arg);
@@ -998,6 +1371,7 @@ static int parse_opts(int argc, char **argv, cmp_opts_t *o) {
                                           {"no-load", no_argument, 0, OPT_NO_LOAD},
                                           {"redis", required_argument, 0, OPT_REDIS},
                                           {"pg", required_argument, 0, OPT_PG},
+                                          {"tarantool", required_argument, 0, OPT_TT},
                                           {"json", no_argument, 0, OPT_JSON},
                                           {"plot", required_argument, 0, OPT_PLOT},
                                           {"quiet", no_argument, 0, OPT_QUIET},
@@ -1016,7 +1390,8 @@ static int parse_opts(int argc, char **argv, cmp_opts_t *o) {
     if (o->token && !*o->token) o->token = NULL;
     o->redis = "127.0.0.1:6379";
     o->pg = CMP_DEFAULT_PG;
-    snprintf(o->systems, sizeof o->systems, "paidan,redis,postgis");
+    o->tarantool = "127.0.0.1:3301";
+    snprintf(o->systems, sizeof o->systems, "paidan,redis,postgis,tarantool");
     pd__opt_begin(&p, argv);
     int ch;
     while ((ch = getopt_long(argc, argv, p.shorts, longs, NULL)) != -1) {
@@ -1035,6 +1410,9 @@ static int parse_opts(int argc, char **argv, cmp_opts_t *o) {
                 break;
             case OPT_PG:
                 o->pg = optarg;
+                break;
+            case OPT_TT:
+                o->tarantool = optarg;
                 break;
             case OPT_JSON:
                 o->json = true;
@@ -1069,7 +1447,7 @@ static int parse_opts(int argc, char **argv, cmp_opts_t *o) {
  * not written. */
 static bool plot(const cmp_opts_t *o, sys_t *sys, size_t n) {
     if (!pd__plot_begin(o->plot_dir)) return false;
-    const pd_hist_t *hs[4];
+    const pd_hist_t *hs[CMP_NSYS];
     size_t m = 0;
     char cols[256] = "";
     size_t cl = 0;
@@ -1144,13 +1522,13 @@ int pd__bench_compare(int argc, char **argv) {
         pd__county_deinit(&cty);
         return 1;
     }
-    sys_t sys[4];
+    sys_t sys[CMP_NSYS];
     memset(sys, 0, sizeof sys);
-    const char *names[4] = {"paidan-inproc", "paidan", "redis", "postgis"};
-    answers_t ans[4];
+    const char *names[CMP_NSYS] = {"paidan-inproc", "paidan", "redis", "postgis", "tarantool"};
+    answers_t ans[CMP_NSYS];
     cq_t *qs = calloc(o.queries, sizeof *qs);
     bool oom = !qs;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < CMP_NSYS; i++) {
         sys[i].name = names[i];
         sys[i].hist = malloc(sizeof *sys[i].hist);
         ans[i].ids = calloc(o.queries * o.k, sizeof *ans[i].ids);
@@ -1193,8 +1571,8 @@ int pd__bench_compare(int argc, char **argv) {
 
     say(&o, "%s: querying", "paidan-inproc");
     run_inproc(&o, e, qs, &sys[0], &ans[0]);
-    bool want[4] = {true, false, false, false};
-    for (int i = 1; i < 4; i++) want[i] = pd__bench_selected(o.systems, names[i]);
+    bool want[CMP_NSYS] = {true};
+    for (int i = 1; i < CMP_NSYS; i++) want[i] = pd__bench_selected(o.systems, names[i]);
     if (want[1]) run_paidan(&o, &cty, qs, &sys[1], &ans[1]);
     if (want[2]) run_redis(&o, &cfg, &cty, qs, &sys[2], &ans[2]);
     if (want[3]) {
@@ -1205,8 +1583,9 @@ int pd__bench_compare(int argc, char **argv) {
                  "built without libpq (install libpq-dev and rebuild)");
 #endif
     }
+    if (want[4]) run_tarantool(&o, &cfg, &cty, qs, &sys[4], &ans[4]);
     int rivals = 0, skipped = 0; /* systems of --systems that ran, and not */
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < CMP_NSYS; i++) {
         if (want[i] && !sys[i].ran)
             fprintf(stderr, "compare: skipping %s: %s\n", sys[i].name, sys[i].skipped);
         if (sys[i].ran) score(&sys[i], &ans[0], &ans[i], o.queries, o.k);
@@ -1231,7 +1610,7 @@ int pd__bench_compare(int argc, char **argv) {
     pd__report_param_num(rep, "budget_min", o.budget_s / 60);
     pd__report_param_num(rep, "candidates", o.candidates);
     pd__report_param_str(rep, "clients", "1, one query at a time");
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < CMP_NSYS; i++) {
         if (!sys[i].ran) continue;
         char note[96];
         snprintf(note, sizeof note, "agreement %.1f%%, load %.1f s%s", sys[i].agreement * 100,
@@ -1245,7 +1624,7 @@ int pd__bench_compare(int argc, char **argv) {
     int base = sys[1].ran ? 1 : 0;
     char extra[4096];
     size_t el = (size_t)snprintf(extra, sizeof extra, "{\"baseline\":\"%s\"", sys[base].name);
-    for (int i = 2; i < 4; i++) {
+    for (int i = 2; i < CMP_NSYS; i++) {
         if (!sys[i].ran) continue;
         double bp50 = (double)pd_hist_percentile(sys[base].hist, 50);
         double bp99 = (double)pd_hist_percentile(sys[base].hist, 99);
@@ -1265,7 +1644,7 @@ int pd__bench_compare(int argc, char **argv) {
         char sk[4096];
         size_t sl = (size_t)snprintf(sk, sizeof sk, "{");
         bool first = true;
-        for (int i = 0; i < 4; i++) {
+        for (int i = 0; i < CMP_NSYS; i++) {
             if (!want[i] || sys[i].ran) continue;
             char clean[1024];
             size_t j = 0;
@@ -1281,18 +1660,22 @@ int pd__bench_compare(int argc, char **argv) {
     }
     pd__report_print(rep, stdout);
     if (!o.json) {
-        for (int i = 2; i < 4; i++) {
+        for (int i = 2; i < CMP_NSYS; i++) {
             if (!sys[i].ran) continue;
             double bp50 = (double)pd_hist_percentile(sys[base].hist, 50);
             double bp99 = (double)pd_hist_percentile(sys[base].hist, 99);
             double bq = (double)sys[base].hist->count / sys[base].wall_s;
             double q = (double)sys[i].hist->count / sys[i].wall_s;
-            printf(
-                "%s vs %s: p50 %.1fx, p99 %.1fx slower; %.1fx fewer queries/s "
-                "(%llu queries widened their candidates)\n",
-                sys[i].name, sys[base].name, (double)pd_hist_percentile(sys[i].hist, 50) / bp50,
-                (double)pd_hist_percentile(sys[i].hist, 99) / bp99, bq / q,
-                (unsigned long long)sys[i].widened);
+            printf("%s vs %s: p50 %.1fx, p99 %.1fx slower; %.1fx fewer queries/s", sys[i].name,
+                   sys[base].name, (double)pd_hist_percentile(sys[i].hist, 50) / bp50,
+                   (double)pd_hist_percentile(sys[i].hist, 99) / bp99, bq / q);
+            /* Tarantool's procedure walks its R-tree until the answer is
+             * exact: it has no candidates to widen. */
+            if (i == 4)
+                printf("\n");
+            else
+                printf(" (%llu queries widened their candidates)\n",
+                       (unsigned long long)sys[i].widened);
         }
     }
     /* The reference alone compares nothing; a system asked for by name
@@ -1305,7 +1688,7 @@ int pd__bench_compare(int argc, char **argv) {
                 skipped);
         rc = 1;
     }
-    if (o.plot_dir && !plot(&o, sys, 4)) {
+    if (o.plot_dir && !plot(&o, sys, CMP_NSYS)) {
         fprintf(stderr, "paidan-bench compare: the charts were not written to %s\n", o.plot_dir);
         rc = 1;
     }
@@ -1313,7 +1696,7 @@ int pd__bench_compare(int argc, char **argv) {
     free(rep);
 
 done:
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < CMP_NSYS; i++) {
         free(sys[i].hist);
         free(ans[i].ids);
         free(ans[i].n);

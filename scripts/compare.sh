@@ -1,32 +1,36 @@
 #!/usr/bin/env bash
-# compare.sh -- the rivals of `paidan-bench compare`: Redis and PostgreSQL
-# + PostGIS, from Debian packages, on 127.0.0.1 only, with their state in
-# one scratch directory.
+# compare.sh -- the rivals of `paidan-bench compare`: Redis, PostgreSQL +
+# PostGIS and Tarantool, from Debian packages, on 127.0.0.1 only, with their
+# state in one scratch directory.
 #
-#   scripts/compare.sh install          apt-get install redis-server, postgresql, postgis
-#   scripts/compare.sh start            start both (and create the postgis extension)
-#   scripts/compare.sh stop             stop both
+#   scripts/compare.sh install          apt-get install redis-server, postgresql,
+#                                       postgis, tarantool
+#   scripts/compare.sh start            start the three (and create the postgis
+#                                       extension)
+#   scripts/compare.sh stop             stop them
 #   scripts/compare.sh status           say what runs
-#   scripts/compare.sh run [ARGS...]    start both and a paidan-server, run
-#                                       paidan-bench compare ARGS, stop all three
+#   scripts/compare.sh run [ARGS...]    start them and a paidan-server, run
+#                                       paidan-bench compare ARGS, stop all four
 #                                       (`run --help`: the ARGS it takes)
 #   scripts/compare.sh -h | --help      this text
 #
 # Environment: PD_COMPARE_DIR (scratch, default /tmp/paidan-compare),
-# PD_REDIS_PORT (6379), PD_PG_PORT (5432), PD_BUILD_DIR (where paidan-server
+# PD_REDIS_PORT (6379), PD_PG_PORT (5432), PD_TT_PORT (3301), PD_BUILD_DIR (where paidan-server
 # and paidan-bench are built, default build/release), PD_PAIDAN_PORT (the
 # port of the paidan-server `run` starts; default: a free one the OS picks).
 # Nothing is installed unless asked: `run` fails with a hint when a package
 # is missing (PD_COMPARE_INSTALL=1 makes it install first). `run` checks that
 # each server it starts is up and is its own, and stops with an error (exit
 # 1) when one is not: it never benchmarks a server someone else left running
-# on its port, except a Redis or PostgreSQL it says it found already running.
+# on its port, except a Redis, PostgreSQL or Tarantool it says it found
+# already running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 dir=${PD_COMPARE_DIR:-/tmp/paidan-compare}
 redis_port=${PD_REDIS_PORT:-6379}
 pg_port=${PD_PG_PORT:-5432}
+tt_port=${PD_TT_PORT:-3301}
 paidan_port=${PD_PAIDAN_PORT:-0}
 build=${PD_BUILD_DIR:-build/release}
 
@@ -46,7 +50,7 @@ as_pg() {
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
 cmd_install() {
-  local pkgs=(redis-server postgresql)
+  local pkgs=(redis-server postgresql tarantool)
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   export DEBIAN_FRONTEND=noninteractive
@@ -56,12 +60,13 @@ cmd_install() {
   local v
   v=$(ls /usr/lib/postgresql | sort -n | tail -1)
   $sudo apt-get install -y -qq --no-install-recommends "postgresql-$v-postgis-3" >/dev/null
-  echo "compare: installed redis-server, postgresql $v, postgresql-$v-postgis-3"
+  echo "compare: installed redis-server, postgresql $v, postgresql-$v-postgis-3, tarantool"
 }
 
 check_installed() {
   local missing=()
   command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v tarantool >/dev/null || missing+=(tarantool)
   [ -n "$(pg_bin)" ] || missing+=(postgresql)
   local v
   v=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1)
@@ -151,15 +156,75 @@ stop_pg() {
   fi
 }
 
+# True when a Tarantool greets on the port.
+tt_up() {
+  local g
+  g=$(timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$tt_port && head -c 9 <&3" 2>/dev/null) || return 1
+  [ "$g" = Tarantool ]
+}
+
+# A Tarantool without a write-ahead log or checkpoints (a benchmark, like
+# the Redis and PostgreSQL above), whose guest user may do anything: it
+# listens on 127.0.0.1 only, and paidan-bench compare defines its spaces
+# and procedures through it.
+start_tt() {
+  local d=$dir/tarantool
+  mkdir -p "$d"
+  if tt_up; then
+    echo "compare: tarantool already answers on 127.0.0.1:$tt_port"
+    return
+  fi
+  cat >"$d/init.lua" <<EOF
+box.cfg{listen = '127.0.0.1:$tt_port', wal_mode = 'none', checkpoint_interval = 0,
+        memtx_memory = 4 * 1024 * 1024 * 1024, work_dir = '$d', log = '$d/tarantool.log',
+        pid_file = '$d/tarantool.pid', background = true}
+box.schema.user.grant('guest', 'super', nil, nil, {if_not_exists = true})
+EOF
+  rm -f "$d/tarantool.pid"
+  (cd "$d" && tarantool init.lua) >/dev/null 2>&1 || true
+  local up=0
+  for _ in $(seq 50); do
+    if tt_up; then up=1; break; fi
+    sleep 0.1
+  done
+  if [ "$up" != 1 ]; then
+    echo "compare: tarantool did not start on 127.0.0.1:$tt_port; the end of $d/tarantool.log:" >&2
+    tail -n 5 "$d/tarantool.log" >&2 2>/dev/null || true
+    return 1
+  fi
+  echo "compare: tarantool on 127.0.0.1:$tt_port"
+}
+
+# Stop the Tarantool this script started: only the process of our pid file,
+# and only if it is a tarantool.
+stop_tt() {
+  local pidf=$dir/tarantool/tarantool.pid pid
+  [ -s "$pidf" ] || return 0
+  pid=$(cat "$pidf")
+  if [ -n "$pid" ] && grep -q tarantool "/proc/$pid/comm" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    echo "compare: tarantool stopped"
+  else
+    echo "compare: the tarantool of $pidf (pid $pid) does not run; left alone"
+  fi
+  rm -f "$pidf"
+}
+
 cmd_start() {
   check_installed
   start_redis
   start_pg
+  start_tt
 }
 
 cmd_stop() {
   stop_redis
   stop_pg
+  stop_tt
 }
 
 cmd_status() {
@@ -174,6 +239,11 @@ cmd_status() {
     echo "postgresql: running on 127.0.0.1:$pg_port"
   else
     echo "postgresql: not running"
+  fi
+  if tt_up; then
+    echo "tarantool: running on 127.0.0.1:$tt_port"
+  else
+    echo "tarantool: not running"
   fi
 }
 
@@ -230,7 +300,7 @@ cmd_run() {
       -h | --help)
         usage
         echo
-        echo "ARGS are paidan-bench compare's (the script sets -H, -p, --redis and --pg):"
+        echo "ARGS are paidan-bench compare's (the script sets -H, -p, --redis, --pg and --tarantool):"
         if [ -x "$bench" ]; then "$bench" compare --help; else echo "  (build $bench to list them)"; fi
         exit 0
         ;;
@@ -245,7 +315,8 @@ cmd_run() {
   start_paidan "$server"
   local rc=0
   "$bench" compare -H 127.0.0.1 -p "$paidan_port" --redis "127.0.0.1:$redis_port" \
-    --pg "host=127.0.0.1 port=$pg_port user=postgres dbname=postgres" "$@" || rc=$?
+    --pg "host=127.0.0.1 port=$pg_port user=postgres dbname=postgres" \
+    --tarantool "127.0.0.1:$tt_port" "$@" || rc=$?
   if ! kill -0 "$server_pid" 2>/dev/null; then
     echo "compare: our paidan-server (pid $server_pid) is gone; the end of $dir/paidan-server.log:" >&2
     tail -n 5 "$dir/paidan-server.log" >&2

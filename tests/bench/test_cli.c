@@ -53,13 +53,15 @@ static const char *binary_dir(void) {
 
 static char scratch[4096]; /* a fresh directory per test */
 
-static srv_t srv; /* the paidan-server of a compare test, if any (tests/api/helper.c) */
+static srv_t srv;           /* the paidan-server of a compare test, if any (tests/api/helper.c) */
+static pid_t tarantool_pid; /* the Tarantool of a compare test, if any */
 
 static void setup(void) {
     setenv("PD_BINARY_DIR", binary_dir(), 0); /* for the helper, when run by hand */
     snprintf(scratch, sizeof scratch, "%s/tests/bench/test_cli-XXXXXX", binary_dir());
     cr_assert_not_null(mkdtemp(scratch), "mkdtemp %s: %s", scratch, strerror(errno));
     memset(&srv, 0, sizeof srv);
+    tarantool_pid = 0;
 }
 
 static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
@@ -73,6 +75,11 @@ static void teardown(void) {
     if (srv.pid > 0) {
         srv_stop(&srv);
         srv.pid = 0;
+    }
+    if (tarantool_pid > 0) {
+        kill(tarantool_pid, SIGKILL);
+        waitpid(tarantool_pid, NULL, 0);
+        tarantool_pid = 0;
     }
     if (scratch[0]) nftw(scratch, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
@@ -1173,6 +1180,93 @@ Test(cli, compare_paidan_over_tcp_agrees_with_the_reference) {
     run_deinit(&r);
 }
 
+/* A Tarantool of our own on 127.0.0.1 (Debian's tarantool, which
+ * scripts/deps.sh installs): no write-ahead log, its state in the scratch
+ * directory, the guest allowed to define the spaces and procedures
+ * compare uses. Waits until it greets; its port into *port. */
+static void tarantool_start(uint16_t *port) {
+    int hold = refusing_port(port);
+    close(hold); /* free again for Tarantool to take */
+    char lua[4200], log[4200];
+    in_scratch(lua, sizeof lua, "init.lua");
+    in_scratch(log, sizeof log, "tarantool.log");
+    FILE *f = fopen(lua, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "box.cfg{listen = '127.0.0.1:%u', wal_mode = 'none', checkpoint_interval = 0,\n"
+            "        memtx_memory = 256 * 1024 * 1024, work_dir = '%s', log = '%s'}\n"
+            "box.schema.user.grant('guest', 'super', nil, nil, {if_not_exists = true})\n",
+            (unsigned)*port, scratch, log);
+    cr_assert_eq(fclose(f), 0);
+    tarantool_pid = fork();
+    cr_assert_geq(tarantool_pid, 0);
+    if (tarantool_pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, 0);
+        dup2(null, 1);
+        execlp("tarantool", "tarantool", lua, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 200; i++) {
+        int st;
+        cr_assert_eq(waitpid(tarantool_pid, &st, WNOHANG), 0,
+                     "tarantool exited (status %d; installed? scripts/deps.sh); see %s", st, log);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a;
+        memset(&a, 0, sizeof a);
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.sin_port = htons(*port);
+        char g[9] = {0};
+        bool up = connect(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+                  read(fd, g, sizeof g) == (ssize_t)sizeof g && memcmp(g, "Tarantool", 9) == 0;
+        close(fd);
+        if (up) return;
+        usleep(50 * 1000);
+    }
+    cr_assert_fail("tarantool did not listen on 127.0.0.1:%u within 10 s; see %s", (unsigned)*port,
+                   log);
+}
+
+/* Tarantool's stored procedure (an R-tree walked nearest first, the
+ * filters and the ETA in Lua) gives the in-process reference's answers:
+ * the same ids for every query, over a county with every mode, skills and
+ * schedules. Loading twice replaces the spaces of the first run. A server
+ * that is not Tarantool (paidan's port) is skipped with the reason. */
+Test(cli, compare_tarantool_agrees_with_the_reference) {
+    uint16_t port = 0;
+    tarantool_start(&port);
+    for (int round = 0; round < 2; round++) {
+        run_t r;
+        bench_run(&r, NULL,
+                  "compare --systems tarantool --tarantool 127.0.0.1:%u -n %d -q 300 -s %d "
+                  "--json --quiet",
+                  (unsigned)port, round ? 4000 : 6000, round + 1);
+        expect_status(&r, 0);
+        doc_t d;
+        doc_parse(&d, &r);
+        check_rows(&d);
+        char got[128], note[128];
+        cr_assert_str_eq(row_names(&d, got, sizeof got), "paidan-inproc,tarantool");
+        const msgpack_object *x = row_of(&d, "tarantool");
+        cr_assert_eq(count(x, "count"), 300);
+        cr_assert_eq(count(x, "errors"), 0);
+        cr_assert_eq(agreement(&d, "tarantool"), 100.0, "Tarantool disagrees: %s",
+                     text(x, "note", note, sizeof note));
+        cr_assert_eq(member(&d.root, "skipped")->via.map.size, 0);
+        doc_deinit(&d);
+        run_deinit(&r);
+    }
+    server_start();
+    run_t r;
+    bench_run(&r, NULL, "compare --systems tarantool --tarantool 127.0.0.1:%u -n 2000 -q 10 --json",
+              (unsigned)srv.port);
+    expect_status(&r, 1);
+    cr_assert_not_null(strstr(r.err, "did not greet as Tarantool does"), "%s", r.err);
+    run_deinit(&r);
+}
+
 /* Rivals that do not answer are skipped with the reason, on stderr and in
  * JSON, and the run still reports paidan; --no-load reuses the county the
  * server holds. A paidan-server that is not there is skipped the same way,
@@ -1197,8 +1291,8 @@ Test(cli, compare_skips_unreachable_systems_with_the_reason) {
     bench_run(&r, pre,
               "compare -p %u -n 3000 -q 200 --no-load "
               "--redis 127.0.0.1:%u --pg 'host=127.0.0.1 port=%u connect_timeout=3' "
-              "--json --quiet --plot '%s'",
-              (unsigned)srv.port, (unsigned)closed, (unsigned)closed, dir);
+              "--tarantool 127.0.0.1:%u --json --quiet --plot '%s'",
+              (unsigned)srv.port, (unsigned)closed, (unsigned)closed, (unsigned)closed, dir);
     expect_status(&r, 0);
     doc_t d;
     doc_parse(&d, &r);
@@ -1207,12 +1301,14 @@ Test(cli, compare_skips_unreachable_systems_with_the_reason) {
     cr_assert_str_eq(row_names(&d, got, sizeof got), "paidan-inproc,paidan");
     cr_assert_eq(agreement(&d, "paidan"), 100.0, "--no-load: the server's county differs");
     const msgpack_object *skipped = member(&d.root, "skipped");
-    cr_assert_eq(skipped->via.map.size, 2);
+    cr_assert_eq(skipped->via.map.size, 3);
     cr_assert_not_null(strstr(text(skipped, "redis", why, sizeof why), "Redis not running"), "%s",
                        why);
     cr_assert_gt(strlen(text(skipped, "postgis", why, sizeof why)), 0);
     cr_assert_not_null(strstr(r.err, "compare: skipping redis: "), "%s", r.err);
     cr_assert_not_null(strstr(r.err, "compare: skipping postgis: "), "%s", r.err);
+    cr_assert_not_null(strstr(text(skipped, "tarantool", why, sizeof why), "Tarantool not running"),
+                       "%s", why);
     const msgpack_object *ratios = member(&d.root, "ratios");
     cr_assert_eq(ratios->via.map.size, 1, "ratios for systems that did not run");
     /* The charts' data: one summary row per system that ran. */
