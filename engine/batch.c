@@ -5,7 +5,9 @@
  *    slots of one order with the same skills share one query. Each pair
  *    scores, in integer milliseconds,
  *        bonus_s[priority] + budget_s + policy_bound_s - policy_score_s,
- *    at least 1, so the score falls as ETA and load rise, every qualified
+ *    at least 1, where budget_s is the largest ETA budget of the batch's
+ *    orders (the same for every pair, so a longer budget buys an order
+ *    nothing), so the score falls as ETA and load rise, every qualified
  *    pair is worth taking, and a priority bonus lifts special-group and
  *    emergency orders above normal ones.
  * 2. Solve: optimal (assign.c, min-cost flow) and greedy, on the same
@@ -15,7 +17,9 @@
  *    to its volunteer, orders by priority then request order; (b) every
  *    order's remaining open slots are dispatched as usual, and an order with
  *    a slot nobody can take expires (reason no_candidate), withdrawing its
- *    phase-(a) offers. Room for the worst case is reserved before (a).
+ *    phase-(a) offers. An order left short only for want of a volunteer
+ *    such a withdrawal frees waits for it (see apply()). Room for the worst
+ *    case is reserved before (a).
  */
 #include "engine_int.h"
 
@@ -57,6 +61,8 @@ typedef struct batch_ws_s {
     size_t cap_choice_greedy;
     size_t *first; /* apply: first slot of each order */
     size_t cap_first;
+    uint32_t *wait; /* apply: orders waiting for someone to be freed */
+    size_t cap_wait;
 } batch_ws_t;
 
 void pd__batch_free(pd_engine_t *e) {
@@ -75,6 +81,7 @@ void pd__batch_free(pd_engine_t *e) {
     pd_free(w->choice_opt);
     pd_free(w->choice_greedy);
     pd_free(w->first);
+    pd_free(w->wait);
     pd_free(w);
     e->batch = NULL;
 }
@@ -84,7 +91,7 @@ size_t pd__batch_memory(const pd_engine_t *e) {
     if (!w) return 0;
     return sizeof *w + w->aws.cap +
            (w->cap_opos + w->cap_sorted + w->cap_slot_group + w->cap_slot_idx + w->cap_edge_vslot +
-            w->cap_vol_cap + w->cap_choice_opt + w->cap_choice_greedy) *
+            w->cap_vol_cap + w->cap_choice_opt + w->cap_choice_greedy + w->cap_wait) *
                sizeof(uint32_t) +
            w->cap_edges * sizeof(pd__aedge_t) + w->cap_edge_vid * sizeof(uint64_t) +
            w->cap_vols * sizeof(vkey_t) + w->cap_first * sizeof(size_t);
@@ -129,9 +136,12 @@ static pd_err collect_orders(pd_engine_t *e, batch_ws_t *w, const pd_batch_req_t
     return PD_OK;
 }
 
-static int64_t pair_score_ms(const pd_engine_t *e, const pd__order_t *o, double score_s) {
-    double s =
-        (double)e->cfg.batch_bonus_s[o->priority] + o->budget_s + e->policy_bound_s - score_s;
+/* base_s is the largest ETA budget of the batch's orders, not the order's
+ * own: with its own, an order with a longer budget would outscore, for the
+ * same volunteer at the same ETA, an order of higher priority. */
+static int64_t pair_score_ms(const pd_engine_t *e, const pd__order_t *o, int32_t base_s,
+                             double score_s) {
+    double s = (double)e->cfg.batch_bonus_s[o->priority] + base_s + e->policy_bound_s - score_s;
     int64_t ms = (int64_t)llround(s * 1000.0);
     return ms < 1 ? 1 : ms;
 }
@@ -140,7 +150,12 @@ static int64_t pair_score_ms(const pd_engine_t *e, const pd__order_t *o, double 
 static pd_err build_graph(pd_engine_t *e, batch_ws_t *w, size_t n_orders, uint32_t k,
                           int64_t now_ms, size_t *ns_out, size_t *ne_out) {
     size_t ns = 0;
-    for (size_t g = 0; g < n_orders; g++) ns += e->orders[w->opos[g]].n_slots;
+    int32_t base_s = 0;
+    for (size_t g = 0; g < n_orders; g++) {
+        const pd__order_t *o = &e->orders[w->opos[g]];
+        ns += o->n_slots;
+        if (o->budget_s > base_s) base_s = o->budget_s;
+    }
     pd_err err;
     if ((err = GROW(w, slot_group, ns)) || (err = GROW(w, slot_idx, ns)) ||
         (err = GROW(w, edges, ns * k)) || (err = GROW(w, edge_vslot, ns * k)) ||
@@ -175,7 +190,7 @@ static pd_err build_graph(pd_engine_t *e, batch_ws_t *w, size_t n_orders, uint32
                 for (size_t i = 0; i < n; i++, ne++) {
                     w->edges[ne].slot = (uint32_t)s;
                     w->edges[ne].vol = e->hits[i].slot;
-                    w->edges[ne].score = pair_score_ms(e, o, e->hits[i].score);
+                    w->edges[ne].score = pair_score_ms(e, o, base_s, e->hits[i].score);
                     w->edge_vslot[ne] = e->hits[i].slot;
                     w->edge_vid[ne] = e->hits[i].id;
                 }
@@ -246,11 +261,23 @@ static inline uint32_t apply_key(uint8_t priority, size_t g) {
     return (uint32_t)(PD_PRIORITY__COUNT - 1 - priority) << GROUP_BITS | (uint32_t)g;
 }
 
+/* Offer o's open slots as a dispatch would; false (and nothing changed)
+ * when a slot has nobody. */
+static bool dispatch_open(pd_engine_t *e, pd__order_t *o, int64_t now_ms) {
+    e->n_picks = 0;
+    if (pd__plan_open_slots(e, o, pd__order_width(e, o), now_ms) != PD__NO_SLOT) return false;
+    pd__commit_picks(e, o, 0, now_ms);
+    return true;
+}
+
 static pd_err apply(pd_engine_t *e, batch_ws_t *w, const uint32_t *choice, size_t n_orders,
                     int64_t now_ms, pd_batch_result_t *res) {
     if (n_orders >= ((size_t)1 << GROUP_BITS)) return PD_ERR_LIMIT;
     pd_err err;
-    if ((err = GROW(w, sorted, n_orders)) || (err = GROW(w, first, n_orders + 1))) return err;
+    if ((err = GROW(w, sorted, n_orders)) || (err = GROW(w, first, n_orders + 1)) ||
+        (err = GROW(w, wait, n_orders))) {
+        return err;
+    }
     size_t events = 0;
     w->first[0] = 0;
     for (size_t g = 0; g < n_orders; g++) {
@@ -282,18 +309,36 @@ static pd_err apply(pd_engine_t *e, batch_ws_t *w, const uint32_t *choice, size_
         }
         pd__commit_picks(e, o, 0, now_ms);
     }
-    /* (b) everything else as a normal dispatch. */
+    /* (b) everything else as a normal dispatch, in the same order. An order
+     * with a slot nobody can take expires at once if it holds offers of
+     * (a) (a team the assignment filled only in part), which frees their
+     * volunteers; one that holds none waits, so that what such an expiry
+     * frees is not lost to it: the waiting orders try again, in the same
+     * order, after each such expiry, and expire at the end. */
+    size_t n_wait = 0;
     for (size_t i = 0; i < n_orders; i++) {
-        pd__order_t *o = &e->orders[w->opos[w->sorted[i] & gmask]];
-        e->n_picks = 0;
-        uint32_t short_slot = pd__plan_open_slots(e, o, pd__order_width(e, o), now_ms);
-        if (short_slot != PD__NO_SLOT) {
-            pd__order_close(e, o, PD_ORDER_EXPIRED, PD_REASON_NO_CANDIDATE, now_ms);
-            res->n_expired++;
-        } else {
-            pd__commit_picks(e, o, 0, now_ms);
-        }
+        uint32_t g = w->sorted[i] & gmask;
+        pd__order_t *o = &e->orders[w->opos[g]];
         res->n_dispatched++;
+        if (dispatch_open(e, o, now_ms)) continue;
+        if (o->n_live == 0) {
+            w->wait[n_wait++] = g;
+            continue;
+        }
+        pd__order_close(e, o, PD_ORDER_EXPIRED, PD_REASON_NO_CANDIDATE, now_ms);
+        res->n_expired++;
+        size_t kept = 0;
+        for (size_t j = 0; j < n_wait; j++) {
+            if (!dispatch_open(e, &e->orders[w->opos[w->wait[j]]], now_ms)) {
+                w->wait[kept++] = w->wait[j];
+            }
+        }
+        n_wait = kept;
+    }
+    for (size_t j = 0; j < n_wait; j++) {
+        pd__order_t *o = &e->orders[w->opos[w->wait[j]]];
+        pd__order_close(e, o, PD_ORDER_EXPIRED, PD_REASON_NO_CANDIDATE, now_ms);
+        res->n_expired++;
     }
     e->n_picks = 0;
     return PD_OK;

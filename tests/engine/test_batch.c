@@ -343,3 +343,86 @@ Test(batch, large_random_feasible_and_applied) {
         pd_engine_destroy(e);
     }
 }
+
+/* ------------------------------------------------------------- found in review */
+
+/* A team the assignment could only half fill holds its batch offer while
+ * the other orders are dispatched; when it then expires, the order that
+ * wanted its volunteer must not have expired for want of them. */
+Test(batch, a_doomed_team_does_not_starve_an_earlier_order) {
+    pd_engine_config_t c = nearest_cfg();
+    pd_engine_t *e = mk_engine(&c);
+    add_vol(e, 1, 0, SAN, 1); /* the only sanitation volunteer */
+    pd_order_spec_t a = mk_order(10, SAN), t = mk_order(11, SAN);
+    a.at = north_m(500); /* farther: the assignment gives 1 to the team */
+    t.need = 2;
+    cr_assert_eq(pd_engine_order_create(e, &a, T0), PD_OK);
+    cr_assert_eq(pd_engine_order_create(e, &t, T0), PD_OK);
+    pd_batch_pair_t opt[4];
+    pd_batch_req_t req = {.optimal = opt, .optimal_cap = 4, .apply = PD_BATCH_APPLY_OPTIMAL};
+    pd_batch_result_t res;
+    cr_assert_eq(pd_engine_batch(e, &req, T0, &res), PD_OK);
+    cr_assert_eq(res.optimal_n, 1);
+    cr_assert_eq(opt[0].order_id, 11);
+    cr_assert_eq(order_state(e, 11), PD_ORDER_EXPIRED); /* nobody for its second slot */
+    cr_assert_eq(order_state(e, 10), PD_ORDER_OFFERED, "the volunteer was free after all");
+    cr_assert_eq(res.n_expired, 1);
+    cr_assert_eq(vol_load(e, 1), 1);
+    check_valid(e, 0, 0);
+    pd_engine_destroy(e);
+}
+
+/* Priority is not outweighed by a larger ETA budget. */
+Test(batch, priority_beats_a_larger_budget) {
+    pd_engine_config_t c = nearest_cfg();
+    pd_engine_t *e = mk_engine(&c);
+    add_vol(e, 1, 100, SAN, 1);
+    pd_order_spec_t a = mk_order(10, SAN), b = mk_order(11, SAN);
+    a.budget_s = 3 * 3600; /* normal, but a generous budget */
+    b.priority = PD_PRIORITY_EMERGENCY;
+    cr_assert_eq(pd_engine_order_create(e, &a, T0), PD_OK);
+    cr_assert_eq(pd_engine_order_create(e, &b, T0), PD_OK);
+    pd_batch_pair_t opt[2], gr[2];
+    pd_batch_req_t req = {.optimal = opt, .optimal_cap = 2, .greedy = gr, .greedy_cap = 2};
+    pd_batch_result_t res;
+    cr_assert_eq(pd_engine_batch(e, &req, T0, &res), PD_OK);
+    cr_assert_eq(res.optimal_n, 1);
+    cr_assert_eq(opt[0].order_id, 11, "the emergency gets the volunteer");
+    cr_assert_eq(gr[0].order_id, 11);
+    pd_engine_destroy(e);
+}
+
+/* Nobody anywhere: an empty graph, every order expires; two volunteers at
+ * the same ETA: the lower id, both solvers, every time. */
+Test(batch, no_candidates_and_ties) {
+    pd_engine_config_t c = nearest_cfg();
+    pd_engine_t *e = mk_engine(&c);
+    pd_order_spec_t a = mk_order(10, SAN), b = mk_order(11, SAN);
+    b.need = 3;
+    cr_assert_eq(pd_engine_order_create(e, &a, T0), PD_OK);
+    cr_assert_eq(pd_engine_order_create(e, &b, T0), PD_OK);
+    pd_batch_req_t req = {.apply = PD_BATCH_APPLY_OPTIMAL};
+    pd_batch_result_t res;
+    cr_assert_eq(pd_engine_batch(e, &req, T0, &res), PD_OK);
+    cr_assert_eq(res.n_slots, 4);
+    cr_assert_eq(res.n_edges, 0);
+    cr_assert_eq(res.optimal_n, 0);
+    cr_assert_eq(res.optimal_score_ms, 0);
+    cr_assert_eq(res.n_expired, 2);
+    cr_assert_eq(order_state(e, 10), PD_ORDER_EXPIRED);
+    cr_assert_eq(order_state(e, 11), PD_ORDER_EXPIRED);
+    add_vol(e, 7, 300, SAN, 1);
+    add_vol(e, 5, 300, SAN, 1);
+    a.id = 12;
+    cr_assert_eq(pd_engine_order_create(e, &a, T0), PD_OK);
+    for (int i = 0; i < 3; i++) {
+        pd_batch_pair_t opt[1], gr[1];
+        pd_batch_req_t q = {.optimal = opt, .optimal_cap = 1, .greedy = gr, .greedy_cap = 1};
+        cr_assert_eq(pd_engine_batch(e, &q, T0, &res), PD_OK);
+        cr_assert_eq(res.n_edges, 2);
+        cr_assert_eq(opt[0].volunteer_id, 5);
+        cr_assert_eq(gr[0].volunteer_id, 5);
+    }
+    check_valid(e, 0, 0);
+    pd_engine_destroy(e);
+}
