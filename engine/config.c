@@ -50,12 +50,14 @@ void pd_engine_config_init(pd_engine_config_t *cfg) {
     }
 }
 
-/* A skill name: 1..31 bytes, no comma, no blank or control character. */
+/* A skill name: 1..31 bytes, no ',' or '|' (the separators of lists of
+ * names here and in the CSV files, whose reader refuses a table with
+ * them), no blank or control character. */
 static bool skill_name_ok(const char *s, size_t len) {
     if (len == 0 || len >= PD_SKILL_NAME_MAX) return false;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c == ',' || c <= ' ' || c == 0x7f) return false;
+        if (c == ',' || c == '|' || c <= ' ' || c == 0x7f) return false;
     }
     return true;
 }
@@ -101,7 +103,10 @@ pd_err pd_engine_config_check(const pd_engine_config_t *cfg) {
 
 /* ------------------------------------------------------------ value parsing */
 
+/* A decimal number: strtod's hexadecimal forms ("0x10", "0x1p4") are not
+ * what anyone writing a config means. */
 static bool parse_double(const char *v, double lo, double hi, double *out) {
+    if (strpbrk(v, "xX")) return false;
     char *end;
     errno = 0;
     double d = strtod(v, &end);
@@ -210,6 +215,9 @@ typedef struct load_s {
     /* the first key refused: its line (0: none) and what it was */
     int bad_line;
     const char *bad_expect;
+    int odd_line; /* the first line too long or with a NUL byte; 0: none */
+    bool odd_nul; /* which of the two */
+    int max_line; /* the longest line libinih takes, bytes with a '\r' */
     char sec[32], key[48], val[48];
 } load_t;
 
@@ -283,12 +291,13 @@ static int on_key_cfg(load_t *ld, const char *sec, const char *key, const char *
         }
     }
     if (KEY("skills", "names",
-            "distinct names of 1..31 bytes without blanks or commas, 64 at most")) {
+            "distinct names of 1..31 bytes without blanks, ',' or '|', 64 at most")) {
         cfg->n_skills = 0;
         memset(cfg->skills, 0, sizeof cfg->skills);
         return *v != '\0' && add_skills(cfg, v);
     }
-    if (KEY("skills", "add", "distinct names of 1..31 bytes without blanks or commas, 64 at most"))
+    if (KEY("skills", "add",
+            "distinct names of 1..31 bytes without blanks, ',' or '|', 64 at most"))
         return *v != '\0' && add_skills(cfg, v);
 #undef IS
 #undef KEY
@@ -309,27 +318,51 @@ static int on_key(void *user, const char *sec, const char *key, const char *v) {
     return ok;
 }
 
-/* libinih's reader, fgets-like, over the file or the string; counts the
- * lines (a line longer than the buffer comes in pieces). */
+/* The next byte of the input; EOF at its end. */
+static int next_byte(load_t *ld) {
+    if (ld->f) return getc(ld->f);
+    return *ld->text ? (unsigned char)*ld->text++ : EOF;
+}
+
+/* libinih's reader, fgets-like, over the file or the string: one whole
+ * line per call, so libinih's line numbers are the file's. A line that
+ * does not fit the buffer is not handed over in pieces (its tail would be
+ * read as a line of its own: a key, or a continuation of the last one),
+ * nor is one with a NUL byte (libinih would see only its head): either is
+ * replaced by "[", which libinih refuses, at its line; a long comment is
+ * just a comment. Leading blanks are dropped, so an indented line is an
+ * ordinary line, never libinih's continuation of the key before it. */
 static char *read_line(char *buf, int num, void *stream) {
     load_t *ld = stream;
-    char *got = NULL;
-    if (ld->f) {
-        got = fgets(buf, num, ld->f);
-    } else if (*ld->text && num > 1) {
-        size_t n = strnlen(ld->text, (size_t)num - 1);
-        const char *nl = memchr(ld->text, '\n', n);
-        if (nl) n = (size_t)(nl - ld->text) + 1;
-        memcpy(buf, ld->text, n);
-        buf[n] = '\0';
-        ld->text += n;
-        got = buf;
+    if (num < 2) return NULL;
+    size_t cap = (size_t)num - 1, n = 0;
+    bool any = false, nul = false;
+    int c;
+    while ((c = next_byte(ld)) != EOF) {
+        any = true;
+        if (c == '\n') break;
+        if (c == '\0') nul = true;
+        if (n < cap) buf[n] = (char)c;
+        n++;
     }
-    if (!got) return NULL;
-    ld->line = ld->next_line;
-    size_t len = strlen(got);
-    if (len && got[len - 1] == '\n') ld->next_line++;
-    return got;
+    if (!any) return NULL;
+    ld->line = ld->next_line++;
+    ld->max_line = (int)cap;
+    buf[n < cap ? n : cap] = '\0';
+    const char *t = buf;
+    if (ld->line == 1 && strncmp(t, "\xEF\xBB\xBF", 3) == 0) t += 3; /* a BOM */
+    t += strspn(t, " \t");
+    if (!nul && n > cap && (*t == ';' || *t == '#')) return buf; /* its head will do */
+    if (nul || n > cap) {
+        if (!ld->odd_line) {
+            ld->odd_line = ld->line;
+            ld->odd_nul = nul;
+        }
+        snprintf(buf, (size_t)num, "[");
+        return buf;
+    }
+    if (t != buf) memmove(buf, t, strlen(t) + 1); /* without the BOM and the blanks */
+    return buf;
 }
 
 /* rc is ini_parse's: 0, the first bad line, -1 (cannot open), -2 (memory). */
@@ -342,8 +375,15 @@ static pd_err finish(int rc, const load_t *ld, int *errline, char *why, size_t c
     } else if (rc > 0) {
         err = PD_ERR_BAD_ARG;
         if (!why) return err;
-        if (ld->bad_line != rc)
-            snprintf(why, cap, "not a [section] or key = value line, or over 200 bytes");
+        if (rc == ld->odd_line && ld->odd_nul)
+            snprintf(why, cap, "a NUL byte in the line");
+        else if (rc == ld->odd_line)
+            snprintf(why, cap,
+                     "line over %d bytes (libinih's limit; a long [skills] list can be "
+                     "split over several add= lines)",
+                     ld->max_line);
+        else if (ld->bad_line != rc)
+            snprintf(why, cap, "not a [section] or key = value line");
         else if (!ld->bad_expect)
             snprintf(why, cap, "unknown key '%s' in [%s] (docs/paidan.ini.example lists them)",
                      ld->key, ld->sec);

@@ -15,10 +15,19 @@ static inline uint32_t day_idx(int64_t day) {
     return (uint32_t)(m < 0 ? m + PD__DAYS : m);
 }
 
+static bool ring_empty(const pd__vrec_t *r) {
+    for (unsigned i = 0; i < PD__DAYS; i++) {
+        if (r->day_min[i]) return false;
+    }
+    return true;
+}
+
 void pd__vrec_add_minutes(pd__vrec_t *r, int64_t day, uint32_t minutes) {
     int64_t last = r->last_day;
-    if (day > last) {
-        if (day - last >= PD__DAYS) {
+    if (day > last || ring_empty(r)) {
+        /* An empty ring holds no day, so any day may start it: a fresh
+         * record (last_day 0) credited before 1970-01-01 too. */
+        if (day - last >= PD__DAYS || day < last) {
             memset(r->day_min, 0, sizeof r->day_min);
         } else {
             for (int64_t d = last + 1; d <= day; d++) r->day_min[day_idx(d)] = 0;
@@ -33,9 +42,7 @@ void pd__vrec_add_minutes(pd__vrec_t *r, int64_t day, uint32_t minutes) {
 }
 
 uint16_t pd__vrec_mark(const pd__vrec_t *r) {
-    bool any = false;
-    for (unsigned i = 0; i < PD__DAYS; i++) any |= r->day_min[i] != 0;
-    if (!any) return 0;
+    if (ring_empty(r)) return 0;
     if (r->last_day < 0 || r->last_day >= PD__MARK_UNKNOWN - 1) return PD__MARK_UNKNOWN;
     return (uint16_t)(r->last_day + 1);
 }

@@ -4,6 +4,7 @@
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "engine_test.h"
 
@@ -220,6 +221,115 @@ Test(config, sixty_four_skills) {
     pd_volunteer_t v = mk_vol(1, 0, ~0ull, 1);
     cr_assert_eq(pd_engine_volunteer_upsert(e, &v, T0), PD_OK);
     pd_engine_destroy(e);
+}
+
+/* Load text, from a string and from a file, expecting err at line (and, if
+ * why is set, a reason containing it). */
+static void load_both(const char *text, size_t len, pd_err want, int want_line,
+                      const char *want_why, pd_engine_config_t *c) {
+    char path[] = "/tmp/pd-test-config-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    FILE *f = fdopen(fd, "w");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(text, 1, len, f), len);
+    fclose(f);
+    for (int from_file = 0; from_file < 2; from_file++) {
+        if (!from_file && memchr(text, '\0', len)) continue; /* a string ends there */
+        int line = -1;
+        char why[256] = "";
+        pd_err err = from_file
+                         ? pd_engine_config_load_ini_why(path, c, &line, why, sizeof why)
+                         : pd_engine_config_load_ini_string_why(text, c, &line, why, sizeof why);
+        cr_assert_eq(err, want, "%s: %s (%s)", from_file ? "file" : "string", pd_err_name(err),
+                     why);
+        cr_assert_eq(line, want_line, "%s: line %d, want %d (%s)", from_file ? "file" : "string",
+                     line, want_line, why);
+        if (want_why) cr_assert(strstr(why, want_why), "'%s' lacks '%s'", why, want_why);
+    }
+    unlink(path);
+}
+
+/* Lines too long for libinih's 200-byte buffer used to reach it in pieces:
+ * the tail of a long comment was read as a key (and applied), every line
+ * number after it was off by one, and a long value was applied cut. */
+Test(config, long_lines_keep_their_line_numbers) {
+    pd_engine_config_t c;
+    char pad[400];
+    memset(pad, 'x', 250);
+    pad[250] = '\0';
+    char text[1024];
+    /* a long comment, then a bad key on line 3 */
+    snprintf(text, sizeof text, "; %s\n[batch]\nk = 0\n", pad);
+    load_both(text, strlen(text), PD_ERR_BAD_ARG, 3, "bad value '0' for k", &c);
+    /* a long comment whose tail looks like a key: still a comment */
+    snprintf(text, sizeof text, "[speeds]\n# %.190s walk_kmh = 99\nbike_kmh = 11\n", pad);
+    load_both(text, strlen(text), PD_OK, 0, NULL, &c);
+    cr_assert_float_eq(c.index.speed_kmh[PD_MODE_WALK], 4.5, 1e-12);
+    cr_assert_float_eq(c.index.speed_kmh[PD_MODE_BIKE], 11.0, 1e-12);
+    /* a long key line is refused at its own line, and nothing of it is kept */
+    snprintf(text, sizeof text, "[skills]\nadd = s%.240s\n[batch]\nk = 0\n", pad);
+    load_both(text, strlen(text), PD_ERR_BAD_ARG, 2, "line over 199 bytes", &c);
+    /* 199 bytes fit (with the newline's '\r' if any); 200 do not */
+    for (int crlf = 0; crlf < 2; crlf++) {
+        int body = 199 - crlf - (int)strlen("walk_kmh = 7 ; ");
+        snprintf(text, sizeof text, "[speeds]\nwalk_kmh = 7 ; %.*s%s[batch]\nk = 5\n", body, pad,
+                 crlf ? "\r\n" : "\n");
+        load_both(text, strlen(text), PD_OK, 0, NULL, &c);
+        cr_assert_float_eq(c.index.speed_kmh[PD_MODE_WALK], 7.0, 1e-12);
+        cr_assert_eq(c.batch_k, 5);
+        snprintf(text, sizeof text, "[speeds]\nwalk_kmh = 7 ; %.*s%s[batch]\nk = 5\n", body + 1,
+                 pad, crlf ? "\r\n" : "\n");
+        load_both(text, strlen(text), PD_ERR_BAD_ARG, 2, "line over 199 bytes", &c);
+    }
+    /* a NUL byte in a file is refused, not read up to */
+    static const char nul[] = "[batch]\nk = 3\0 junk\nnormal_bonus_s = 5\n";
+    load_both(nul, sizeof nul - 1, PD_ERR_BAD_ARG, 2, "NUL", &c);
+}
+
+/* An indented line is an ordinary line, not libinih's continuation of the
+ * key before it (which replaced [skills] names= and overrode values). */
+Test(config, indented_lines_are_not_continuations) {
+    pd_engine_config_t c;
+    const char *text = "[speeds]\n  walk_kmh = 5\n\tbike_kmh = 10\n";
+    load_both(text, strlen(text), PD_OK, 0, NULL, &c);
+    cr_assert_float_eq(c.index.speed_kmh[PD_MODE_WALK], 5.0, 1e-12);
+    cr_assert_float_eq(c.index.speed_kmh[PD_MODE_BIKE], 10.0, 1e-12);
+    text = "[skills]\nnames = a,b\n  c\n";
+    load_both(text, strlen(text), PD_ERR_BAD_ARG, 3, "not a [section] or key = value line", &c);
+    text = "[batch]\nk = 4\n    5\n";
+    load_both(text, strlen(text), PD_ERR_BAD_ARG, 3, NULL, &c);
+    /* a BOM, then an indented section */
+    text = "\xEF\xBB\xBF  [batch]\n  k = 6\n";
+    load_both(text, strlen(text), PD_OK, 0, NULL, &c);
+    cr_assert_eq(c.batch_k, 6);
+}
+
+/* Values the keys' own words rule out. */
+Test(config, odd_values) {
+    pd_engine_config_t c;
+    static const struct {
+        const char *text;
+        const char *why;
+    } cases[] = {
+        /* strtod reads hexadecimal; a config's numbers are decimal */
+        {"[speeds]\nwalk_kmh = 0x5\n", "bad value '0x5' for walk_kmh"},
+        {"[dispatch]\ndetour = 0x1p0\n", "bad value '0x1p0' for detour"},
+        /* '|' separates names in the CSV files, whose reader then refuses
+         * the whole table */
+        {"[skills]\nnames = a|b\n", "bad value 'a|b' for names"},
+        {"[skills]\nadd = flood|rescue\n", "bad value 'flood|rescue' for add"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        load_both(cases[i].text, strlen(cases[i].text), PD_ERR_BAD_ARG, 2, cases[i].why, &c);
+    }
+    pd_engine_config_init(&c);
+    strcpy(c.skills[2], "a|b");
+    cr_assert_eq(pd_engine_config_check(&c), PD_ERR_BAD_ARG);
+    /* still fine: decimals with exponents, UTF-8 names */
+    const char *ok = "[speeds]\nwalk_kmh = 4.5e0\n[skills]\nnames = 助老,助残\n";
+    load_both(ok, strlen(ok), PD_OK, 0, NULL, &c);
+    cr_assert_str_eq(c.skills[1], "助残");
 }
 
 /* ------------------------------------------------------------------ skills */

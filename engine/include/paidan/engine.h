@@ -210,7 +210,7 @@ void pd_engine_config_init(pd_engine_config_t *cfg);
  * Check every field: index config, budget 1 s..24 h, offer timeout 1 s..1 day,
  * grab width 1..PD_MAX_GRAB_WIDTH, weights finite and >= 0, star hours
  * strictly increasing and > 0, offset within +-14 h, batch_k 1..PD_MAX_BATCH_K,
- * bonuses 0..86400, skill names non-empty, unique, without ',' or blanks.
+ * bonuses 0..86400, skill names non-empty, unique, without ',', '|' or blanks.
  * @return PD_OK or PD_ERR_BAD_ARG.
  */
 pd_err pd_engine_config_check(const pd_engine_config_t *cfg);
@@ -729,12 +729,15 @@ typedef struct pd_batch_result_s {
  * an order). For every slot the k best candidates by the policy are found;
  * each qualified pair scores
  *   bonus_s[priority] + budget_s + policy_bound_s - policy_score_s   (> 0)
- * in integer milliseconds, where policy_bound_s is the largest value the
- * policy's non-distance term can take. The optimal assignment is a maximum-
+ * in integer milliseconds, where budget_s is the largest ETA budget of the
+ * batch's orders (one figure for all) and policy_bound_s the largest value
+ * the policy's non-distance term can take. The optimal assignment is a maximum-
  * weight flow (successive shortest paths on min-cost flow); greedy takes
  * pairs by falling score. When applying, each assigned slot gets one offer
  * to its volunteer and every order becomes offered; slots left unassigned
- * are dispatched as usual (which may expire the order, reason no_candidate).
+ * are dispatched as usual (which may expire the order, reason no_candidate;
+ * an order short only for want of a volunteer a partly filled team holds
+ * waits until that team is settled in the same call).
  * @return PD_ERR_NOT_FOUND (unknown id), PD_ERR_ILLEGAL (an order not created),
  * PD_ERR_BAD_ARG (duplicate ids, k out of range), PD_ERR_BOUNDS (an output
  * buffer too small for its assignment), PD_ERR_NOMEM. Unchanged on error.
