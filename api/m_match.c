@@ -36,7 +36,9 @@ static bool policy_score(void *ud, uint32_t slot, uint64_t id, uint16_t mark, do
     return pd_engine_policy_score(pc->e, pc->policy, slot, pc->now_ms, eta_s, score) == PD_OK;
 }
 
-/* The hours a [start, start + duration) window needs, unless ignored. */
+/* The hours a [start, start + duration) window needs, unless ignored.
+ * Without default_now (match.mobilize) there is no window unless `start`
+ * or `duration_min` is given; given either, the other takes its default. */
 static pd_err window_or_reply(pd_conn_t *c, const msgpack_object *p, pd_week_t *need,
                               bool default_now) {
     const pd_engine_t *e = c->srv->engine;
@@ -48,7 +50,8 @@ static pd_err window_or_reply(pd_conn_t *c, const msgpack_object *p, pd_week_t *
     if (pd_arg_opt_i64_or_reply(c, p, "duration_min", 0, PD_WEEK_HOURS * 60, 60, &dur))
         return PD_ERR_BAD_ARG;
     *need = pd_week_none();
-    if (ignore || (!default_now && !pd_arg_find(p, "start"))) return PD_OK;
+    if (ignore || (!default_now && !pd_arg_find(p, "start") && !pd_arg_find(p, "duration_min")))
+        return PD_OK;
     if (pd_engine_week_window(e, start, (int32_t)dur, need) != PD_OK) {
         pd_reply_error(c, PD_ERR_BAD_ARG, "'start'/'duration_min' do not make a time window");
         return PD_ERR_BAD_ARG;
@@ -156,7 +159,7 @@ void pd_m_match_mobilize(pd_conn_t *c, const msgpack_object *p) {
     m.budget_s = minutes * 60.0;
     if (!pd_week_is_empty(&need)) {
         m.check_schedule = true;
-        pd_arg_opt_i64_or_reply(c, p, "start", 0, PD_TIME_MAX_MS, 0, &m.start_ms);
+        pd_arg_opt_i64_or_reply(c, p, "start", 0, PD_TIME_MAX_MS, c->srv->now_ms, &m.start_ms);
         int64_t dur = 60;
         pd_arg_opt_i64_or_reply(c, p, "duration_min", 0, PD_WEEK_HOURS * 60, 60, &dur);
         m.duration_min = (int32_t)dur;

@@ -6,6 +6,7 @@
  * afterwards (view.c, pd_reply_order), so a client never needs a second
  * round trip to learn the new state or the offers made.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "args.h"
@@ -379,6 +380,16 @@ void pd_m_order_candidates(pd_conn_t *c, const msgpack_object *p) {
     if (pd_arg_get_u64_or_reply(c, p, "id", &id)) return;
     if (pd_arg_opt_i64_or_reply(c, p, "slot", 0, PD_ORDER_MAX_SLOTS - 1, 0, &slot)) return;
     if (pd_arg_opt_i64_or_reply(c, p, "k", 1, CANDIDATES_MAX_K, 10, &k)) return;
+    /* A closed order is never dispatched again, and keeps only its
+     * accepted offers: the volunteers who were asked would come back as
+     * candidates. */
+    pd_order_info_t oi;
+    if (pd_engine_order_get(c->srv->engine, id, &oi) == PD_OK && oi.state >= PD_ORDER_COMPLETED) {
+        const char *st = pd_order_state_name((pd_order_state)oi.state);
+        pd_reply_error(c, PD_ERR_ILLEGAL, "order %llu is %s: a closed order has no candidates",
+                       (unsigned long long)id, st ? st : "closed");
+        return;
+    }
     pd_hit_t *hits = pd_server_scratch(c->srv, (size_t)k * sizeof(pd_hit_t));
     if (!hits) {
         pd_reply_error(c, PD_ERR_NOMEM, "out of memory");
@@ -424,6 +435,42 @@ static void pack_pairs(msgpack_packer *pk, const pd_batch_pair_t *pairs, size_t 
         pd_pack_kv_u64(pk, "volunteer", pairs[i].volunteer_id);
         pd_pack_kv_i64(pk, "score_ms", pairs[i].score_ms);
     }
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The engine refused the batch `ids` as a whole: name the order that made
+ * it, in the order the engine checks them (unknown, not created, then
+ * duplicates). Sorts ids, which are not needed after. */
+static void reply_batch_refusal(pd_conn_t *c, pd_err err, uint64_t *ids, size_t n) {
+    const pd_engine_t *e = c->srv->engine;
+    for (size_t i = 0; i < n; i++) {
+        pd_order_info_t oi;
+        if (pd_engine_order_get(e, ids[i], &oi) != PD_OK) {
+            pd_reply_error(c, PD_ERR_NOT_FOUND, "order %llu in 'orders' not found",
+                           (unsigned long long)ids[i]);
+            return;
+        }
+        if (oi.state != PD_ORDER_CREATED) {
+            const char *st = pd_order_state_name((pd_order_state)oi.state);
+            pd_reply_error(c, PD_ERR_ILLEGAL,
+                           "order %llu is %s: a batch takes only created orders (dispatch: false)",
+                           (unsigned long long)ids[i], st ? st : "unknown");
+            return;
+        }
+    }
+    qsort(ids, n, sizeof(*ids), cmp_u64);
+    for (size_t i = 1; i < n; i++) {
+        if (ids[i] == ids[i - 1]) {
+            pd_reply_error(c, PD_ERR_BAD_ARG, "order %llu is in 'orders' twice",
+                           (unsigned long long)ids[i]);
+            return;
+        }
+    }
+    pd_reply_error(c, err, "batch: %s", pd_strerror(err));
 }
 
 void pd_m_dispatch_batch(pd_conn_t *c, const msgpack_object *p) {
@@ -492,16 +539,8 @@ void pd_m_dispatch_batch(pd_conn_t *c, const msgpack_object *p) {
     pd_batch_result_t res;
     memset(&res, 0, sizeof(res));
     pd_err err = pd_engine_batch(e, &req, c->srv->now_ms, &res);
-    if (err == PD_ERR_ILLEGAL) {
-        pd_reply_error(c, err, "every order in a batch must be created and not dispatched");
-        return;
-    }
-    if (err == PD_ERR_NOT_FOUND) {
-        pd_reply_error(c, err, "an order in 'orders' was not found");
-        return;
-    }
-    if (err == PD_ERR_BAD_ARG) {
-        pd_reply_error(c, err, "duplicate order ids in 'orders'");
+    if (orders && (err == PD_ERR_ILLEGAL || err == PD_ERR_NOT_FOUND || err == PD_ERR_BAD_ARG)) {
+        reply_batch_refusal(c, err, ids, n_orders);
         return;
     }
     if (err) {

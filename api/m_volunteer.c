@@ -10,6 +10,17 @@
 #include "methods.h"
 #include "view.h"
 
+/* ILLEGAL from an upsert or update: the new capacity is below what the
+ * volunteer holds now (the engine's only refusal of that kind). */
+static void reply_capacity_below_load(pd_conn_t *c, uint64_t id, int64_t cap) {
+    pd_volunteer_info_t vi;
+    unsigned load = 0;
+    if (pd_engine_volunteer_get(c->srv->engine, id, c->srv->now_ms, &vi) == PD_OK) load = vi.v.load;
+    pd_reply_error(c, PD_ERR_ILLEGAL,
+                   "volunteer %llu holds %u offers and orders now: 'capacity' %lld is below that",
+                   (unsigned long long)id, load, (long long)cap);
+}
+
 static const char *const volunteer_keys[] = {"id",   "lat",      "lon",      "skills", "tags",
                                              "mode", "schedule", "capacity", "status", NULL};
 
@@ -42,6 +53,10 @@ void pd_m_volunteer_upsert(pd_conn_t *c, const msgpack_object *p) {
     pd_volunteer_t old;
     bool created = pd_index_get(pd_engine_get_index(e), v.id, &old) != PD_OK;
     pd_err err = pd_engine_volunteer_upsert(e, &v, c->srv->now_ms);
+    if (err == PD_ERR_ILLEGAL) {
+        reply_capacity_below_load(c, v.id, cap);
+        return;
+    }
     if (err) {
         pd_reply_engine_error(c, err, "volunteer", v.id);
         return;
@@ -107,6 +122,10 @@ void pd_m_volunteer_update(pd_conn_t *c, const msgpack_object *p) {
         patch.fields |= PD_VF_STATUS;
     }
     err = pd_engine_volunteer_update(e, id, &patch, c->srv->now_ms);
+    if (err == PD_ERR_ILLEGAL) {
+        reply_capacity_below_load(c, id, patch.capacity);
+        return;
+    }
     if (err) {
         pd_reply_engine_error(c, err, "volunteer", id);
         return;

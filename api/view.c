@@ -48,8 +48,12 @@ void pd_pack_week(msgpack_packer *pk, const pd_week_t *w) {
 void pd_pack_hit(msgpack_packer *pk, const pd_hit_t *h) {
     msgpack_pack_map(pk, 4);
     pd_pack_kv_u64(pk, "id", h->id);
-    pd_pack_kv_double(pk, "eta_s", h->eta_s);
-    pd_pack_kv_double(pk, "distance_m", h->distance_m);
+    /* the index keeps these as floats: sent as float32 (5 bytes, not 9),
+     * as docs/protocol.md says and paidan-cli prints them */
+    pd_pack_cstr(pk, "eta_s");
+    msgpack_pack_float(pk, h->eta_s);
+    pd_pack_cstr(pk, "distance_m");
+    msgpack_pack_float(pk, h->distance_m);
     pd_pack_kv_double(pk, "score", h->score);
 }
 

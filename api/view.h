@@ -23,7 +23,7 @@ void pd_pack_tags(msgpack_packer *pk, uint64_t mask);
 /** A weekly schedule as [[weekday, start_hour, end_hour], ...], runs within each day. */
 void pd_pack_week(msgpack_packer *pk, const pd_week_t *w);
 
-/** A hit: {id, eta_s, distance_m, score}. */
+/** A hit: {id, eta_s, distance_m, score}; eta_s and distance_m as float32. */
 void pd_pack_hit(msgpack_packer *pk, const pd_hit_t *h);
 
 /** Keys pd_pack_order_fields() writes. */

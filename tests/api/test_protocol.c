@@ -584,6 +584,119 @@ Test(shutdown, sigint_exits_zero, .timeout = 30) {
     pd_client_destroy(c);
 }
 
+/* ------------------------------------------------- what protocol.md says */
+
+TestSuite(documented, .init = start_small, .fini = stop, .timeout = 30);
+
+static void expect_hit_types(const msgpack_object *hits) {
+    cr_assert_eq(hits->type, MSGPACK_OBJECT_ARRAY);
+    cr_assert_gt(hits->via.array.size, 0);
+    for (uint32_t i = 0; i < hits->via.array.size; i++) {
+        const msgpack_object *h = &hits->via.array.ptr[i];
+        cr_assert_eq(pd_client_map_get(h, "eta_s")->type, MSGPACK_OBJECT_FLOAT32);
+        cr_assert_eq(pd_client_map_get(h, "distance_m")->type, MSGPACK_OBJECT_FLOAT32);
+        cr_assert_eq(pd_client_map_get(h, "score")->type, MSGPACK_OBJECT_FLOAT64);
+    }
+}
+
+/* "eta_s and distance_m are sent as 32-bit floats ... and score as a
+ * 64-bit one": in every reply that holds hits. */
+Test(documented, hit_eta_and_distance_are_float32) {
+    seed();
+    pd_client_t *c = srv_connect(&srv);
+    pd_msg_t m = call_ok(c, "match.nearby", "{\"lat\":30.601,\"lon\":114.301}");
+    expect_hit_types(&m.result);
+    m = call_ok(c, "match.mobilize", "{\"lat\":30.601,\"lon\":114.301,\"radius_m\":2000}");
+    expect_hit_types(pd_client_map_get(&m.result, "volunteers"));
+    call_ok(c, "order.create",
+            "{\"id\":5,\"lat\":30.601,\"lon\":114.301,\"skills\":[],\"dispatch\":false}");
+    m = call_ok(c, "order.candidates", "{\"id\":5}");
+    expect_hit_types(&m.result);
+    pd_client_destroy(c);
+}
+
+/* ILLEGAL for a capacity below what the volunteer holds says so, and
+ * nothing changes. */
+Test(documented, capacity_below_load_is_named) {
+    seed(); /* volunteer 1, capacity 2 */
+    pd_client_t *c = srv_connect(&srv);
+    call_ok(c, "order.create", "{\"id\":5,\"lat\":30.6,\"lon\":114.3,\"skills\":[]}");
+    call_ok(c, "order.create", "{\"id\":6,\"lat\":30.6,\"lon\":114.3,\"skills\":[]}");
+    pd_msg_t m = call_ok(c, "volunteer.get", "{\"id\":1}");
+    cr_assert_eq(map_int(&m.result, "load"), 2);
+    m = call_err(c, "volunteer.update", "{\"id\":1,\"capacity\":1}", PD_ERR_ILLEGAL);
+    cr_assert(strstr(m.message, "holds 2") && strstr(m.message, "'capacity' 1"), "%s", m.message);
+    m = call_err(c, "volunteer.upsert",
+                 "{\"id\":1,\"lat\":30.6,\"lon\":114.3,\"skills\":[],\"capacity\":1}",
+                 PD_ERR_ILLEGAL);
+    cr_assert(strstr(m.message, "holds 2") && strstr(m.message, "'capacity' 1"), "%s", m.message);
+    m = call_ok(c, "volunteer.get", "{\"id\":1}");
+    cr_assert_eq(map_int(&m.result, "capacity"), 2);
+    cr_assert_eq(pd_client_map_get(&m.result, "skills")->via.array.size, 1);
+    pd_client_destroy(c);
+}
+
+/* A refused dispatch.batch names the order that made it refuse, and
+ * dispatches nothing. */
+Test(documented, batch_refusal_names_the_order) {
+    seed();
+    pd_client_t *c = srv_connect(&srv);
+    call_ok(c, "order.create",
+            "{\"id\":20,\"lat\":30.6,\"lon\":114.3,\"skills\":[],\"dispatch\":false}");
+    call_ok(c, "order.create",
+            "{\"id\":21,\"lat\":30.6,\"lon\":114.3,\"skills\":[],\"dispatch\":false}");
+    call_ok(c, "order.create", "{\"id\":22,\"lat\":30.6,\"lon\":114.3,\"skills\":[]}");
+    pd_msg_t m = call_err(c, "dispatch.batch", "{\"orders\":[20,99]}", PD_ERR_NOT_FOUND);
+    cr_assert(strstr(m.message, "order 99 "), "%s", m.message);
+    m = call_err(c, "dispatch.batch", "{\"orders\":[20,22]}", PD_ERR_ILLEGAL);
+    cr_assert(strstr(m.message, "order 22 is offered"), "%s", m.message);
+    m = call_err(c, "dispatch.batch", "{\"orders\":[21,20,21]}", PD_ERR_BAD_ARG);
+    cr_assert(strstr(m.message, "order 21 "), "%s", m.message);
+    m = call_ok(c, "order.list", "{\"state\":\"created\"}");
+    cr_assert_eq(pd_client_map_get(&m.result, "orders")->via.array.size, 2);
+    pd_client_destroy(c);
+}
+
+/* match.mobilize checks schedules when given a window: `duration_min`
+ * alone is the window from now, not an argument ignored. */
+Test(documented, mobilize_duration_alone_checks_schedules) {
+    pd_client_t *c = srv_connect(&srv);
+    /* an empty schedule: never available */
+    call_ok(c, "volunteer.upsert",
+            "{\"id\":1,\"lat\":30.6,\"lon\":114.3,\"skills\":[],\"schedule\":[]}");
+    pd_msg_t m = call_ok(c, "match.mobilize", "{\"lat\":30.6,\"lon\":114.3,\"radius_m\":1000}");
+    cr_assert_eq(map_int(&m.result, "count"), 1);
+    m = call_ok(c, "match.mobilize",
+                "{\"lat\":30.6,\"lon\":114.3,\"radius_m\":1000,\"duration_min\":30}");
+    cr_assert_eq(map_int(&m.result, "count"), 0);
+    m = call_ok(c, "match.mobilize",
+                "{\"lat\":30.6,\"lon\":114.3,\"radius_m\":1000,\"duration_min\":30,"
+                "\"ignore_schedule\":true}");
+    cr_assert_eq(map_int(&m.result, "count"), 1);
+    pd_client_destroy(c);
+}
+
+/* order.candidates excludes the volunteers already asked; a closed order
+ * has forgotten most of them (it keeps only accepted offers), so asking is
+ * refused rather than answered with volunteers who declined. */
+Test(documented, candidates_of_a_closed_order_refused) {
+    seed();
+    pd_client_t *c = srv_connect(&srv);
+    call_ok(c, "order.create", "{\"id\":5,\"lat\":30.6,\"lon\":114.3,\"skills\":[]}");
+    pd_msg_t m = call_ok(c, "order.decline", "{\"id\":5,\"volunteer\":1}");
+    cr_assert_str_eq(map_str(&m.result, "state"), "expired"); /* nobody left */
+    call_ok(c, "order.create",
+            "{\"id\":6,\"lat\":30.6,\"lon\":114.3,\"skills\":[],\"dispatch\":false}");
+    m = call_ok(c, "order.candidates", "{\"id\":6}");
+    cr_assert_eq(m.result.via.array.size, 1);
+    call_ok(c, "order.cancel", "{\"id\":6}");
+    m = call_err(c, "order.candidates", "{\"id\":5}", PD_ERR_ILLEGAL);
+    cr_assert(strstr(m.message, "order 5 is expired"), "%s", m.message);
+    m = call_err(c, "order.candidates", "{\"id\":6}", PD_ERR_ILLEGAL);
+    cr_assert(strstr(m.message, "order 6 is cancelled"), "%s", m.message);
+    pd_client_destroy(c);
+}
+
 /* ----------------------------------------------------------------- fuzz */
 
 /* Mutated requests, one per connection (the write side is shut right
