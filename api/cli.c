@@ -5,7 +5,8 @@
  *
  * One-shot mode prints the result as one line of JSON and exits 0; a server
  * error goes to stderr as "error CODE NAME: message" and the exit status is
- * 1; a connection or usage problem exits 2. With -f the tool stays and
+ * 1; a connection or usage problem, or output that cannot be written (a
+ * full disk), exits 2. With -f the tool stays and
  * prints notifications ("METHOD {json}") after the result until the server
  * closes the connection -- the way to watch events after `subscribe`.
  *
@@ -14,7 +15,9 @@
  * and prints notifications that arrived in between as
  * "notification METHOD {json}"; an error names its input line. It goes on
  * after an error and exits 0 at end of input when every command succeeded,
- * 1 when one failed, 2 if the connection breaks.
+ * 1 when one failed, 2 if the connection breaks. After a `subscribe`, one
+ * last ping at the end of input brings in the notifications the last
+ * command caused (the server sends them just after its reply).
  *
  * The token comes from -a or, so it stays out of `ps`, from PAIDAN_TOKEN.
  */
@@ -47,8 +50,20 @@ static void usage(FILE *f) {
             "\n"
             "Results print as JSON on stdout; errors as \"error CODE NAME: message\" on\n"
             "stderr with exit status 1 (reading stdin: \"line N: error ...\", and exit 1\n"
-            "at the end if any command failed). A connection or usage problem exits 2.\n",
+            "at the end if any command failed). A connection or usage problem, or output\n"
+            "that cannot be written, exits 2.\n",
             CLI_DEFAULT_PORT);
+}
+
+/* errno of the first failed write to stdout, 0 if none (main reports it) */
+static int out_errno;
+
+/* Flush stdout; false (and out_errno set) if any output was lost. */
+static bool flush_out(void) {
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout)) return true;
+    if (!out_errno) out_errno = errno ? errno : EIO;
+    return false;
 }
 
 /* line: the input line of the command (stdin mode), 0 for one-shot */
@@ -115,6 +130,7 @@ static int run(pd_client_t *c, long line, const char *method, const char *json) 
     pd_err err = pd_client_call(c, method, sb.data, sb.size, &reply);
     msgpack_sbuffer_destroy(&sb);
     if (err) {
+        if (line > 0) fprintf(stderr, "line %ld: ", line);
         fprintf(stderr, "error: %s (%s)\n", pd_strerror(err), pd_client_last_error(c));
         return 2;
     }
@@ -124,8 +140,17 @@ static int run(pd_client_t *c, long line, const char *method, const char *json) 
     }
     pd_json_print(stdout, &reply.result);
     fputc('\n', stdout);
-    fflush(stdout);
+    flush_out();
     return 0;
+}
+
+/* Print the notifications pd_client_call() kept while it waited. */
+static void print_kept(pd_client_t *c) {
+    while (pd_client_pending_notifications(c) > 0) {
+        pd_msg_t m;
+        if (pd_client_read(c, &m) != PD_OK) break;
+        print_notification(&m, "notification ");
+    }
 }
 
 static int interactive(pd_client_t *c) {
@@ -134,8 +159,15 @@ static int interactive(pd_client_t *c) {
     ssize_t n;
     int rc = 0;
     long lineno = 0;
+    bool subscribed = false;
     while ((n = getline(&line, &cap, stdin)) >= 0) {
         lineno++;
+        if (memchr(line, '\0', (size_t)n)) {
+            /* the rest of the line would be dropped without a word */
+            fprintf(stderr, "line %ld: error: NUL byte in the line\n", lineno);
+            rc = 1;
+            continue;
+        }
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
         char *p = line;
         while (*p == ' ' || *p == '\t') p++;
@@ -153,14 +185,19 @@ static int interactive(pd_client_t *c) {
             break;
         }
         if (r == 1) rc = 1; /* go on; the exit status says one failed */
-        while (pd_client_pending_notifications(c) > 0) {
-            pd_msg_t m;
-            if (pd_client_read(c, &m) != PD_OK) break;
-            print_notification(&m, "notification ");
-        }
-        fflush(stdout);
+        if (r == 0 && strcmp(method, "subscribe") == 0) subscribed = true;
+        print_kept(c);
+        if (!flush_out()) break; /* main reports it */
     }
     free(line);
+    /* The server sends the notifications a request causes just after its
+     * reply, so at the end of the input those of the last command may still
+     * be on the way: a ping, answered after them, brings them in. */
+    if (subscribed && rc != 2 && !out_errno) {
+        pd_msg_t m;
+        if (pd_client_call(c, "ping", NULL, 0, &m) == PD_OK) print_kept(c);
+        flush_out();
+    }
     return rc;
 }
 
@@ -171,7 +208,7 @@ static int follow(pd_client_t *c) {
         if (pd_client_read(c, &m) != PD_OK) return 0;
         if (m.type == PD_MSG_NOTIFICATION) {
             print_notification(&m, "");
-            fflush(stdout);
+            if (!flush_out()) return 0; /* main reports it */
         }
     }
 }
@@ -228,6 +265,10 @@ int main(int argc, char **argv) {
                 return 2;
         }
     }
+    if (follow_mode && optind >= argc) {
+        fprintf(stderr, "paidan-cli: -f needs a METHOD\ntry 'paidan-cli --help'\n");
+        return 2;
+    }
     if (argc - optind > 2) {
         fprintf(stderr,
                 "paidan-cli: unexpected argument '%s' (params are one JSON object: quote it)\n"
@@ -269,5 +310,11 @@ int main(int argc, char **argv) {
         }
     }
     pd_client_destroy(c);
+    /* A result that could not be written is not a success (a full disk, a
+     * closed stdout): say so, and exit as for a connection problem. */
+    if (!flush_out()) {
+        fprintf(stderr, "paidan-cli: writing the output: %s\n", strerror(out_errno));
+        rc = 2;
+    }
     return rc;
 }

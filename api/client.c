@@ -21,6 +21,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,29 +41,55 @@ typedef struct note_s {
 } note_t;
 
 struct pd_client_s {
-    int fd;               /* the connected socket */
-    int timeout_ms;       /* I/O timeout, <= 0 = none */
-    uint32_t next_msgid;  /* id of the next request */
-    msgpack_sbuffer out;  /* queued requests */
-    msgpack_packer pk;    /* packs into out */
-    char *in;             /* received bytes */
-    size_t in_off;        /* first unread byte */
-    size_t in_len;        /* bytes held */
-    size_t in_cap;        /* capacity of in */
-    pd_frame_scan_t scan; /* state of the frame being received */
-    msgpack_zone zone;    /* decoded objects of the last message */
-    note_t *head, *tail;  /* notifications kept by pd_client_call() */
-    size_t n_notes;       /* length of that FIFO */
-    note_t *held;         /* the kept frame being read now */
-    char err[128];        /* text of the last I/O error */
+    int fd;                 /* the connected socket */
+    int timeout_ms;         /* I/O timeout, <= 0 = none */
+    uint32_t next_msgid;    /* id of the next request */
+    msgpack_sbuffer out;    /* queued requests */
+    msgpack_packer pk;      /* packs into out */
+    char *in;               /* received bytes */
+    size_t in_off;          /* first unread byte */
+    size_t in_len;          /* bytes held */
+    size_t in_cap;          /* capacity of in */
+    pd_frame_scan_t scan;   /* state of the frame being received */
+    msgpack_zone zone;      /* decoded objects of the last message */
+    note_t *head, *tail;    /* notifications kept by pd_client_call() */
+    size_t n_notes;         /* length of that FIFO */
+    note_t *held;           /* the kept frame being read now */
+    size_t mark;            /* where the request of pd_client_begin() starts in out */
+    pd_err broken;          /* not 0 once the byte stream cannot be parsed further */
+    const char *broken_why; /* and why (static text) */
+    char err[128];          /* text of the last error */
 };
 
-static pd_err io_fail(pd_client_t *c, const char *what, int errnum) {
+/* Record why a call fails (for pd_client_last_error()) and return err. */
+static pd_err fail_with(pd_client_t *c, pd_err err, const char *what, int errnum) {
     if (errnum)
         snprintf(c->err, sizeof(c->err), "%s: %s", what, strerror(errnum));
     else
         snprintf(c->err, sizeof(c->err), "%s", what);
-    return PD_ERR_IO;
+    return err;
+}
+
+static pd_err io_fail(pd_client_t *c, const char *what, int errnum) {
+    return fail_with(c, PD_ERR_IO, what, errnum);
+}
+
+/* The bytes from `mark` to the end of the send buffer must be exactly one
+ * MessagePack object (the request), or the server would read the stream
+ * out of step: anything else is dropped. The scan also enforces the
+ * protocol's nesting limit, which counts the request array itself. */
+static pd_err check_request(pd_client_t *c, size_t mark) {
+    pd_frame_scan_t scan;
+    pd_frame_scan_init(&scan, SIZE_MAX);
+    size_t have = c->out.size - mark, flen = 0;
+    pd_err err = pd_frame_scan(&scan, (const uint8_t *)c->out.data + mark, have, &flen);
+    if (err == PD_OK && flen == have) return PD_OK;
+    c->out.size = mark;
+    const char *why = scan.too_deep  ? "request nested deeper than the protocol allows"
+                      : err != PD_OK ? "params are not valid MessagePack"
+                      : flen == 0    ? "params are not one whole MessagePack object"
+                                     : "params hold more than one MessagePack object";
+    return fail_with(c, PD_ERR_BAD_ARG, why, 0);
 }
 
 /* poll() one descriptor; timeout_ms < 0 waits for ever, 0 does not wait. */
@@ -194,6 +221,7 @@ const char *pd_client_last_error(const pd_client_t *c) {
 /* ------------------------------------------------------------- sending */
 
 msgpack_packer *pd_client_begin(pd_client_t *c, const char *method, uint32_t *msgid) {
+    c->mark = c->out.size;
     uint32_t id = c->next_msgid++;
     if (msgid) *msgid = id;
     size_t mlen = strlen(method);
@@ -205,12 +233,13 @@ msgpack_packer *pd_client_begin(pd_client_t *c, const char *method, uint32_t *ms
     return &c->pk;
 }
 
-void pd_client_end(pd_client_t *c) {
-    (void)c;
+pd_err pd_client_end(pd_client_t *c) {
+    return check_request(c, c->mark);
 }
 
 pd_err pd_client_send(pd_client_t *c, const char *method, const void *params, size_t len,
                       uint32_t *msgid) {
+    if (!method) return fail_with(c, PD_ERR_BAD_ARG, "no method name", 0);
     size_t mark = c->out.size;
     msgpack_packer *pk = pd_client_begin(c, method, msgid);
     int rc;
@@ -218,12 +247,11 @@ pd_err pd_client_send(pd_client_t *c, const char *method, const void *params, si
         rc = msgpack_sbuffer_write(&c->out, params, len);
     else
         rc = msgpack_pack_map(pk, 0);
-    pd_client_end(c);
     if (rc != 0) {
         c->out.size = mark;
-        return PD_ERR_NOMEM;
+        return fail_with(c, PD_ERR_NOMEM, "out of memory", 0);
     }
-    return PD_OK;
+    return check_request(c, mark);
 }
 
 pd_err pd_client_send_raw(pd_client_t *c, const void *bytes, size_t len) {
@@ -232,21 +260,33 @@ pd_err pd_client_send_raw(pd_client_t *c, const void *bytes, size_t len) {
 
 pd_err pd_client_flush(pd_client_t *c) {
     size_t off = 0;
+    pd_err err = PD_OK;
     while (off < c->out.size) {
         if (c->timeout_ms > 0) {
             int r = wait_fd(c->fd, POLLOUT, c->timeout_ms);
-            if (r == 0) return io_fail(c, "timed out writing", 0);
-            if (r < 0) return io_fail(c, "poll", errno);
+            if (r <= 0) {
+                err = r == 0 ? io_fail(c, "timed out writing", 0) : io_fail(c, "poll", errno);
+                break;
+            }
         }
-        ssize_t n = send(c->fd, c->out.data + off, c->out.size - off, MSG_NOSIGNAL);
+        /* Without MSG_DONTWAIT a blocking send() waits until all of a big
+         * request is taken, however long the peer does not read. */
+        int flags = MSG_NOSIGNAL | (c->timeout_ms > 0 ? MSG_DONTWAIT : 0);
+        ssize_t n = send(c->fd, c->out.data + off, c->out.size - off, flags);
         if (n < 0) {
-            if (errno == EINTR) continue;
-            return io_fail(c, "send", errno);
+            if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
+            err = io_fail(c, "send", errno);
+            break;
         }
         off += (size_t)n;
     }
-    c->out.size = 0;
-    return PD_OK;
+    /* Keep only what was not sent: a later flush (after a timeout) must go
+     * on where this one stopped, not send the first bytes again. */
+    if (off > 0) {
+        memmove(c->out.data, c->out.data + off, c->out.size - off);
+        c->out.size -= off;
+    }
+    return err;
 }
 
 /* ------------------------------------------------------------- reading */
@@ -274,7 +314,7 @@ static pd_err fill(pd_client_t *c) {
         size_t cap = c->in_cap ? c->in_cap * 2 : CLIENT_READ_CHUNK * 2;
         while (cap - c->in_len < CLIENT_READ_CHUNK) cap *= 2;
         char *p = realloc(c->in, cap);
-        if (!p) return PD_ERR_NOMEM;
+        if (!p) return fail_with(c, PD_ERR_NOMEM, "out of memory", 0);
         c->in = p;
         c->in_cap = cap;
     }
@@ -297,11 +337,19 @@ static pd_err fill(pd_client_t *c) {
 
 /* The next whole frame from the socket; it stays in c->in until the next fill. */
 static pd_err next_frame(pd_client_t *c, const char **frame, size_t *len) {
+    /* After a bad frame the stream has no next one: say so again. */
+    if (c->broken) return fail_with(c, c->broken, c->broken_why, 0);
     for (;;) {
         size_t flen = 0;
         pd_err err = pd_frame_scan(&c->scan, (const uint8_t *)c->in + c->in_off,
                                    c->in_len - c->in_off, &flen);
-        if (err) return err;
+        if (err) {
+            c->broken = err;
+            c->broken_why = err == PD_ERR_TOO_LARGE ? "server sent a message over 1 GiB"
+                            : c->scan.too_deep      ? "server sent a message nested too deeply"
+                                                    : "server sent bytes that are not MessagePack";
+            return fail_with(c, err, c->broken_why, 0);
+        }
         if (flen > 0) {
             *frame = c->in + c->in_off;
             *len = flen;
@@ -372,6 +420,16 @@ static pd_err decode(pd_client_t *c, const char *frame, size_t len, pd_msg_t *ms
     return PD_ERR_BAD_REQUEST;
 }
 
+/* decode(), with the reason of a failure kept for pd_client_last_error(). */
+static pd_err decode_msg(pd_client_t *c, const char *frame, size_t len, pd_msg_t *msg) {
+    pd_err err = decode(c, frame, len, msg);
+    if (err == PD_ERR_NOMEM) return fail_with(c, err, "out of memory", 0);
+    if (err)
+        return fail_with(c, err, "server sent a message that is not a response or a notification",
+                         0);
+    return PD_OK;
+}
+
 pd_err pd_client_read(pd_client_t *c, pd_msg_t *msg) {
     free(c->held);
     c->held = NULL;
@@ -381,13 +439,13 @@ pd_err pd_client_read(pd_client_t *c, pd_msg_t *msg) {
         if (!c->head) c->tail = NULL;
         c->n_notes--;
         c->held = n;
-        return decode(c, n->data, n->len, msg);
+        return decode_msg(c, n->data, n->len, msg);
     }
     const char *frame;
     size_t len;
     pd_err err = next_frame(c, &frame, &len);
     if (err) return err;
-    return decode(c, frame, len, msg);
+    return decode_msg(c, frame, len, msg);
 }
 
 pd_err pd_client_read_response(pd_client_t *c, pd_msg_t *msg) {
@@ -398,11 +456,11 @@ pd_err pd_client_read_response(pd_client_t *c, pd_msg_t *msg) {
         size_t len;
         pd_err err = next_frame(c, &frame, &len);
         if (err) return err;
-        err = decode(c, frame, len, msg);
+        err = decode_msg(c, frame, len, msg);
         if (err) return err;
         if (msg->type == PD_MSG_RESPONSE) return PD_OK;
         note_t *n = malloc(sizeof(*n) + len);
-        if (!n) return PD_ERR_NOMEM;
+        if (!n) return fail_with(c, PD_ERR_NOMEM, "out of memory", 0);
         n->next = NULL;
         n->len = len;
         memcpy(n->data, frame, len);

@@ -3,7 +3,11 @@
  * Reading builds a msgpack_object tree in a zone (containers collect their
  * children in a growing scratch array first, because MessagePack needs the
  * count before the elements), then packs it in one go, so a syntax error
- * halfway packs nothing. Nesting is limited to 64 levels.
+ * halfway packs nothing. Nesting is limited to what fits in a request
+ * (JSON_MAX_DEPTH).
+ *
+ * Writing always produces valid JSON: bytes of a string that are not UTF-8
+ * print as U+FFFD, and NaN and the infinities as null.
  */
 #include "json.h"
 
@@ -14,7 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define JSON_MAX_DEPTH 64
+#include "frame.h"
+
+/* Arrays and objects nested in one value: the protocol stops at
+ * PD_FRAME_MAX_DEPTH containers and the request array [0, msgid, method,
+ * params] around the params is one of them. Deeper params would pack fine
+ * and then make the server close the connection. */
+#define JSON_MAX_DEPTH (PD_FRAME_MAX_DEPTH - 1)
 
 typedef struct reader_s {
     const char *s;   /* the text */
@@ -194,9 +204,15 @@ static bool read_number(reader_t *r, msgpack_object *o) {
         while (r->pos < r->len && r->s[r->pos] >= '0' && r->s[r->pos] <= '9') r->pos++;
         if (r->pos == f) return fail(r, "bad exponent");
     }
-    char buf[64];
+    /* strtod() wants a terminated string; valid JSON numbers can be long
+     * ("0.000...01"), so a long one is copied to the zone. */
+    char small[64];
     size_t n = r->pos - start;
-    if (n >= sizeof(buf)) return fail(r, "number too long");
+    char *buf = small;
+    if (n >= sizeof(small) && !(buf = msgpack_zone_malloc(r->z, n + 1))) {
+        r->nomem = true;
+        return fail(r, "out of memory");
+    }
     memcpy(buf, r->s + start, n);
     buf[n] = '\0';
     errno = 0;
@@ -354,12 +370,14 @@ static bool read_object(reader_t *r, msgpack_object *o, int depth) {
     return ok;
 }
 
+/* depth: containers open around this value */
 static bool read_value(reader_t *r, msgpack_object *o, int depth) {
     memset(o, 0, sizeof(*o));
-    if (depth > JSON_MAX_DEPTH) return fail(r, "nested too deeply");
     skip_ws(r);
     if (r->pos >= r->len) return fail(r, "unexpected end of input");
-    switch (r->s[r->pos]) {
+    char ch = r->s[r->pos];
+    if ((ch == '{' || ch == '[') && depth >= JSON_MAX_DEPTH) return fail(r, "nested too deeply");
+    switch (ch) {
         case '{':
             return read_object(r, o, depth);
         case '[':
@@ -406,10 +424,45 @@ pd_err pd_json_to_msgpack(const char *text, size_t len, msgpack_packer *pk, char
 
 /* ------------------------------------------------------------- writing */
 
+/* Length of the well-formed UTF-8 sequence at p[0..n), 0 if it is not one
+ * (a stray continuation byte, a truncated or overlong sequence, a
+ * surrogate, or past U+10FFFF). p[0] >= 0x80. */
+static size_t utf8_len(const unsigned char *p, size_t n) {
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xbf; /* the range of the second byte */
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        len = 2;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        len = 3;
+        if (p[0] == 0xe0) lo = 0xa0;
+        if (p[0] == 0xed) hi = 0x9f;
+    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        len = 4;
+        if (p[0] == 0xf0) lo = 0x90;
+        if (p[0] == 0xf4) hi = 0x8f;
+    } else {
+        return 0;
+    }
+    if (n < len || p[1] < lo || p[1] > hi) return 0;
+    for (size_t i = 2; i < len; i++)
+        if (p[i] < 0x80 || p[i] > 0xbf) return 0;
+    return len;
+}
+
 static void print_string(FILE *f, const char *p, size_t n) {
     fputc('"', f);
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)p[i];
+        if (ch >= 0x80) {
+            size_t k = utf8_len((const unsigned char *)p + i, n - i);
+            if (k == 0) {
+                fputs("\\ufffd", f); /* not UTF-8: JSON text must be */
+            } else {
+                fwrite(p + i, 1, k, f);
+                i += k - 1;
+            }
+            continue;
+        }
         switch (ch) {
             case '"':
                 fputs("\\\"", f);

@@ -3,8 +3,12 @@
  * Private to api/. People type JSON, the server speaks MessagePack; these
  * two functions are the whole bridge. JSON numbers without a fraction or
  * exponent become integers, others doubles; strings are UTF-8 with every
- * JSON escape (including \u surrogate pairs) decoded. On output, bin data
- * prints as a hex string and ext values as {"ext": type, "hex": "..."}.
+ * JSON escape (including \u surrogate pairs) decoded; at most 31 arrays
+ * and objects nest, so that the value fits in a request as params. On
+ * output, bin data prints as a hex string, ext values as {"ext": type,
+ * "hex": "..."}, non-string map keys as their JSON text in a string, NaN and
+ * the infinities as null, and bytes of a string that are not UTF-8 as
+ * U+FFFD: the output is always valid JSON.
  */
 #ifndef PAIDAN_API_JSON_H
 #define PAIDAN_API_JSON_H

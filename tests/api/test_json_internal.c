@@ -1,5 +1,6 @@
 /* test_json_internal.c -- paidan-cli's JSON <-> MessagePack bridge (api/json.c). */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <msgpack.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,4 +134,97 @@ Test(json, float32_prints_shortest) {
         msgpack_zone_destroy(&z);
         msgpack_sbuffer_destroy(&sb);
     }
+}
+
+/* Params nest at most 31 deep: the request array around them is the
+ * protocol's 32nd level, and deeper frames make the server hang up. */
+Test(json, depth_fits_a_request) {
+    char buf[100];
+    memset(buf, '[', 31);
+    memset(buf + 31, ']', 31);
+    buf[62] = '\0';
+    char *ok = roundtrip(buf);
+    cr_assert_not_null(ok);
+    free(ok);
+    memset(buf, '[', 32);
+    memset(buf + 32, ']', 32);
+    buf[64] = '\0';
+    cr_assert_null(roundtrip(buf));
+}
+
+/* A number is valid JSON however many digits it has. */
+Test(json, long_numbers) {
+    char buf[200] = "0.";
+    memset(buf + 2, '0', 80);
+    strcpy(buf + 82, "15");
+    char *got = roundtrip(buf);
+    cr_assert_not_null(got);
+    cr_assert_eq(strtod(got, NULL), 1.5e-81, "%s", got);
+    free(got);
+    buf[0] = '1';
+    memset(buf + 1, '0', 99);
+    buf[100] = '\0';
+    got = roundtrip(buf); /* past 64 bits: a double */
+    cr_assert_not_null(got);
+    cr_assert_eq(strtod(got, NULL), 1e99, "%s", got);
+    free(got);
+}
+
+static char *print_obj(const msgpack_object *o) {
+    char *out = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&out, &n);
+    pd_json_print(f, o);
+    fclose(f);
+    return out;
+}
+
+/* The output is valid JSON whatever the server sent: bytes that are not
+ * UTF-8 print as U+FFFD, well-formed sequences as they are. */
+Test(json, output_is_valid_utf8) {
+    static const struct {
+        const char *in;
+        const char *want;
+    } cases[] = {
+        {"\xff", "\"\\ufffd\""},
+        {"a\xc3", "\"a\\ufffd\""},                                /* truncated */
+        {"\xc0\xaf", "\"\\ufffd\\ufffd\""},                       /* overlong '/' */
+        {"\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\""},            /* a surrogate */
+        {"\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""}, /* past U+10FFFF */
+        {"\xe2\x82\xac\xf0\x9f\x98\x80", "\"\xe2\x82\xac\xf0\x9f\x98\x80\""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        msgpack_object o = {.type = MSGPACK_OBJECT_STR};
+        o.via.str.ptr = cases[i].in;
+        o.via.str.size = (uint32_t)strlen(cases[i].in);
+        char *got = print_obj(&o);
+        cr_assert_str_eq(got, cases[i].want, "case %zu", i);
+        free(got);
+    }
+}
+
+/* What JSON has no word for: NaN and infinities print as null, other map
+ * keys as their JSON in a string, bin as hex, ext as an object. */
+Test(json, output_of_other_types) {
+    msgpack_object o = {.type = MSGPACK_OBJECT_FLOAT64};
+    o.via.f64 = NAN;
+    char *got = print_obj(&o);
+    cr_assert_str_eq(got, "null");
+    free(got);
+    o.via.f64 = -INFINITY;
+    got = print_obj(&o);
+    cr_assert_str_eq(got, "null");
+    free(got);
+    msgpack_object_kv kv[2] = {
+        {.key = {.type = MSGPACK_OBJECT_POSITIVE_INTEGER, .via.u64 = 1},
+         .val = {.type = MSGPACK_OBJECT_BIN, .via.bin = {.size = 2, .ptr = "\x01\xff"}}},
+        {.key = {.type = MSGPACK_OBJECT_NIL},
+         .val = {.type = MSGPACK_OBJECT_EXT, .via.ext = {.type = 5, .size = 1, .ptr = "\x0a"}}},
+    };
+    o.type = MSGPACK_OBJECT_MAP;
+    o.via.map.size = 2;
+    o.via.map.ptr = kv;
+    got = print_obj(&o);
+    cr_assert_str_eq(got, "{\"1\":\"01ff\",\"null\":{\"ext\":5,\"hex\":\"0a\"}}");
+    free(got);
 }

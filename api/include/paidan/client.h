@@ -87,8 +87,9 @@ int pd_client_fd(const pd_client_t *c);
 void pd_client_set_timeout(pd_client_t *c, int timeout_ms);
 
 /**
- * A short text for the last PD_ERR_IO (e.g. "timed out", "connection
- * closed by server"); never NULL. Owned by c.
+ * A short text for the last error a call on c returned (e.g. "timed out
+ * reading", "connection closed by server", "server sent bytes that are not
+ * MessagePack"); never NULL. Owned by c.
  */
 const char *pd_client_last_error(const pd_client_t *c);
 
@@ -96,18 +97,28 @@ const char *pd_client_last_error(const pd_client_t *c);
  * Start a request in the send buffer: packs [0, msgid, method, and returns
  * a packer on which the caller packs exactly one params object (a map).
  * Finish with pd_client_end(). Nothing is sent until pd_client_flush().
+ * @pre method is not NULL.
  * @param msgid set to the id chosen for this request; may be NULL.
  * @return a packer owned by c, valid until pd_client_end().
  */
 msgpack_packer *pd_client_begin(pd_client_t *c, const char *method, uint32_t *msgid);
 
-/** Finish the request started by pd_client_begin(). */
-void pd_client_end(pd_client_t *c);
+/**
+ * Finish the request started by pd_client_begin(), checking that exactly
+ * one whole params object was packed.
+ * @return PD_OK; PD_ERR_BAD_ARG if none, part of one or more than one was
+ *   packed, or the request nests deeper than the protocol allows (32
+ *   levels, the request array included): the request is then dropped from
+ *   the send buffer, so the stream stays in step.
+ */
+pd_err pd_client_end(pd_client_t *c);
 
 /**
  * Queue a request whose params are already MessagePack bytes (one map, or
  * NULL/0 for an empty map). Nothing is sent until pd_client_flush().
- * @return PD_OK, or PD_ERR_NOMEM (the request is not queued).
+ * @return PD_OK; PD_ERR_BAD_ARG if method is NULL or the bytes are not
+ *   exactly one MessagePack object (or nest too deeply, as for
+ *   pd_client_end()); PD_ERR_NOMEM. On failure nothing is queued.
  */
 pd_err pd_client_send(pd_client_t *c, const char *method, const void *params, size_t len,
                       uint32_t *msgid);
@@ -118,11 +129,18 @@ pd_err pd_client_send(pd_client_t *c, const char *method, const void *params, si
  */
 pd_err pd_client_send_raw(pd_client_t *c, const void *bytes, size_t len);
 
-/** Write everything queued. @return PD_OK or PD_ERR_IO. */
+/**
+ * Write everything queued.
+ * @return PD_OK or PD_ERR_IO. After a failure the bytes not yet sent stay
+ *   queued (a timeout can be retried with another flush).
+ */
 pd_err pd_client_flush(pd_client_t *c);
 
 /**
- * Wait until a message can be read without blocking.
+ * Wait until there is something to read: a kept notification, received
+ * bytes, or a readable socket (which may also mean the server closed it).
+ * A message that is only partly received can still make the next read wait.
+ * @param timeout_ms how long to wait; <= 0 does not wait.
  * @param ready set to true if one is buffered or the socket is readable.
  * @return PD_OK, or PD_ERR_IO if polling failed.
  */
@@ -131,9 +149,13 @@ pd_err pd_client_poll(pd_client_t *c, int timeout_ms, bool *ready);
 /**
  * Read the next message (a queued notification first, then the socket).
  * Returns responses and notifications alike.
- * @return PD_OK; PD_ERR_IO on a closed/broken connection or timeout;
- *   PD_ERR_BAD_REQUEST if the server sent something that is not a message;
- *   PD_ERR_NOMEM. What *msg points into is valid until the next read.
+ * @return PD_OK; PD_ERR_IO on a closed/broken connection or timeout (a
+ *   read that timed out can be retried); PD_ERR_BAD_REQUEST if the server
+ *   sent something that is not a message; PD_ERR_TOO_LARGE for a message
+ *   over 1 GiB; PD_ERR_NOMEM. After bytes that are not MessagePack or a
+ *   message too large, every later read returns the same error (the stream
+ *   cannot be resynchronised: reconnect). What *msg points into is valid
+ *   until the next read.
  */
 pd_err pd_client_read(pd_client_t *c, pd_msg_t *msg);
 
