@@ -126,14 +126,12 @@ void pd_reply_order(pd_conn_t *c, uint64_t id) {
         pd_reply_engine_error(c, err, "order", id);
         return;
     }
-    size_t cap = oi.n_offers_total ? oi.n_offers_total : 1;
-    pd_offer_t *offers = pd_server_scratch(c->srv, cap * sizeof(*offers));
-    size_t n_offers = 0;
-    if (!offers) {
-        pd_reply_error(c, PD_ERR_NOMEM, "out of memory");
-        return;
-    }
-    err = pd_engine_order_offers(e, id, offers, cap, &n_offers);
+    /* The offers a window at a time through a buffer on the stack: this
+     * view follows every order write, and nothing may fail once the write
+     * is done (a write that replies an error is not journaled). */
+    pd_offer_t offers[32];
+    size_t n_offers = 0, total = 0;
+    err = pd_engine_order_offers_from(e, id, 0, offers, 32, &n_offers, &total);
     if (err) {
         pd_reply_engine_error(c, err, "order", id);
         return;
@@ -157,15 +155,25 @@ void pd_reply_order(pd_conn_t *c, uint64_t id) {
         pd_pack_kv_u64(pk, "live_offers", slots[i].n_live_offers);
     }
     pd_pack_cstr(pk, "offers");
-    msgpack_pack_array(pk, (uint32_t)n_offers);
-    for (size_t i = 0; i < n_offers; i++) {
-        const pd_offer_t *o = &offers[i];
-        msgpack_pack_map(pk, 6);
-        pd_pack_kv_u64(pk, "volunteer", o->volunteer_id);
-        pd_pack_kv_u64(pk, "slot", o->slot);
-        pack_name_or_nil(pk, "state", pd_offer_state_name((pd_offer_state)o->state));
-        pack_name_or_nil(pk, "reason", pd_reason_name((pd_reason)o->reason));
-        pd_pack_kv_i64(pk, "offered_ms", o->offered_ms);
-        pd_pack_kv_i64(pk, "deadline_ms", o->deadline_ms);
+    msgpack_pack_array(pk, (uint32_t)total);
+    for (size_t at = 0; at < total;) {
+        for (size_t i = 0; i < n_offers; i++) {
+            const pd_offer_t *o = &offers[i];
+            msgpack_pack_map(pk, 6);
+            pd_pack_kv_u64(pk, "volunteer", o->volunteer_id);
+            pd_pack_kv_u64(pk, "slot", o->slot);
+            pack_name_or_nil(pk, "state", pd_offer_state_name((pd_offer_state)o->state));
+            pack_name_or_nil(pk, "reason", pd_reason_name((pd_reason)o->reason));
+            pd_pack_kv_i64(pk, "offered_ms", o->offered_ms);
+            pd_pack_kv_i64(pk, "deadline_ms", o->deadline_ms);
+        }
+        at += n_offers;
+        /* Cannot fail (nothing runs while the reply is packed); the frame
+         * is kept whole if it did. */
+        if (at < total &&
+            PD_NEVER(pd_engine_order_offers_from(e, id, at, offers, 32, &n_offers, NULL) ||
+                     n_offers == 0)) {
+            for (; at < total; at++) msgpack_pack_nil(pk);
+        }
     }
 }

@@ -238,6 +238,15 @@ pd_err pd_engine_order_slots(const pd_engine_t *e, uint64_t order_id, pd_order_s
     return PD_OK;
 }
 
+static void offer_out(const pd__offer_t *en, pd_offer_t *out) {
+    out->volunteer_id = en->vol;
+    out->slot = en->slot;
+    out->state = en->state;
+    out->reason = en->reason;
+    out->offered_ms = en->offered_ms;
+    out->deadline_ms = en->deadline_ms;
+}
+
 pd_err pd_engine_order_offers(const pd_engine_t *e, uint64_t order_id, pd_offer_t *out, size_t cap,
                               size_t *n_out) {
     uint32_t pos;
@@ -245,16 +254,21 @@ pd_err pd_engine_order_offers(const pd_engine_t *e, uint64_t order_id, pd_offer_
     if (err) return err;
     const pd__order_t *o = &e->orders[pos];
     if (cap < o->n_ent) return PD_ERR_BOUNDS;
-    for (uint32_t i = 0; i < o->n_ent; i++) {
-        const pd__offer_t *en = &o->ent[i];
-        out[i].volunteer_id = en->vol;
-        out[i].slot = en->slot;
-        out[i].state = en->state;
-        out[i].reason = en->reason;
-        out[i].offered_ms = en->offered_ms;
-        out[i].deadline_ms = en->deadline_ms;
-    }
+    for (uint32_t i = 0; i < o->n_ent; i++) offer_out(&o->ent[i], &out[i]);
     if (n_out) *n_out = o->n_ent;
+    return PD_OK;
+}
+
+pd_err pd_engine_order_offers_from(const pd_engine_t *e, uint64_t order_id, size_t first,
+                                   pd_offer_t *out, size_t cap, size_t *n_out, size_t *total) {
+    uint32_t pos;
+    pd_err err = pd__order_find(e, order_id, &pos);
+    if (err) return err;
+    const pd__order_t *o = &e->orders[pos];
+    size_t n = 0;
+    for (size_t i = first; i < o->n_ent && n < cap; i++) offer_out(&o->ent[i], &out[n++]);
+    if (n_out) *n_out = n;
+    if (total) *total = o->n_ent;
     return PD_OK;
 }
 

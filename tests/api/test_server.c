@@ -283,6 +283,41 @@ Test(server, order_lifecycle) {
 
 /* Three orders after seed(): `id` offered to volunteer 1 (sanitation),
  * id + 1 cancelled, id + 2 expired (nobody does legal aid). */
+/* The order view walks the offers in windows of 32 (no allocation after
+ * the write it follows): an order declined by 70 volunteers in turn shows
+ * all 71 offers, in the order they were made, in the reply of the decline
+ * itself and in order.get. */
+Test(server, order_view_holds_every_offer) {
+    pd_client_t *c = srv_connect(&srv);
+    char json[256];
+    for (int v = 1; v <= 71; v++) {
+        snprintf(json, sizeof json,
+                 "{\"id\":%d,\"lat\":%.6f,\"lon\":114.3,\"skills\":[\"legal-aid\"]}", 900 + v,
+                 30.6 + 0.0002 * v);
+        call_ok(c, "volunteer.upsert", json);
+    }
+    call_ok(c, "order.create",
+            "{\"id\":900,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"legal-aid\"],"
+            "\"minutes\":60}");
+    pd_msg_t m;
+    for (int v = 1; v <= 70; v++) {
+        snprintf(json, sizeof json, "{\"id\":900,\"volunteer\":%d}", 900 + v);
+        m = call_ok(c, "order.decline", json);
+        cr_assert_eq(pd_client_map_get(&m.result, "offers")->via.array.size, (uint32_t)v + 1);
+    }
+    m = call_ok(c, "order.get", "{\"id\":900}");
+    cr_assert_eq(map_int(&m.result, "offers_total"), 71);
+    const msgpack_object *offers = pd_client_map_get(&m.result, "offers");
+    cr_assert_eq(offers->via.array.size, 71);
+    for (uint32_t i = 0; i < 71; i++) {
+        const msgpack_object *o = &offers->via.array.ptr[i];
+        cr_assert_eq(o->type, MSGPACK_OBJECT_MAP, "offer %u", i);
+        cr_assert_eq(map_int(o, "volunteer"), 901 + (long long)i, "offer %u", i);
+        cr_assert_str_eq(map_str(o, "state"), i < 70 ? "declined" : "live", "offer %u", i);
+    }
+    pd_client_destroy(c);
+}
+
 static void three_orders(pd_client_t *c, int id) {
     char j[160];
     snprintf(j, sizeof j, "{\"id\":%d,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"sanitation\"]}", id);

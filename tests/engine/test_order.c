@@ -247,6 +247,47 @@ Test(order, not_found_exists_bad_args) {
     pd_engine_destroy(e);
 }
 
+/* pd_engine_order_offers_from, window by window, gives exactly what
+ * pd_engine_order_offers copies at once (an order declined by 40
+ * volunteers in turn, so 40 offers): every window size, a start past the
+ * end, an unknown order. */
+Test(order, offers_by_window_match_the_whole) {
+    pd_engine_config_t c = nearest_cfg();
+    pd_engine_t *e = mk_engine(&c);
+    for (uint64_t v = 1; v <= 41; v++) add_vol(e, v, 20.0 * (double)v, SAN, 1);
+    ok_create(e, 10);
+    cr_assert_eq(pd_engine_order_dispatch(e, 10, T0, NULL), PD_OK);
+    for (uint64_t v = 1; v <= 40; v++)
+        cr_assert_eq(pd_engine_order_decline(e, 10, v, T0 + (int64_t)v), PD_OK);
+    pd_offer_t all[64];
+    size_t n_all = 0;
+    cr_assert_eq(pd_engine_order_offers(e, 10, all, 64, &n_all), PD_OK);
+    cr_assert_eq(n_all, 41);
+    for (size_t w = 1; w <= 45; w++) {
+        pd_offer_t win[45];
+        size_t at = 0, n = 0, total = 0;
+        do {
+            cr_assert_eq(pd_engine_order_offers_from(e, 10, at, win, w, &n, &total), PD_OK);
+            cr_assert_eq(total, n_all);
+            cr_assert_eq(n, at + w <= n_all ? w : n_all - at, "window %zu at %zu: %zu", w, at, n);
+            for (size_t i = 0; i < n; i++) {
+                cr_assert_eq(win[i].volunteer_id, all[at + i].volunteer_id);
+                cr_assert_eq(win[i].state, all[at + i].state);
+                cr_assert_eq(win[i].offered_ms, all[at + i].offered_ms);
+                cr_assert_eq(win[i].deadline_ms, all[at + i].deadline_ms);
+            }
+            at += n;
+        } while (at < n_all);
+    }
+    size_t n = 7, total = 0;
+    pd_offer_t one;
+    cr_assert_eq(pd_engine_order_offers_from(e, 10, 41, &one, 1, &n, &total), PD_OK);
+    cr_assert_eq(n, 0);
+    cr_assert_eq(total, 41);
+    cr_assert_eq(pd_engine_order_offers_from(e, 99, 0, &one, 1, &n, &total), PD_ERR_NOT_FOUND);
+    pd_engine_destroy(e);
+}
+
 /* ------------------------------------------------------------ re-dispatch */
 
 Test(order, redispatch_after_decline) {

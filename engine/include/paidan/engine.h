@@ -613,6 +613,17 @@ pd_err pd_engine_order_offers(const pd_engine_t *e, uint64_t order_id, pd_offer_
                               size_t *n_out);
 
 /**
+ * The same offers a window at a time, without a buffer sized for all:
+ * offers [first, first + cap) into out (fewer at the end), how many were
+ * copied into *n_out and how many the order keeps into *total. Lets a
+ * caller that must not fail after a write (the server's order view) walk
+ * them with a buffer on its stack.
+ * @return PD_ERR_NOT_FOUND.
+ */
+pd_err pd_engine_order_offers_from(const pd_engine_t *e, uint64_t order_id, size_t first,
+                                   pd_offer_t *out, size_t cap, size_t *n_out, size_t *total);
+
+/**
  * The best candidates a dispatch of `slot` would offer now (the volunteers
  * already asked for the order excluded), best first; changes nothing.
  * @return PD_ERR_NOT_FOUND, PD_ERR_BAD_ARG (slot, k == 0).
