@@ -41,9 +41,8 @@ static int upsert(pd_client_t *c, uint64_t id, double lat, double lon) {
     msgpack_pack_str_with_body(pk, "tags", 4); /* a tag of the example's own, */
     msgpack_pack_array(pk, 1);                 /* so a busy server's volunteers */
     msgpack_pack_uint8(pk, 63);                /* do not crowd them out */
-    pd_client_end(c);
     pd_msg_t m;
-    if (pd_client_flush(c) || pd_client_read_response(c, &m)) return -1;
+    if (pd_client_end(c) || pd_client_flush(c) || pd_client_read_response(c, &m)) return -1;
     if (m.code) fprintf(stderr, "volunteer.upsert: error %" PRId64 ": %s\n", m.code, m.message);
     return m.code ? -1 : 0;
 }
@@ -65,7 +64,7 @@ int main(int argc, char **argv) {
         msgpack_packer *pk = pd_client_begin(c, "auth", NULL);
         msgpack_pack_map(pk, 1);
         kv_str(pk, "token", token);
-        pd_client_end(c);
+        if (pd_client_end(c)) goto io;
         pd_msg_t m;
         if (pd_client_flush(c) || pd_client_read_response(c, &m) || m.code) {
             fprintf(stderr, "auth refused\n");
@@ -86,7 +85,7 @@ int main(int argc, char **argv) {
         msgpack_pack_map(pk, 1);
         msgpack_pack_str_with_body(pk, "id", 2);
         msgpack_pack_uint64(pk, vols[i]);
-        pd_client_end(c);
+        if (pd_client_end(c)) goto io;
     }
     if (pd_client_flush(c)) goto io;
     for (int i = 0; i < 2; i++) {
@@ -112,7 +111,7 @@ int main(int argc, char **argv) {
     kv_num(pk, "k", 5);
     msgpack_pack_str_with_body(pk, "ignore_schedule", 15);
     msgpack_pack_true(pk);
-    pd_client_end(c);
+    if (pd_client_end(c)) goto io;
     pd_msg_t m;
     if (pd_client_flush(c) || pd_client_read_response(c, &m)) goto io;
     if (m.code || m.result.type != MSGPACK_OBJECT_ARRAY) {
@@ -122,8 +121,14 @@ int main(int argc, char **argv) {
     int mine = 0;
     for (uint32_t i = 0; i < m.result.via.array.size; i++) {
         const msgpack_object *h = &m.result.via.array.ptr[i];
-        uint64_t id = pd_client_map_get(h, "id")->via.u64;
-        double eta = pd_client_map_get(h, "eta_s")->via.f64;
+        const msgpack_object *hid = pd_client_map_get(h, "id");
+        const msgpack_object *heta = pd_client_map_get(h, "eta_s");
+        if (!hid || !heta) {
+            fprintf(stderr, "match.nearby: a hit without id or eta_s\n");
+            goto out;
+        }
+        uint64_t id = hid->via.u64;
+        double eta = heta->via.f64;
         printf("nearby: volunteer %" PRIu64 ", %.0f s away\n", id, eta);
         mine += id == a || id == b;
     }
@@ -137,7 +142,7 @@ int main(int argc, char **argv) {
     msgpack_pack_map(pk, 1);
     msgpack_pack_str_with_body(pk, "id", 2);
     msgpack_pack_uint64(pk, 424242424242);
-    pd_client_end(c);
+    if (pd_client_end(c)) goto io;
     if (pd_client_flush(c) || pd_client_read_response(c, &m)) goto io;
     printf("expected error: %" PRId64 " %s: %s\n", m.code, pd_err_name((pd_err)m.code), m.message);
     if (m.code != PD_ERR_NOT_FOUND) goto out;
@@ -147,7 +152,7 @@ int main(int argc, char **argv) {
         msgpack_pack_map(pk, 1);
         msgpack_pack_str_with_body(pk, "id", 2);
         msgpack_pack_uint64(pk, vols[i]);
-        pd_client_end(c);
+        if (pd_client_end(c)) goto io;
     }
     if (pd_client_flush(c) || pd_client_read_response(c, &m) || pd_client_read_response(c, &m))
         goto io;
