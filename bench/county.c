@@ -1,7 +1,7 @@
 /* county.c -- volunteers and query places for the network benchmarks.
  *
  * A county is held in memory as plain pd_volunteer_t records so that the
- * same data can be loaded into paidan-server, Redis and PostGIS, and so
+ * same data can be loaded into paidan-server, Redis, PostGIS and Tarantool, and so
  * that location pings can move a volunteer near where they are. Orders
  * and query places come from the generator of paidan/data.h: its order
  * stream gives realistic skills, start times and durations; its population
