@@ -149,15 +149,16 @@ static void path_in(char *buf, size_t cap, const char *dir, const char *name) {
     if ((size_t)snprintf(buf, cap, "%s/%s", dir, name) >= cap) buf[0] = '\0';
 }
 
-/* A location ping record as the server journals it. */
-static size_t ping_record(msgpack_sbuffer *sb, uint64_t id, int32_t lat, int32_t lon) {
+/* A location ping record as the server journals it; with upsert, the
+ * volunteer.upsert that puts a volunteer (no skills) there instead. */
+static size_t ping_record(msgpack_sbuffer *sb, uint64_t id, int32_t lat, int32_t lon, bool upsert) {
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     sb->size = 0;
     msgpack_pack_array(&pk, 2);
     msgpack_pack_str(&pk, 16);
-    msgpack_pack_str_body(&pk, "volunteer.update", 16);
-    msgpack_pack_map(&pk, 3);
+    msgpack_pack_str_body(&pk, upsert ? "volunteer.upsert" : "volunteer.update", 16);
+    msgpack_pack_map(&pk, upsert ? 4 : 3);
     msgpack_pack_str(&pk, 2);
     msgpack_pack_str_body(&pk, "id", 2);
     msgpack_pack_uint64(&pk, id);
@@ -167,6 +168,11 @@ static size_t ping_record(msgpack_sbuffer *sb, uint64_t id, int32_t lat, int32_t
     msgpack_pack_str(&pk, 3);
     msgpack_pack_str_body(&pk, "lon", 3);
     msgpack_pack_double(&pk, lon / 1e6);
+    if (upsert) {
+        msgpack_pack_str(&pk, 6);
+        msgpack_pack_str_body(&pk, "skills", 6);
+        msgpack_pack_array(&pk, 0);
+    }
     return sb->size;
 }
 
@@ -194,18 +200,21 @@ static bool bench_append(const jopts_t *o, pd__report_t *rep, pd_fsync_policy po
         pd_journal_close(j);
         return false;
     }
-    res->ops_per_run = o->batch;
+    /* n appends exactly: the last commit may take fewer than --batch. */
+    res->ops_given = true;
+    res->ops = n;
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     pd__bench_rng_t rng;
     pd__bench_rng_seed(&rng, 1);
     uint64_t t_start = pd__bench_now_ns(), bytes = 0;
-    for (uint64_t done = 0; done < n; done += o->batch) {
+    for (uint64_t done = 0; done < n;) {
+        uint32_t batch = n - done < o->batch ? (uint32_t)(n - done) : o->batch;
         uint64_t t0 = pd__bench_now_ns();
-        for (uint32_t k = 0; k < o->batch; k++) {
+        for (uint32_t k = 0; k < batch; k++) {
             uint64_t r = pd__bench_rng_next(&rng);
             size_t len = ping_record(&sb, r % 1000000, 30000000 + (int32_t)(r >> 44),
-                                     114000000 + (int32_t)((r >> 24) & 0xfffff));
+                                     114000000 + (int32_t)((r >> 24) & 0xfffff), false);
             bytes += len + PD_JREC_HEADER_SIZE;
             if (pd_journal_append(j, PD_JREC_COMMAND, 1700000000000 + (int64_t)done, sb.data, len,
                                   NULL)) {
@@ -215,7 +224,8 @@ static bool bench_append(const jopts_t *o, pd__report_t *rep, pd_fsync_policy po
         if (pd_journal_commit(j)) res->errors++;
         uint64_t dt = pd__bench_now_ns() - t0;
         res->busy_ns += dt;
-        pd_hist_record(res->hist, dt / o->batch);
+        pd_hist_record(res->hist, dt / batch);
+        done += batch;
     }
     res->wall_ns = pd__bench_now_ns() - t_start;
     pd_journal_stats_t st;
@@ -671,17 +681,21 @@ static bool bench_snapshot_recovery(const jopts_t *o, pd__report_t *rep, bool do
         pd__appendf(notes, cap, "%s\n", line);
         ok &= res != NULL;
     }
-    /* Journal after the snapshot: location pings of existing volunteers. */
+    /* Journal after the snapshot: location pings of existing volunteers.
+     * With none in the state, upserts that add them instead: a ping of an
+     * unknown volunteer fails, and paidan-server refuses to start on a
+     * journal whose records fail. */
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     pd_journal_t *j = pd_store_journal(st);
     pd__bench_rng_t rng;
     pd__bench_rng_seed(&rng, 5);
+    bool upsert = o->volunteers == 0;
     for (uint64_t i = 0; i < o->journal_records; i++) {
         uint64_t r = pd__bench_rng_next(&rng);
-        size_t len = ping_record(&sb, 1 + r % (o->volunteers ? o->volunteers : 1),
+        size_t len = ping_record(&sb, upsert ? i + 1 : 1 + r % o->volunteers,
                                  30300000 + (int32_t)((r >> 8) % 600000),
-                                 114000000 + (int32_t)((r >> 30) % 600000));
+                                 114000000 + (int32_t)((r >> 30) % 600000), upsert);
         pd_journal_append(j, PD_JREC_COMMAND, 1767225600000 + (int64_t)o->orders * 10 + (int64_t)i,
                           sb.data, len, NULL);
         if (i % 4096 == 0) pd_journal_commit(j);
