@@ -260,8 +260,14 @@ int main(int argc, char **argv) {
             case OPT_RETENTION: {
                 char *end;
                 double days = strtod(optarg, &end);
-                if (!plain_decimal(optarg) || *end || end == optarg || !(days >= 0) || days > 36500)
-                    return bad_value("--order-retention", optarg, "days, 0 = keep every order");
+                /* a positive retention under a second would purge every
+                 * closed order at once (it rounds to 0 ms), the opposite
+                 * of what 0 means */
+                if (!plain_decimal(optarg) || *end || end == optarg || !(days >= 0) ||
+                    days > 36500 || (days > 0 && days * 86400.0 < 1))
+                    return bad_value("--order-retention", optarg,
+                                     "days 0..36500, 0 = keep every order, else at least 1 s "
+                                     "(0.0000116)");
                 cfg.order_retention_days = days;
                 break;
             }

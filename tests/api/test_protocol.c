@@ -391,6 +391,14 @@ Test(auth, refuses_bad_flags, .timeout = 30) {
     static const char *const a9[] = {"--order-retention", "0x10", NULL};
     s = srv_run_expect_exit(a9);
     cr_assert(WIFEXITED(s) && WEXITSTATUS(s) == 2);
+    /* a positive retention under a second rounds to 0 ms: every closed
+     * order would go at once, the opposite of 0 (keep them all) */
+    static const char *const a11[] = {"--order-retention", "1e-300", NULL};
+    s = srv_run_expect_exit(a11);
+    cr_assert(WIFEXITED(s) && WEXITSTATUS(s) == 2);
+    static const char *const a12[] = {"--order-retention", "0.00001", NULL}; /* 0.86 s */
+    s = srv_run_expect_exit(a12);
+    cr_assert(WIFEXITED(s) && WEXITSTATUS(s) == 2);
     /* a count takes no size suffix: "1k" connections is a typo, not 1024 */
     static const char *const a10[] = {"--max-conns", "1k", NULL};
     s = srv_run_expect_exit(a10);
