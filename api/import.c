@@ -18,6 +18,7 @@
 #include "import.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -37,16 +38,41 @@
 #define IMPORT_SLICE_NS 4000000u
 /* Records between clock reads within a slice. */
 #define IMPORT_CLOCK_EVERY 64u
+/* Bytes of blank lines, or of an over-long line being skipped, one read
+ * passes over before it returns (pd_csv_reader_set_step): a file of
+ * nothing but newlines, or one gigabyte-long line, is read a slice at a
+ * time like any other. */
+#define IMPORT_STEP_BYTES (256u * 1024u)
 /* Bytes a journal record of an import takes at most (checked per record). */
 #define IMPORT_REC_BYTES 64u
-/* Bytes of a volunteers CSV line, about (paidan-gen's average is 100): how
- * many volunteers a file holds, for the reservation. */
-#define CSV_BYTES_PER_VOLUNTEER 100u
+/* Skipped lines whose reasons the reply (and the log) give. */
+#define IMPORT_ERRORS 10
+/* Bytes of the file's start whose lines tell how long a line is, about:
+ * how many volunteers the file holds, for the reservation. */
+#define RESERVE_SAMPLE (64u * 1024u)
+/* Bytes of the shortest volunteer line. */
+#define MIN_LINE 24u
 
 void pd_import_reserve_for(pd_server_t *srv, const char *path) {
     struct stat st;
     if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return;
-    size_t more = (size_t)st.st_size / CSV_BYTES_PER_VOLUNTEER;
+    /* Judged by the lines of the first 64 KiB, not a fixed line length: a
+     * file of long lines or none (a wrong file, gigabytes of zeros) must
+     * not make the server take room for millions of volunteers. */
+    FILE *fp = fopen(path, "rb");
+    char *buf = fp ? pd_malloc(RESERVE_SAMPLE) : NULL;
+    size_t got = buf ? fread(buf, 1, RESERVE_SAMPLE, fp) : 0, lines = 0;
+    if (fp) fclose(fp);
+    /* Lines that could be a volunteer: "0,0,0,,0,car,none,1,busy" is the
+     * shortest, so blank lines (a file of nothing else) do not count. */
+    for (size_t i = 0, start = 0; i < got; i++) {
+        if (buf[i] != '\n') continue;
+        lines += i - start >= MIN_LINE;
+        start = i + 1;
+    }
+    pd_free(buf);
+    if (lines < 2) return;
+    size_t more = (size_t)((double)st.st_size / ((double)got / (double)lines));
     if (more < 4096) return;
     pd_err err = pd_engine_reserve(srv->engine, more);
     if (err)
@@ -68,7 +94,9 @@ struct pd_import_s {
     pd_csv_kind kind;
     char path[PD_STORE_PATH_MAX];
     pd_conn_t *conn; /* waits for the reply; NULL once it closed */
-    size_t taken, skipped;
+    size_t taken, replaced, skipped;
+    size_t n_errors;                 /* in errors[] */
+    char errors[IMPORT_ERRORS][320]; /* the first skipped lines, why */
     uint64_t t0;
     uint64_t slices;
     pd_err err;
@@ -88,9 +116,12 @@ static void import_finish(pd_import_t *im) {
     im->r = NULL;
     pd_alloc_release_free(); /* what cells grew out of during the load */
     const char *what = im->kind == PD_CSV_VOLUNTEERS ? "volunteers" : "orders";
-    pd_log(PD_LOG_INFO, "import %s: %zu %s in %.1f s (%" PRIu64 " slices), %zu lines skipped%s",
-           im->path, im->taken, what, (double)(mono_ns() - im->t0) / 1e9, im->slices, im->skipped,
-           im->err ? ", stopped early" : "");
+    pd_log(PD_LOG_INFO,
+           "import %s: %zu %s in %.1f s (%" PRIu64
+           " slices), %zu replaced a volunteer with the same id, "
+           "%zu lines skipped%s",
+           im->path, im->taken, what, (double)(mono_ns() - im->t0) / 1e9, im->slices, im->replaced,
+           im->skipped, im->err ? ", stopped early" : "");
     pd_conn_t *c = im->conn;
     if (c) {
         pd_reply_deferred_begin(c);
@@ -100,9 +131,13 @@ static void import_finish(pd_import_t *im) {
             pd_reply_error(c, im->err, "import: %s", im->why[0] ? im->why : pd_strerror(im->err));
         } else {
             msgpack_packer *pk = pd_reply_ok(c);
-            msgpack_pack_map(pk, 4);
+            msgpack_pack_map(pk, 6);
             pd_pack_kv_u64(pk, "imported", im->taken);
+            pd_pack_kv_u64(pk, "replaced", im->replaced);
             pd_pack_kv_u64(pk, "skipped", im->skipped);
+            pd_pack_cstr(pk, "errors");
+            msgpack_pack_array(pk, im->n_errors);
+            for (size_t i = 0; i < im->n_errors; i++) pd_pack_cstr(pk, im->errors[i]);
             pd_pack_kv_u64(pk, "seq", pd_persist_last_seq(srv));
             pd_pack_kv_bool(pk, "complete", im->err == PD_OK);
         }
@@ -111,6 +146,32 @@ static void import_finish(pd_import_t *im) {
     srv->import = NULL;
     uv_idle_stop(&im->idle);
     uv_close((uv_handle_t *)&im->idle, on_idle_closed);
+}
+
+/* A line skipped: counted, and the first IMPORT_ERRORS logged and kept
+ * for the reply. */
+__attribute__((format(printf, 2, 3))) static void import_skip(pd_import_t *im, const char *fmt,
+                                                              ...) {
+    if (im->skipped++ >= IMPORT_ERRORS) return;
+    char *msg = im->errors[im->n_errors++];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(im->errors[0]), fmt, ap);
+    va_end(ap);
+    pd_log(PD_LOG_WARN, "import: %s", msg);
+}
+
+/* Why the engine refused a record the CSV reader took, into buf. */
+static const char *refusal(pd_err err, const pd_gen_order_t *go, char *buf, size_t cap) {
+    if (go && go->need > PD_ORDER_MAX_SLOTS)
+        snprintf(buf, cap, "need %" PRIu32 " is above %d, the most an order takes", go->need,
+                 PD_ORDER_MAX_SLOTS);
+    else if (go && (go->start_ms > PD_TIME_MAX_MS || go->start_ms < -PD_TIME_MAX_MS))
+        snprintf(buf, cap, "start %" PRId64 " is beyond the engine's 2^52 ms either side of 1970",
+                 go->start_ms);
+    else
+        snprintf(buf, cap, "%s", pd_strerror(err));
+    return buf;
 }
 
 /* One record from the file into the engine and the journal. Returns false
@@ -129,20 +190,23 @@ static bool import_one(pd_import_t *im) {
         return false;
     }
     if (err) {
-        if (im->skipped++ < 10)
-            pd_log(PD_LOG_WARN, "import: %s", pd_csv_reader_get_error(im->r)->message);
+        import_skip(im, "%s", pd_csv_reader_get_error(im->r)->message);
         return true;
     }
-    if (!got) return false; /* the end of the file */
+    /* Not the end when the read only stopped for the slice's sake. */
+    if (!got) return pd_csv_reader_paused(im->r);
     if (!pd_persist_may_write(srv, IMPORT_REC_BYTES)) {
         im->err = PD_ERR_IO;
         snprintf(im->why, sizeof(im->why), "data directory full (%s) after %zu %s",
                  pd_persist_full_reason(srv), im->taken, what);
         return false;
     }
+    bool replaced = false;
     if (im->kind == PD_CSV_VOLUNTEERS) {
+        size_t before = pd_engine_volunteer_count(srv->engine);
         err = pd_engine_volunteer_upsert(srv->engine, &v, srv->now_ms);
         if (!err) pd_persist_record_volunteer(srv, &v);
+        replaced = !err && pd_engine_volunteer_count(srv->engine) == before;
     } else {
         pd_order_spec_t spec;
         pd_gen_order_spec(&go, &spec);
@@ -155,11 +219,14 @@ static bool import_one(pd_import_t *im) {
         return false;
     }
     if (err) {
-        if (im->skipped++ < 10)
-            pd_log(PD_LOG_WARN, "import: %s:%zu: %s", im->path, pd_csv_reader_get_line(im->r),
-                   pd_strerror(err));
+        bool vol = im->kind == PD_CSV_VOLUNTEERS;
+        char why[96];
+        import_skip(im, "%s:%zu: %s %" PRIu64 ": %s", im->path, pd_csv_reader_get_line(im->r),
+                    vol ? "volunteer" : "order", vol ? v.id : go.id,
+                    refusal(err, vol ? NULL : &go, why, sizeof(why)));
         return true;
     }
+    im->replaced += replaced;
     if (++im->taken % 250000 == 0)
         pd_log(PD_LOG_INFO, "import %s: %zu %s so far (line %zu, %.1f s)", im->path, im->taken,
                what, pd_csv_reader_get_line(im->r), (double)(mono_ns() - im->t0) / 1e9);
@@ -181,7 +248,9 @@ static void on_import_idle(uv_idle_t *h) {
             import_finish(im);
             break;
         }
-        if (n % IMPORT_CLOCK_EVERY == 0 && mono_ns() - t0 >= IMPORT_SLICE_NS) break;
+        /* A read that stopped early passed over a step's worth of bytes. */
+        bool check = n % IMPORT_CLOCK_EVERY == 0 || pd_csv_reader_paused(im->r);
+        if (check && mono_ns() - t0 >= IMPORT_SLICE_NS) break;
     }
     if (srv->n_events) pd_server_publish(srv);
     pd_server_flush(srv);
@@ -196,6 +265,11 @@ void pd_m_import(pd_conn_t *c, const msgpack_object *params) {
     if (!po || po->type != MSGPACK_OBJECT_STR || po->via.str.size == 0 ||
         po->via.str.size >= PD_STORE_PATH_MAX) {
         pd_reply_error(c, PD_ERR_BAD_ARG, "'path' must be a non-empty string");
+        return;
+    }
+    /* A NUL would cut the path short: another file than the one named. */
+    if (memchr(po->via.str.ptr, '\0', po->via.str.size)) {
+        pd_reply_error(c, PD_ERR_BAD_ARG, "'path' holds a NUL byte");
         return;
     }
     pd_csv_kind kind = PD_CSV_VOLUNTEERS;
@@ -242,6 +316,7 @@ void pd_m_import(pd_conn_t *c, const msgpack_object *params) {
         pd_free(im);
         return;
     }
+    pd_csv_reader_set_step(im->r, IMPORT_STEP_BYTES);
     if (kind == PD_CSV_VOLUNTEERS) pd_import_reserve_for(srv, im->path);
     im->srv = srv;
     im->kind = kind;

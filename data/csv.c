@@ -87,6 +87,12 @@ struct pd_csv_reader_s {
     size_t tail;     /* end of valid bytes of buf */
     bool src_eof;    /* nothing more will come into buf */
     bool io_failed;  /* a read failed: sticky */
+    char io_why[64]; /* ": <strerror>" of that failure */
+
+    size_t step;   /* bytes one read call may pass over without a record; 0 = no bound */
+    size_t spent;  /* bytes passed over by the current read call */
+    bool skipping; /* in the middle of an over-long line */
+    bool paused;   /* the last read call stopped early: call again */
 
     size_t line_no; /* of the line in `line` */
     char line[PD_CSV_LINE_MAX + 1];
@@ -96,20 +102,64 @@ struct pd_csv_reader_s {
     pd_csv_error_t err;
 };
 
-/* Copy a value into `dst` (size 48) for a message: at most 40 bytes,
- * anything unprintable as '?', "..." if cut. */
-static const char *show(const char *p, size_t n, char *dst) {
-    size_t k = n > 40 ? 40 : n, j = 0;
-    for (size_t i = 0; i < k; i++) {
-        unsigned char c = (unsigned char)p[i];
-        dst[j++] = (c < ' ' || c == 0x7f) ? '?' : (char)c;
+/* Length of the well-formed UTF-8 sequence at p (n bytes left), 0 if none. */
+static size_t utf8_len(const unsigned char *p, size_t n) {
+    unsigned char b = p[0];
+    size_t len;
+    uint32_t min;
+    if (b < 0x80) return 1;
+    if (b >= 0xc2 && b <= 0xdf) {
+        len = 2;
+        min = 0x80;
+    } else if (b >= 0xe0 && b <= 0xef) {
+        len = 3;
+        min = 0x800;
+    } else if (b >= 0xf0 && b <= 0xf4) {
+        len = 4;
+        min = 0x10000;
+    } else {
+        return 0;
     }
-    if (n > k) {
+    if (n < len) return 0;
+    uint32_t cp = b & (0x7fu >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80) return 0;
+        cp = (cp << 6) | (p[i] & 0x3fu);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+    return len;
+}
+
+/* Copy p[0..n) into `dst` (max + 4 bytes) for a message: at most `max`
+ * bytes, anything unprintable or not UTF-8 (a file in GBK or Latin-1) as
+ * '?', "..." if cut, never inside a character: messages travel to clients
+ * as msgpack strings, which must be UTF-8. */
+static const char *show_max(const char *p, size_t n, char *dst, size_t max) {
+    const unsigned char *s = (const unsigned char *)p;
+    size_t i = 0, j = 0;
+    while (i < n) {
+        size_t l = utf8_len(s + i, n - i);
+        bool ok = l > 1 || (l == 1 && s[i] >= ' ' && s[i] != 0x7f);
+        size_t w = ok ? l : 1;
+        if (j + w > max) break;
+        if (ok)
+            memcpy(dst + j, s + i, l);
+        else
+            dst[j] = '?';
+        j += w;
+        i += w;
+    }
+    if (i < n) {
         memcpy(dst + j, "...", 3);
         j += 3;
     }
     dst[j] = 0;
     return dst;
+}
+
+/* A value for a message, into `dst` of 48 bytes. */
+static const char *show(const char *p, size_t n, char *dst) {
+    return show_max(p, n, dst, 40);
 }
 
 /* Record an error: "<source>:<line>: [field N 'name': ]<reason>". */
@@ -150,49 +200,68 @@ static void refill(pd_csv_reader_t *r) {
     size_t got = fread(r->fbuf + r->tail, 1, READ_BUF - r->tail, r->fp);
     r->tail += got;
     if (got == 0) {
-        if (ferror(r->fp)) r->io_failed = true;
+        if (ferror(r->fp)) {
+            r->io_failed = true;
+            snprintf(r->io_why, sizeof r->io_why, ": %s", strerror(errno));
+        }
         r->src_eof = true;
     }
 }
 
 /* Move the next line (without its newline and a trailing '\r') into
- * r->line. *got is false at the end of the input. A line too long for
- * the buffer is skipped up to its newline and reported. */
+ * r->line. *got is false at the end of the input, or with r->paused when
+ * the read call's step ran out. A line too long for the buffer is skipped
+ * up to its newline and reported; the skip may span several calls. */
 static pd_err next_line(pd_csv_reader_t *r, bool *got) {
-    bool too_long = false;
     for (;;) {
         const char *start = r->buf + r->head;
         size_t avail = r->tail - r->head;
         const char *nl = memchr(start, '\n', avail);
         size_t len;
+        if (r->skipping) {
+            /* The rest of an over-long line, up to its newline. */
+            if (!nl && !r->src_eof) {
+                r->spent += avail;
+                r->head = r->tail;
+                refill(r);
+                if (r->step && r->spent >= r->step) {
+                    r->paused = true;
+                    *got = false;
+                    return PD_OK;
+                }
+                continue;
+            }
+            if (!nl && r->io_failed) return fail(r, PD_ERR_IO, -1, "read error%s", r->io_why);
+            len = nl ? (size_t)(nl - start) + 1 : avail;
+            r->spent += len;
+            r->head += len;
+            r->skipping = false;
+            *got = true;
+            return fail(r, PD_ERR_TOO_LARGE, -1, "line longer than %d bytes", PD_CSV_LINE_MAX);
+        }
         if (nl) {
             len = (size_t)(nl - start);
             r->head += len + 1;
+            r->spent += len + 1;
         } else if (r->src_eof) {
             /* Whole lines read before a read error are still returned;
              * after them the error sticks. */
-            if (r->io_failed) return fail(r, PD_ERR_IO, -1, "read error");
-            if (avail == 0 && !too_long) {
+            if (r->io_failed) return fail(r, PD_ERR_IO, -1, "read error%s", r->io_why);
+            if (avail == 0) {
                 *got = false;
                 return PD_OK;
             }
             len = avail;
             r->head = r->tail;
+            r->spent += len;
         } else if (avail > PD_CSV_LINE_MAX + 1) {
-            /* No newline in a buffer's worth of line: drop what we have
-             * and keep skipping until one comes. */
-            if (!too_long) r->line_no++;
-            too_long = true;
-            r->head = r->tail;
-            refill(r);
+            /* No newline in a buffer's worth of line: skip it (above). */
+            r->line_no++;
+            r->skipping = true;
             continue;
         } else {
             refill(r);
             continue;
-        }
-        if (too_long) {
-            *got = true;
-            return fail(r, PD_ERR_TOO_LARGE, -1, "line longer than %d bytes", PD_CSV_LINE_MAX);
         }
         r->line_no++;
         if (len > 0 && start[len - 1] == '\r') len--;
@@ -213,7 +282,15 @@ static pd_err next_record(pd_csv_reader_t *r, field_t *f, int want, bool *got) {
     for (;;) {
         pd_err err = next_line(r, got);
         if (err || !*got) return err;
-        if (r->line_len == 0) continue;
+        if (r->line_len == 0) {
+            /* A run of blank lines is work too: bounded by the step. */
+            if (r->step && r->spent >= r->step) {
+                r->paused = true;
+                *got = false;
+                return PD_OK;
+            }
+            continue;
+        }
         if (memchr(r->line, 0, r->line_len))
             return fail(r, PD_ERR_CORRUPT, -1, "line contains a NUL byte");
         int n = 0;
@@ -457,7 +534,9 @@ static pd_err open_fail(pd_csv_error_t *err, pd_err code, const char *source, co
         memset(err, 0, sizeof *err);
         err->code = code;
         err->field = -1;
-        snprintf(err->message, sizeof err->message, "%s: %s", source, why);
+        char src[96];
+        snprintf(err->message, sizeof err->message, "%s: %s",
+                 show_max(source, strlen(source), src, sizeof src - 4), why);
     }
     return code;
 }
@@ -476,18 +555,72 @@ static pd_err reader_new(pd_csv_kind kind, const char *const *names, size_t n_na
     r->names = names;
     r->n_names = n_names;
     for (size_t i = 0; i < n_names; i++) r->name_len[i] = (uint8_t)strlen(names[i]);
-    snprintf(r->source, sizeof r->source, "%s", source);
+    show_max(source, strlen(source), r->source, sizeof r->source - 4);
     r->err.field = -1;
     *out = r;
     return PD_OK;
 }
 
-/* Read and check line 1. */
+/* Explain a header line that is not `want`: name the first field that
+ * differs, or say the line is not a header at all. */
+static pd_err wrong_header(pd_csv_reader_t *r, const char *want) {
+    char shown[48], expected[48];
+    const char *g = r->line, *gend = r->line + r->line_len;
+    const char *w = want, *wend = want + strlen(want);
+    for (int i = 0;; i++) {
+        const char *gc = memchr(g, ',', (size_t)(gend - g));
+        const char *wc = memchr(w, ',', (size_t)(wend - w));
+        size_t gn = (size_t)((gc ? gc : gend) - g), wn = (size_t)((wc ? wc : wend) - w);
+        if (gn != wn || memcmp(g, w, gn) != 0 || !gc != !wc) {
+            if (i == 0) break;
+            if (gn == wn && memcmp(g, w, gn) == 0) { /* same field, one line goes on */
+                if (gc)
+                    return fail(r, PD_ERR_CORRUPT, -1,
+                                "wrong header: found '%s' after the %d fields of '%s'",
+                                show(gc, (size_t)(gend - gc), shown), i + 1, want);
+                return fail(r, PD_ERR_CORRUPT, -1,
+                            "wrong header: found '%s', only the first %d fields of '%s'",
+                            show(r->line, r->line_len, shown), i + 1, want);
+            }
+            return fail(r, PD_ERR_CORRUPT, -1,
+                        "wrong header: field %d is '%s', expected '%s' (the header is exactly "
+                        "'%s')",
+                        i + 1, show(g, gn, shown), show(w, wn, expected), want);
+        }
+        if (!gc) break; /* equal: not reached, the caller compared them */
+        g = gc + 1;
+        w = wc + 1;
+    }
+    return fail(r, PD_ERR_CORRUPT, -1, "missing header: expected '%s', found '%s'", want,
+                show(r->line, r->line_len, shown));
+}
+
+/* Read and check line 1. A header cannot be long, so line 1 is judged
+ * from the first buffer: a file without a newline there (a binary file,
+ * or one whose lines end in a lone CR) is refused without reading on. */
 static pd_err check_header(pd_csv_reader_t *r) {
     bool got;
+    if (r->fp) refill(r);
     /* A UTF-8 byte-order mark (spreadsheets write one) is skipped. */
-    if (r->tail - r->head < 3 && !r->src_eof && r->fp) refill(r);
     if (r->tail - r->head >= 3 && memcmp(r->buf + r->head, "\xEF\xBB\xBF", 3) == 0) r->head += 3;
+    const char *start = r->buf + r->head;
+    size_t avail = r->tail - r->head;
+    const char *nl = memchr(start, '\n', avail);
+    size_t len = nl ? (size_t)(nl - start) : avail;
+    if (len > 0 && start[len - 1] == '\r') len--;
+    const char *cr = memchr(start, '\r', len);
+    if (cr || len > PD_CSV_LINE_MAX) {
+        char shown[48];
+        r->line_no = 1;
+        if (cr)
+            return fail(r, PD_ERR_CORRUPT, -1,
+                        "line 1 holds a carriage return: lines must end in LF or CRLF, not in "
+                        "a lone CR (found '%s')",
+                        show(start, len, shown));
+        return fail(r, PD_ERR_CORRUPT, -1,
+                    "missing header: line 1 is longer than %d bytes (found '%s')", PD_CSV_LINE_MAX,
+                    show(start, len, shown));
+    }
     pd_err err = next_line(r, &got);
     if (err) return err;
     if (!got)
@@ -499,9 +632,7 @@ static pd_err check_header(pd_csv_reader_t *r) {
         return fail(r, PD_ERR_CORRUPT, -1, "this is %s file; expected %s",
                     other == PD_CSV_ORDERS ? "an orders" : "a volunteers",
                     r->kind == PD_CSV_ORDERS ? "orders" : "volunteers");
-    char shown[48];
-    return fail(r, PD_ERR_CORRUPT, -1, "missing header: expected '%s', found '%s'",
-                pd_csv_header(r->kind), show(r->line, r->line_len, shown));
+    return wrong_header(r, pd_csv_header(r->kind));
 }
 
 static pd_err finish_open(pd_csv_reader_t *r, pd_csv_reader_t **out, pd_csv_error_t *err) {
@@ -567,7 +698,18 @@ const pd_csv_error_t *pd_csv_reader_get_error(const pd_csv_reader_t *r) {
     return &r->err;
 }
 
+void pd_csv_reader_set_step(pd_csv_reader_t *r, size_t bytes) {
+    r->step = bytes;
+}
+
+bool pd_csv_reader_paused(const pd_csv_reader_t *r) {
+    return r->paused;
+}
+
+/* At the start of each read call. */
 static void clear_error(pd_csv_reader_t *r) {
+    r->spent = 0;
+    r->paused = false;
     r->err.code = PD_OK;
     r->err.line = 0;
     r->err.field = -1;

@@ -667,6 +667,180 @@ Test(csv, overlong_lines_are_reported_and_skipped) {
     free(text);
 }
 
+/* A header that is nearly right names the field that differs; a file
+ * whose lines end in a lone CR (one long line), or whose first line is
+ * over the limit, is refused at open as not a CSV of paidan's -- without
+ * reading on through the rest of the file. */
+Test(csv, header_errors_say_what_is_wrong) {
+    expect_open_error("id,lat,lon,skills,tags,mode,schedule,capacity,Status\n", 54,
+                      PD_CSV_VOLUNTEERS, PD_ERR_CORRUPT, 1,
+                      "<memory>:1: wrong header: field 9 is 'Status', expected 'status'");
+    expect_open_error("id,lat,lon,skills,tags,mode,schedule,capacity,status,\r\n", 55,
+                      PD_CSV_VOLUNTEERS, PD_ERR_CORRUPT, 1,
+                      "wrong header: found ',' after the 9 fields of");
+    expect_open_error("id,lat, lon\n", 12, PD_CSV_VOLUNTEERS, PD_ERR_CORRUPT, 1,
+                      "field 3 is ' lon', expected 'lon'");
+    const char *cr = "id,lat,lon,skills,tags,mode,schedule,capacity,status\r" GOOD_V;
+    expect_open_error(cr, strlen(cr), PD_CSV_VOLUNTEERS, PD_ERR_CORRUPT, 1,
+                      "lines must end in LF or CRLF, not in a lone CR");
+
+    /* 300 KB of lone-CR lines, or of one line with no end: CORRUPT (not
+     * a too-long line to skip), from a file as from memory. */
+    size_t n = 300000;
+    char *text = malloc(n);
+    for (int k = 0; k < 2; k++) {
+        memset(text, 'x', n);
+        if (k == 0)
+            for (size_t i = 0; i + 64 < n; i += 64) memcpy(text + i, "1,2,3\r", 6);
+        expect_open_error(text, n, PD_CSV_VOLUNTEERS, PD_ERR_CORRUPT, 1,
+                          k == 0 ? "lone CR" : "missing header: line 1 is longer than 8192 bytes");
+        char path[64];
+        temp_path(path, sizeof path);
+        write_file(path, text, n);
+        pd_csv_reader_t *r;
+        pd_csv_error_t err;
+        cr_expect_eq(pd_csv_reader_open(path, PD_CSV_ORDERS, names(), N_NAMES, &r, &err),
+                     PD_ERR_CORRUPT, "%s", err.message);
+        cr_expect_eq(err.line, 1);
+        unlink(path);
+    }
+    free(text);
+
+    /* A read error says why. */
+    pd_csv_reader_t *r;
+    pd_csv_error_t err;
+    cr_expect_eq(pd_csv_reader_open("/", PD_CSV_VOLUNTEERS, names(), N_NAMES, &r, &err), PD_ERR_IO);
+    cr_expect(strstr(err.message, "/: read error: Is a directory") != NULL, "%s", err.message);
+}
+
+/* True if s is well-formed UTF-8. */
+static bool valid_utf8(const char *s) {
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        int len = *p < 0x80             ? 1
+                  : (*p & 0xe0) == 0xc0 ? 2
+                  : (*p & 0xf0) == 0xe0 ? 3
+                  : (*p & 0xf8) == 0xf0 ? 4
+                                        : 0;
+        if (len == 0 || (len == 2 && *p < 0xc2)) return false;
+        for (int i = 1; i < len; i++)
+            if ((p[i] & 0xc0) != 0x80) return false;
+        p += len;
+    }
+    return true;
+}
+
+/* Messages are UTF-8 whatever the file holds: a skill written in GBK (a
+ * spreadsheet saved in the local code page) shows as '?', and a long
+ * UTF-8 value is cut between characters, not inside one. */
+Test(csv, messages_are_utf8) {
+    /* "测试" in GBK, then 20 three-byte characters (60 bytes) */
+    const char *gbk = VHEAD "1,30.6,114.3,\xB2\xE2\xCA\xD4,0,walk,always,1,online\n";
+    expect_error(gbk, PD_CSV_VOLUNTEERS, PD_ERR_UNKNOWN_SKILL, 2, 3, "unknown skill \'\?\?\?\?\'");
+    char text[512];
+    snprintf(text, sizeof text, "%s1,30.6,114.3,%s,0,walk,always,1,online\n", VHEAD,
+             "\xE6\xB5\x8B\xE6\xB5\x8B\xE6\xB5\x8B\xE6\xB5\x8B\xE6\xB5\x8B\xE6\xB5\x8B\xE6\xB5\x8B"
+             "\xE6\xB5\x8B\xE6\xB5\x8B\xE6\xB5\x8B\xE6\xB5\x8B\xE6\xB5\x8B\xE6\xB5\x8B\xE6\xB5\x8B"
+             "\xE6\xB5\x8B\xE6\xB5\x8B\xE6\xB5\x8B\xE6\xB5\x8B\xE6\xB5\x8B\xE6\xB5\x8B");
+    pd_csv_reader_t *r = open_mem(text, PD_CSV_VOLUNTEERS);
+    pd_volunteer_t v;
+    bool got;
+    cr_expect_eq(pd_csv_read_volunteer(r, &v, &got), PD_ERR_UNKNOWN_SKILL);
+    const char *msg = pd_csv_reader_get_error(r)->message;
+    cr_expect(valid_utf8(msg), "%s", msg);
+    cr_expect(strstr(msg, "\xE6\xB5\x8B...'") != NULL, "%s", msg);
+    pd_csv_reader_close(r);
+    /* A header in GBK, and a file name that is not UTF-8. */
+    pd_csv_error_t err;
+    const char *head = "\xB1\xE0\xBA\xC5,lat\n";
+    cr_expect_eq(
+        pd_csv_reader_open_mem(head, strlen(head), PD_CSV_VOLUNTEERS, names(), N_NAMES, &r, &err),
+        PD_ERR_CORRUPT);
+    cr_expect(valid_utf8(err.message), "%s", err.message);
+    cr_expect(strstr(err.message, "found \'\?\?\?\?,lat\'") != NULL, "%s", err.message);
+    cr_expect_eq(pd_csv_reader_open("/nonexistent/\xB2\xE2.csv", PD_CSV_VOLUNTEERS, names(),
+                                    N_NAMES, &r, &err),
+                 PD_ERR_IO);
+    cr_expect(valid_utf8(err.message), "%s", err.message);
+}
+
+/* With a step, one read call passes over at most that many bytes of blank
+ * lines or of an over-long line before it returns (paused), and reading on
+ * gives exactly what an unbounded reader gives: the same records, the
+ * over-long line reported once with its line number. */
+static void read_with_step(const char *text, size_t len, bool from_file, size_t step, int *pauses,
+                           int *records, size_t *too_large_line) {
+    pd_csv_reader_t *r;
+    pd_csv_error_t err;
+    char path[64];
+    if (from_file) {
+        temp_path(path, sizeof path);
+        write_file(path, text, len);
+        cr_assert_eq(pd_csv_reader_open(path, PD_CSV_VOLUNTEERS, names(), N_NAMES, &r, &err), PD_OK,
+                     "%s", err.message);
+    } else {
+        cr_assert_eq(
+            pd_csv_reader_open_mem(text, len, PD_CSV_VOLUNTEERS, names(), N_NAMES, &r, &err), PD_OK,
+            "%s", err.message);
+    }
+    pd_csv_reader_set_step(r, step);
+    *pauses = *records = 0;
+    *too_large_line = 0;
+    for (int calls = 0;; calls++) {
+        cr_assert_lt(calls, 100000);
+        pd_volunteer_t v;
+        bool got;
+        pd_err e = pd_csv_read_volunteer(r, &v, &got);
+        if (e == PD_ERR_TOO_LARGE) {
+            cr_expect_eq(*too_large_line, 0, "reported twice");
+            *too_large_line = pd_csv_reader_get_error(r)->line;
+            continue;
+        }
+        cr_assert_eq(e, PD_OK, "%s", pd_csv_reader_get_error(r)->message);
+        if (got) {
+            cr_expect_eq(v.id, (uint64_t)*records + 1);
+            ++*records;
+        } else if (pd_csv_reader_paused(r)) {
+            ++*pauses;
+        } else {
+            break;
+        }
+    }
+    pd_csv_reader_close(r);
+    if (from_file) unlink(path);
+}
+
+Test(csv, step_bounds_the_work_of_one_read) {
+    /* header, 1, 1 MB of blank lines, 2, a 1 MB line, 3 */
+    size_t big = 1 << 20, cap = 3 * big;
+    char *text = malloc(cap);
+    size_t n = (size_t)sprintf(text, "%s1,30.6,114.3,,0,walk,always,1,online\n", VHEAD);
+    memset(text + n, '\n', big);
+    n += big;
+    n += (size_t)sprintf(text + n, "2,30.6,114.3,,0,walk,always,1,online\n");
+    memset(text + n, '9', big);
+    n += big;
+    n += (size_t)sprintf(text + n, "\n3,30.6,114.3,,0,walk,always,1,online\n");
+    for (int file = 0; file < 2; file++) {
+        int pauses, records;
+        size_t too_large;
+        read_with_step(text, n, file, 64 * 1024, &pauses, &records, &too_large);
+        cr_expect_eq(records, 3, "file %d", file);
+        cr_expect_eq(too_large, 2 + big + 2, "file %d", file);
+        /* 1 MB of blank lines, and from a file 1 MB of long line, 64 KiB
+         * a call (in memory the long line's end is found at once) */
+        int parts = file ? 2 : 1;
+        cr_expect_geq(pauses, parts * 15, "file %d: %d pauses", file, pauses);
+        cr_expect_leq(pauses, parts * 17, "file %d: %d pauses", file, pauses);
+        /* No step: no pause, the same result. */
+        read_with_step(text, n, file, 0, &pauses, &records, &too_large);
+        cr_expect_eq(pauses, 0);
+        cr_expect_eq(records, 3);
+        cr_expect_eq(too_large, 2 + big + 2);
+    }
+    free(text);
+}
+
 /* Random garbage and random corruption of good files: the reader must
  * never crash or hang, and every error must carry a line and a message. */
 Test(csv, garbage_never_crashes) {

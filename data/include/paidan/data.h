@@ -308,6 +308,22 @@ pd_err pd_csv_read_volunteer(pd_csv_reader_t *r, pd_volunteer_t *out, bool *got)
 /** As pd_csv_read_volunteer(), for a PD_CSV_ORDERS reader. */
 pd_err pd_csv_read_order(pd_csv_reader_t *r, pd_gen_order_t *out, bool *got);
 
+/**
+ * Bound the work of one read call, for a caller that must not block long
+ * (the server's `import` runs between other clients' requests). With
+ * bytes > 0, a call that has passed over that many bytes of blank lines,
+ * or of an over-long line it is skipping, stops early: it returns PD_OK
+ * with *got false and pd_csv_reader_paused() true; the next call goes on
+ * where it stopped (an over-long line is still reported once; read from
+ * memory, its end is found in one call). 0, the
+ * default, is no bound: *got false then always means the end.
+ */
+void pd_csv_reader_set_step(pd_csv_reader_t *r, size_t bytes);
+
+/** True if the last read call stopped early (pd_csv_reader_set_step())
+ *  rather than at the end of the input: call again. */
+bool pd_csv_reader_paused(const pd_csv_reader_t *r);
+
 /** Line number of the last line read (the header is line 1). */
 size_t pd_csv_reader_get_line(const pd_csv_reader_t *r);
 
