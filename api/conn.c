@@ -312,6 +312,21 @@ msgpack_packer *pd_reply_ok(pd_conn_t *c) {
     return &c->pk;
 }
 
+/* A message cut at its buffer's end may stop inside a UTF-8 character (a
+ * file name in Chinese, say); msgpack strings must be UTF-8, and strict
+ * decoders refuse the reply: drop the incomplete character. */
+static void trim_cut_utf8(char *s, size_t len) {
+    size_t i = len, cont = 0;
+    while (i > 0 && cont < 3 && ((unsigned char)s[i - 1] & 0xc0) == 0x80) {
+        i--;
+        cont++;
+    }
+    if (i == 0) return;
+    unsigned char lead = (unsigned char)s[i - 1];
+    size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+    if (need > 1 && cont + 1 < need) s[i - 1] = '\0';
+}
+
 void pd_reply_error(pd_conn_t *c, pd_err code, const char *fmt, ...) {
     char msg[256];
     va_list ap;
@@ -319,6 +334,7 @@ void pd_reply_error(pd_conn_t *c, pd_err code, const char *fmt, ...) {
     int n = vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     if (n < 0) msg[0] = '\0';
+    if (n >= (int)sizeof(msg)) trim_cut_utf8(msg, sizeof(msg) - 1);
     c->out.size = c->reply_mark;
     msgpack_pack_array(&c->pk, 2);
     msgpack_pack_uint32(&c->pk, (uint32_t)code);

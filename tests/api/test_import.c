@@ -148,6 +148,60 @@ Test(import, bad_headers_are_refused_with_the_reason, .timeout = 30) {
     srv_stop(&s);
 }
 
+/* True if s[0..n) is well-formed UTF-8 (no overlong forms or surrogates
+ * are produced by the server; this checks sequences and their lengths). */
+static bool utf8_ok(const char *s, size_t n) {
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        size_t len = p[i] < 0x80 ? 1 : p[i] >= 0xf0 ? 4 : p[i] >= 0xe0 ? 3 : p[i] >= 0xc0 ? 2 : 0;
+        if (!len || i + len > n) return false;
+        for (size_t k = 1; k < len; k++)
+            if ((p[i + k] & 0xc0) != 0x80) return false;
+        i += len;
+    }
+    return true;
+}
+
+/* An error message cut at its 255 bytes does not end inside a character:
+ * an import naming a directory under a long Chinese path (the message
+ * quotes the path), at every cut position. */
+Test(import, a_long_error_message_stays_utf8, .timeout = 30) {
+    srv_t s;
+    srv_start(&s, NULL);
+    pd_client_t *c = srv_connect(&s);
+    char top[] = "/tmp/pd-import-utf8-XXXXXX";
+    cr_assert_not_null(mkdtemp(top));
+    char dirs[3][1024];
+    for (int pad = 0; pad < 3; pad++) {
+        /* top/<pad x's><40 x U+65B9>/<40 x U+65B9>: over 255 bytes */
+        char seg[160];
+        size_t j = (size_t)snprintf(seg, sizeof(seg), "%.*s", pad, "xx");
+        for (int i = 0; i < 40; i++)
+            j += (size_t)snprintf(seg + j, sizeof(seg) - j, "\xe6\x96\xb9");
+        char *d = dirs[pad];
+        snprintf(d, sizeof(dirs[0]), "%s/%s", top, seg);
+        cr_assert_eq(mkdir(d, 0700), 0, "%s", d);
+        size_t dl = strlen(d);
+        snprintf(d + dl, sizeof(dirs[0]) - dl, "/%s", seg + pad);
+        cr_assert_eq(mkdir(d, 0700), 0, "%s", d);
+        char json[1200];
+        snprintf(json, sizeof(json), "{\"path\":\"%s\"}", d);
+        pd_msg_t m = call_err(c, "import", json, PD_ERR_BAD_ARG);
+        size_t n = strlen(m.message);
+        cr_assert_geq(n, 250, "the message was not cut: %s", m.message);
+        cr_assert(utf8_ok(m.message, n), "pad %d: a message cut inside a character: %s", pad,
+                  m.message);
+    }
+    for (int pad = 2; pad >= 0; pad--) {
+        rmdir(dirs[pad]);
+        *strrchr(dirs[pad], '/') = '\0';
+        rmdir(dirs[pad]);
+    }
+    rmdir(top);
+    pd_client_destroy(c);
+    srv_stop(&s);
+}
+
 /* The reply says how many lines replaced a volunteer with the same id and
  * why the first ten skipped lines were skipped. */
 Test(import, reply_names_replaced_and_skipped_lines, .timeout = 30) {
