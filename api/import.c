@@ -116,11 +116,12 @@ static void import_finish(pd_import_t *im) {
     im->r = NULL;
     pd_alloc_release_free(); /* what cells grew out of during the load */
     const char *what = im->kind == PD_CSV_VOLUNTEERS ? "volunteers" : "orders";
-    pd_log(PD_LOG_INFO,
-           "import %s: %zu %s in %.1f s (%" PRIu64
-           " slices), %zu replaced a volunteer with the same id, "
-           "%zu lines skipped%s",
-           im->path, im->taken, what, (double)(mono_ns() - im->t0) / 1e9, im->slices, im->replaced,
+    char replaced[80] = "";
+    if (im->kind == PD_CSV_VOLUNTEERS)
+        snprintf(replaced, sizeof(replaced), ", %zu replaced a volunteer with the same id",
+                 im->replaced);
+    pd_log(PD_LOG_INFO, "import %s: %zu %s in %.1f s (%" PRIu64 " slices)%s, %zu lines skipped%s",
+           im->path, im->taken, what, (double)(mono_ns() - im->t0) / 1e9, im->slices, replaced,
            im->skipped, im->err ? ", stopped early" : "");
     pd_conn_t *c = im->conn;
     if (c) {
@@ -344,11 +345,12 @@ void pd_import_stop(pd_server_t *srv) {
 
 void pd_import_pack_stats(pd_server_t *srv, msgpack_packer *pk) {
     const pd_import_t *im = srv->import;
-    msgpack_pack_map(pk, im ? 5 : 1);
+    msgpack_pack_map(pk, im ? 6 : 1);
     pd_pack_kv_bool(pk, "running", im != NULL);
     if (!im) return;
     pd_pack_kv_str(pk, "path", im->path);
     pd_pack_kv_u64(pk, "imported", im->taken);
+    pd_pack_kv_u64(pk, "replaced", im->replaced);
     pd_pack_kv_u64(pk, "skipped", im->skipped);
     pd_pack_kv_double(pk, "seconds", (double)(mono_ns() - im->t0) / 1e9);
 }

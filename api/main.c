@@ -216,7 +216,7 @@ int main(int argc, char **argv) {
                 break;
             case OPT_MAX_OUTPUT:
                 if (parse_size(optarg, 1024, 1ull << 40, &v))
-                    return bad_value("--max-output", optarg, "a size of at least 1k");
+                    return bad_value("--max-output", optarg, "a size 1k..1024g");
                 cfg.max_output = (size_t)v;
                 break;
             case OPT_IDLE: {

@@ -47,6 +47,9 @@ static bool import_running(pd_client_t *c) {
     cr_assert(im);
     const msgpack_object *r = pd_client_map_get(im, "running");
     cr_assert(r && r->type == MSGPACK_OBJECT_BOOLEAN);
+    if (r->via.boolean) /* what the reply will say, so far */
+        for (const char *k = "path\0imported\0replaced\0skipped\0seconds\0"; *k; k += strlen(k) + 1)
+            cr_assert(pd_client_map_get(im, k), "stats.import lacks '%s' while running", k);
     return r->via.boolean;
 }
 
