@@ -872,8 +872,10 @@ pd_err pd_index_slot_state(const pd_index_t *ix, uint32_t slot, pd_slot_state_t 
 
 pd_err pd_index_reserve(pd_index_t *ix, size_t more) {
     if (more > (1u << 31)) return PD_ERR_LIMIT;
-    pd_err err = slots_reserve(ix, more);
-    if (!err) err = pd__idmap_reserve(&ix->ids, (uint32_t)more);
+    /* The id map first, as pd_index_insert_many does: it refuses what it
+     * can never hold (3/4 of 2^31 entries) before the slots are grown. */
+    pd_err err = pd__idmap_reserve(&ix->ids, (uint32_t)more);
+    if (!err) err = slots_reserve(ix, more);
     return err;
 }
 
@@ -996,6 +998,20 @@ static void insert_many_undo(pd_index_t *ix, const pd_volunteer_t *vs, const uin
     }
 }
 
+/* The record to blame when vs[order[j]]'s id was refused: itself if the
+ * id was in the index before, else the later (in vs) of it and the record
+ * of the batch that took the id first (slots sis[0..j), given out in the
+ * grouped order, not vs's). Only on the error path: a scan. */
+static size_t insert_many_blame(const pd_index_t *ix, const pd_volunteer_t *vs,
+                                const uint32_t *order, const uint32_t *sis, size_t j) {
+    size_t at = order[j];
+    uint32_t other;
+    if (find_slot(ix, vs[at].id, &other) != PD_OK) return at;
+    for (size_t i = 0; i < j; i++)
+        if (sis[i] == other) return order[i] > at ? order[i] : at;
+    return at;
+}
+
 /* Append vs[order[0..count)] (slots sis[]) to c, room reserved: hours,
  * skills and tags a block of 64 at a time through a transpose. */
 static void cell_append_many(pd_index_t *ix, cell_t *c, const pd_volunteer_t *vs,
@@ -1103,7 +1119,7 @@ pd_err pd_index_insert_many(pd_index_t *ix, const pd_volunteer_t *vs, size_t n, 
         uint32_t si = slot_take(ix, v);
         if ((err = pd__idmap_add_new(&ix->ids, keys, v->id, si))) {
             slot_free(ix, si);
-            if (bad) *bad = order[j];
+            if (bad) *bad = insert_many_blame(ix, vs, order, sis, j);
             insert_many_undo(ix, vs, order, sis, j, &gs);
             goto out;
         }

@@ -44,7 +44,9 @@ void pd_hist_merge(pd_hist_t *dst, const pd_hist_t *src) {
 uint64_t pd_hist_percentile(const pd_hist_t *h, double p) {
     if (h->count == 0) return 0;
     if (p <= 0) return h->min;
-    if (p >= 100) return h->max;
+    /* !(p < 100) also takes NaN: converting NaN to an integer below is
+     * undefined, and what came out depended on the compiler and CPU. */
+    if (!(p < 100)) return h->max;
     /* rank = ceil(p/100 * count), at least 1 */
     double r = p / 100.0 * (double)h->count;
     uint64_t rank = (uint64_t)r;

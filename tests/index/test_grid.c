@@ -890,7 +890,7 @@ Test(grid, insert_many_errors_change_nothing) {
      * batch is in when it is found), or already in the index */
     batch[m - 1].id = batch[5].id;
     cr_assert_eq(pd_index_insert_many(w.ix, batch, m, NULL, &bad), PD_ERR_EXISTS);
-    cr_assert(bad == m - 1 || bad == 5, "bad %zu", bad);
+    cr_assert_eq(bad, m - 1); /* the later of the two */
     check_valid(&w, seed);
     assert_holds_mirror(&w);
     batch[m - 1].id = w.v[17].id;
@@ -920,4 +920,63 @@ Test(grid, insert_many_errors_change_nothing) {
     assert_holds_mirror(&w);
     free(batch);
     world_deinit(&w);
+}
+
+/* An id given twice in a batch blames the later record, whatever order
+ * the cells are filled in: here the later one's cell comes first, so it
+ * takes the id before the earlier one is reached. */
+Test(grid, insert_many_blames_the_later_of_a_twice_given_id) {
+    pd_index_t *ix;
+    cr_assert_eq(pd_index_create(NULL, &ix), PD_OK);
+    pd_volunteer_t vs[3];
+    memset(vs, 0, sizeof vs);
+    for (int i = 0; i < 3; i++) {
+        vs[i].week = pd_week_all();
+        vs[i].capacity = 1;
+    }
+    vs[0].id = 10, vs[0].pos = (pd_latlng_t){30000000, 120000000};
+    vs[1].id = 20, vs[1].pos = (pd_latlng_t){-30000000, -60000000};
+    vs[2].id = 20, vs[2].pos = (pd_latlng_t){30000000, 120000000}; /* vs[0]'s cell */
+    size_t bad = 99;
+    cr_assert_eq(pd_index_insert_many(ix, vs, 3, NULL, &bad), PD_ERR_EXISTS);
+    cr_assert_eq(bad, 2);
+    cr_assert_eq(pd_index_count(ix), 0);
+    const char *why;
+    cr_assert(pd_index_validate(ix, &why), "%s", why);
+    /* against an id already present: that record, wherever it is */
+    vs[2].id = 30;
+    cr_assert_eq(pd_index_insert(ix, &vs[1]), PD_OK);
+    cr_assert_eq(pd_index_insert_many(ix, vs, 3, NULL, &bad), PD_ERR_EXISTS);
+    cr_assert_eq(bad, 1);
+    cr_assert_eq(pd_index_count(ix), 1);
+    cr_assert(pd_index_validate(ix, &why), "%s", why);
+    pd_index_destroy(ix);
+}
+
+/* The id map holds three quarters of 2^31 entries: a reserve it can never
+ * hold is PD_ERR_LIMIT, as documented, not an attempt to map tens of GB of
+ * slots first (PD_ERR_NOMEM, or those slots kept). */
+Test(grid, reserve_past_the_id_map_is_a_limit) {
+    pd_index_t *ix;
+    cr_assert_eq(pd_index_create(NULL, &ix), PD_OK);
+    size_t before = pd_index_memory(ix);
+    cr_assert_eq(pd_index_reserve(ix, (size_t)1 << 31), PD_ERR_LIMIT);
+    cr_assert_eq(pd_index_reserve(ix, ((size_t)3 << 29) + 1), PD_ERR_LIMIT);
+    cr_assert_eq(pd_index_reserve(ix, ((size_t)1 << 31) + 1), PD_ERR_LIMIT);
+    cr_assert_eq(pd_index_reserve(ix, SIZE_MAX), PD_ERR_LIMIT);
+    cr_assert_eq(pd_index_memory(ix), before);
+    cr_assert_eq(pd_index_reserve(ix, 0), PD_OK);
+    cr_assert_eq(pd_index_reserve(ix, 1000), PD_OK);
+    const char *why;
+    cr_assert(pd_index_validate(ix, &why), "%s", why);
+    pd_volunteer_t v;
+    memset(&v, 0, sizeof v);
+    v.id = UINT64_MAX;
+    v.week = pd_week_all();
+    v.capacity = 1;
+    cr_assert_eq(pd_index_insert(ix, &v), PD_OK);
+    cr_assert_eq(pd_index_reserve(ix, (size_t)3 << 29), PD_ERR_LIMIT);
+    cr_assert_eq(pd_index_count(ix), 1);
+    cr_assert(pd_index_validate(ix, &why), "%s", why);
+    pd_index_destroy(ix);
 }

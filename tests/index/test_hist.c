@@ -1,5 +1,6 @@
 /* test_hist.c -- the histogram's percentiles against a sorted array. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdlib.h>
 
 #include "paidan/hist.h"
@@ -55,4 +56,29 @@ Test(hist, empty_and_exact_small_values) {
     cr_assert_eq(pd_hist_percentile(&h, 50), 50);
     cr_assert_eq(pd_hist_percentile(&h, 99), 99);
     cr_assert_float_eq(pd_hist_mean(&h), 50.5, 1e-9);
+}
+
+/* The ends of the value range and of p: 0 and UINT64_MAX land in their
+ * own buckets, p <= 0 is the minimum, p >= 100 and NaN the maximum (NaN
+ * used to reach a float-to-integer conversion, undefined behaviour). */
+Test(hist, extreme_values_and_percentiles) {
+    pd_hist_t *h = malloc(sizeof *h);
+    pd_hist_init(h);
+    cr_assert_eq(pd_hist_percentile(h, NAN), 0);
+    pd_hist_record(h, UINT64_MAX);
+    cr_assert_eq(pd_hist_percentile(h, 50), UINT64_MAX);
+    cr_assert_eq(pd_hist_percentile(h, 0), UINT64_MAX);
+    pd_hist_record(h, 0);
+    cr_assert_eq(h->min, 0);
+    cr_assert_eq(h->max, UINT64_MAX);
+    cr_assert_eq(pd_hist_percentile(h, 0), 0);
+    cr_assert_eq(pd_hist_percentile(h, -1), 0);
+    cr_assert_eq(pd_hist_percentile(h, 50), 0);
+    cr_assert_eq(pd_hist_percentile(h, 50.0001), UINT64_MAX);
+    cr_assert_eq(pd_hist_percentile(h, 100), UINT64_MAX);
+    cr_assert_eq(pd_hist_percentile(h, 1e300), UINT64_MAX);
+    cr_assert_eq(pd_hist_percentile(h, INFINITY), UINT64_MAX);
+    cr_assert_eq(pd_hist_percentile(h, -INFINITY), 0);
+    cr_assert_eq(pd_hist_percentile(h, NAN), UINT64_MAX);
+    free(h);
 }

@@ -39,7 +39,8 @@ void pd_hist_merge(pd_hist_t *dst, const pd_hist_t *src);
 
 /**
  * The value at percentile p (0..100): the upper edge of the bucket holding
- * that rank, capped at the maximum seen. 0 when empty.
+ * that rank, capped at the maximum seen. 0 when empty. p <= 0 gives the
+ * minimum seen, p >= 100 (and NaN) the maximum.
  */
 uint64_t pd_hist_percentile(const pd_hist_t *h, double p);
 

@@ -73,6 +73,10 @@ double pd_latlng_haversine_m(pd_latlng_t a, pd_latlng_t b);
  * Fast distance in metres: equirectangular approximation with the cosine
  * taken at the mean latitude (first-order), longitude difference wrapped
  * across the antimeridian. This is the metric every index query uses.
+ * Within 0.01 % of haversine below 20 km and 0.05 % below 50 km while a
+ * is within 85 degrees of the equator; it degrades towards the poles
+ * (0.15 % and 1.2 % at 89 degrees, tens of percent for pairs across a
+ * pole within 0.1 degree of it: docs/index.md, "The distance").
  */
 double pd_latlng_fast_m(pd_latlng_t a, pd_latlng_t b);
 
@@ -175,13 +179,15 @@ size_t pd_index_count(const pd_index_t *ix);
 /**
  * Insert a new volunteer (O(1)).
  * @return PD_ERR_EXISTS if the id is present, PD_ERR_BAD_COORD/BAD_ARG on a
- * bad record, PD_ERR_NOMEM on OOM. On error the index is unchanged.
+ * bad record, PD_ERR_LIMIT when the index is full (see pd_index_reserve),
+ * PD_ERR_NOMEM on OOM. On error the index is unchanged.
  */
 pd_err pd_index_insert(pd_index_t *ix, const pd_volunteer_t *v);
 
 /**
  * Replace every field of an existing volunteer (O(1), moves cells if the
- * position changed). PD_ERR_NOT_FOUND if absent; unchanged on error.
+ * position changed). PD_ERR_NOT_FOUND if absent, PD_ERR_BAD_COORD/BAD_ARG
+ * on a bad record, PD_ERR_LIMIT, PD_ERR_NOMEM; unchanged on error.
  */
 pd_err pd_index_update(pd_index_t *ix, const pd_volunteer_t *v);
 
@@ -190,13 +196,16 @@ pd_err pd_index_upsert(pd_index_t *ix, const pd_volunteer_t *v);
 
 /**
  * Move a volunteer (location ping), O(1).
- * @return PD_ERR_NOT_FOUND, PD_ERR_BAD_COORD, PD_ERR_NOMEM; unchanged on error.
+ * @return PD_ERR_NOT_FOUND, PD_ERR_BAD_COORD, PD_ERR_LIMIT, PD_ERR_NOMEM;
+ * unchanged on error.
  */
 pd_err pd_index_move(pd_index_t *ix, uint64_t id, pd_latlng_t pos);
 
 /**
  * Set status, capacity and load of a volunteer (what the engine changes as
- * offers come and go). PD_ERR_BAD_ARG on out-of-range values.
+ * offers come and go). PD_ERR_BAD_ARG on a bad status or capacity 0 (a load
+ * at or over the capacity is fine: the volunteer is then not available),
+ * PD_ERR_NOT_FOUND if absent.
  */
 pd_err pd_index_set_state(pd_index_t *ix, uint64_t id, pd_status status, uint8_t capacity,
                           uint8_t load);
@@ -211,8 +220,10 @@ pd_err pd_index_set_state_slot(pd_index_t *ix, uint32_t slot, pd_status status, 
  * id map) now, so that inserting them does not grow and copy those arrays
  * on the way (a bulk load: reserving while the index is small costs
  * little; growing at 2^19 volunteers copies and rehashes all of them).
- * PD_ERR_LIMIT beyond 2^31, PD_ERR_NOMEM; either leaves the index as it
- * was (what was already reserved stays).
+ * The index holds at most about 1.61 x 10^9 volunteers (the id map, three
+ * quarters of 2^31 buckets): PD_ERR_LIMIT when count + more passes that
+ * (or more slots than 2^31 would be handed out), PD_ERR_NOMEM; either
+ * leaves the index as it was (what was already reserved stays).
  */
 pd_err pd_index_reserve(pd_index_t *ix, size_t more);
 
@@ -254,7 +265,9 @@ void pd_index_foreach(const pd_index_t *ix, bool (*fn)(void *ud, const pd_volunt
  * @return PD_ERR_BAD_COORD/BAD_ARG on a bad record, PD_ERR_EXISTS if an id
  * is present or given twice, PD_ERR_LIMIT, PD_ERR_NOMEM. On error the index
  * holds the same volunteers as before (*bad, if not NULL, is the position
- * of the record refused, or n when no single record is to blame).
+ * of the record refused, or n when no single record is to blame; for an
+ * id given twice, the later of the two). n == 0 does nothing (vs may then
+ * be NULL).
  */
 pd_err pd_index_insert_many(pd_index_t *ix, const pd_volunteer_t *vs, size_t n, uint32_t *slots,
                             size_t *bad);
@@ -351,8 +364,11 @@ pd_err pd_index_nearest(const pd_index_t *ix, const pd_query_t *q, size_t k, pd_
 /**
  * Every qualified volunteer within the budget/radius: the best `limit` of
  * them, sorted as for pd_index_nearest, and the total that qualified.
- * @param out   room for `limit` hits.
+ * @param out   room for `limit` hits; may be NULL when limit is 0 (count only).
+ * @param n_out number written (<= limit); required.
  * @param total number that qualified (may exceed limit); may be NULL.
+ * @return PD_ERR_BAD_COORD / PD_ERR_BAD_ARG on a bad query, as for
+ * pd_index_nearest (limit 0 is fine here), nothing written.
  */
 pd_err pd_index_within(const pd_index_t *ix, const pd_query_t *q, size_t limit, pd_hit_t *out,
                        size_t *n_out, size_t *total);
