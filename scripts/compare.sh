@@ -18,6 +18,7 @@
 # PD_REDIS_PORT (6379), PD_PG_PORT (5432), PD_TT_PORT (3301), PD_BUILD_DIR (where paidan-server
 # and paidan-bench are built, default build/release), PD_PAIDAN_PORT (the
 # port of the paidan-server `run` starts; default: a free one the OS picks).
+# Relative paths in PD_COMPARE_DIR and PD_BUILD_DIR are from where you run it.
 # Nothing is installed unless asked: `run` fails with a hint when a package
 # is missing (PD_COMPARE_INSTALL=1 makes it install first). `run` checks that
 # each server it starts is up and is its own, and stops with an error (exit
@@ -25,16 +26,19 @@
 # on its port, except a Redis, PostgreSQL or Tarantool it says it found
 # already running.
 set -euo pipefail
+# A relative PD_COMPARE_DIR or PD_BUILD_DIR is the caller's: made absolute
+# before the cd (the servers chdir too, so their paths must be absolute).
+abs() { case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+dir=$(abs "${PD_COMPARE_DIR:-/tmp/paidan-compare}")
+build=${PD_BUILD_DIR:+$(abs "$PD_BUILD_DIR")}
 cd "$(dirname "$0")/.."
-
-dir=${PD_COMPARE_DIR:-/tmp/paidan-compare}
+build=${build:-$PWD/build/release}
 redis_port=${PD_REDIS_PORT:-6379}
 pg_port=${PD_PG_PORT:-5432}
 tt_port=${PD_TT_PORT:-3301}
 paidan_port=${PD_PAIDAN_PORT:-0}
-build=${PD_BUILD_DIR:-build/release}
 
-. "$(dirname "$0")/usage.sh"
+. scripts/usage.sh
 
 pg_bin() {
   local v
@@ -182,9 +186,16 @@ box.schema.user.grant('guest', 'super', nil, nil, {if_not_exists = true})
 EOF
   rm -f "$d/tarantool.pid"
   (cd "$d" && tarantool init.lua) >/dev/null 2>&1 || true
-  local up=0
+  local up=0 pid line
   for _ in $(seq 50); do
     if tt_up; then up=1; break; fi
+    # It wrote its pid file and died (its port is taken): no use waiting.
+    pid=$(cat "$d/tarantool.pid" 2>/dev/null || true)
+    if [ -n "$pid" ]; then
+      line=$(cat "/proc/$pid/stat" 2>/dev/null || true)
+      line=${line##*) }
+      [ -n "$line" ] && [ "${line%% *}" != Z ] || break
+    fi
     sleep 0.1
   done
   if [ "$up" != 1 ]; then
@@ -255,6 +266,7 @@ run_cleanup() {
     kill "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
   fi
+  kill_children # after `kill PID`: paidan-bench compare, if it still runs
   cmd_stop
 }
 
@@ -307,7 +319,7 @@ cmd_run() {
     esac
   done
   [ -x "$server" ] && [ -x "$bench" ] || {
-    echo "compare: build first (cmake -S . -B $build && cmake --build $build)" >&2
+    echo "compare: build first (cmake -S $PWD -B $build && cmake --build $build)" >&2
     exit 1
   }
   trap run_cleanup EXIT

@@ -14,8 +14,9 @@
 #               those with an open bug filed in tests/fuzz/known/<target>-*,
 #               which are named and skipped; name one to run it anyway)
 #
-# The build lives in build/fuzz (override with PD_FUZZ_BUILD): Debug at -O1
-# with ASan + UBSan (no recovery) and libFuzzer coverage on every layer. Each
+# The build lives in build/fuzz (override with PD_FUZZ_BUILD, a path from
+# where you run it): Debug at -O1 with ASan + UBSan (no recovery) and
+# libFuzzer coverage on every layer. Each
 # target starts from its committed seeds (tests/fuzz/corpus/<name>) plus a
 # working corpus kept in the build folder between runs, so the committed
 # corpus only changes when someone copies inputs over on purpose. Leaks fail
@@ -26,6 +27,9 @@
 # PD_FUZZ_KEEP_GOING=1 a target goes on after a crash (libFuzzer's fork mode)
 # and every distinct crash is kept, for a long run over a known open bug.
 set -euo pipefail
+# A relative PD_FUZZ_BUILD is the caller's: made absolute before the cd.
+build=${PD_FUZZ_BUILD:-}
+case $build in "" | /*) ;; *) build=$PWD/$build ;; esac
 cd "$(dirname "$0")/.."
 . scripts/usage.sh
 bad_usage() {
@@ -65,7 +69,8 @@ for t in "$@"; do
   [ -f "tests/fuzz/fuzz_$t.c" ] || bad_usage "no target '$t' (targets: ${all[*]})"
 done
 
-build=${PD_FUZZ_BUILD:-build/fuzz}
+build=${build:-build/fuzz}
+trap kill_children EXIT # after `kill PID`: the build or the fuzzers running then
 CC=clang cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-O1 -g" \
   -DPD_BUILD_FUZZERS=ON -DPD_SANITIZE=address,undefined -DPD_BUILD_BENCH=OFF \
   -DPD_WERROR=ON >/dev/null
@@ -129,7 +134,7 @@ if [ "$parallel" = 1 ]; then
   # verdict in files of its own; they are printed in order at the end.
   max=$(nproc)
   res=$(mktemp -d)
-  trap 'rm -rf "$res"' EXIT
+  trap 'kill_children; rm -rf "$res"' EXIT
   echo "fuzz: ${#targets[@]} targets, up to $max at once, ${secs}s each"
   for t in "${targets[@]}"; do
     while [ "$(jobs -rp | wc -l)" -ge "$max" ]; do wait -n || true; done

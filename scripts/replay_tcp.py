@@ -11,7 +11,9 @@ and priority come from the file. Prints what became of them.
     scripts/replay_tcp.py --port 7411 --orders data/sample/county-orders.csv -n 300
 
 The orders CSV format is docs/data.md's. Order ids are offset (--id-base) so
-they cannot collide with orders the server already holds. Exits 0 when
+they cannot collide with orders the server already holds; a second replay
+on the same server needs another --id-base (ids it finds taken are counted
+and it says so). Exits 0 when
 every call was answered (errors included, which are counted), 1 otherwise,
 with one line saying why (no server, an unreadable or malformed orders
 file, a lost connection). Needs /usr/bin/python3 (Debian's, for which
@@ -32,6 +34,10 @@ COLUMNS = ("id", "lat", "lon", "skills", "need", "start", "duration_min", "prior
            "minutes")
 
 
+EXISTS = 5  # the error code of order.create for an id the server already keeps
+EXISTS_KEY = "create refused: the id exists"
+
+
 class BadRow(Exception):
     """A row of the orders file that cannot be replayed."""
 
@@ -49,7 +55,10 @@ def replay(c, row, id_base, tally):
     try:
         order = c.call("order.create", **params)
     except RpcError as e:
-        tally["create refused: " + str(e.message)] += 1
+        if e.code == EXISTS:  # one line for them all, not one per order
+            tally[EXISTS_KEY] += 1
+        else:
+            tally["create refused: " + str(e.message)] += 1
         return
     tally["created"] += 1
     if order["state"] != "offered":
@@ -143,6 +152,10 @@ def replay_all(args, reader):
           f"({tally['created'] / dt:.0f} orders/s, 4 calls each when filled)")
     for key in sorted(tally, key=lambda k: (-tally[k], k)):
         print(f"  {key:<40} {tally[key]:>6}")
+    if tally[EXISTS_KEY]:
+        print(f"{PROG}: {tally[EXISTS_KEY]} order ids were already on the server (a replay "
+              f"before this one?): pass another --id-base to replay them again",
+              file=sys.stderr)
     return 0
 
 

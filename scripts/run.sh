@@ -17,11 +17,6 @@ cd "$(dirname "$0")/.."
 only_help "$@"
 scripts/deps.sh
 
-B=build/release
-echo "== build ($B)"
-cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$B" -j"$(nproc)" >/dev/null
-
 work=$(mktemp -d)
 server_pid=""
 cleanup() {
@@ -29,9 +24,15 @@ cleanup() {
         kill -TERM "$server_pid" 2>/dev/null || true
         wait "$server_pid" 2>/dev/null || true
     fi
+    kill_children # after `kill PID`: the build or benchmark running then
     rm -rf "$work"
 }
 trap cleanup EXIT
+
+B=build/release
+echo "== build ($B)"
+cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$B" -j"$(nproc)" >/dev/null
 
 echo "== paidan-server with the sample county (data/sample/)"
 "$B/api/paidan-server" --port 0 --load-volunteers data/sample/county-volunteers.csv \

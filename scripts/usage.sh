@@ -1,8 +1,15 @@
 # usage.sh -- sourced by the shell scripts here: a script's --help is its
-# header comment, and a script that takes no arguments says so.
+# header comment, and a script that takes no arguments says so; and
+# kill_children, for their EXIT traps.
 
-# The comment block at the top of the sourcing script, less its "#!".
-usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; }
+# The comment block at the top of the sourcing script, less its "#!". A
+# script that has done `cd` to the repository root since it was started by
+# a relative path (dir/scripts/x.sh) is scripts/x.sh from here.
+usage() {
+  local f=$0
+  [ -r "$f" ] || f=scripts/$(basename "$0")
+  sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$f"
+}
 
 # For a script that takes no arguments but -h/--help: print the help and
 # exit 0, or refuse anything else with exit 2.
@@ -15,4 +22,33 @@ only_help() {
       *) echo "$name: unknown argument '$arg' (scripts/$name --help)" >&2; exit 2 ;;
     esac
   done
+}
+
+# Stop every process still running below this shell (children, and theirs).
+# For an EXIT trap: on SIGTERM or SIGHUP bash runs the trap and exits but
+# leaves its foreground command (a build, a benchmark, a fuzzer) running;
+# Ctrl-C reaches them through the terminal, a `kill PID` of the script does
+# not. Reads /proc only (no procps), and forks nothing while it looks.
+kill_children() {
+  local f line pid todo=("$$") found=() p q
+  local -A parent=()
+  for f in /proc/[0-9]*/stat; do
+    read -r line 2>/dev/null <"$f" || continue
+    pid=${f#/proc/}
+    pid=${pid%/stat}
+    line=${line##*) } # past "pid (comm) ": "state ppid ..."
+    line=${line#* }
+    parent[$pid]=${line%% *}
+  done
+  while [ ${#todo[@]} -gt 0 ]; do
+    p=${todo[0]}
+    todo=("${todo[@]:1}")
+    for q in "${!parent[@]}"; do
+      if [ "${parent[$q]}" = "$p" ]; then
+        found+=("$q")
+        todo+=("$q")
+      fi
+    done
+  done
+  [ ${#found[@]} -eq 0 ] || kill -TERM "${found[@]}" 2>/dev/null || true
 }

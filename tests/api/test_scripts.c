@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,4 +150,119 @@ Test(scripts, shell_help_and_usage_errors, .timeout = 60) {
     cr_expect(strstr(out, "no target 'no-such-target'"), "fuzz.sh -j: %s", out);
     rc = run_script("fuzz.sh --no-such-option", out, sizeof(out));
     cr_expect_eq(rc, 2, "fuzz.sh --no-such-option: exit %d:\n%s", rc, out);
+}
+
+/* Run the shell command line `line` in directory `cwd` with stdout and
+ * stderr in out; returns the exit status (-1 if it did not exit). */
+static int run_in(const char *cwd, const char *line, char *out, size_t cap) {
+    char cmd[4096];
+    snprintf(cmd, sizeof(cmd), "cd '%s' && { %s; } 2>&1 </dev/null", cwd, line);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p, "popen %s", cmd);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* True while pid runs (a zombie does not count). */
+static bool running(pid_t pid) {
+    char path[64], line[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return false;
+    bool ok = fgets(line, sizeof(line), f) != NULL;
+    fclose(f);
+    const char *s = ok ? strrchr(line, ')') : NULL;
+    return s && s[1] == ' ' && s[2] != 'Z';
+}
+
+/* `kill PID` of a script (run.sh, compare.sh, fuzz.sh) stops what it was
+ * running too: bash runs the EXIT trap on SIGTERM but leaves its
+ * foreground command, here a shell and its own child, running on its own. */
+Test(scripts, sigterm_stops_what_the_script_runs, .timeout = 60) {
+    const char *src = getenv("PD_SOURCE_DIR");
+    cr_assert(src, "PD_SOURCE_DIR is not set (run through ctest)");
+    char pids[] = "/tmp/pd-test-scripts-XXXXXX", cmd[2048];
+    int fd = mkstemp(pids);
+    cr_assert(fd >= 0);
+    close(fd);
+    snprintf(cmd, sizeof(cmd),
+             "bash -c '. \"$0/scripts/usage.sh\"; trap kill_children EXIT; "
+             "sh -c \"echo \\$\\$ >>$1; sleep 300 & echo \\$! >>$1; wait\"; :' '%s' '%s' "
+             ">/dev/null 2>&1 & echo $!",
+             src, pids);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p);
+    int script = 0;
+    cr_assert_eq(fscanf(p, "%d", &script), 1);
+    pclose(p);
+    int kids[2] = {0, 0};
+    for (int i = 0; i < 100 && !kids[1]; i++) {
+        usleep(50000);
+        FILE *f = fopen(pids, "r");
+        if (f) {
+            if (fscanf(f, "%d %d", &kids[0], &kids[1]) != 2) kids[1] = 0;
+            fclose(f);
+        }
+    }
+    unlink(pids);
+    cr_assert(kids[1] > 0, "the script's children did not start");
+    cr_assert_eq(kill(script, SIGTERM), 0);
+    bool gone = false;
+    for (int i = 0; i < 100 && !gone; i++) {
+        usleep(50000);
+        gone = !running(kids[0]) && !running(kids[1]);
+    }
+    if (!gone) {
+        kill(kids[0], SIGKILL);
+        kill(kids[1], SIGKILL);
+    }
+    cr_expect(gone, "SIGTERM to the script left its children %d and %d running", kids[0], kids[1]);
+}
+
+/* From another directory: compare.sh found by a relative path, and
+ * PD_BUILD_DIR relative to where it is run (not to the repository). */
+Test(scripts, compare_from_another_directory, .timeout = 60) {
+    const char *src = getenv("PD_SOURCE_DIR"), *bin = getenv("PD_BINARY_DIR");
+    cr_assert(src && bin, "PD_SOURCE_DIR or PD_BINARY_DIR is not set (run through ctest)");
+    static char out[65536];
+    char parent[2048], line[4096], bench[2048];
+    snprintf(parent, sizeof(parent), "%s/..", src);
+    const char *base = strrchr(src, '/') ? strrchr(src, '/') + 1 : src;
+    snprintf(line, sizeof(line), "'%s/scripts/compare.sh' --help", base);
+    int rc = run_in(parent, line, out, sizeof(out));
+    cr_expect_eq(rc, 0, "%s from %s: exit %d:\n%s", line, parent, rc, out);
+    cr_expect(strstr(out, "compare.sh run"), "%s from %s: no usage:\n%s", line, parent, out);
+
+    snprintf(bench, sizeof(bench), "%s/bench/paidan-bench", bin);
+    if (access(bench, X_OK) != 0) cr_skip_test("paidan-bench is not built");
+    char bparent[2048];
+    snprintf(bparent, sizeof(bparent), "%s/..", bin);
+    const char *bbase = strrchr(bin, '/') ? strrchr(bin, '/') + 1 : bin;
+    snprintf(line, sizeof(line), "PD_BUILD_DIR='%s' '%s/scripts/compare.sh' run --help", bbase,
+             src);
+    rc = run_in(bparent, line, out, sizeof(out));
+    cr_expect_eq(rc, 0, "%s: exit %d:\n%s", line, rc, out);
+    cr_expect(strstr(out, "--volunteers"), "%s from %s: not paidan-bench's options:\n%s", line,
+              bparent, out);
+}
+
+/* A second replay on the same server: its ids are taken; it says so in one
+ * line of the tally and one hint, not a line per order. */
+Test(scripts, replay_twice_says_to_change_the_id_base, .timeout = 60) {
+    if (!have_python()) cr_skip_test("/usr/bin/python3 with msgpack is not installed");
+    srv_t srv;
+    srv_start(&srv, NULL);
+    char cmd[256];
+    static char out[65536];
+    snprintf(cmd, sizeof(cmd), "replay_tcp.py --port %d -n 20", srv.port);
+    int rc = run_script(cmd, out, sizeof(out));
+    cr_expect_eq(rc, 0, "%s: exit %d:\n%s", cmd, rc, out);
+    cr_expect(!strstr(out, "--id-base"), "the first replay found its ids taken:\n%s", out);
+    rc = run_script(cmd, out, sizeof(out));
+    cr_expect_eq(rc, 0, "%s again: exit %d:\n%s", cmd, rc, out);
+    cr_expect(strstr(out, "another --id-base"), "%s again: no hint:\n%s", cmd, out);
+    cr_expect(count_lines(out) <= 3, "%s again: a line per order:\n%s", cmd, out);
+    srv_stop(&srv);
 }
