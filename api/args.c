@@ -9,44 +9,18 @@
 #include <math.h>
 #include <string.h>
 
+#include "paidan/utf8.h"
+
 static bool key_is(const msgpack_object *k, const char *key, size_t kl) {
     return k->type == MSGPACK_OBJECT_STR && k->via.str.size == kl &&
            memcmp(k->via.str.ptr, key, kl) == 0;
-}
-
-/* Length of the valid UTF-8 sequence at p (n bytes left), or 0. */
-static size_t utf8_len(const unsigned char *p, size_t n) {
-    unsigned char b = p[0];
-    size_t len;
-    uint32_t min;
-    if (b < 0x80) return 1;
-    if (b >= 0xc2 && b <= 0xdf) {
-        len = 2;
-        min = 0x80;
-    } else if (b >= 0xe0 && b <= 0xef) {
-        len = 3;
-        min = 0x800;
-    } else if (b >= 0xf0 && b <= 0xf4) {
-        len = 4;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < len) return 0;
-    uint32_t cp = b & (0x7fu >> len);
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80) return 0;
-        cp = (cp << 6) | (p[i] & 0x3fu);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-    return len;
 }
 
 const char *pd_arg_echo(char *out, size_t cap, const char *p, size_t n) {
     const unsigned char *s = (const unsigned char *)p;
     size_t o = 0, i = 0;
     while (i < n) {
-        size_t l = utf8_len(s + i, n - i);
+        size_t l = pd_utf8_len(s + i, n - i);
         bool ok = l > 0 && !(l == 1 && (s[i] < 0x20 || s[i] == 0x7f));
         size_t w = ok ? l : 1;
         if (o + w >= cap) break;

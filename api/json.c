@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "frame.h"
+#include "paidan/utf8.h"
 
 /* Arrays and objects nested in one value: the protocol stops at
  * PD_FRAME_MAX_DEPTH containers and the request array [0, msgid, method,
@@ -424,37 +425,12 @@ pd_err pd_json_to_msgpack(const char *text, size_t len, msgpack_packer *pk, char
 
 /* ------------------------------------------------------------- writing */
 
-/* Length of the well-formed UTF-8 sequence at p[0..n), 0 if it is not one
- * (a stray continuation byte, a truncated or overlong sequence, a
- * surrogate, or past U+10FFFF). p[0] >= 0x80. */
-static size_t utf8_len(const unsigned char *p, size_t n) {
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xbf; /* the range of the second byte */
-    if (p[0] >= 0xc2 && p[0] <= 0xdf)
-        len = 2;
-    else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-        len = 3;
-        if (p[0] == 0xe0) lo = 0xa0;
-        if (p[0] == 0xed) hi = 0x9f;
-    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-        len = 4;
-        if (p[0] == 0xf0) lo = 0x90;
-        if (p[0] == 0xf4) hi = 0x8f;
-    } else {
-        return 0;
-    }
-    if (n < len || p[1] < lo || p[1] > hi) return 0;
-    for (size_t i = 2; i < len; i++)
-        if (p[i] < 0x80 || p[i] > 0xbf) return 0;
-    return len;
-}
-
 static void print_string(FILE *f, const char *p, size_t n) {
     fputc('"', f);
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)p[i];
         if (ch >= 0x80) {
-            size_t k = utf8_len((const unsigned char *)p + i, n - i);
+            size_t k = pd_utf8_len((const unsigned char *)p + i, n - i);
             if (k == 0) {
                 fputs("\\ufffd", f); /* not UTF-8: JSON text must be */
             } else {

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "paidan/alloc.h"
+#include "paidan/utf8.h"
 
 #define READ_BUF (64 * 1024)
 #define WRITE_BUF (256 * 1024)
@@ -102,34 +103,6 @@ struct pd_csv_reader_s {
     pd_csv_error_t err;
 };
 
-/* Length of the well-formed UTF-8 sequence at p (n bytes left), 0 if none. */
-static size_t utf8_len(const unsigned char *p, size_t n) {
-    unsigned char b = p[0];
-    size_t len;
-    uint32_t min;
-    if (b < 0x80) return 1;
-    if (b >= 0xc2 && b <= 0xdf) {
-        len = 2;
-        min = 0x80;
-    } else if (b >= 0xe0 && b <= 0xef) {
-        len = 3;
-        min = 0x800;
-    } else if (b >= 0xf0 && b <= 0xf4) {
-        len = 4;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < len) return 0;
-    uint32_t cp = b & (0x7fu >> len);
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80) return 0;
-        cp = (cp << 6) | (p[i] & 0x3fu);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-    return len;
-}
-
 /* Copy p[0..n) into `dst` (max + 4 bytes) for a message: at most `max`
  * bytes, anything unprintable or not UTF-8 (a file in GBK or Latin-1) as
  * '?', "..." if cut, never inside a character: messages travel to clients
@@ -138,7 +111,7 @@ static const char *show_max(const char *p, size_t n, char *dst, size_t max) {
     const unsigned char *s = (const unsigned char *)p;
     size_t i = 0, j = 0;
     while (i < n) {
-        size_t l = utf8_len(s + i, n - i);
+        size_t l = pd_utf8_len(s + i, n - i);
         bool ok = l > 1 || (l == 1 && s[i] >= ' ' && s[i] != 0x7f);
         size_t w = ok ? l : 1;
         if (j + w > max) break;
