@@ -337,6 +337,15 @@ cmd_run() {
   return "$rc"
 }
 
+# Only `run` takes arguments; a word after another command is a mistake.
+case "${1:-}" in
+  install | start | stop | status)
+    if [ $# -gt 1 ]; then
+      echo "compare: '$1' takes no arguments (got '$2')" >&2
+      exit 2
+    fi
+    ;;
+esac
 case "${1:-}" in
   install) cmd_install ;;
   start) cmd_start ;;

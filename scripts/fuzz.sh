@@ -66,6 +66,9 @@ for f in tests/fuzz/fuzz_*.c; do
   all+=("${t%.c}")
 done
 for t in "$@"; do
+  case $t in
+    -*) bad_usage "option '$t' after a target: options come first (scripts/fuzz.sh -t 5 csv)" ;;
+  esac
   [ -f "tests/fuzz/fuzz_$t.c" ] || bad_usage "no target '$t' (targets: ${all[*]})"
 done
 

@@ -150,6 +150,14 @@ Test(scripts, shell_help_and_usage_errors, .timeout = 60) {
     cr_expect(strstr(out, "no target 'no-such-target'"), "fuzz.sh -j: %s", out);
     rc = run_script("fuzz.sh --no-such-option", out, sizeof(out));
     cr_expect_eq(rc, 2, "fuzz.sh --no-such-option: exit %d:\n%s", rc, out);
+    /* an option after a target is named as such, not as a target */
+    rc = run_script("fuzz.sh csv -t 5", out, sizeof(out));
+    cr_expect_eq(rc, 2, "fuzz.sh csv -t 5: exit %d:\n%s", rc, out);
+    cr_expect(strstr(out, "options come first"), "fuzz.sh csv -t 5: %s", out);
+    /* only run takes arguments: start foo is refused before anything starts */
+    rc = run_script("compare.sh start foo", out, sizeof(out));
+    cr_expect_eq(rc, 2, "compare.sh start foo: exit %d:\n%s", rc, out);
+    cr_expect(strstr(out, "takes no arguments"), "compare.sh start foo: %s", out);
 }
 
 /* Run the shell command line `line` in directory `cwd` with stdout and
