@@ -21,11 +21,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/usage.sh
 only_help "$@"
+trap kill_children EXIT # after `kill PID`: the build, ctest or a fuzzer running then
 scripts/deps.sh
 jobs=$(nproc)
 
 echo "== format check"
-git ls-files -- '*.c' '*.h' | xargs clang-format --dry-run -Werror
+# The tracked sources; outside a git checkout (a source tarball), every
+# C file of the layer and test folders.
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  git ls-files -- '*.c' '*.h'
+else
+  find api bench data engine index tests -name '*.[ch]'
+fi | xargs clang-format --dry-run -Werror
 
 echo "== release build + tests"
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DPD_WERROR=ON >/dev/null
