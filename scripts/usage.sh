@@ -28,27 +28,15 @@ only_help() {
 # For an EXIT trap: on SIGTERM or SIGHUP bash runs the trap and exits but
 # leaves its foreground command (a build, a benchmark, a fuzzer) running;
 # Ctrl-C reaches them through the terminal, a `kill PID` of the script does
-# not. Reads /proc only (no procps), and forks nothing while it looks.
+# not. Walks /proc/PID/task/*/children with builtins only: a command
+# substitution would fork a child of its own into the walk.
 kill_children() {
-  local f line pid todo=("$$") found=() p q
-  local -A parent=()
-  for f in /proc/[0-9]*/stat; do
-    read -r line 2>/dev/null <"$f" || continue
-    pid=${f#/proc/}
-    pid=${pid%/stat}
-    line=${line##*) } # past "pid (comm) ": "state ppid ..."
-    line=${line#* }
-    parent[$pid]=${line%% *}
+  local p=${1:-$$} f k kids=() more=()
+  for f in /proc/"$p"/task/*/children; do
+    more=()
+    read -r -a more 2>/dev/null <"$f" || true
+    kids+=("${more[@]}")
   done
-  while [ ${#todo[@]} -gt 0 ]; do
-    p=${todo[0]}
-    todo=("${todo[@]:1}")
-    for q in "${!parent[@]}"; do
-      if [ "${parent[$q]}" = "$p" ]; then
-        found+=("$q")
-        todo+=("$q")
-      fi
-    done
-  done
-  [ ${#found[@]} -eq 0 ] || kill -TERM "${found[@]}" 2>/dev/null || true
+  for k in "${kids[@]}"; do kill_children "$k"; done
+  [ ${#kids[@]} -eq 0 ] || kill -TERM "${kids[@]}" 2>/dev/null || true
 }
