@@ -215,6 +215,18 @@ pd_msg_t call_ok(pd_client_t *c, const char *method, const char *json) {
     return m;
 }
 
+bool import_running(pd_client_t *c) {
+    pd_msg_t m = call_ok(c, "stats", "");
+    const msgpack_object *im = pd_client_map_get(&m.result, "import");
+    cr_assert(im);
+    const msgpack_object *r = pd_client_map_get(im, "running");
+    cr_assert(r && r->type == MSGPACK_OBJECT_BOOLEAN);
+    if (r->via.boolean) /* what the reply will say, so far */
+        for (const char *k = "path\0imported\0replaced\0skipped\0seconds\0"; *k; k += strlen(k) + 1)
+            cr_assert(pd_client_map_get(im, k), "stats.import lacks '%s' while running", k);
+    return r->via.boolean;
+}
+
 pd_msg_t call_err(pd_client_t *c, const char *method, const char *json, int code) {
     pd_msg_t m = call(c, method, json);
     cr_assert_eq(m.code, code, "%s %s: expected error %d, got %lld (%s)", method, json ? json : "",

@@ -70,6 +70,11 @@ pd_msg_t call_ok(pd_client_t *c, const char *method, const char *json);
 /** Call and assert the error code; returns the reply. */
 pd_msg_t call_err(pd_client_t *c, const char *method, const char *json, int code);
 
+/** stats.import.running; while an import runs, asserts stats.import also
+ *  has what its reply will say so far (path, imported, replaced, skipped,
+ *  seconds). */
+bool import_running(pd_client_t *c);
+
 /** Integer value of key in a map (asserts it is there and an integer). */
 long long map_int(const msgpack_object *map, const char *key);
 

@@ -41,18 +41,6 @@ static const char *str_at(const msgpack_object *arr, size_t i) {
     return buf;
 }
 
-static bool import_running(pd_client_t *c) {
-    pd_msg_t m = call_ok(c, "stats", "");
-    const msgpack_object *im = pd_client_map_get(&m.result, "import");
-    cr_assert(im);
-    const msgpack_object *r = pd_client_map_get(im, "running");
-    cr_assert(r && r->type == MSGPACK_OBJECT_BOOLEAN);
-    if (r->via.boolean) /* what the reply will say, so far */
-        for (const char *k = "path\0imported\0replaced\0skipped\0seconds\0"; *k; k += strlen(k) + 1)
-            cr_assert(pd_client_map_get(im, k), "stats.import lacks '%s' while running", k);
-    return r->via.boolean;
-}
-
 /* A header, then `size` bytes of NULs (a sparse file: no disk used) or of
  * newlines: one line far over the limit, or nothing but blank lines. The
  * reader must pass over them a slice at a time, serving others meanwhile,

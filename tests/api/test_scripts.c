@@ -24,19 +24,27 @@ static bool have_python(void) {
     return system("/usr/bin/python3 -c 'import msgpack' >/dev/null 2>&1") == 0;
 }
 
+/* Run the shell command line `line` in directory `cwd` with stdout and
+ * stderr in out; returns the exit status (-1 if it did not exit). */
+static int run_in(const char *cwd, const char *line, char *out, size_t cap) {
+    char cmd[4096];
+    snprintf(cmd, sizeof(cmd), "cd '%s' && { %s; } 2>&1 </dev/null", cwd, line);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p, "popen %s", cmd);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 /* Run `scripts/<cmd>` from the source tree with stdout and stderr in out;
  * returns the exit status (-1 if it did not exit). */
 static int run_script(const char *cmd, char *out, size_t cap) {
     const char *src = getenv("PD_SOURCE_DIR");
     cr_assert(src, "PD_SOURCE_DIR is not set (run through ctest)");
     char line[4096];
-    snprintf(line, sizeof(line), "cd '%s' && scripts/%s 2>&1 </dev/null", src, cmd);
-    FILE *p = popen(line, "r");
-    cr_assert(p, "popen %s", line);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    snprintf(line, sizeof(line), "scripts/%s", cmd);
+    return run_in(src, line, out, cap);
 }
 
 static int count_lines(const char *s) {
@@ -158,19 +166,6 @@ Test(scripts, shell_help_and_usage_errors, .timeout = 60) {
     rc = run_script("compare.sh start foo", out, sizeof(out));
     cr_expect_eq(rc, 2, "compare.sh start foo: exit %d:\n%s", rc, out);
     cr_expect(strstr(out, "takes no arguments"), "compare.sh start foo: %s", out);
-}
-
-/* Run the shell command line `line` in directory `cwd` with stdout and
- * stderr in out; returns the exit status (-1 if it did not exit). */
-static int run_in(const char *cwd, const char *line, char *out, size_t cap) {
-    char cmd[4096];
-    snprintf(cmd, sizeof(cmd), "cd '%s' && { %s; } 2>&1 </dev/null", cwd, line);
-    FILE *p = popen(cmd, "r");
-    cr_assert(p, "popen %s", cmd);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 /* True while pid runs (a zombie does not count). */

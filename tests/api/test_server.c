@@ -862,15 +862,6 @@ static long long stat_int(pd_client_t *c, const char *section, const char *key) 
     return map_int(sec, key);
 }
 
-static bool import_running(pd_client_t *c) {
-    pd_msg_t m = call_ok(c, "stats", "");
-    const msgpack_object *im = pd_client_map_get(&m.result, "import");
-    cr_assert(im);
-    const msgpack_object *r = pd_client_map_get(im, "running");
-    cr_assert(r && r->type == MSGPACK_OBJECT_BOOLEAN);
-    return r->via.boolean;
-}
-
 /* The import runs in slices: another client is answered while it runs
  * (and cannot start a second one), and the importing client gets its
  * reply, then the answers to what it sent after it, in order. */
