@@ -429,16 +429,22 @@ Test(load, request_count_mode_drains_after_the_last_send, .timeout = 10) {
     fake_stop(&f);
 }
 
+/* A fake server that closes every connection kill_after_ms after the
+ * first request, and options aimed at it (one connection, no warm-up). */
+static void killed_server(fake_t *f, long kill_after_ms, pd__load_opts_t *o) {
+    fake_start(f, 0);
+    f->kill_after_ms = kill_after_ms;
+    opts(o, f);
+}
+
 /* An open loop whose server dies 0.3 s into a 1 s measured phase: every
  * request of the measured schedule (2000/s x 1 s) ends answered or LOST,
  * those that were due after the connections closed included (they once
  * vanished from the accounting). */
 Test(load, open_loop_a_killed_server_loses_the_rest_of_the_schedule, .timeout = 10) {
     fake_t f;
-    fake_start(&f, 0);
-    f.kill_after_ms = 400;
     pd__load_opts_t o;
-    opts(&o, &f);
+    killed_server(&f, 400, &o);
     o.connections = 2;
     o.pipeline = 16;
     o.rate = 2000;
@@ -514,10 +520,8 @@ Test(load, unsent_lost_requests_are_in_their_command_rows, .timeout = 10) {
  * not 1 s: throughput is over the time it really ran. */
 Test(load, closed_loop_measures_the_time_it_really_ran, .timeout = 10) {
     fake_t f;
-    fake_start(&f, 0);
-    f.kill_after_ms = 300;
     pd__load_opts_t o;
-    opts(&o, &f);
+    killed_server(&f, 300, &o);
     o.pipeline = 4;
     o.duration_s = 1;
     pd__load_out_t *out = run(&o);
