@@ -6,7 +6,6 @@
  * afterwards (view.c, pd_reply_order), so a client never needs a second
  * round trip to learn the new state or the offers made.
  */
-#include <stdlib.h>
 #include <string.h>
 
 #include "args.h"
@@ -437,40 +436,22 @@ static void pack_pairs(msgpack_packer *pk, const pd_batch_pair_t *pairs, size_t 
     }
 }
 
-static int cmp_u64(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* The engine refused the batch `ids` as a whole: name the order that made
- * it, in the order the engine checks them (unknown, not created, then
- * duplicates). Sorts ids, which are not needed after. */
-static void reply_batch_refusal(pd_conn_t *c, pd_err err, uint64_t *ids, size_t n) {
-    const pd_engine_t *e = c->srv->engine;
-    for (size_t i = 0; i < n; i++) {
+/* The engine refused the batch for res->refused_id: say which and why. */
+static void reply_batch_refusal(pd_conn_t *c, pd_err err, const pd_batch_result_t *res) {
+    unsigned long long id = (unsigned long long)res->refused_id;
+    if (err == PD_ERR_NOT_FOUND) {
+        pd_reply_error(c, err, "order %llu in 'orders' not found", id);
+    } else if (err == PD_ERR_BAD_ARG) {
+        pd_reply_error(c, err, "order %llu is in 'orders' twice", id);
+    } else {
         pd_order_info_t oi;
-        if (pd_engine_order_get(e, ids[i], &oi) != PD_OK) {
-            pd_reply_error(c, PD_ERR_NOT_FOUND, "order %llu in 'orders' not found",
-                           (unsigned long long)ids[i]);
-            return;
-        }
-        if (oi.state != PD_ORDER_CREATED) {
-            const char *st = pd_order_state_name((pd_order_state)oi.state);
-            pd_reply_error(c, PD_ERR_ILLEGAL,
-                           "order %llu is %s: a batch takes only created orders (dispatch: false)",
-                           (unsigned long long)ids[i], st ? st : "unknown");
-            return;
-        }
+        const char *st = pd_engine_order_get(c->srv->engine, res->refused_id, &oi) == PD_OK
+                             ? pd_order_state_name((pd_order_state)oi.state)
+                             : NULL;
+        pd_reply_error(c, err,
+                       "order %llu is %s: a batch takes only created orders (dispatch: false)", id,
+                       st ? st : "not created");
     }
-    qsort(ids, n, sizeof(*ids), cmp_u64);
-    for (size_t i = 1; i < n; i++) {
-        if (ids[i] == ids[i - 1]) {
-            pd_reply_error(c, PD_ERR_BAD_ARG, "order %llu is in 'orders' twice",
-                           (unsigned long long)ids[i]);
-            return;
-        }
-    }
-    pd_reply_error(c, err, "batch: %s", pd_strerror(err));
 }
 
 void pd_m_dispatch_batch(pd_conn_t *c, const msgpack_object *p) {
@@ -539,8 +520,8 @@ void pd_m_dispatch_batch(pd_conn_t *c, const msgpack_object *p) {
     pd_batch_result_t res;
     memset(&res, 0, sizeof(res));
     pd_err err = pd_engine_batch(e, &req, c->srv->now_ms, &res);
-    if (orders && (err == PD_ERR_ILLEGAL || err == PD_ERR_NOT_FOUND || err == PD_ERR_BAD_ARG)) {
-        reply_batch_refusal(c, err, ids, n_orders);
+    if (res.refused) {
+        reply_batch_refusal(c, err, &res);
         return;
     }
     if (err) {

@@ -105,9 +105,16 @@ static int cmp_u32(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* Name the order that refuses the batch (res->refused_id); returns err. */
+static pd_err refuse(pd_batch_result_t *res, uint64_t id, pd_err err) {
+    res->refused = true;
+    res->refused_id = id;
+    return err;
+}
+
 /* The batch's order positions into w->opos, checked. */
 static pd_err collect_orders(pd_engine_t *e, batch_ws_t *w, const pd_batch_req_t *req,
-                             size_t *n_out) {
+                             size_t *n_out, pd_batch_result_t *res) {
     size_t n = 0;
     pd_err err;
     if (!req->order_ids) {
@@ -123,14 +130,17 @@ static pd_err collect_orders(pd_engine_t *e, batch_ws_t *w, const pd_batch_req_t
     }
     for (size_t i = 0; i < req->n_orders; i++) {
         uint32_t pos;
-        if ((err = pd__order_find(e, req->order_ids[i], &pos))) return err;
-        if (e->orders[pos].state != PD_ORDER_CREATED) return PD_ERR_ILLEGAL;
+        if ((err = pd__order_find(e, req->order_ids[i], &pos)))
+            return refuse(res, req->order_ids[i], err);
+        if (e->orders[pos].state != PD_ORDER_CREATED)
+            return refuse(res, req->order_ids[i], PD_ERR_ILLEGAL);
         w->opos[n++] = pos;
     }
     if (n) memcpy(w->sorted, w->opos, n * sizeof *w->sorted);
     pd__sort(w->sorted, n, sizeof *w->sorted, cmp_u32);
     for (size_t i = 1; i < n; i++) {
-        if (w->sorted[i] == w->sorted[i - 1]) return PD_ERR_BAD_ARG;
+        if (w->sorted[i] == w->sorted[i - 1])
+            return refuse(res, e->orders[w->sorted[i]].id, PD_ERR_BAD_ARG);
     }
     *n_out = n;
     return PD_OK;
@@ -348,6 +358,7 @@ pd_err pd_engine_batch(pd_engine_t *e, const pd_batch_req_t *req, int64_t now_ms
                        pd_batch_result_t *res) {
     if (e->delivering) return PD_ERR_ILLEGAL;
     if (!req || !res) return PD_ERR_BAD_ARG;
+    res->refused = false;
     if (req->apply > PD_BATCH_APPLY_GREEDY) return PD_ERR_BAD_ARG;
     uint32_t k = req->k ? req->k : e->cfg.batch_k;
     if (k > PD_MAX_BATCH_K) return PD_ERR_BAD_ARG;
@@ -359,7 +370,7 @@ pd_err pd_engine_batch(pd_engine_t *e, const pd_batch_req_t *req, int64_t now_ms
     batch_ws_t *w = e->batch;
     size_t n_orders, ns, ne, nv;
     pd_err err;
-    if ((err = collect_orders(e, w, req, &n_orders))) return err;
+    if ((err = collect_orders(e, w, req, &n_orders, res))) return err;
     if ((err = build_graph(e, w, n_orders, k, now_ms, &ns, &ne))) return err;
     if ((err = number_vols(e, w, ne, &nv))) return err;
     if (ns > UINT32_MAX || ne > UINT32_MAX) return PD_ERR_LIMIT;

@@ -140,13 +140,17 @@ Test(batch, errors_change_nothing) {
     uint64_t ids[3] = {10, 11, 10};
     pd_batch_req_t req = {.order_ids = ids, .n_orders = 3, .apply = PD_BATCH_APPLY_OPTIMAL};
     cr_assert_eq(pd_engine_batch(e, &req, T0, &res), PD_ERR_BAD_ARG);
+    cr_assert(res.refused && res.refused_id == 10, "the id given twice is named");
     ids[2] = 12;
     cr_assert_eq(pd_engine_batch(e, &req, T0, &res), PD_ERR_ILLEGAL);
+    cr_assert(res.refused && res.refused_id == 12, "the order not created is named");
     ids[2] = 77;
     cr_assert_eq(pd_engine_batch(e, &req, T0, &res), PD_ERR_NOT_FOUND);
+    cr_assert(res.refused && res.refused_id == 77, "the unknown order is named");
     req.n_orders = 2;
     req.k = PD_MAX_BATCH_K + 1;
     cr_assert_eq(pd_engine_batch(e, &req, T0, &res), PD_ERR_BAD_ARG);
+    cr_assert(!res.refused, "k out of range is not an order's fault");
     req.k = 0;
     req.optimal = opt;
     req.optimal_cap = 1; /* two pairs */

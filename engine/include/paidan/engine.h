@@ -732,6 +732,10 @@ typedef struct pd_batch_result_s {
     int64_t greedy_score_ms;  /* its total score (<= optimal_score_ms) */
     size_t n_dispatched;      /* orders dispatched when applying */
     size_t n_expired;         /* of those, expired for want of candidates */
+    /* When the batch is refused for one of its orders (NOT_FOUND, ILLEGAL,
+     * or BAD_ARG for an id given twice): which one. */
+    bool refused;
+    uint64_t refused_id;
 } pd_batch_result_t;
 
 /**
