@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "paidan/alloc.h"
 #include "server.h"
@@ -23,7 +25,9 @@ static void usage(FILE *f) {
             "  --host ADDR            address to bind (default 127.0.0.1; beyond loopback\n"
             "                         requires --token)\n"
             "  --port N               port (default %d; 0 = chosen by the OS)\n"
-            "  --config FILE          engine configuration (INI)\n"
+            "  --config FILE          configuration (INI): the engine's settings, and any\n"
+            "                         of these flags under [server] (max_conns = 100);\n"
+            "                         a flag given here wins over the file\n"
             "  --token TOKEN          shared secret clients send with `auth`\n"
             "                         (or set PAIDAN_TOKEN in the environment)\n"
             "  --max-frame SIZE       largest request frame (default 1M)\n"
@@ -103,6 +107,21 @@ static bool plain_decimal(const char *s) {
     return *s && strspn(s, "0123456789.eE+-") == strlen(s);
 }
 
+/* A boolean word of the config file: true/false, yes/no, on/off, 1/0. */
+static int parse_switch(const char *s, bool *out) {
+    static const char *const words[][2] = {
+        {"true", "false"}, {"yes", "no"}, {"on", "off"}, {"1", "0"}};
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+        for (int j = 0; j < 2; j++) {
+            if (strcasecmp(s, words[i][j]) == 0) {
+                *out = j == 0;
+                return 0;
+            }
+        }
+    }
+    return -1;
+}
+
 static int bad_value(const char *flag, const char *value, const char *expect) {
     fprintf(stderr, "paidan-server: bad value '%s' for %s: expected %s\n", value, flag, expect);
     return 2;
@@ -152,34 +171,217 @@ enum {
     OPT_VERSION
 };
 
+/* The flags, by long name; the [server] section of --config takes the
+ * same names with '_' for '-' (host, max_conns, ...). */
+static const struct option opts[] = {
+    {"host", required_argument, NULL, OPT_HOST},
+    {"port", required_argument, NULL, OPT_PORT},
+    {"config", required_argument, NULL, OPT_CONFIG},
+    {"token", required_argument, NULL, OPT_TOKEN},
+    {"max-frame", required_argument, NULL, OPT_MAX_FRAME},
+    {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
+    {"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE},
+    {"max-rps", required_argument, NULL, OPT_MAX_RPS},
+    {"metrics-port", required_argument, NULL, OPT_METRICS},
+    {"tick-ms", required_argument, NULL, OPT_TICK},
+    {"stall-ms", required_argument, NULL, OPT_STALL},
+    {"busy-poll-us", required_argument, NULL, OPT_BUSY_POLL},
+    {"huge-pages", no_argument, NULL, OPT_HUGE},
+    {"order-retention", required_argument, NULL, OPT_RETENTION},
+    {"load-volunteers", required_argument, NULL, OPT_LOAD},
+    {"data-dir", required_argument, NULL, OPT_DATA_DIR},
+    {"fsync", required_argument, NULL, OPT_FSYNC},
+    {"snapshot-bytes", required_argument, NULL, OPT_SNAPSHOT_BYTES},
+    {"truncate-corrupt", no_argument, NULL, OPT_TRUNCATE_CORRUPT},
+    {"log-level", required_argument, NULL, OPT_LOG},
+    {"help", no_argument, NULL, OPT_HELP},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0}};
+
+/*
+ * Apply one setting, from the command line or the config file. v is the
+ * value (for a switch: NULL from the command line, a boolean word from
+ * the file). Strings are kept by pointer: v must outlive the server.
+ * @return NULL, or what the setting accepts when v is not that.
+ */
+static const char *apply_opt(pd_server_config_t *cfg, int opt, const char *v) {
+    unsigned long long n;
+    switch (opt) {
+        case OPT_HOST:
+            if (!*v) return "an address";
+            cfg->host = v;
+            return NULL;
+        case OPT_PORT:
+            if (parse_count(v, 0, 65535, &n)) return "0..65535";
+            cfg->port = (int)n;
+            return NULL;
+        case OPT_CONFIG:
+            cfg->config_path = v;
+            return NULL;
+        case OPT_TOKEN:
+            if (!*v) return "a non-empty token";
+            cfg->token = v;
+            return NULL;
+        case OPT_MAX_FRAME:
+            if (parse_size(v, 64, 1ull << 30, &n)) return "a size of 64 bytes..1g";
+            cfg->max_frame = (size_t)n;
+            return NULL;
+        case OPT_MAX_CONNS:
+            if (parse_count(v, 1, 1000000, &n)) return "1..1000000";
+            cfg->max_conns = (uint32_t)n;
+            return NULL;
+        case OPT_MAX_OUTPUT:
+            if (parse_size(v, 1024, 1ull << 40, &n)) return "a size 1k..1024g";
+            cfg->max_output = (size_t)n;
+            return NULL;
+        case OPT_IDLE: {
+            char *end;
+            double secs = strtod(v, &end);
+            /* under a millisecond would round to 0, which means never */
+            if (!plain_decimal(v) || *end || end == v || !(secs >= 0) || secs > 1e7 ||
+                (secs > 0 && secs < 0.001))
+                return "seconds, 0.001..1e7, 0 = never";
+            cfg->idle_timeout_ms = (uint64_t)(secs * 1000.0 + 0.5);
+            return NULL;
+        }
+        case OPT_MAX_RPS:
+            if (parse_count(v, 0, 100000000, &n)) return "0..100000000, 0 = no limit";
+            cfg->max_rps = (uint32_t)n;
+            return NULL;
+        case OPT_METRICS:
+            if (parse_count(v, 0, 65535, &n)) return "0..65535";
+            cfg->metrics_port = (int)n;
+            return NULL;
+        case OPT_TICK:
+            if (parse_count(v, 1, 60000, &n)) return "1..60000";
+            cfg->tick_ms = (uint32_t)n;
+            return NULL;
+        case OPT_STALL:
+            if (parse_count(v, 0, 3600000, &n)) return "0..3600000";
+            cfg->stall_ms = (uint32_t)n;
+            return NULL;
+        case OPT_BUSY_POLL:
+            if (parse_count(v, 0, 1000000, &n)) return "0..1000000";
+            cfg->busy_poll_us = (uint32_t)n;
+            return NULL;
+        case OPT_HUGE:
+        case OPT_TRUNCATE_CORRUPT: {
+            bool on = true;
+            if (v && parse_switch(v, &on)) return "true or false (also yes/no, on/off, 1/0)";
+            if (opt == OPT_HUGE)
+                cfg->huge_pages = on;
+            else
+                cfg->truncate_corrupt = on;
+            return NULL;
+        }
+        case OPT_RETENTION: {
+            char *end;
+            double days = strtod(v, &end);
+            /* a positive retention under a second would purge every
+             * closed order at once (it rounds to 0 ms), the opposite
+             * of what 0 means */
+            if (!plain_decimal(v) || *end || end == v || !(days >= 0) || days > 36500 ||
+                (days > 0 && days * 86400.0 < 1))
+                return "days 0..36500, 0 = keep every order, else at least 1 s (0.0000116)";
+            cfg->order_retention_days = days;
+            return NULL;
+        }
+        case OPT_LOAD:
+            if (!*v) return "a CSV file";
+            cfg->load_volunteers = v;
+            return NULL;
+        case OPT_DATA_DIR:
+            if (!*v) return "a directory";
+            cfg->data_dir = v;
+            return NULL;
+        case OPT_FSYNC:
+            if (pd_fsync_policy_from_name(v, &cfg->fsync)) return "always, everysec or no";
+            return NULL;
+        case OPT_SNAPSHOT_BYTES:
+            if (parse_size(v, 0, 1ull << 50, &n)) return "a size, 0 = never";
+            cfg->snapshot_bytes = n;
+            return NULL;
+        case OPT_LOG: {
+            pd_log_level lv;
+            if (pd_log_level_from_name(v, &lv)) return "debug, info, warn or error";
+            pd_log_set_level(lv);
+            return NULL;
+        }
+        default:
+            return "nothing: not a setting";
+    }
+}
+
+/* The [server] section of --config: its values, kept for the process's
+ * life (the settings point into them), one per setting. */
+static char *file_values[OPT_VERSION + 1];
+
+static int on_server_key(void *ud, const char *key, const char *value, const char **expect) {
+    pd_server_config_t *cfg = ud;
+    char flag[32];
+    size_t n = strlen(key);
+    if (n >= sizeof flag) return 0;
+    for (size_t i = 0; i <= n; i++) flag[i] = key[i] == '_' ? '-' : key[i];
+    for (const struct option *o = opts; o->name; o++) {
+        /* config, help and version make no sense inside the file; a
+         * key with '-' is not the file's spelling */
+        if (strcmp(o->name, flag) != 0 || strchr(key, '-') || o->val == OPT_CONFIG ||
+            o->val == OPT_HELP || o->val == OPT_VERSION)
+            continue;
+        char *copy = strdup(value);
+        if (!copy) return 0;
+        const char *bad = apply_opt(cfg, o->val, copy);
+        if (bad) {
+            free(copy);
+            *expect = bad;
+            return 0;
+        }
+        free(file_values[o->val]);
+        file_values[o->val] = copy;
+        return 1;
+    }
+    return 0;
+}
+
+/* The --config file given on the command line, if any: found before the
+ * flags are applied, so that flags override the file. */
+static const char *find_config(int argc, char **argv) {
+    const char *path = NULL;
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "hV", opts, NULL)) != -1)
+        if (ch == OPT_CONFIG) path = optarg;
+    opterr = 1;
+    optind = 0; /* glibc: start the next getopt_long afresh */
+    return path;
+}
+
 int main(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"host", required_argument, NULL, OPT_HOST},
-        {"port", required_argument, NULL, OPT_PORT},
-        {"config", required_argument, NULL, OPT_CONFIG},
-        {"token", required_argument, NULL, OPT_TOKEN},
-        {"max-frame", required_argument, NULL, OPT_MAX_FRAME},
-        {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
-        {"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
-        {"idle-timeout", required_argument, NULL, OPT_IDLE},
-        {"max-rps", required_argument, NULL, OPT_MAX_RPS},
-        {"metrics-port", required_argument, NULL, OPT_METRICS},
-        {"tick-ms", required_argument, NULL, OPT_TICK},
-        {"stall-ms", required_argument, NULL, OPT_STALL},
-        {"busy-poll-us", required_argument, NULL, OPT_BUSY_POLL},
-        {"huge-pages", no_argument, NULL, OPT_HUGE},
-        {"order-retention", required_argument, NULL, OPT_RETENTION},
-        {"load-volunteers", required_argument, NULL, OPT_LOAD},
-        {"data-dir", required_argument, NULL, OPT_DATA_DIR},
-        {"fsync", required_argument, NULL, OPT_FSYNC},
-        {"snapshot-bytes", required_argument, NULL, OPT_SNAPSHOT_BYTES},
-        {"truncate-corrupt", no_argument, NULL, OPT_TRUNCATE_CORRUPT},
-        {"log-level", required_argument, NULL, OPT_LOG},
-        {"help", no_argument, NULL, OPT_HELP},
-        {"version", no_argument, NULL, OPT_VERSION},
-        {NULL, 0, NULL, 0}};
     pd_server_config_t cfg;
     pd_server_config_init(&cfg);
+    /* Settings come from the [server] section of the config file, then
+     * PAIDAN_TOKEN, then the flags: the last word wins. */
+    const char *config = find_config(argc, argv);
+    if (config) {
+        pd_engine_config_t ecfg;
+        pd_ini_section_t sec = {"server", on_server_key, &cfg};
+        int line = 0;
+        char why[256];
+        if (pd_engine_config_load_ini_with(config, &ecfg, &sec, &line, why, sizeof why)) {
+            if (line)
+                pd_log(PD_LOG_ERROR, "--config %s:%d: %s", config, line, why);
+            else
+                pd_log(PD_LOG_ERROR, "--config %s: %s", config, why);
+            return 1;
+        }
+        struct stat st;
+        if (file_values[OPT_TOKEN] && stat(config, &st) == 0 && (st.st_mode & 077))
+            pd_log(PD_LOG_WARN,
+                   "--config %s holds the token and other users may read it (mode %03o): "
+                   "chmod 600 it",
+                   config, (unsigned)(st.st_mode & 0777));
+    }
     const char *env_token = getenv("PAIDAN_TOKEN");
     if (env_token && *env_token) cfg.token = env_token;
 
@@ -187,126 +389,26 @@ int main(int argc, char **argv) {
     while ((ch = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
         if (ch == 'h') ch = OPT_HELP;
         if (ch == 'V') ch = OPT_VERSION;
-        unsigned long long v;
-        switch (ch) {
-            case OPT_HOST:
-                cfg.host = optarg;
-                break;
-            case OPT_PORT:
-                if (parse_count(optarg, 0, 65535, &v))
-                    return bad_value("--port", optarg, "0..65535");
-                cfg.port = (int)v;
-                break;
-            case OPT_CONFIG:
-                cfg.config_path = optarg;
-                break;
-            case OPT_TOKEN:
-                if (!*optarg) return bad_value("--token", optarg, "a non-empty token");
-                cfg.token = optarg;
-                break;
-            case OPT_MAX_FRAME:
-                if (parse_size(optarg, 64, 1ull << 30, &v))
-                    return bad_value("--max-frame", optarg, "a size of 64 bytes..1g");
-                cfg.max_frame = (size_t)v;
-                break;
-            case OPT_MAX_CONNS:
-                if (parse_count(optarg, 1, 1000000, &v))
-                    return bad_value("--max-conns", optarg, "1..1000000");
-                cfg.max_conns = (uint32_t)v;
-                break;
-            case OPT_MAX_OUTPUT:
-                if (parse_size(optarg, 1024, 1ull << 40, &v))
-                    return bad_value("--max-output", optarg, "a size 1k..1024g");
-                cfg.max_output = (size_t)v;
-                break;
-            case OPT_IDLE: {
-                char *end;
-                double secs = strtod(optarg, &end);
-                /* under a millisecond would round to 0, which means never */
-                if (!plain_decimal(optarg) || *end || end == optarg || !(secs >= 0) || secs > 1e7 ||
-                    (secs > 0 && secs < 0.001))
-                    return bad_value("--idle-timeout", optarg, "seconds, 0.001..1e7, 0 = never");
-                cfg.idle_timeout_ms = (uint64_t)(secs * 1000.0 + 0.5);
-                break;
-            }
-            case OPT_MAX_RPS:
-                if (parse_count(optarg, 0, 100000000, &v))
-                    return bad_value("--max-rps", optarg, "0..100000000, 0 = no limit");
-                cfg.max_rps = (uint32_t)v;
-                break;
-            case OPT_METRICS:
-                if (parse_count(optarg, 0, 65535, &v))
-                    return bad_value("--metrics-port", optarg, "0..65535");
-                cfg.metrics_port = (int)v;
-                break;
-            case OPT_TICK:
-                if (parse_count(optarg, 1, 60000, &v))
-                    return bad_value("--tick-ms", optarg, "1..60000");
-                cfg.tick_ms = (uint32_t)v;
-                break;
-            case OPT_STALL:
-                if (parse_count(optarg, 0, 3600000, &v))
-                    return bad_value("--stall-ms", optarg, "0..3600000");
-                cfg.stall_ms = (uint32_t)v;
-                break;
-            case OPT_BUSY_POLL:
-                if (parse_count(optarg, 0, 1000000, &v))
-                    return bad_value("--busy-poll-us", optarg, "0..1000000");
-                cfg.busy_poll_us = (uint32_t)v;
-                break;
-            case OPT_HUGE:
-                cfg.huge_pages = true;
-                break;
-            case OPT_RETENTION: {
-                char *end;
-                double days = strtod(optarg, &end);
-                /* a positive retention under a second would purge every
-                 * closed order at once (it rounds to 0 ms), the opposite
-                 * of what 0 means */
-                if (!plain_decimal(optarg) || *end || end == optarg || !(days >= 0) ||
-                    days > 36500 || (days > 0 && days * 86400.0 < 1))
-                    return bad_value("--order-retention", optarg,
-                                     "days 0..36500, 0 = keep every order, else at least 1 s "
-                                     "(0.0000116)");
-                cfg.order_retention_days = days;
-                break;
-            }
-            case OPT_LOAD:
-                cfg.load_volunteers = optarg;
-                break;
-            case OPT_DATA_DIR:
-                if (!*optarg) return bad_value("--data-dir", optarg, "a directory");
-                cfg.data_dir = optarg;
-                break;
-            case OPT_FSYNC:
-                if (pd_fsync_policy_from_name(optarg, &cfg.fsync))
-                    return bad_value("--fsync", optarg, "always, everysec or no");
-                break;
-            case OPT_SNAPSHOT_BYTES:
-                if (parse_size(optarg, 0, 1ull << 50, &v))
-                    return bad_value("--snapshot-bytes", optarg, "a size, 0 = never");
-                cfg.snapshot_bytes = v;
-                break;
-            case OPT_TRUNCATE_CORRUPT:
-                cfg.truncate_corrupt = true;
-                break;
-            case OPT_LOG: {
-                pd_log_level lv;
-                if (pd_log_level_from_name(optarg, &lv))
-                    return bad_value("--log-level", optarg, "debug, info, warn or error");
-                pd_log_set_level(lv);
-                break;
-            }
-            case OPT_HELP:
-                usage(stdout);
-                return 0;
-            case OPT_VERSION:
-                printf("paidan-server %s\n", PD_VERSION);
-                return 0;
-            default:
-                /* getopt said what was wrong; the whole usage would bury it */
-                fprintf(stderr, "try 'paidan-server --help'\n");
-                return 2;
+        if (ch == OPT_HELP) {
+            usage(stdout);
+            return 0;
+        }
+        if (ch == OPT_VERSION) {
+            printf("paidan-server %s\n", PD_VERSION);
+            return 0;
+        }
+        const struct option *o = opts;
+        while (o->name && o->val != ch) o++;
+        if (!o->name) {
+            /* getopt said what was wrong; the whole usage would bury it */
+            fprintf(stderr, "try 'paidan-server --help'\n");
+            return 2;
+        }
+        const char *bad = apply_opt(&cfg, ch, o->has_arg ? optarg : NULL);
+        if (bad) {
+            char flag[40];
+            snprintf(flag, sizeof flag, "--%s", o->name);
+            return bad_value(flag, optarg, bad);
         }
     }
     if (optind < argc) {

@@ -534,6 +534,13 @@ static pd_err load_volunteers(pd_server_t *srv, const char *path) {
 }
 #endif
 
+/* The [server] keys, for the engine's reading of --config: main() has
+ * checked and applied them. */
+static int take_any_key(void *ud, const char *key, const char *value, const char **expect) {
+    (void)ud, (void)key, (void)value, (void)expect;
+    return 1;
+}
+
 pd_err pd_server_start(pd_server_t *srv, uv_loop_t *loop, const pd_server_config_t *cfg) {
     memset(srv, 0, sizeof(*srv));
     srv->loop = loop;
@@ -565,7 +572,10 @@ pd_err pd_server_start(pd_server_t *srv, uv_loop_t *loop, const pd_server_config
     if (cfg->config_path) {
         int line = 0;
         char why[256];
-        pd_err err = pd_engine_config_load_ini_why(cfg->config_path, &ec, &line, why, sizeof why);
+        /* [server] holds the flags, which main() has read already */
+        pd_ini_section_t flags = {"server", take_any_key, NULL};
+        pd_err err =
+            pd_engine_config_load_ini_with(cfg->config_path, &ec, &flags, &line, why, sizeof why);
         if (err) {
             if (line > 0)
                 pd_log(PD_LOG_ERROR, "--config %s:%d: %s", cfg->config_path, line, why);

@@ -206,7 +206,8 @@ static bool set_speed(pd_engine_config_t *cfg, pd_mode m, const char *v) {
 /* What the reader knows of the key it failed on, for the message. */
 typedef struct load_s {
     pd_engine_config_t *cfg;
-    const char *expect; /* the key's accepted values; NULL: unknown key */
+    const pd_ini_section_t *extra; /* a section the caller reads; NULL: none */
+    const char *expect;            /* the key's accepted values; NULL: unknown key */
     /* the input, read a line at a time by read_line() so the handler
      * knows which line it is on */
     FILE *f;
@@ -226,6 +227,10 @@ static int on_key_cfg(load_t *ld, const char *sec, const char *key, const char *
     pd_engine_config_t *cfg = ld->cfg;
     double d;
     long l;
+    /* the caller's section is the caller's to judge */
+    if (ld->extra && strcmp(sec, ld->extra->name) == 0) {
+        return ld->extra->fn(ld->extra->ud, key, v, &ld->expect) == 1;
+    }
     /* A key that matches records what it accepts, for the error. */
 #define KEY(s, k, what) (strcmp(sec, s) == 0 && strcmp(key, k) == 0 && (ld->expect = what, 1))
 #define IS(s, k) KEY(s, k, "see docs/paidan.ini.example")
@@ -399,10 +404,16 @@ static pd_err finish(int rc, const load_t *ld, int *errline, char *why, size_t c
 
 pd_err pd_engine_config_load_ini_why(const char *path, pd_engine_config_t *cfg, int *errline,
                                      char *why, size_t cap) {
+    return pd_engine_config_load_ini_with(path, cfg, NULL, errline, why, cap);
+}
+
+pd_err pd_engine_config_load_ini_with(const char *path, pd_engine_config_t *cfg,
+                                      const pd_ini_section_t *extra, int *errline, char *why,
+                                      size_t cap) {
     if (errline) *errline = 0;
     if (why && cap) why[0] = '\0';
     if (!why || !cap) why = NULL;
-    if (!path || !cfg) return PD_ERR_BAD_ARG;
+    if (!path || !cfg || (extra && (!extra->name || !extra->fn))) return PD_ERR_BAD_ARG;
     pd_engine_config_init(cfg);
     /* A directory opens and reads as an empty file: refuse it, and
      * anything else that is not a file, rather than run on the defaults. */
@@ -416,7 +427,7 @@ pd_err pd_engine_config_load_ini_why(const char *path, pd_engine_config_t *cfg, 
         if (why) snprintf(why, cap, "cannot read it: %s", strerror(errno));
         return PD_ERR_IO;
     }
-    load_t ld = {.cfg = cfg, .f = f, .next_line = 1};
+    load_t ld = {.cfg = cfg, .extra = extra, .f = f, .next_line = 1};
     int rc = ini_parse_stream(read_line, &ld, on_key, &ld);
     fclose(f);
     return finish(rc, &ld, errline, why, cap);

@@ -723,6 +723,70 @@ Test(config, bad_config_refused, .fini = remove_tmp, .timeout = 30) {
     cr_assert_eq(WEXITSTATUS(status), 1);
 }
 
+/* The [server] section of --config sets the flags; a flag given on the
+ * command line wins over the file (srv_start adds --port 0, over the
+ * file's port 1). */
+Test(config, server_section_sets_flags_and_flags_win, .fini = remove_tmp, .timeout = 30) {
+    char cfg[256];
+    snprintf(cfg, sizeof(cfg), "%s",
+             write_tmp("srv.ini",
+                       "[dispatch]\npolicy = nearest\n"
+                       "[server]\nport = 1\nmax_conns = 77\nmax_frame = 4k\ntick_ms = 50\n"
+                       "token = s3cret\nhuge_pages = off\n"));
+    const char *args[] = {"--config", cfg, "--max-conns", "9", NULL};
+    srv_t s;
+    srv_start(&s, args);
+    cr_assert_neq(s.port, 1);
+    pd_client_t *c = srv_connect(&s);
+    call_err(c, "config.get", "", PD_ERR_UNAUTHORIZED);
+    call_ok(c, "auth", "{\"token\":\"s3cret\"}");
+    pd_msg_t m = call_ok(c, "config.get", "");
+    cr_assert_str_eq(map_str(&m.result, "policy"), "nearest");
+    const msgpack_object *lim = pd_client_map_get(&m.result, "limits");
+    cr_assert(lim);
+    cr_assert_eq(map_int(lim, "max_conns"), 9);
+    cr_assert_eq(map_int(lim, "max_frame"), 4096);
+    cr_assert_eq(map_int(lim, "tick_ms"), 50);
+    pd_client_destroy(c);
+    srv_stop(&s);
+}
+
+/* Run a server on a [server] section that must be refused: exit 1, and
+ * the log names the file's line and what the key takes. */
+static void refused_section(const char *text, const char *want) {
+    char cfg[256], log[256];
+    snprintf(cfg, sizeof(cfg), "%s", write_tmp("bad.ini", text));
+    snprintf(log, sizeof(log), "%s", write_tmp("bad.log", ""));
+    const char *args[] = {"--config", cfg, NULL};
+    int fd;
+    pid_t pid = srv_spawn(args, log, &fd);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    close(fd);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1, "%s: status %d", text, status);
+    char buf[4096] = "";
+    FILE *f = fopen(log, "r");
+    cr_assert(f);
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    cr_assert(strstr(buf, want), "%s: log says %s", text, buf);
+    for (int i = 0; i < n_tmp_files; i++) unlink(tmp_files[i]);
+    n_tmp_files = 0; /* the directory stays for the next case */
+}
+
+Test(config, server_section_bad_keys_refused, .fini = remove_tmp, .timeout = 30) {
+    refused_section("[server]\nport = 0\nmax_conns = 0\n",
+                    "bad.ini:3: bad value '0' for max_conns in [server]: 1..1000000");
+    refused_section("[server]\nmax-conns = 5\n", "bad.ini:2: unknown key 'max-conns' in [server]");
+    refused_section("[server]\nconfig = other.ini\n", "bad.ini:2: unknown key 'config'");
+    refused_section("[server]\nhelp = 1\n", "bad.ini:2: unknown key 'help'");
+    refused_section("[server]\nhuge_pages = maybe\n",
+                    "bad.ini:2: bad value 'maybe' for huge_pages in [server]: true or false");
+    refused_section("[server]\ntick_ms = 1k\n", "bad.ini:2: bad value '1k' for tick_ms");
+    refused_section("[server]\ntoken =\n", "bad.ini:2: bad value '' for token");
+}
+
 /* Start a server whose stderr goes to log; wait for its listening line. */
 static void start_logged(srv_t *s, const char *const *args, const char *log) {
     int fd;

@@ -466,3 +466,64 @@ Test(names, round_trip) {
     cr_assert_null(pd_event_type_name(PD_EVENT__COUNT));
     cr_assert_str_eq(pd_reason_name(PD_REASON_GRAB_LOST), "grab_lost");
 }
+
+/* A section the caller reads (paidan-server's [server]): its keys go to
+ * the callback in file order, around the engine's own; its refusals read
+ * like the engine's, with the line. */
+typedef struct seen_s {
+    char keys[256];
+    const char *refuse; /* a key to refuse */
+    const char *expect; /* what to say it takes; NULL: unknown */
+} seen_t;
+
+static int take_key(void *ud, const char *key, const char *value, const char **expect) {
+    seen_t *s = ud;
+    if (s->refuse && strcmp(key, s->refuse) == 0) {
+        *expect = s->expect;
+        return 0;
+    }
+    size_t n = strlen(s->keys);
+    snprintf(s->keys + n, sizeof s->keys - n, "%s=%s;", key, value);
+    return 1;
+}
+
+static pd_err load_with(const char *text, pd_engine_config_t *c, seen_t *s, int *line, char *why,
+                        size_t cap) {
+    char path[] = "/tmp/pd_config_testXXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    pd_ini_section_t sec = {"server", take_key, s};
+    pd_err err = pd_engine_config_load_ini_with(path, c, s ? &sec : NULL, line, why, cap);
+    unlink(path);
+    return err;
+}
+
+Test(config, a_section_of_the_callers) {
+    const char *text = "[server]\nport = 7411\n[batch]\nk = 4\n[server]\nmax_conns = 5\n";
+    pd_engine_config_t c;
+    int line = -1;
+    char why[200];
+    seen_t s = {.keys = ""};
+    cr_assert_eq(load_with(text, &c, &s, &line, why, sizeof why), PD_OK, "%s", why);
+    cr_assert_str_eq(s.keys, "port=7411;max_conns=5;");
+    cr_assert_eq(c.batch_k, 4);
+    /* a value the caller refuses: its line, the key and what it takes */
+    seen_t bad = {.keys = "", .refuse = "max_conns", .expect = "1..1000000"};
+    cr_assert_eq(load_with(text, &c, &bad, &line, why, sizeof why), PD_ERR_BAD_ARG);
+    cr_assert_eq(line, 6);
+    cr_assert_str_eq(why, "bad value '5' for max_conns in [server]: 1..1000000");
+    /* a key the caller does not know */
+    seen_t unknown = {.keys = "", .refuse = "port"};
+    cr_assert_eq(load_with(text, &c, &unknown, &line, why, sizeof why), PD_ERR_BAD_ARG);
+    cr_assert_eq(line, 2);
+    cr_assert(strstr(why, "unknown key 'port' in [server]"), "%s", why);
+    /* without the caller, the section is nobody's */
+    cr_assert_eq(load_with(text, &c, NULL, &line, why, sizeof why), PD_ERR_BAD_ARG);
+    cr_assert_eq(line, 2);
+    /* a section without a name or a callback is a caller's mistake */
+    pd_ini_section_t broken = {NULL, take_key, NULL};
+    cr_assert_eq(pd_engine_config_load_ini_with("/tmp", &c, &broken, &line, why, sizeof why),
+                 PD_ERR_BAD_ARG);
+}

@@ -243,6 +243,26 @@ pd_err pd_engine_config_load_ini_why(const char *path, pd_engine_config_t *cfg, 
 pd_err pd_engine_config_load_ini_string_why(const char *text, pd_engine_config_t *cfg, int *errline,
                                             char *why, size_t cap);
 
+/**
+ * A section of the same INI file that belongs to the program around the
+ * engine (paidan-server keeps its flags under [server]): its keys go to
+ * fn instead of being refused as unknown. fn returns 1 when it takes the
+ * key and value, 0 when it refuses them; on 0 it sets *expect to what the
+ * key accepts, or leaves it NULL for a key it does not know. The error
+ * then reads as for the engine's own keys, with the line.
+ */
+typedef struct pd_ini_section_s {
+    const char *name; /* the section, e.g. "server" */
+    int (*fn)(void *ud, const char *key, const char *value, const char **expect);
+    void *ud;
+} pd_ini_section_t;
+
+/** As pd_engine_config_load_ini_why(), with the keys of the section
+ *  `extra` (may be NULL) handed to its callback, in file order. */
+pd_err pd_engine_config_load_ini_with(const char *path, pd_engine_config_t *cfg,
+                                      const pd_ini_section_t *extra, int *errline, char *why,
+                                      size_t cap);
+
 /* ---------------------------------------------------------------- engine */
 
 typedef struct pd_engine_s pd_engine_t;
