@@ -16,6 +16,7 @@
 #include "jsource.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <msgpack.h>
 #include <stdio.h>
@@ -60,15 +61,32 @@ static pd_err push_upsert(pd__jsource_t *js, const pd_jrec_t *rec, const pd_volu
     return push_vev(js, &ev);
 }
 
-static pd_err push_order(pd__jsource_t *js, const pd_gen_order_t *o) {
+static pd_err push_order(pd__jsource_t *js, const pd__rorder_t *o) {
     if (js->no == js->capo) {
         size_t cap = js->capo ? js->capo * 2 : 1024;
-        pd_gen_order_t *p = realloc(js->ords, cap * sizeof *p);
+        pd__rorder_t *p = realloc(js->ords, cap * sizeof *p);
         if (!p) return PD_ERR_NOMEM;
         js->ords = p;
         js->capo = cap;
     }
     js->ords[js->no++] = *o;
+    return PD_OK;
+}
+
+/* A team order's slot masks into the pool; *off says where they went. */
+static pd_err push_slots(pd__jsource_t *js, const uint64_t *m, size_t n, uint32_t *off) {
+    if (js->nslots + n > UINT32_MAX) return PD_ERR_NOMEM;
+    if (js->nslots + n > js->capslots) {
+        size_t cap = js->capslots ? js->capslots * 2 : 1024;
+        while (cap < js->nslots + n) cap *= 2;
+        uint64_t *p = realloc(js->slots, cap * sizeof *p);
+        if (!p) return PD_ERR_NOMEM;
+        js->slots = p;
+        js->capslots = cap;
+    }
+    *off = (uint32_t)js->nslots;
+    memcpy(js->slots + js->nslots, m, n * sizeof *m);
+    js->nslots += n;
     return PD_OK;
 }
 
@@ -197,8 +215,16 @@ static uint64_t tags_of(const msgpack_object *tags) {
     return (uint64_t)num_or(tags, 0);
 }
 
-/* A name of names[0..n) (pd_mode_name, pd_status_name): its index. */
+/* An enum as the protocol takes it: a name of names[0..n) (pd_mode_name,
+ * pd_status_name, ...) or its integer value (also as a whole float), so
+ * `"status": 2` is offline here as it was on the server. */
 static bool name_of(const msgpack_object *o, const char *(*name)(int), int n, uint8_t *out) {
+    uint64_t v;
+    if (o && o->type != MSGPACK_OBJECT_STR && id_of(o, &v)) {
+        if (v >= (uint64_t)n) return false;
+        *out = (uint8_t)v;
+        return true;
+    }
     for (int i = 0; i < n; i++) {
         if (str_is(o, name(i))) {
             *out = (uint8_t)i;
@@ -214,6 +240,10 @@ static const char *mode_name(int m) {
 
 static const char *status_name(int s) {
     return pd_status_name((pd_status)s);
+}
+
+static const char *priority_name(int p) {
+    return pd_gen_priority_name((pd_gen_priority)p);
 }
 
 /* schedule: [[weekday, start_hour, end_hour], ...]. */
@@ -290,31 +320,59 @@ static bool patch_of(const ctx_t *c, const msgpack_object *p, uint64_t *id,
     return true;
 }
 
-static bool order_of(const ctx_t *c, const msgpack_object *p, int64_t ts, pd_gen_order_t *o) {
+/* order.create's params as the server read them (api/m_order.c): the
+ * tags, the ETA budget in seconds (0 = the engine's budget_min, as on the
+ * server), ignore_schedule and a team's slots go to the engine as they
+ * were. */
+static pd_err order_of(const ctx_t *c, const msgpack_object *p, int64_t ts, pd__rorder_t *o,
+                       bool *ok) {
     memset(o, 0, sizeof *o);
-    if (!id_of(get(p, "id"), &o->id) || !pos_of(p, &o->pos)) return false;
-    o->created_ms = ts;
-    if (!skills_of(c, get(p, "skills"), &o->skills)) return false;
-    o->need = (uint32_t)num_or(get(p, "need"), 1);
+    *ok = false;
+    pd_gen_order_t *g = &o->g;
+    if (!id_of(get(p, "id"), &g->id) || !pos_of(p, &g->pos)) return PD_OK;
+    g->created_ms = ts;
+    if (!skills_of(c, get(p, "skills"), &g->skills)) return PD_OK;
+    g->need = (uint32_t)num_or(get(p, "need"), 1);
     const msgpack_object *slots = get(p, "slots");
-    if (slots && slots->type == MSGPACK_OBJECT_ARRAY) { /* a team: the union of its slots */
-        o->need = 0;
+    uint64_t m[PD_ORDER_MAX_SLOTS];
+    size_t n = 0;
+    if (slots) {
+        if (slots->type != MSGPACK_OBJECT_ARRAY) return PD_OK;
         for (uint32_t i = 0; i < slots->via.array.size; i++) {
-            uint64_t m;
             const msgpack_object *sl = &slots->via.array.ptr[i];
-            if (!skills_of(c, get(sl, "skills"), &m)) return false;
-            o->skills |= m;
-            o->need += (uint32_t)num_or(get(sl, "need"), 1);
+            uint64_t mask;
+            double need = num_or(get(sl, "need"), 1);
+            if (!skills_of(c, get(sl, "skills"), &mask) || need < 1 ||
+                need > PD_ORDER_MAX_SLOTS - (double)n)
+                return PD_OK;
+            for (int k = 0; k < (int)need; k++) m[n++] = mask;
         }
+        if (n == 0) return PD_OK;
+        g->need = (uint32_t)n;
+        g->skills = m[0];
     }
-    if (o->need == 0) o->need = 1;
-    o->start_ms = (int64_t)num_or(get(p, "start"), (double)ts);
-    o->duration_min = (int32_t)num_or(get(p, "duration_min"), 60);
-    o->budget_min = (int32_t)num_or(get(p, "minutes"), 15);
+    if (g->need == 0) g->need = 1;
+    g->start_ms = (int64_t)num_or(get(p, "start"), (double)ts);
+    g->duration_min = (int32_t)num_or(get(p, "duration_min"), 60);
+    double minutes = 0;
+    if (get(p, "minutes") && (!num(get(p, "minutes"), &minutes) || !(minutes >= 1.0 / 60.0) ||
+                              minutes > PD_GEN_MAX_BUDGET_MIN))
+        return PD_OK;
+    o->budget_s = (int32_t)(minutes * 60.0 + 0.5);
+    g->budget_min = o->budget_s ? (o->budget_s + 59) / 60 : 15; /* for the check only */
+    o->tags = tags_of(get(p, "tags"));
+    const msgpack_object *ig = get(p, "ignore_schedule");
+    o->ignore_schedule = ig && ig->type == MSGPACK_OBJECT_BOOLEAN && ig->via.boolean;
     const msgpack_object *pr = get(p, "priority");
-    for (int k = 0; k < PD_GEN_PRIORITY__COUNT; k++)
-        if (str_is(pr, pd_gen_priority_name((pd_gen_priority)k))) o->priority = (uint8_t)k;
-    return pd_gen_order_check(o) == PD_OK;
+    if (pr && !name_of(pr, priority_name, PD_GEN_PRIORITY__COUNT, &g->priority)) return PD_OK;
+    if (pd_gen_order_check(g) != PD_OK) return PD_OK;
+    if (n) {
+        pd_err err = push_slots(c->js, m, n, &o->slot_off);
+        if (err) return err;
+        o->n_slots = (uint8_t)n;
+    }
+    *ok = true;
+    return PD_OK;
 }
 
 /* ---------------------------------------------------------- the records */
@@ -335,24 +393,25 @@ static pd_err on_record(void *ud, const pd_jrec_t *rec) {
     if (rec->type == PD_JREC_ORDER) {
         pd_order_spec_t sp;
         memset(&sp, 0, sizeof sp);
-        pd_gen_order_t o;
-        memset(&o, 0, sizeof o);
+        pd__rorder_t ro;
+        memset(&ro, 0, sizeof ro);
+        pd_gen_order_t *o = &ro.g;
         bool ok = pd_jrec_order_decode(rec->data, rec->len, &sp) == PD_OK;
-        o.id = sp.id;
-        o.created_ms = rec->ts_ms;
-        o.pos = sp.at;
-        o.skills = sp.skills;
-        o.need = sp.need ? sp.need : 1;
-        o.start_ms = sp.start_ms;
-        o.duration_min = sp.duration_min;
-        o.budget_min = sp.budget_s > 0 ? sp.budget_s / 60 : 15;
-        if (o.budget_min <= 0) o.budget_min = 15;
-        o.priority = sp.priority;
-        if (!ok || pd_gen_order_check(&o) != PD_OK) {
+        o->id = sp.id;
+        o->created_ms = rec->ts_ms;
+        o->pos = sp.at;
+        o->skills = sp.skills;
+        o->need = sp.need ? sp.need : 1;
+        o->start_ms = sp.start_ms;
+        o->duration_min = sp.duration_min;
+        ro.budget_s = sp.budget_s > 0 ? sp.budget_s : 0;
+        o->budget_min = ro.budget_s ? (ro.budget_s + 59) / 60 : 15; /* for the check only */
+        o->priority = sp.priority;
+        if (!ok || pd_gen_order_check(o) != PD_OK) {
             js->skipped++;
             return PD_OK;
         }
-        return push_order(js, &o);
+        return push_order(js, &ro);
     }
     if (rec->type != PD_JREC_COMMAND) return PD_OK;
     msgpack_unpacked u;
@@ -387,10 +446,12 @@ static pd_err on_record(void *ud, const pd_jrec_t *rec) {
             else
                 js->skipped++;
         } else if (str_is(method, "order.create")) {
-            pd_gen_order_t o;
-            if (order_of(c, params, rec->ts_ms, &o))
+            pd__rorder_t o;
+            bool ok;
+            err = order_of(c, params, rec->ts_ms, &o, &ok);
+            if (!err && ok)
                 err = push_order(js, &o);
-            else
+            else if (!err)
                 js->skipped++;
         }
     } else {
@@ -453,6 +514,12 @@ static void list_free(char **v, size_t n) {
 pd_err pd__jsource_load(const char *dir, const char *const *names, size_t n_names,
                         pd__jsource_t *js, char *why, size_t cap) {
     memset(js, 0, sizeof *js);
+    DIR *d = opendir(dir);
+    if (!d) {
+        snprintf(why, cap, "%s: cannot open the data directory: %s", dir, strerror(errno));
+        return errno == ENOENT || errno == ENOTDIR ? PD_ERR_NOT_FOUND : PD_ERR_IO;
+    }
+    closedir(d);
     char **snaps, **segs;
     size_t ns = list(dir, "snap-", ".pds", &snaps);
     size_t nj = list(dir, "journal-", ".pdj", &segs);
@@ -482,11 +549,44 @@ pd_err pd__jsource_load(const char *dir, const char *const *names, size_t n_name
         }
         pd_snapshot_file_close(&f);
     }
+    /* Every record after the snapshot, without a hole, as the server's
+     * recovery reads them: a history with a hole in it would give figures
+     * of another history. */
+    uint64_t expect = c.after_seq + 1;
     for (size_t i = 0; i < nj && !err; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, segs[i]);
         pd_jscan_t scan;
+        memset(&scan, 0, sizeof scan);
         err = pd_journal_scan(path, on_record, &c, &scan);
-        if (err) snprintf(why, cap, "%s: %s", path, pd_strerror(err));
+        if (err == PD_ERR_CORRUPT) {
+            snprintf(why, cap, "%s: bad segment header (%s)", path,
+                     scan.why ? scan.why : "unreadable");
+            break;
+        }
+        if (err) {
+            snprintf(why, cap, "%s: %s", path, pd_strerror(err));
+            break;
+        }
+        if (scan.first_seq > expect) {
+            snprintf(why, cap,
+                     "journal gap before %s: expected seq %llu, it starts at %llu (records "
+                     "are missing)",
+                     path, (unsigned long long)expect, (unsigned long long)scan.first_seq);
+            err = PD_ERR_CORRUPT;
+            break;
+        }
+        if (scan.how != PD_JSCAN_CLEAN && (scan.how == PD_JSCAN_CORRUPT || i + 1 < nj)) {
+            snprintf(why, cap,
+                     "journal %s is corrupt at offset %llu (%s) after seq %llu, with %llu bytes "
+                     "after it%s",
+                     path, (unsigned long long)scan.bad_offset, scan.why ? scan.why : "bad record",
+                     (unsigned long long)scan.last_seq,
+                     (unsigned long long)(scan.file_size - scan.end),
+                     i + 1 < nj ? " and later segments" : "");
+            err = PD_ERR_CORRUPT;
+            break;
+        }
+        if (scan.n_records && scan.last_seq >= expect) expect = scan.last_seq + 1;
     }
     list_free(snaps, ns);
     list_free(segs, nj);
@@ -501,5 +601,6 @@ void pd__jsource_free(pd__jsource_t *js) {
     free(js->vols);
     free(js->vev);
     free(js->ords);
+    free(js->slots);
     memset(js, 0, sizeof *js);
 }

@@ -94,19 +94,20 @@ typedef struct source_s {
     pd_csv_reader_t *ord_csv;
     pd_gen_t *gen;
     pd__jsource_t js;         /* the journal source's records */
-    pd_gen_order_t *ords;     /* CSV, journal: every order to replay, in time order */
+    pd__rorder_t *ords;       /* CSV, journal: every order to replay, in time order */
+    const uint64_t *slots;    /* journal: team orders' slot masks */
     size_t no, io;            /* how many, next to hand out */
     bool own_ords;            /* ords is ours to free (else js.ords) */
     const pd__jvol_ev_t *vev; /* journal: what happened to volunteers, by time */
     size_t nvev, ivev;
     uint64_t total_orders; /* expected, for the progress bar; 0 if unknown */
     /* The next order, or false at the end; errors name the place. */
-    pd_err (*next_order)(struct source_s *s, pd_gen_order_t *out, bool *got, char *why, size_t cap);
+    pd_err (*next_order)(struct source_s *s, pd__rorder_t *out, bool *got, char *why, size_t cap);
     pd_err (*next_volunteer)(struct source_s *s, pd_volunteer_t *out, bool *got, char *why,
                              size_t cap);
 } source_t;
 
-static pd_err arr_next_order(source_t *s, pd_gen_order_t *out, bool *got, char *why, size_t cap) {
+static pd_err arr_next_order(source_t *s, pd__rorder_t *out, bool *got, char *why, size_t cap) {
     (void)why;
     (void)cap;
     *got = s->io < s->no;
@@ -121,10 +122,19 @@ static pd_err csv_next_volunteer(source_t *s, pd_volunteer_t *out, bool *got, ch
     return PD_OK;
 }
 
-static pd_err gen_next_order(source_t *s, pd_gen_order_t *out, bool *got, char *why, size_t cap) {
+/* A CSV's or the generator's order as the replay creates it. */
+static void rorder_of(const pd_gen_order_t *g, pd__rorder_t *out) {
+    memset(out, 0, sizeof *out);
+    out->g = *g;
+    out->budget_s = g->budget_min * 60;
+}
+
+static pd_err gen_next_order(source_t *s, pd__rorder_t *out, bool *got, char *why, size_t cap) {
     (void)why;
     (void)cap;
-    *got = pd_gen_next_order(s->gen, out);
+    pd_gen_order_t g;
+    *got = pd_gen_next_order(s->gen, &g);
+    if (*got) rorder_of(&g, out);
     return PD_OK;
 }
 
@@ -170,7 +180,7 @@ static void idset_add(idset_t *h, uint64_t id, bool *seen) {
 
 /* Drop every order whose id came earlier in v (input order), keeping the
  * first; count them and note the first few ids in res. */
-static pd_err drop_repeats(pd_gen_order_t *v, size_t *n, pd__replay_result_t *res) {
+static pd_err drop_repeats(pd__rorder_t *v, size_t *n, pd__replay_result_t *res) {
     size_t cap = 16;
     while (cap < *n * 2) cap *= 2;
     idset_t h = {calloc(cap, sizeof(uint64_t)), cap - 1, false};
@@ -178,13 +188,13 @@ static pd_err drop_repeats(pd_gen_order_t *v, size_t *n, pd__replay_result_t *re
     size_t kept = 0;
     for (size_t i = 0; i < *n; i++) {
         bool seen;
-        idset_add(&h, v[i].id, &seen);
+        idset_add(&h, v[i].g.id, &seen);
         if (!seen) {
             v[kept++] = v[i];
             continue;
         }
         if (res->n_dup_ids < sizeof res->dup_ids / sizeof res->dup_ids[0])
-            res->dup_ids[res->n_dup_ids++] = v[i].id;
+            res->dup_ids[res->n_dup_ids++] = v[i].g.id;
         res->duplicates++;
     }
     free(h.slot);
@@ -194,22 +204,23 @@ static pd_err drop_repeats(pd_gen_order_t *v, size_t *n, pd__replay_result_t *re
 
 /* Sort by created_ms, stable (equal times keep input order): a bottom-up
  * merge sort, after a pass that finds most histories sorted already. */
-static pd_err sort_by_created(pd_gen_order_t *v, size_t n) {
+static pd_err sort_by_created(pd__rorder_t *v, size_t n) {
     size_t i = 1;
-    while (i < n && v[i - 1].created_ms <= v[i].created_ms) i++;
+    while (i < n && v[i - 1].g.created_ms <= v[i].g.created_ms) i++;
     if (i >= n) return PD_OK;
-    pd_gen_order_t *tmp = malloc(n * sizeof *tmp);
+    pd__rorder_t *tmp = malloc(n * sizeof *tmp);
     if (!tmp) return PD_ERR_NOMEM;
-    pd_gen_order_t *a = v, *b = tmp;
+    pd__rorder_t *a = v, *b = tmp;
     for (size_t w = 1; w < n; w *= 2) {
         for (size_t lo = 0; lo < n; lo += 2 * w) {
             size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
             size_t x = lo, y = mid, k = lo;
-            while (x < mid && y < hi) b[k++] = a[y].created_ms < a[x].created_ms ? a[y++] : a[x++];
+            while (x < mid && y < hi)
+                b[k++] = a[y].g.created_ms < a[x].g.created_ms ? a[y++] : a[x++];
             while (x < mid) b[k++] = a[x++];
             while (y < hi) b[k++] = a[y++];
         }
-        pd_gen_order_t *t = a;
+        pd__rorder_t *t = a;
         a = b;
         b = t;
     }
@@ -230,17 +241,29 @@ static pd_err csv_read_orders(source_t *s, char *why, size_t cap) {
         if (!got) return PD_OK;
         if (s->no == room) {
             size_t n = room ? room * 2 : 1024;
-            pd_gen_order_t *p = realloc(s->ords, n * sizeof *p);
+            pd__rorder_t *p = realloc(s->ords, n * sizeof *p);
             if (!p) return fail(why, cap, PD_ERR_NOMEM, "out of memory reading the orders");
             s->ords = p;
             room = n;
         }
-        s->ords[s->no++] = o;
+        rorder_of(&o, &s->ords[s->no++]);
     }
 }
 
-/* Repeated ids out, then time order: what the replay hands the engine. */
-static pd_err prepare_orders(source_t *s, pd__replay_result_t *res, char *why, size_t cap) {
+/* Repeated ids out, then time order: what the replay hands the engine.
+ * A created time the engine cannot run at (|t| > 2^52 ms) stops the
+ * replay: virtual time would jump there (or past INT64_MAX, where the
+ * loop ends and the order was silently lost). */
+static pd_err prepare_orders(source_t *s, const char *input, pd__replay_result_t *res, char *why,
+                             size_t cap) {
+    for (size_t i = 0; i < s->no; i++) {
+        int64_t t = s->ords[i].g.created_ms;
+        if (t > PD_TIME_MAX_MS || t < -PD_TIME_MAX_MS)
+            return fail(why, cap, PD_ERR_BAD_ARG,
+                        "%s: order %llu: created %lld ms is outside the engine's time range "
+                        "(-2^52..2^52 ms)",
+                        input, (unsigned long long)s->ords[i].g.id, (long long)t);
+    }
     pd_err err = drop_repeats(s->ords, &s->no, res);
     if (!err) err = sort_by_created(s->ords, s->no);
     if (err) return fail(why, cap, err, "out of memory sorting the orders");
@@ -272,7 +295,8 @@ static pd_err source_open(const pd__replay_opts_t *o, const char *const *names, 
         s->nvev = s->js.nvev;
         s->ords = s->js.ords;
         s->no = s->js.no;
-        err = prepare_orders(s, res, why, cap);
+        s->slots = s->js.slots;
+        err = prepare_orders(s, o->journal_dir, res, why, cap);
         if (err) source_close(s);
         return err;
     }
@@ -290,7 +314,7 @@ static pd_err source_open(const pd__replay_opts_t *o, const char *const *names, 
         }
         s->next_volunteer = csv_next_volunteer;
         err = csv_read_orders(s, why, cap);
-        if (!err) err = prepare_orders(s, res, why, cap);
+        if (!err) err = prepare_orders(s, o->orders_csv, res, why, cap);
         if (err) source_close(s);
         return err;
     }
@@ -674,7 +698,7 @@ static pd_err replay_one(const pd__replay_opts_t *o, const pd_engine_config_t *b
     const char *pname = pd_policy_name(policy);
     uint64_t wall0 = pd__bench_now_ns(), last_bar = wall0;
     int64_t now = INT64_MIN;
-    pd_gen_order_t ord;
+    pd__rorder_t ord;
     bool have = false;
     if (!err) err = src.next_order(&src, &ord, &have, why, cap);
     uint64_t since_purge = 0;
@@ -688,7 +712,7 @@ static pd_err replay_one(const pd__replay_opts_t *o, const pd_engine_config_t *b
         if (src.ivev < src.nvev) {
             const pd__jvol_ev_t *ve = &src.vev[src.ivev];
             int64_t t_vol = ve->ts_ms > now ? ve->ts_ms : now;
-            if (t_vol <= t_tick && t_vol <= t_ev && (!have || t_vol <= ord.created_ms)) {
+            if (t_vol <= t_tick && t_vol <= t_ev && (!have || t_vol <= ord.g.created_ms)) {
                 now = t_vol;
                 if (apply_volunteer_event(s.e, ve, now)) res->volunteer_events_refused++;
                 drain_events(&s);
@@ -700,7 +724,7 @@ static pd_err replay_one(const pd__replay_opts_t *o, const pd_engine_config_t *b
          * for the next order's time, so now never passes it: the order is
          * created at its historical time, and time to accept counts from
          * there. */
-        if (have) t_ord = ord.created_ms > now ? ord.created_ms : now;
+        if (have) t_ord = ord.g.created_ms > now ? ord.g.created_ms : now;
         int64_t t = t_tick < t_ev ? t_tick : t_ev;
         if (t_ord < t) t = t_ord;
         if (t == INT64_MAX) break;
@@ -723,7 +747,16 @@ static pd_err replay_one(const pd__replay_opts_t *o, const pd_engine_config_t *b
             res->volunteers = pd_engine_volunteer_count(s.e);
         }
         pd_order_spec_t spec;
-        pd_gen_order_spec(&ord, &spec);
+        pd_gen_order_spec(&ord.g, &spec);
+        spec.budget_s = ord.budget_s;
+        spec.tags = ord.tags;
+        spec.ignore_schedule = ord.ignore_schedule;
+        if (ord.n_slots) {
+            spec.slot_skills = src.slots + ord.slot_off;
+            spec.n_slots = ord.n_slots;
+            spec.skills = 0;
+            spec.need = 0;
+        }
         spec.mode = o->grab ? PD_OFFER_GRAB : PD_OFFER_SEQUENTIAL;
         s.kpi.orders++;
         uint64_t c0 = pd__bench_now_ns();

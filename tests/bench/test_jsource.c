@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "jsource.h"
@@ -254,10 +255,10 @@ Test(jsource, reads_upserts_orders_and_skips_the_rest) {
     cr_assert_eq(js.vev[20].v.id, 21);
     cr_assert_eq(js.vev[20].v.pos.lat, 30604000);
     for (size_t i = 0; i < js.no; i++)
-        cr_assert_eq(js.ords[i].id, BIG_ID + 1 + i, "order %zu: id %" PRIu64, i, js.ords[i].id);
-    cr_assert_eq(js.ords[0].created_ms, 1709863200000LL + 60000);
-    cr_assert_eq(js.ords[0].priority, PD_GEN_PRIORITY_ELEVATED);
-    cr_assert_eq(js.ords[29].duration_min, 60);
+        cr_assert_eq(js.ords[i].g.id, BIG_ID + 1 + i, "order %zu: id %" PRIu64, i, js.ords[i].g.id);
+    cr_assert_eq(js.ords[0].g.created_ms, 1709863200000LL + 60000);
+    cr_assert_eq(js.ords[0].g.priority, PD_GEN_PRIORITY_ELEVATED);
+    cr_assert_eq(js.ords[29].g.duration_min, 60);
     pd__jsource_free(&js);
 
     pd__jsource_t none;
@@ -285,5 +286,178 @@ Test(jsource, replay_from_a_journal_is_deterministic) {
         pd__replay_result_deinit(&a[i]);
         pd__replay_result_deinit(&b[i]);
     }
+    remove_dir();
+}
+
+/* ================================ what the server read, read the same */
+
+static void kv_int(msgpack_packer *pk, const char *k, int64_t v) {
+    msgpack_pack_str_with_body(pk, k, strlen(k));
+    msgpack_pack_int64(pk, v);
+}
+static void key(msgpack_packer *pk, const char *k) {
+    msgpack_pack_str_with_body(pk, k, strlen(k));
+}
+static void pack_never_available(msgpack_packer *pk) { /* schedule []: never */
+    key(pk, "schedule");
+    msgpack_pack_array(pk, 0);
+}
+static void pack_offline_by_number(msgpack_packer *pk) {
+    msgpack_pack_map(pk, 7);
+    kv_num(pk, "id", 1);
+    kv_num(pk, "lat", 30.6);
+    kv_num(pk, "lon", 114.3);
+    kv_str(pk, "skills", "tutoring");
+    kv_int(pk, "status", 2); /* offline, by its integer value */
+    kv_int(pk, "mode", 3);   /* car */
+    pack_never_available(pk);
+}
+static void pack_vol_skill(msgpack_packer *pk) {
+    msgpack_pack_map(pk, 5);
+    kv_num(pk, "id", (double)ev_id);
+    kv_num(pk, "lat", 30.6);
+    kv_num(pk, "lon", 114.3);
+    kv_str(pk, "skills", ev_status);
+    pack_never_available(pk);
+}
+/* An order at 30.601,114.3 (111 m from the volunteers: some 90 s by bike,
+ * 116 s on foot) that ignores schedules; which = what else it asks. */
+static int which;
+static void pack_order_with(msgpack_packer *pk) {
+    msgpack_pack_map(pk, which && which != 3 ? 7 : 6);
+    kv_num(pk, "id", (double)ev_id);
+    kv_num(pk, "lat", 30.601);
+    kv_num(pk, "lon", 114.3);
+    if (which == 3) {
+        key(pk, "slots"); /* one tutor and one theory-policy volunteer */
+        msgpack_pack_array(pk, 2);
+        msgpack_pack_map(pk, 1);
+        kv_str(pk, "skills", "tutoring");
+        msgpack_pack_map(pk, 1);
+        kv_str(pk, "skills", "theory-policy");
+    } else {
+        kv_str(pk, "skills", "tutoring");
+    }
+    kv_int(pk, "duration_min", 30);
+    key(pk, "ignore_schedule");
+    msgpack_pack_true(pk);
+    if (which == 1) { /* a tag nobody has */
+        key(pk, "tags");
+        msgpack_pack_array(pk, 1);
+        msgpack_pack_int(pk, 3);
+    } else if (which == 2) { /* a 30-second budget: nobody is that close */
+        kv_num(pk, "minutes", 0.5);
+    } else if (which == 4) {
+        kv_int(pk, "priority", 2); /* emergency, by its integer value */
+    }
+}
+
+/* The journal holds params as the server took them, and the replay reads
+ * them the same way: enums by their integer values (a volunteer upserted
+ * with "status": 2 used to replay online), and an order's tags,
+ * ignore_schedule, fractional budget and team slots (they used to be
+ * dropped, or the order skipped, or the slots' skills merged into one
+ * set every volunteer needed). Everyone accepts at once here. */
+Test(jsource, orders_and_volunteers_as_the_server_read_them) {
+    pd_journal_t *j = new_journal("params");
+    const int64_t t0 = 1709863200000LL, M = 60000;
+    append_cmd(j, t0, "volunteer.upsert", "", pack_offline_by_number);
+    ev_id = 100, which = 0; /* only volunteer 1, offline: nobody */
+    append_cmd(j, t0 + M, "order.create", "", pack_order_with);
+    ev_id = 2, ev_status = "tutoring";
+    append_cmd(j, t0 + 2 * M, "volunteer.upsert", "", pack_vol_skill);
+    ev_id = 3, ev_status = "theory-policy";
+    append_cmd(j, t0 + 2 * M, "volunteer.upsert", "", pack_vol_skill);
+    ev_id = 101, which = 1; /* the tag: nobody */
+    append_cmd(j, t0 + 3 * M, "order.create", "", pack_order_with);
+    ev_id = 102, which = 2; /* 30 s: nobody */
+    append_cmd(j, t0 + 4 * M, "order.create", "", pack_order_with);
+    ev_id = 103, which = 3; /* the team: volunteers 2 and 3 */
+    append_cmd(j, t0 + 5 * M, "order.create", "", pack_order_with);
+    ev_id = 104, which = 4; /* later, volunteer 2 again */
+    append_cmd(j, t0 + 300 * M, "order.create", "", pack_order_with);
+    cr_assert_eq(pd_journal_commit(j), PD_OK);
+    cr_assert_eq(pd_journal_close(j), PD_OK);
+
+    pd__replay_opts_t o;
+    pd__replay_opts_init(&o);
+    o.journal_dir = dir;
+    o.policies[0] = PD_POLICY_NEAREST;
+    o.n_policies = 1;
+    o.model.accept_base = 1;
+    o.model.accept_per_km = 0;
+    o.model.accept_per_hour = 0;
+    o.model.no_answer = 0;
+    pd__replay_result_t r;
+    char why[256] = "";
+    cr_assert_eq(pd__replay_run(&o, &r, why, sizeof why), PD_OK, "%s", why);
+    cr_assert_eq(r.input_skipped, 0, "every record parses");
+    cr_assert_eq(r.kpi.orders, 5);
+    cr_assert_eq(r.kpi.rejected, 0);
+    cr_assert_eq(r.kpi.expired[PD_REASON_NO_CANDIDATE], 3, "orders 100, 101, 102 find nobody");
+    cr_assert_eq(r.kpi.filled, 2, "the team and the last order");
+    cr_assert_eq(r.kpi.completed, 2);
+    cr_assert(r.kpi.hours_total == 1.5, "two volunteers 30 min, one 30 min: %f", r.kpi.hours_total);
+    pd__replay_result_deinit(&r);
+    remove_dir();
+}
+
+/* ========================================== a history with a hole in it */
+
+static void flip_byte(const char *path, long at) {
+    FILE *f = fopen(path, "r+b");
+    cr_assert_not_null(f);
+    cr_assert_eq(fseek(f, at, SEEK_SET), 0);
+    int c = fgetc(f);
+    cr_assert_eq(fseek(f, at, SEEK_SET), 0);
+    fputc(c ^ 0xff, f);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* The server refuses to start on a journal corrupt in the middle, or with
+ * a gap between segments; the replay used to read on past the hole (or
+ * stop at it) without a word and report figures of another history. A
+ * torn tail of the last segment -- a crash, or a server still writing --
+ * is read up to its last whole record, as the server does. */
+Test(jsource, a_hole_in_the_journal_is_an_error) {
+    write_journal();
+    char seg[512], why[512] = "";
+    snprintf(seg, sizeof seg, "%s/journal-%020d.pdj", dir, 1);
+    struct stat st;
+    cr_assert_eq(stat(seg, &st), 0);
+    pd__jsource_t js;
+
+    /* a torn tail: fine, the last order is gone */
+    cr_assert_eq(truncate(seg, st.st_size - 2), 0);
+    cr_assert_eq(pd__jsource_load(dir, names, 3, &js, why, sizeof why), PD_OK, "%s", why);
+    cr_assert_eq(js.no, 30, "the orders come before the torn record");
+    pd__jsource_free(&js);
+
+    /* a flipped byte in the middle: an error naming the file and offset */
+    flip_byte(seg, 200);
+    cr_assert_eq(pd__jsource_load(dir, names, 3, &js, why, sizeof why), PD_ERR_CORRUPT);
+    cr_assert(strstr(why, "journal-00000000000000000001.pdj is corrupt at offset"), "%s", why);
+    pd__jsource_free(&js);
+    flip_byte(seg, 200);
+
+    /* a gap: the next segment starts past the records there are */
+    write_journal();
+    char seg2[512];
+    snprintf(seg2, sizeof seg2, "%s/journal-%020d.pdj", dir, 500);
+    pd_journal_t *j = NULL;
+    cr_assert_eq(pd_journal_create(seg2, PD_FSYNC_NO, 500, &j), PD_OK);
+    ev_id = 900, which = 0;
+    append_cmd(j, 1709863200000LL, "order.create", "", pack_order_with);
+    cr_assert_eq(pd_journal_commit(j), PD_OK);
+    cr_assert_eq(pd_journal_close(j), PD_OK);
+    cr_assert_eq(pd__jsource_load(dir, names, 3, &js, why, sizeof why), PD_ERR_CORRUPT);
+    cr_assert(strstr(why, "journal gap before"), "%s", why);
+    pd__jsource_free(&js);
+
+    /* a missing directory says so */
+    cr_assert_eq(pd__jsource_load("/nonexistent-paidan-dir", names, 3, &js, why, sizeof why),
+                 PD_ERR_NOT_FOUND);
+    cr_assert(strstr(why, "No such file or directory"), "%s", why);
+    pd__jsource_free(&js);
     remove_dir();
 }

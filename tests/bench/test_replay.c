@@ -518,3 +518,35 @@ Test(replay_cli, plot_with_nothing_filled_draws_every_chart) {
     free(r);
     scratch_rm();
 }
+
+/* A created time the engine cannot run at stops the replay with the order
+ * named. At INT64_MAX the order used to be lost without a word (the loop
+ * took it for "nothing left"), and a created time of INT64_MIN made the
+ * span overflow (virtual_days -106751971381.6). */
+Test(replay, created_outside_the_engine_time_range_is_refused) {
+    scratch();
+    char vol[512], vsrc[512], ord[512];
+    sample(vsrc, sizeof vsrc, "county-volunteers.csv");
+    snprintf(vol, sizeof vol, "%s", vsrc);
+    snprintf(ord, sizeof ord, "%s/orders.csv", tmp);
+    static const char *const bad[] = {"9223372036854775807", "-9223372036854775808",
+                                      "4503599627370497"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        FILE *f = fopen(ord, "w");
+        cr_assert_not_null(f);
+        fprintf(f,
+                "id,created,lat,lon,skills,need,start,duration_min,priority,minutes\n"
+                "1,1709484654635,30.611825,114.296598,,1,1709600400000,120,normal,15\n"
+                "7,%s,30.611825,114.296598,,1,1709600400000,120,normal,15\n",
+                bad[i]);
+        cr_assert_eq(fclose(f), 0);
+        pd__replay_opts_t o;
+        csv_opts(&o, vol, ord);
+        pd__replay_result_t r;
+        char why[256] = "";
+        cr_assert_neq(pd__replay_run(&o, &r, why, sizeof why), PD_OK, "created %s", bad[i]);
+        cr_assert(strstr(why, "order 7") && strstr(why, bad[i]), "reason: %s", why);
+        pd__replay_result_deinit(&r);
+    }
+    scratch_rm();
+}
