@@ -814,13 +814,23 @@ static pd_err replay_one(const pd__replay_opts_t *o, const pd_engine_config_t *b
     return err;
 }
 
+/* Any key of paidan-server's [server] section: not the replay's to judge. */
+static int skip_key(void *ud, const char *key, const char *value, const char **expect) {
+    (void)ud, (void)key, (void)value, (void)expect;
+    return 1;
+}
+
 pd_err pd__replay_run(const pd__replay_opts_t *o, pd__replay_result_t *out, char *why, size_t cap) {
     for (size_t i = 0; i < o->n_policies; i++) memset(&out[i], 0, sizeof out[i]);
     pd_engine_config_t cfg;
     if (o->config_path) {
         int line = 0;
         char what[256];
-        pd_err err = pd_engine_config_load_ini_why(o->config_path, &cfg, &line, what, sizeof what);
+        /* the deployment's file may hold paidan-server's [server]
+         * section: the server's business, not the replay's */
+        pd_ini_section_t server = {"server", skip_key, NULL};
+        pd_err err =
+            pd_engine_config_load_ini_with(o->config_path, &cfg, &server, &line, what, sizeof what);
         if (err) {
             if (why && cap) {
                 if (line > 0)

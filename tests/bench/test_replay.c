@@ -419,7 +419,8 @@ Test(replay_cli, params_name_the_config_and_its_utc_offset) {
     char ini[512], want[600];
     snprintf(ini, sizeof ini, "%s/utc.ini", tmp);
     FILE *f = fopen(ini, "w");
-    fprintf(f, "[time]\nutc_offset = +00:00\n");
+    /* the server's own file: its [server] section is not the replay's */
+    fprintf(f, "[time]\nutc_offset = +00:00\n[server]\nport = 7411\nmax_conns = 5\n");
     fclose(f);
     cli(r, "-n 200 -o 20 --json --quiet --config '%s'", ini);
     cr_assert_eq(r->status, 0, "%s", r->err);
