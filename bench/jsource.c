@@ -97,7 +97,40 @@ typedef struct ctx_s {
     const char *const *names;
     size_t n_names;
     uint64_t after_seq; /* records up to this seq are in the snapshot */
+    /* Binary records (the snapshot's volunteers, imports) carry skill bits
+     * of the server's configuration: bit i there is bit to[i] here (-1:
+     * a name the replay's table lacks). Identity until a configuration is
+     * read. */
+    int8_t to[64];
 } ctx_t;
+
+/* The server's skill table (cfg) against the replay's, by name. */
+static void map_skills(ctx_t *c, const pd_engine_config_t *cfg) {
+    for (uint32_t i = 0; i < 64; i++) {
+        c->to[i] = -1;
+        if (i >= cfg->n_skills) continue;
+        for (size_t j = 0; j < c->n_names && j < 64; j++) {
+            if (c->names[j] && strcmp(c->names[j], cfg->skills[i]) == 0) {
+                c->to[i] = (int8_t)j;
+                break;
+            }
+        }
+    }
+}
+
+/* A mask of the server's bits in the replay's; false when one of its
+ * skills has no name here (the record is skipped, as a command naming an
+ * unknown skill is). */
+static bool remap(const ctx_t *c, uint64_t *mask) {
+    uint64_t out = 0;
+    for (uint64_t m = *mask; m; m &= m - 1) {
+        int b = __builtin_ctzll(m);
+        if (c->to[b] < 0) return false;
+        out |= 1ULL << c->to[b];
+    }
+    *mask = out;
+    return true;
+}
 
 static const msgpack_object *get(const msgpack_object *map, const char *key) {
     if (map->type != MSGPACK_OBJECT_MAP) return NULL;
@@ -381,10 +414,15 @@ static pd_err on_record(void *ud, const pd_jrec_t *rec) {
     ctx_t *c = ud;
     pd__jsource_t *js = c->js;
     if (rec->seq <= c->after_seq) return PD_OK;
+    if (rec->type == PD_JREC_CONFIG) {
+        pd_engine_config_t cfg;
+        if (pd_engine_config_decode(rec->data, rec->len, &cfg) == PD_OK) map_skills(c, &cfg);
+        return PD_OK;
+    }
     if (rec->type == PD_JREC_VOLUNTEER) {
         pd_volunteer_t v;
         if (pd_jrec_volunteer_decode(rec->data, rec->len, &v) != PD_OK ||
-            pd_volunteer_check(&v) != PD_OK) {
+            pd_volunteer_check(&v) != PD_OK || !remap(c, &v.skills)) {
             js->skipped++;
             return PD_OK;
         }
@@ -396,7 +434,7 @@ static pd_err on_record(void *ud, const pd_jrec_t *rec) {
         pd__rorder_t ro;
         memset(&ro, 0, sizeof ro);
         pd_gen_order_t *o = &ro.g;
-        bool ok = pd_jrec_order_decode(rec->data, rec->len, &sp) == PD_OK;
+        bool ok = pd_jrec_order_decode(rec->data, rec->len, &sp) == PD_OK && remap(c, &sp.skills);
         o->id = sp.id;
         o->created_ms = rec->ts_ms;
         o->pos = sp.at;
@@ -461,10 +499,22 @@ static pd_err on_record(void *ud, const pd_jrec_t *rec) {
     return err;
 }
 
+typedef struct snapvol_s {
+    ctx_t *c;
+    bool nomem;
+} snapvol_t;
+
 static bool vol_from_snapshot(void *ud, const pd_volunteer_info_t *vi) {
+    snapvol_t *sv = ud;
     pd_volunteer_t v = vi->v;
     v.load = 0;
-    return push_vol(ud, &v) == PD_OK;
+    if (!remap(sv->c, &v.skills)) {
+        sv->c->js->skipped++;
+        return true;
+    }
+    if (push_vol(sv->c->js, &v) == PD_OK) return true;
+    sv->nomem = true;
+    return false;
 }
 
 static int cmp_vev(const void *a, const void *b) {
@@ -529,7 +579,8 @@ pd_err pd__jsource_load(const char *dir, const char *const *names, size_t n_name
         list_free(segs, nj);
         return PD_ERR_NOT_FOUND;
     }
-    ctx_t c = {js, names, n_names, 0};
+    ctx_t c = {js, names, n_names, 0, {0}};
+    for (int i = 0; i < 64; i++) c.to[i] = (int8_t)i;
     char path[4096];
     pd_err err = PD_OK;
     /* The oldest snapshot that opens and decodes: the server keeps the
@@ -542,9 +593,15 @@ pd_err pd__jsource_load(const char *dir, const char *const *names, size_t n_name
         pd_engine_t *e = NULL;
         if (pd_engine_snapshot_restore(f.data, f.len, NULL, &e) == PD_OK) {
             c.after_seq = f.seq;
-            pd_engine_foreach_volunteer(e, f.ts_ms, vol_from_snapshot, js);
+            map_skills(&c, pd_engine_get_config(e));
+            snapvol_t sv = {&c, false};
+            pd_engine_foreach_volunteer(e, f.ts_ms, vol_from_snapshot, &sv);
             pd_engine_destroy(e);
             pd_snapshot_file_close(&f);
+            if (sv.nomem) {
+                snprintf(why, cap, "out of memory reading %s", path);
+                err = PD_ERR_NOMEM;
+            }
             break;
         }
         pd_snapshot_file_close(&f);

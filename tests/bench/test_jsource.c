@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "jsource.h"
+#include "paidan/alloc.h"
 #include "paidan/journal.h"
 #include "replay.h"
 
@@ -458,6 +459,62 @@ Test(jsource, a_hole_in_the_journal_is_an_error) {
     cr_assert_eq(pd__jsource_load("/nonexistent-paidan-dir", names, 3, &js, why, sizeof why),
                  PD_ERR_NOT_FOUND);
     cr_assert(strstr(why, "No such file or directory"), "%s", why);
+    pd__jsource_free(&js);
+    remove_dir();
+}
+
+/* Imported records carry skill bits of the server's configuration, which
+ * need not be the replay's: the journal's configuration record maps them
+ * by name, and a skill the replay does not know skips the record. */
+static void append_import(pd_journal_t *j, uint64_t id, uint64_t skills) {
+    pd_volunteer_t v;
+    memset(&v, 0, sizeof v);
+    v.id = id;
+    v.pos.lat = 30600000;
+    v.pos.lon = 114300000;
+    v.skills = skills;
+    v.mode = PD_MODE_BIKE;
+    v.status = PD_STATUS_ONLINE;
+    v.capacity = 1;
+    v.week = pd_week_all();
+    uint8_t b[PD_JREC_VOLUNTEER_BYTES];
+    pd_jrec_volunteer_encode(&v, b);
+    cr_assert_eq(pd_journal_append(j, PD_JREC_VOLUNTEER, 1709863200000LL, b, sizeof b, NULL),
+                 PD_OK);
+}
+
+Test(jsource, skill_bits_of_the_servers_configuration_map_by_name) {
+    pd_journal_t *j = new_journal("skills");
+    append_import(j, 1, 1ULL << 1); /* before any configuration: bits as they are */
+    pd_engine_config_t cfg;
+    pd_engine_config_init(&cfg);
+    cfg.n_skills = 3;
+    memset(cfg.skills, 0, sizeof cfg.skills);
+    strcpy(cfg.skills[0], "zeta");
+    strcpy(cfg.skills[1], "tutoring");
+    strcpy(cfg.skills[2], "theory-policy");
+    uint8_t *enc = NULL;
+    size_t len = 0;
+    cr_assert_eq(pd_engine_config_encode(&cfg, &enc, &len), PD_OK);
+    cr_assert_eq(pd_journal_append(j, PD_JREC_CONFIG, 1709863200000LL, enc, len, NULL), PD_OK);
+    pd_free(enc);
+    append_import(j, 2, 1ULL << 1);                 /* tutoring: bit 2 here */
+    append_import(j, 3, 1ULL << 0);                 /* zeta: unknown here, skipped */
+    append_import(j, 4, (1ULL << 1) | (1ULL << 2)); /* tutoring + theory-policy */
+    cr_assert_eq(pd_journal_commit(j), PD_OK);
+    cr_assert_eq(pd_journal_close(j), PD_OK);
+
+    pd__jsource_t js;
+    char why[256] = "";
+    cr_assert_eq(pd__jsource_load(dir, names, 3, &js, why, sizeof why), PD_OK, "%s", why);
+    cr_assert_eq(js.nvev, 3);
+    cr_assert_eq(js.skipped, 1);
+    cr_assert_eq(js.vev[0].v.id, 1);
+    cr_assert_eq(js.vev[0].v.skills, 1ULL << 1);
+    cr_assert_eq(js.vev[1].v.id, 2);
+    cr_assert_eq(js.vev[1].v.skills, 1ULL << 2);
+    cr_assert_eq(js.vev[2].v.id, 4);
+    cr_assert_eq(js.vev[2].v.skills, (1ULL << 2) | 1ULL);
     pd__jsource_free(&js);
     remove_dir();
 }
