@@ -96,6 +96,7 @@ typedef struct source_s {
     pd__jsource_t js;         /* the journal source's records */
     pd__rorder_t *ords;       /* CSV, journal: every order to replay, in time order */
     const uint64_t *slots;    /* journal: team orders' slot masks */
+    bool js_orders;           /* ords are a journal's: ids may be taken again */
     size_t no, io;            /* how many, next to hand out */
     bool own_ords;            /* ords is ours to free (else js.ords) */
     const pd__jvol_ev_t *vev; /* journal: what happened to volunteers, by time */
@@ -179,16 +180,28 @@ static void idset_add(idset_t *h, uint64_t id, bool *seen) {
 }
 
 /* Drop every order whose id came earlier in v (input order), keeping the
- * first; count them and note the first few ids in res. */
-static pd_err drop_repeats(pd__rorder_t *v, size_t *n, pd__replay_result_t *res) {
+ * first; count them and note the first few ids in res. With `renumber`
+ * (a journal: the server takes an id again once its order was purged, so
+ * a repeat there is a new order) a repeat gets a fresh id instead. */
+static pd_err drop_repeats(pd__rorder_t *v, size_t *n, bool renumber, pd__replay_result_t *res) {
     size_t cap = 16;
     while (cap < *n * 2) cap *= 2;
     idset_t h = {calloc(cap, sizeof(uint64_t)), cap - 1, false};
     if (!h.slot) return PD_ERR_NOMEM;
+    uint64_t fresh = 0;
+    for (size_t i = 0; i < *n; i++)
+        if (v[i].g.id > fresh) fresh = v[i].g.id;
     size_t kept = 0;
     for (size_t i = 0; i < *n; i++) {
         bool seen;
         idset_add(&h, v[i].g.id, &seen);
+        if (seen && renumber) {
+            /* the next id past the largest that is free (n < 2^63 ids,
+             * so this ends) */
+            do idset_add(&h, ++fresh, &seen);
+            while (seen);
+            v[i].g.id = fresh;
+        }
         if (!seen) {
             v[kept++] = v[i];
             continue;
@@ -264,7 +277,7 @@ static pd_err prepare_orders(source_t *s, const char *input, pd__replay_result_t
                         "(-2^52..2^52 ms)",
                         input, (unsigned long long)s->ords[i].g.id, (long long)t);
     }
-    pd_err err = drop_repeats(s->ords, &s->no, res);
+    pd_err err = drop_repeats(s->ords, &s->no, s->js_orders, res);
     if (!err) err = sort_by_created(s->ords, s->no);
     if (err) return fail(why, cap, err, "out of memory sorting the orders");
     s->total_orders = s->no;
@@ -296,6 +309,7 @@ static pd_err source_open(const pd__replay_opts_t *o, const char *const *names, 
         s->ords = s->js.ords;
         s->no = s->js.no;
         s->slots = s->js.slots;
+        s->js_orders = true;
         err = prepare_orders(s, o->journal_dir, res, why, cap);
         if (err) source_close(s);
         return err;

@@ -518,3 +518,27 @@ Test(jsource, skill_bits_of_the_servers_configuration_map_by_name) {
     pd__jsource_free(&js);
     remove_dir();
 }
+
+/* The server takes an order id again once its order was purged: in a
+ * journal a repeated id is a new order, replayed under a fresh id, not a
+ * duplicate to skip. */
+Test(jsource, an_id_taken_again_after_a_purge_is_a_new_order) {
+    pd_journal_t *j = new_journal("reuse");
+    int64_t ts = 1709863200000LL;
+    for (vol_id = 1; vol_id <= 20; vol_id++) append_cmd(j, ts, "volunteer.upsert", "", pack_vol);
+    for (int round = 0; round < 2; round++)
+        for (order_id = 1; order_id <= 10; order_id++)
+            append_cmd(j, ts + (round * 10 + order_id) * 60000, "order.create", "", pack_order);
+    cr_assert_eq(pd_journal_commit(j), PD_OK);
+    cr_assert_eq(pd_journal_close(j), PD_OK);
+    pd__replay_opts_t o;
+    pd__replay_opts_init(&o);
+    o.journal_dir = dir;
+    pd__replay_result_t r;
+    char why[256] = "";
+    cr_assert_eq(pd__replay_run(&o, &r, why, sizeof why), PD_OK, "%s", why);
+    cr_assert_eq(r.duplicates, 0);
+    cr_assert_eq(r.kpi.orders, 20);
+    pd__replay_result_deinit(&r);
+    remove_dir();
+}
