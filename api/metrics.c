@@ -5,9 +5,11 @@
  * line that ends the request head (at most 4 KiB, at most
  * METRICS_MAX_CONNS scrapers at once, each closed after
  * METRICS_TIMEOUT_MS), answer once with "Connection: close" and close.
- * Anything but GET /metrics gets 404. The body is the same data as
- * `stats`, in the Prometheus text exposition format 0.0.4; method latency
- * is a summary with the 0.5, 0.99 and 0.999 quantiles.
+ * Anything but GET (or HEAD) /metrics gets 404. The body is the same data
+ * as `stats`, in the Prometheus text exposition format 0.0.4; method
+ * latency is both a summary with the 0.5, 0.99 and 0.999 quantiles since
+ * the start (as `stats` has them) and a histogram, whose buckets
+ * Prometheus can take quantiles of over a window.
  */
 #include "metrics.h"
 
@@ -18,6 +20,7 @@
 #include "conn.h"
 #include "methods.h"
 #include "paidan/alloc.h"
+#include "persist.h"
 
 #define METRICS_MAX_CONNS 16
 #define METRICS_REQ_MAX 4096
@@ -89,6 +92,133 @@ static void gauge(FILE *f, const char *name, const char *help, double v) {
             name, v);
 }
 
+/* The same latencies as a histogram. The summary's quantiles cover every
+ * call since the start, so after a day of traffic a slow five minutes
+ * hardly moves them; buckets let Prometheus take quantiles over a window
+ * (histogram_quantile(0.99, rate(..._bucket[5m]))) and add them up across
+ * servers. The bounds are 2^k - 1 ns, 255 ns to 8.6 s: every power of two
+ * starts a bucket of the server's histogram, so the counts are exact. */
+#define DURATION_EXP_LO 8
+#define DURATION_EXP_HI 33
+
+static void write_duration_histogram(FILE *f, pd_server_t *srv) {
+    fprintf(f,
+            "# HELP paidan_method_duration_seconds Handler latency per method, as a histogram.\n"
+            "# TYPE paidan_method_duration_seconds histogram\n");
+    uint64_t under[DURATION_EXP_HI - DURATION_EXP_LO + 1];
+    for (int i = 0; i < PD_MID__COUNT; i++) {
+        const pd_hist_t *h = &srv->mstats[i].lat;
+        const char *name = pd_methods[i].name;
+        if (!h->count) continue;
+        pd_hist_count_under(h, DURATION_EXP_LO, DURATION_EXP_HI, under);
+        for (unsigned e = DURATION_EXP_LO; e <= DURATION_EXP_HI; e++)
+            fprintf(f, "paidan_method_duration_seconds_bucket{method=\"%s\",le=\"%.10g\"} %llu\n",
+                    name, (double)(((uint64_t)1 << e) - 1) / 1e9,
+                    (unsigned long long)under[e - DURATION_EXP_LO]);
+        fprintf(f, "paidan_method_duration_seconds_bucket{method=\"%s\",le=\"+Inf\"} %llu\n", name,
+                (unsigned long long)h->count);
+        fprintf(f, "paidan_method_duration_seconds_sum{method=\"%s\"} %.9f\n", name,
+                (double)h->sum_ns / 1e9);
+        fprintf(f, "paidan_method_duration_seconds_count{method=\"%s\"} %llu\n", name,
+                (unsigned long long)h->count);
+    }
+}
+
+/* The persistence section of `stats` (persist.c packs it), so that a full
+ * data directory or failing snapshots can be alerted on. Read back from
+ * the packed map, which keeps one definition of the figures. */
+typedef struct pmetric_s {
+    const char *key;  /* in stats -> persistence */
+    const char *name; /* paidan_<name> */
+    bool counter;     /* else a gauge */
+    double scale;     /* to seconds or bytes */
+    const char *help;
+} pmetric_t;
+
+static const pmetric_t pmetrics[] = {
+    {"read_only", "persistence_read_only", false, 1,
+     "1 while the data directory is full and writes are refused."},
+    {"writes_refused", "persistence_writes_refused_total", true, 1,
+     "Writes refused because the data directory was full."},
+    {"journal_bytes", "journal_bytes", false, 1,
+     "Bytes of records in the current journal segment."},
+    {"records", "journal_records_total", true, 1, "Journal records appended by this process."},
+    {"tick_records", "journal_tick_records_total", true, 1,
+     "Tick records appended by this process."},
+    {"commits", "journal_commits_total", true, 1, "Journal commits."},
+    {"syncs", "journal_syncs_total", true, 1, "Journal fdatasync calls."},
+    {"sync_max_us", "journal_sync_max_seconds", false, 1e-6, "The longest journal fdatasync."},
+    {"snapshot_running", "snapshot_running", false, 1, "1 while a snapshot is being written."},
+    {"snapshots", "snapshots_total", true, 1, "Snapshots written."},
+    {"snapshot_failures", "snapshot_failures_total", true, 1, "Snapshots that failed."},
+    {"last_snapshot_ms", "last_snapshot_duration_seconds", false, 1e-3,
+     "How long the newest snapshot took."},
+    {"recovery_ms", "recovery_duration_seconds", false, 1e-3,
+     "How long the recovery at start took."},
+    {"reserved_room", "journal_reserved_bytes", false, 1,
+     "Journal bytes allocated ahead and not yet used."},
+};
+
+static bool obj_number(const msgpack_object *o, double *v) {
+    switch (o->type) {
+        case MSGPACK_OBJECT_BOOLEAN:
+            *v = o->via.boolean;
+            return true;
+        case MSGPACK_OBJECT_POSITIVE_INTEGER:
+            *v = (double)o->via.u64;
+            return true;
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+            *v = (double)o->via.i64;
+            return true;
+        case MSGPACK_OBJECT_FLOAT32:
+        case MSGPACK_OBJECT_FLOAT64:
+            *v = o->via.f64;
+            return true;
+        default:
+            return false;
+    }
+}
+
+static void write_persistence(FILE *f, pd_server_t *srv) {
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    pd_persist_pack_stats(srv, &pk);
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    bool on = false;
+    const msgpack_object *map = NULL;
+    if (sb.data && msgpack_unpack_next(&u, sb.data, sb.size, NULL) == MSGPACK_UNPACK_SUCCESS &&
+        u.data.type == MSGPACK_OBJECT_MAP) {
+        map = &u.data;
+        for (uint32_t i = 0; i < map->via.map.size; i++) {
+            const msgpack_object_kv *kv = &map->via.map.ptr[i];
+            if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == 7 &&
+                memcmp(kv->key.via.str.ptr, "enabled", 7) == 0 &&
+                kv->val.type == MSGPACK_OBJECT_BOOLEAN)
+                on = kv->val.via.boolean;
+        }
+    }
+    gauge(f, "persistence_enabled", "1 when the server keeps a journal (--data-dir).", on);
+    for (size_t m = 0; on && m < sizeof(pmetrics) / sizeof(pmetrics[0]); m++) {
+        const pmetric_t *pm = &pmetrics[m];
+        size_t klen = strlen(pm->key);
+        for (uint32_t i = 0; i < map->via.map.size; i++) {
+            const msgpack_object_kv *kv = &map->via.map.ptr[i];
+            double v;
+            if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size != klen ||
+                memcmp(kv->key.via.str.ptr, pm->key, klen) != 0 || !obj_number(&kv->val, &v))
+                continue;
+            fprintf(f, "# HELP paidan_%s %s\n# TYPE paidan_%s %s\npaidan_%s %.17g\n", pm->name,
+                    pm->help, pm->name, pm->counter ? "counter" : "gauge", pm->name, v * pm->scale);
+            break;
+        }
+    }
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 static void write_metrics(FILE *f, pd_server_t *srv) {
     const pd_server_counters_t *n = &srv->n;
     pd_engine_stats_t es;
@@ -96,6 +226,9 @@ static void write_metrics(FILE *f, pd_server_t *srv) {
     gauge(f, "uptime_seconds", "Seconds since the server started.",
           (double)(uv_hrtime() - srv->started_hr) / 1e9);
     gauge(f, "connections", "Open client connections.", srv->n_conns);
+    uint64_t subs = 0;
+    for (const pd_conn_t *c = srv->subscribers; c; c = c->sub_next) subs++;
+    gauge(f, "subscribers", "Connections with an event subscription.", (double)subs);
     counter(f, "connections_accepted_total", "Client connections accepted.", n->conns_accepted);
     counter(f, "connections_rejected_total", "Connections refused at the connection limit.",
             n->conns_rejected);
@@ -167,6 +300,8 @@ static void write_metrics(FILE *f, pd_server_t *srv) {
         fprintf(f, "paidan_method_latency_seconds_count{method=\"%s\"} %llu\n", pd_methods[i].name,
                 (unsigned long long)h->count);
     }
+    write_duration_histogram(f, srv);
+    write_persistence(f, srv);
 }
 
 /* Answer the request head in m->req; bad, when set, is the status of a
@@ -178,14 +313,20 @@ static void respond(mconn_t *m, const char *bad) {
     FILE *bf = open_memstream(&body, &body_len);
     const char *status = "200 OK";
     const char *ctype = "text/plain; version=0.0.4; charset=utf-8";
-    bool found = !bad && (strncmp(m->req, "GET /metrics ", 13) == 0 ||
-                          strncmp(m->req, "GET /metrics?", 13) == 0);
+    /* HEAD is GET without the body (RFC 9110 9.3.2): probes and load
+     * balancers use it to ask whether the endpoint is up. */
+    bool head = !bad && strncmp(m->req, "HEAD ", 5) == 0;
+    const char *path = bad                               ? ""
+                       : head                            ? m->req + 5
+                       : strncmp(m->req, "GET ", 4) == 0 ? m->req + 4
+                                                         : "";
+    bool found = strncmp(path, "/metrics ", 9) == 0 || strncmp(path, "/metrics?", 9) == 0;
     if (!bf) {
         mconn_close(m);
         return;
     }
     if (found) {
-        srv->n.metrics_scrapes++;
+        if (!head) srv->n.metrics_scrapes++;
         write_metrics(bf, srv);
     } else if (bad) {
         status = bad;
@@ -194,7 +335,7 @@ static void respond(mconn_t *m, const char *bad) {
     } else {
         status = "404 Not Found";
         ctype = "text/plain; charset=utf-8";
-        fputs("only GET /metrics is served here\n", bf);
+        fputs("only GET /metrics (and HEAD) is served here\n", bf);
     }
     fclose(bf);
     FILE *rf = open_memstream(&m->resp, &m->resp_len);
@@ -206,7 +347,7 @@ static void respond(mconn_t *m, const char *bad) {
     fprintf(rf,
             "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
             status, ctype, body_len);
-    fwrite(body, 1, body_len, rf);
+    if (!head) fwrite(body, 1, body_len, rf);
     fclose(rf);
     free(body);
     uv_read_stop((uv_stream_t *)&m->tcp);

@@ -30,9 +30,14 @@ void pd_hist_add(pd_hist_t *h, uint64_t ns) {
 
 uint64_t pd_hist_percentile(const pd_hist_t *h, double p) {
     if (h->count == 0) return 0;
+    /* The nearest rank, ceil(p/100 * count). The product is inexact in
+     * binary (99.9 / 100 * 1000 is 999.0000000000001), and a plain ceil
+     * would then take the next sample up -- at p99.9 of 1000 calls, the
+     * slowest one instead of the 999th. A margin far below one rank
+     * keeps the rounding error from counting as a fraction. */
     double want = p / 100.0 * (double)h->count;
     uint64_t rank = (uint64_t)want;
-    if ((double)rank < want) rank++;
+    if ((double)rank < want - want * 1e-12) rank++;
     if (rank < 1) rank = 1;
     uint64_t seen = 0;
     for (unsigned i = 0; i < PD_HIST_BUCKETS; i++) {
@@ -43,6 +48,18 @@ uint64_t pd_hist_percentile(const pd_hist_t *h, double p) {
         }
     }
     return h->max_ns;
+}
+
+void pd_hist_count_under(const pd_hist_t *h, unsigned exp_lo, unsigned exp_hi, uint64_t *out) {
+    uint64_t n = 0;
+    unsigned i = 0;
+    for (unsigned e = exp_lo; e <= exp_hi; e++) {
+        /* 2^e is the first value of its bucket, so the buckets before it
+         * hold exactly the samples under it. */
+        unsigned end = bucket_of((uint64_t)1 << e);
+        for (; i < end; i++) n += h->bucket[i];
+        out[e - exp_lo] = n;
+    }
 }
 
 size_t pd_stats_rss_bytes(void) {

@@ -9,7 +9,10 @@
  * Histogram layout: values are nanoseconds. Below 16 ns each value has its
  * own bucket; above, each power of two is split into 16 equal buckets, so a
  * reported percentile is at most 6.25 % above the true value (it reports the
- * bucket's upper bound). Values above 2^40 ns (18 minutes) are clamped.
+ * bucket's upper bound). Values of 2^41 ns (37 minutes) and more are
+ * clamped into the last bucket. Every power of two starts a bucket, so the
+ * number of samples under 2^k ns is exact (pd_hist_count_under): /metrics
+ * exports those counts as the buckets of a Prometheus histogram.
  */
 #ifndef PAIDAN_API_STATS_H
 #define PAIDAN_API_STATS_H
@@ -39,6 +42,15 @@ void pd_hist_add(pd_hist_t *h, uint64_t ns);
  * @return 0 for an empty histogram.
  */
 uint64_t pd_hist_percentile(const pd_hist_t *h, double p);
+
+/**
+ * Cumulative counts at powers of two: out[i] = the number of samples under
+ * 2^(exp_lo + i) ns, for exp_lo <= exp_lo + i <= exp_hi. Exact, since every
+ * power of two starts a bucket. One pass over the buckets.
+ * @param out at least exp_hi - exp_lo + 1 entries, the caller's.
+ * @pre exp_lo <= exp_hi <= PD_HIST_MAX_EXP.
+ */
+void pd_hist_count_under(const pd_hist_t *h, unsigned exp_lo, unsigned exp_hi, uint64_t *out);
 
 /** Per-method statistics. */
 typedef struct pd_method_stats_s {

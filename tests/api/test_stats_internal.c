@@ -44,3 +44,28 @@ Test(stats, huge_values_clamped) {
 Test(stats, rss_is_known) {
     cr_assert_gt(pd_stats_rss_bytes(), 0);
 }
+
+/* The nearest rank is ceil(p/100 * count), computed without letting the
+ * binary rounding of 99.9 / 100 push it one sample up: of 1000 calls, the
+ * 999th is the p99.9, so one slow call out of 1000 is not it. */
+Test(stats, nearest_rank_is_not_pushed_up_by_rounding) {
+    static const uint64_t counts[] = {1000, 2000, 3000, 10000, 100000};
+    for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+        pd_hist_t h;
+        memset(&h, 0, sizeof(h));
+        for (uint64_t n = 0; n < counts[i] - counts[i] / 1000; n++) pd_hist_add(&h, 1000);
+        for (uint64_t n = 0; n < counts[i] / 1000; n++) pd_hist_add(&h, 1000000);
+        uint64_t p999 = pd_hist_percentile(&h, 99.9);
+        cr_assert_lt(p999, 1100, "count %llu: p99.9 = %llu ns, the slow tail's bucket",
+                     (unsigned long long)counts[i], (unsigned long long)p999);
+        cr_assert_eq(pd_hist_percentile(&h, 100), 1000000);
+    }
+    /* And a fraction of a rank still rounds up: p50 of 3 samples is the 2nd. */
+    pd_hist_t h;
+    memset(&h, 0, sizeof(h));
+    pd_hist_add(&h, 1);
+    pd_hist_add(&h, 2);
+    pd_hist_add(&h, 3);
+    cr_assert_eq(pd_hist_percentile(&h, 50), 2);
+    cr_assert_eq(pd_hist_percentile(&h, 99.9), 3);
+}
