@@ -359,6 +359,7 @@ pd_err pd_engine_batch(pd_engine_t *e, const pd_batch_req_t *req, int64_t now_ms
     if (e->delivering) return PD_ERR_ILLEGAL;
     if (!req || !res) return PD_ERR_BAD_ARG;
     res->refused = false;
+    if (!pd__time_ok(now_ms)) return PD_ERR_BAD_ARG; /* offers' deadlines */
     if (req->apply > PD_BATCH_APPLY_GREEDY) return PD_ERR_BAD_ARG;
     uint32_t k = req->k ? req->k : e->cfg.batch_k;
     if (k > PD_MAX_BATCH_K) return PD_ERR_BAD_ARG;

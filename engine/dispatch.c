@@ -123,30 +123,142 @@ static void slot_status(const pd__order_t *o, bool filled[], uint32_t live[]) {
     }
 }
 
-/* Plan offers for every open slot of o (not filled, no live offer),
- * appending to e->picks (room for PD_ORDER_MAX_SLOTS x PD_MAX_GRAB_WIDTH is
- * always there). `width` candidates per slot. Returns the first slot that
- * found nobody, or NO_SLOT. Changes nothing but e->picks. */
-uint32_t pd__plan_open_slots(pd_engine_t *e, const pd__order_t *o, uint32_t width, int64_t now_ms) {
-    bool filled[PD_ORDER_MAX_SLOTS];
-    uint32_t live[PD_ORDER_MAX_SLOTS];
-    slot_status(o, filled, live);
-    pd_week_t need = pd__order_need(e, o);
-    pd__hookctx_t ctx = {e, o, e->picks, 0, pd_time_to_local_day(now_ms, e->cfg.utc_offset_min)};
-    for (uint32_t s = 0; s < o->n_slots; s++) {
-        if (filled[s] || live[s]) continue;
-        ctx.n_picks = e->n_picks;
+/* The open slots' candidate lists of a matched plan: for each, up to
+ * n_open candidates (ranked) ignoring the other slots' picks. A slot with
+ * fewer holds every volunteer qualified for it; one with n_open always
+ * keeps one the other n_open - 1 slots did not take. So the lists have a
+ * matching that covers every slot exactly when the whole county has one. */
+typedef struct match_s {
+    uint32_t n_open;
+    uint32_t n_cand[PD_ORDER_MAX_SLOTS];                    /* per open slot */
+    uint64_t cand[PD_ORDER_MAX_SLOTS][PD_ORDER_MAX_SLOTS];  /* volunteer ids, best first */
+    uint32_t vslot[PD_ORDER_MAX_SLOTS][PD_ORDER_MAX_SLOTS]; /* their index slots */
+    uint32_t got[PD_ORDER_MAX_SLOTS];                       /* matched: index in cand, or NONE */
+    bool seen[PD_ORDER_MAX_SLOTS];                          /* this augmenting search */
+} match_t;
+
+#define NONE UINT32_MAX
+
+/* The open slot holding volunteer `id`, or NONE. */
+static uint32_t match_owner(const match_t *m, uint64_t id) {
+    for (uint32_t k = 0; k < m->n_open; k++) {
+        if (m->got[k] != NONE && m->cand[k][m->got[k]] == id) return k;
+    }
+    return NONE;
+}
+
+/* Kuhn's augmenting path from open slot k: its candidates in rank order,
+ * each free one taken, each taken one freed by moving its holder on. */
+static bool match_augment(match_t *m, uint32_t k) {
+    for (uint32_t j = 0; j < m->n_cand[k]; j++) {
+        uint32_t h = match_owner(m, m->cand[k][j]);
+        if (h != NONE) {
+            if (m->seen[h]) continue;
+            m->seen[h] = true;
+            if (!match_augment(m, h)) continue;
+        }
+        m->got[k] = j;
+        return true;
+    }
+    return false;
+}
+
+/* The plan when slot by slot fell short at open[short_k]: one volunteer
+ * per open slot by a matching, then (grab) up to width - 1 more each, slot
+ * by slot, from whoever is left. Returns a slot the matching cannot cover
+ * (open[short_k] first, when nobody at all qualifies for it), or NO_SLOT;
+ * picks from e->n_picks on. */
+static uint32_t plan_matched(pd_engine_t *e, const pd__order_t *o, const uint32_t *open,
+                             uint32_t n_open, uint32_t short_k, uint32_t width,
+                             const pd_week_t *need, pd__hookctx_t *ctx) {
+    match_t m;
+    m.n_open = n_open;
+    const size_t base = e->n_picks;
+    ctx->n_picks = base;
+    for (uint32_t i = 0; i < n_open; i++) {
+        uint32_t k = i == 0 ? short_k : i <= short_k ? i - 1 : i;
+        m.got[k] = NONE;
         pd_query_t q;
-        pd__slot_query(o, s, &need, &ctx, &q);
+        pd__slot_query(o, open[k], need, ctx, &q);
         size_t n = 0;
-        pd_err err = pd_index_nearest(e->ix, &q, width, e->hits, &n);
+        pd_err err = pd_index_nearest(e->ix, &q, n_open, e->hits, &n);
         if (PD_NEVER(err)) n = 0;
-        if (n == 0) return s;
+        if (n == 0) return open[k];
+        m.n_cand[k] = (uint32_t)n;
+        for (size_t j = 0; j < n; j++) {
+            m.cand[k][j] = e->hits[j].id;
+            m.vslot[k][j] = e->hits[j].slot;
+        }
+    }
+    for (uint32_t k = 0; k < n_open; k++) {
+        memset(m.seen, 0, sizeof m.seen);
+        if (!match_augment(&m, k)) return open[k];
+    }
+    for (uint32_t k = 0; k < n_open; k++) {
+        pd__pick_t *p = &e->picks[e->n_picks++];
+        p->vol = m.cand[k][m.got[k]];
+        p->vslot = m.vslot[k][m.got[k]];
+        p->slot = open[k];
+    }
+    for (uint32_t k = 0; k < n_open && width > 1; k++) {
+        ctx->n_picks = e->n_picks;
+        pd_query_t q;
+        pd__slot_query(o, open[k], need, ctx, &q);
+        size_t n = 0;
+        pd_err err = pd_index_nearest(e->ix, &q, width - 1, e->hits, &n);
+        if (PD_NEVER(err)) n = 0;
         for (size_t i = 0; i < n; i++) {
             pd__pick_t *p = &e->picks[e->n_picks++];
             p->vol = e->hits[i].id;
             p->vslot = e->hits[i].slot;
-            p->slot = s;
+            p->slot = open[k];
+        }
+    }
+    return NO_SLOT;
+}
+
+/* Plan offers for every open slot of o (not filled, no live offer),
+ * appending to e->picks (room for PD_ORDER_MAX_SLOTS x PD_MAX_GRAB_WIDTH is
+ * always there). `width` candidates per slot. Returns the first slot that
+ * found nobody, or NO_SLOT. Changes nothing but e->picks.
+ *
+ * Slots are planned one after another, each taking its best `width`
+ * candidates that the slots before it did not take. That can fall short
+ * where a team could be served: a sanitation and a medical slot whose
+ * nearest volunteer has both skills gave them to the sanitation slot and
+ * found nobody for the medical one. So when a slot falls short, the plan
+ * is made again by a matching (plan_matched): the order is short only if
+ * no choice of distinct volunteers covers every open slot. */
+uint32_t pd__plan_open_slots(pd_engine_t *e, const pd__order_t *o, uint32_t width, int64_t now_ms) {
+    bool filled[PD_ORDER_MAX_SLOTS];
+    uint32_t live[PD_ORDER_MAX_SLOTS];
+    slot_status(o, filled, live);
+    uint32_t open[PD_ORDER_MAX_SLOTS], n_open = 0;
+    for (uint32_t s = 0; s < o->n_slots; s++) {
+        if (!filled[s] && !live[s]) open[n_open++] = s;
+    }
+    pd_week_t need = pd__order_need(e, o);
+    pd__hookctx_t ctx = {e, o, e->picks, 0, pd_time_to_local_day(now_ms, e->cfg.utc_offset_min)};
+    const size_t base = e->n_picks;
+    for (uint32_t k = 0; k < n_open; k++) {
+        ctx.n_picks = e->n_picks;
+        pd_query_t q;
+        pd__slot_query(o, open[k], &need, &ctx, &q);
+        size_t n = 0;
+        pd_err err = pd_index_nearest(e->ix, &q, width, e->hits, &n);
+        if (PD_NEVER(err)) n = 0;
+        if (n == 0) {
+            e->n_picks = base;
+            if (k == 0) return open[k]; /* nobody took anyone from it */
+            uint32_t short_slot = plan_matched(e, o, open, n_open, k, width, &need, &ctx);
+            if (short_slot != NO_SLOT) e->n_picks = base;
+            return short_slot;
+        }
+        for (size_t i = 0; i < n; i++) {
+            pd__pick_t *p = &e->picks[e->n_picks++];
+            p->vol = e->hits[i].id;
+            p->vslot = e->hits[i].slot;
+            p->slot = open[k];
         }
     }
     return NO_SLOT;
@@ -371,6 +483,7 @@ static pd_err find_open(pd_engine_t *e, uint64_t order_id, pd__order_t **out) {
 pd_err pd_engine_order_dispatch(pd_engine_t *e, uint64_t order_id, int64_t now_ms,
                                 pd_order_state *state_out) {
     if (e->delivering) return PD_ERR_ILLEGAL;
+    if (!pd__time_ok(now_ms)) return PD_ERR_BAD_ARG;
     pd__order_t *o;
     pd_err err = find_open(e, order_id, &o);
     if (err) return err;
@@ -408,6 +521,7 @@ pd_err pd_engine_order_create_dispatch(pd_engine_t *e, const pd_order_spec_t *sp
 static pd_err find_live(pd_engine_t *e, uint64_t order_id, uint64_t vol, int64_t now_ms,
                         pd__order_t **o_out, pd__offer_t **en_out) {
     if (e->delivering) return PD_ERR_ILLEGAL;
+    if (!pd__time_ok(now_ms)) return PD_ERR_BAD_ARG;
     pd__order_t *o;
     pd_err err = find_open(e, order_id, &o);
     if (err) return err;
@@ -501,6 +615,7 @@ pd_err pd_engine_order_decline(pd_engine_t *e, uint64_t order_id, uint64_t volun
 
 pd_err pd_engine_order_cancel(pd_engine_t *e, uint64_t order_id, int64_t now_ms) {
     if (e->delivering) return PD_ERR_ILLEGAL;
+    if (!pd__time_ok(now_ms)) return PD_ERR_BAD_ARG;
     pd__order_t *o;
     pd_err err = find_open(e, order_id, &o);
     if (err) return err;
@@ -514,6 +629,7 @@ pd_err pd_engine_order_cancel(pd_engine_t *e, uint64_t order_id, int64_t now_ms)
 pd_err pd_engine_order_complete(pd_engine_t *e, uint64_t order_id, int32_t minutes_served,
                                 int64_t now_ms) {
     if (e->delivering) return PD_ERR_ILLEGAL;
+    if (!pd__time_ok(now_ms)) return PD_ERR_BAD_ARG;
     pd__order_t *o;
     pd_err err = find_open(e, order_id, &o);
     if (err) return err;
@@ -546,6 +662,7 @@ pd_err pd_engine_order_complete(pd_engine_t *e, uint64_t order_id, int32_t minut
 
 pd_err pd_engine_order_rate(pd_engine_t *e, uint64_t order_id, int rating, int64_t now_ms) {
     if (e->delivering) return PD_ERR_ILLEGAL;
+    if (!pd__time_ok(now_ms)) return PD_ERR_BAD_ARG;
     pd__order_t *o;
     pd_err err = find_open(e, order_id, &o);
     if (err) return err;
@@ -608,6 +725,7 @@ static int cmp_due_order(const void *a, const void *b) {
 pd_err pd_engine_tick(pd_engine_t *e, int64_t now_ms, size_t *n_expired) {
     if (n_expired) *n_expired = 0;
     if (e->delivering) return PD_ERR_ILLEGAL;
+    if (!pd__time_ok(now_ms)) return PD_ERR_BAD_ARG;
     if (e->n_due == 0 || e->due[0].deadline_ms > now_ms) return PD_OK;
     /* Pop every due entry into scratch; a failed reserve pushes them back
      * (the heap keeps its capacity, so that cannot fail). */

@@ -336,6 +336,7 @@ pd_err pd_engine_volunteer_move(pd_engine_t *e, uint64_t id, pd_latlng_t pos, in
 
 pd_err pd_engine_volunteer_remove(pd_engine_t *e, uint64_t id, int64_t now_ms) {
     if (e->delivering) return PD_ERR_ILLEGAL;
+    if (!pd__time_ok(now_ms)) return PD_ERR_BAD_ARG;
     uint32_t vslot;
     pd_err err = pd_index_get_slot(e->ix, id, &vslot);
     if (err) return err;
@@ -460,10 +461,12 @@ static uint64_t order_hash(const pd__order_t *o) {
     put(&b, (uint64_t)o->rated_ms);
     put(&b, (uint64_t)(uint32_t)o->duration_min << 32 | (uint32_t)o->budget_s);
     put(&b, (uint64_t)o->minutes_served << 32 | o->n_offers);
-    put(&b, (uint64_t)o->n_slots | (uint64_t)o->n_filled << 8 | (uint64_t)o->n_live << 16 |
+    /* n_live's low byte here, its high byte beside ignore_schedule: the
+     * words of an order with fewer than 256 live offers are as they were. */
+    put(&b, (uint64_t)o->n_slots | (uint64_t)o->n_filled << 8 | (uint64_t)(o->n_live & 0xff) << 16 |
                 (uint64_t)o->priority << 24 | (uint64_t)o->mode << 32 | (uint64_t)o->state << 40 |
                 (uint64_t)o->reason << 48 | (uint64_t)o->rating << 56);
-    put(&b, o->ignore_schedule);
+    put(&b, (uint64_t)o->ignore_schedule | (uint64_t)(o->n_live >> 8) << 8);
     uint64_t h = words_hash(&b);
     for (uint32_t s = 0; s < o->n_slots; s++) {
         uint64_t sk = pd__order_slot_skills(o, s);

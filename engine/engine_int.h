@@ -56,7 +56,7 @@ typedef struct pd__order_s {
     uint32_t n_offers; /* offers ever made (entries shrink on close) */
     uint8_t n_slots;
     uint8_t n_filled; /* slots accepted */
-    uint8_t n_live;   /* live offers */
+    uint16_t n_live;  /* live offers: up to PD_ORDER_MAX_SLOTS x PD_MAX_GRAB_WIDTH */
     uint8_t priority;
     uint8_t mode;
     uint8_t state;
@@ -147,6 +147,12 @@ struct pd_engine_s {
     size_t cap_tick_orders;
     void *batch; /* batch workspace (batch.c), NULL until used */
 };
+
+/* A time the engine takes (start_ms, now_ms): |ms| <= PD_TIME_MAX_MS, so
+ * a deadline (now + offer timeout) or a local day cannot overflow. */
+static inline bool pd__time_ok(int64_t ms) {
+    return ms >= -PD_TIME_MAX_MS && ms <= PD_TIME_MAX_MS;
+}
 
 /* qsort that accepts an empty (possibly NULL) array. */
 static inline void pd__sort(void *base, size_t n, size_t size,

@@ -105,9 +105,6 @@ static pd_err check_skills(const pd_engine_t *e, uint64_t mask) {
     return PD_OK;
 }
 
-/* Largest |start_ms| accepted: keeps every derived time far from overflow. */
-#define MAX_ABS_MS PD_TIME_MAX_MS
-
 pd_err pd__order_add(pd_engine_t *e, const pd_order_spec_t *spec, int64_t now_ms) {
     if (!spec) return PD_ERR_BAD_ARG;
     uint32_t pos;
@@ -127,8 +124,7 @@ pd_err pd__order_add(pd_engine_t *e, const pd_order_spec_t *spec, int64_t now_ms
     if (spec->priority >= PD_PRIORITY__COUNT || spec->mode >= PD_OFFER__COUNT) {
         return PD_ERR_BAD_ARG;
     }
-    if (spec->start_ms > MAX_ABS_MS || spec->start_ms < -MAX_ABS_MS) return PD_ERR_BAD_ARG;
-    if (now_ms > MAX_ABS_MS || now_ms < -MAX_ABS_MS) return PD_ERR_BAD_ARG;
+    if (!pd__time_ok(spec->start_ms) || !pd__time_ok(now_ms)) return PD_ERR_BAD_ARG;
     pd_err err;
     if (spec->slot_skills) {
         for (uint32_t i = 0; i < n_slots; i++) {

@@ -440,7 +440,7 @@ static void enc_order(enc_t *e, const pd__order_t *o) {
     pd__put_u32(p + 88, o->n_offers);
     p[92] = o->n_slots;
     p[93] = o->n_filled;
-    p[94] = o->n_live;
+    p[94] = (uint8_t)o->n_live; /* its high byte at 109 */
     p[95] = o->priority;
     p[96] = o->mode;
     p[97] = o->state;
@@ -448,8 +448,10 @@ static void enc_order(enc_t *e, const pd__order_t *o) {
     p[99] = o->rating;
     p[100] = o->ignore_schedule;
     pd__put_u64(p + 101, o->n_slots == 1 ? o->skills.one : 0);
-    /* 109..128: reserved, zero. */
+    /* 109: n_live's high byte (a grab team holds up to 32 x 32 offers;
+     * snapshots from before it have 0 there); 110..128: reserved, zero. */
     memset(p + 109, 0, ORDER_BYTES - 109);
+    p[109] = (uint8_t)(o->n_live >> 8);
     if (o->n_slots > 1)
         for (uint32_t s = 0; s < o->n_slots; s++) enc_u64(e, o->skills.many[s]);
     for (uint32_t i = 0; i < o->n_ent; i++) {
@@ -608,7 +610,7 @@ static pd_err restore_orders(pd_engine_t *e, pd__rd_t *r, uint64_t n) {
         o->n_offers = pd__get_u32(p + 88);
         o->n_slots = p[92];
         o->n_filled = p[93];
-        o->n_live = p[94];
+        o->n_live = (uint16_t)(p[94] | p[109] << 8);
         o->priority = p[95];
         o->mode = p[96];
         o->state = p[97];

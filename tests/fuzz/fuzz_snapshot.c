@@ -58,7 +58,7 @@ static void restore(const uint8_t *p, size_t len) {
     size_t n = 0;
     (void)pd_index_nearest(pd_engine_get_index(e), &q, 8, hits, &n);
     size_t expired = 0;
-    (void)pd_engine_tick(e, INT64_MAX / 4, &expired);
+    (void)pd_engine_tick(e, PD_TIME_MAX_MS, &expired);
     CHECK(pd_engine_validate(e, &why));
     pd_engine_destroy(e);
 }

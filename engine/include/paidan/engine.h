@@ -101,7 +101,7 @@ typedef enum pd_offer_state {
 /** Why an order expired / was cancelled, or why an offer was withdrawn. Stable. */
 typedef enum pd_reason {
     PD_REASON_NONE = 0,
-    PD_REASON_NO_CANDIDATE = 1,      /* order: a slot had nobody qualified at all */
+    PD_REASON_NO_CANDIDATE = 1,      /* order: the slots could not all be covered */
     PD_REASON_EXHAUSTED = 2,         /* order: every candidate of a slot declined or let
                                         the offer expire, and nobody is left */
     PD_REASON_CANCELLED = 3,         /* order cancelled by the caller */
@@ -466,7 +466,9 @@ void pd_engine_foreach_volunteer(const pd_engine_t *e, int64_t now_ms,
 /* ---------------------------------------------------------------- orders */
 
 /** The largest |time| in ms the engine takes (start_ms, now_ms): 2^52,
- * some 142,000 years either side of 1970. */
+ * some 142,000 years either side of 1970. Every call that creates,
+ * offers, answers, closes, removes or ticks refuses a time beyond it with
+ * PD_ERR_BAD_ARG and changes nothing. */
 #define PD_TIME_MAX_MS ((int64_t)1 << 52)
 
 /** What pd_engine_order_create() needs. Zero-initialise, then set fields. */
@@ -544,8 +546,11 @@ pd_err pd_engine_order_create(pd_engine_t *e, const pd_order_spec_t *spec, int64
 /**
  * Dispatch a created order: offer each slot to its best candidate(s) by
  * the policy (one in sequential mode, grab_width in grab mode), never to a
- * volunteer already asked for this order. If some slot has nobody, the
- * order expires at once (reason no_candidate) and no offer is made.
+ * volunteer already asked for this order. Slots are planned one after
+ * another; when one comes up short, by a matching of distinct volunteers
+ * to slots (a volunteer with two skills may serve either). If no choice
+ * of distinct volunteers covers every slot, the order expires at once
+ * (reason no_candidate) and no offer is made.
  * @param state_out (may be NULL) the order's state afterwards: offered or expired.
  * @return PD_ERR_NOT_FOUND, PD_ERR_ILLEGAL unless created, PD_ERR_NOMEM.
  */
