@@ -166,6 +166,12 @@ void pd_conn_close(pd_conn_t *c, pd_err code, const char *why) {
     pd_server_t *srv = c->srv;
     c->closing = true;
     if (code != PD_OK && !c->writing) {
+        /* The last word goes out behind the replies already packed (a
+         * write pipelined before the bad frame, say), so, as in
+         * pd_conn_flush(), the journal first: no reply leaves before the
+         * journal holds what it acknowledges. A failed commit empties
+         * every output (persist.c) and only the last word is left. */
+        if (c->out.size && pd_persist_pending(srv)) pd_persist_commit(srv);
         /* A last word, if the socket takes it at once; never waited for. */
         size_t mark = c->out.size;
         msgpack_pack_array(&c->pk, 3);

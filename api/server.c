@@ -161,6 +161,10 @@ void pd_server_subscriber_update(pd_server_t *srv, pd_conn_t *c) {
 
 static void on_engine_event(void *ud, const pd_event_t *ev) {
     pd_server_t *srv = ud;
+    /* Recovery replays the journal through the engine before the server
+     * serves: those events happened in an earlier life and were published
+     * then. They are neither counted again nor sent. */
+    if (!srv->running) return;
     srv->n.events++;
     if (!srv->subscribers) return;
     if (srv->n_events == srv->cap_events) {
@@ -207,6 +211,9 @@ static void pack_event(msgpack_packer *pk, const pd_event_t *ev) {
     if (rating) pd_pack_kv_u64(pk, "rating", ev->rating);
 }
 
+/* The event queue is freed after a burst larger than this. */
+#define EVENTS_KEEP_MAX 4096
+
 void pd_server_publish(pd_server_t *srv) {
     msgpack_packer spk;
     msgpack_packer_init(&spk, &srv->scratch, msgpack_sbuffer_write);
@@ -217,7 +224,8 @@ void pd_server_publish(pd_server_t *srv) {
         srv->scratch.size = 0;
         pack_event(&spk, ev);
         const char *name = event_names[ev->type];
-        for (pd_conn_t *c = srv->subscribers; c; c = c->sub_next) {
+        for (pd_conn_t *c = srv->subscribers, *next; c; c = next) {
+            next = c->sub_next; /* cutting c off unlinks it */
             if (!(c->subs & bit) || c->closing) continue;
             msgpack_pack_array(&c->pk, 3);
             msgpack_pack_uint8(&c->pk, 2);
@@ -225,10 +233,14 @@ void pd_server_publish(pd_server_t *srv) {
             c->pk.callback(c->pk.data, srv->scratch.data, srv->scratch.size);
             srv->n.notifications++;
             pd_server_mark_dirty(srv, c);
+            /* One call can raise a great many events (a dispatch.batch, a
+             * tick expiring a surge of offers): judge --max-output as the
+             * output grows, not once it is all queued, so a subscriber
+             * that does not read costs at most the limit, not the burst. */
+            if (pd_conn_pending(c) > srv->cfg.max_output || c->oom) pd_conn_check_output(c);
         }
     }
     srv->n_events = 0;
-    /* Cutting a subscriber off unlinks it, so check after the walk. */
     for (pd_conn_t *c = srv->subscribers, *next; c; c = next) {
         next = c->sub_next;
         pd_conn_check_output(c);
@@ -236,6 +248,11 @@ void pd_server_publish(pd_server_t *srv) {
     if (srv->scratch.alloc > (1u << 20)) {
         msgpack_sbuffer_destroy(&srv->scratch);
         msgpack_sbuffer_init(&srv->scratch);
+    }
+    if (srv->cap_events > EVENTS_KEEP_MAX) {
+        pd_free(srv->events);
+        srv->events = NULL;
+        srv->cap_events = 0;
     }
 }
 

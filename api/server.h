@@ -73,7 +73,7 @@ typedef struct pd_server_counters_s {
     uint64_t bytes_in;         /* bytes read from clients */
     uint64_t bytes_out;        /* bytes written to clients */
     uint64_t notifications;    /* notifications queued to subscribers */
-    uint64_t events;           /* engine events seen */
+    uint64_t events;           /* engine events raised while serving (not replayed) */
     uint64_t ticks;            /* engine ticks run */
     uint64_t offers_expired;   /* offers expired by ticks */
     uint64_t loop_stalls;      /* loop iterations over stall_ms */
