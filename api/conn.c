@@ -438,6 +438,7 @@ static void execute(pd_conn_t *c, uint32_t msgid, const msgpack_object *method,
          * handler makes them). */
         c->deferring = false;
         c->deferred_msgid = msgid;
+        c->deferred_mid = mid;
         c->deferred_quiet = quiet;
         c->out.size = start;
         ms->calls++;
@@ -719,6 +720,11 @@ void pd_reply_deferred_begin(pd_conn_t *c) {
 
 void pd_reply_deferred_done(pd_conn_t *c) {
     if (c->closing || c->paused != PD_PAUSE_DEFER) return;
+    /* counted as a call when it was deferred; an error only now */
+    if (c->reply_err != PD_OK) {
+        c->srv->mstats[c->deferred_mid].errors++;
+        c->srv->n.errors++;
+    }
     if (c->deferred_quiet) c->out.size = c->deferred_start; /* a notification: no reply */
     resume_conn(c);
     pd_server_flush(c->srv);

@@ -63,6 +63,7 @@ struct pd_conn_s {
     bool deferring;          /* the running handler called pd_reply_defer() */
     bool deferred_quiet;     /* the deferred call was a notification: no reply */
     uint32_t deferred_msgid; /* what the deferred reply answers */
+    int deferred_mid;        /* the deferred call's method: its errors are counted at the reply */
     size_t deferred_start;   /* out.size where the deferred reply begins */
 };
 

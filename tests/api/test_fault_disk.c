@@ -278,6 +278,28 @@ Test(disk, full_refuses_writes_serves_reads_loses_nothing, .fini = cleanup, .tim
     call_err(c, "match.mobilize",
              "{\"lat\":30.55,\"lon\":114.3,\"radius_m\":20000,\"limit\":3,\"mark_notified\":true}",
              PD_ERR_IO);
+    /* An import takes nothing either: its reply, which comes later, is
+     * the error, and is counted as one with the method's. */
+    char csv[] = "/tmp/pd_full_importXXXXXX";
+    int cfd = mkstemp(csv);
+    cr_assert_geq(cfd, 0);
+    const char *rows =
+        "id,lat,lon,skills,tags,mode,schedule,capacity,status\n"
+        "900001,30.55,114.3,tutoring,0,walk,always,1,online\n";
+    cr_assert_eq(write(cfd, rows, strlen(rows)), (ssize_t)strlen(rows));
+    close(cfd);
+    pd_msg_t st = call_ok(c, "stats", "");
+    long long errors0 = map_int(pd_client_map_get(&st.result, "counters"), "errors");
+    snprintf(json, sizeof(json), "{\"path\":\"%s\"}", csv);
+    call_err(c, "import", json, PD_ERR_IO);
+    unlink(csv);
+    st = call_ok(c, "stats", "");
+    const msgpack_object *imp =
+        pd_client_map_get(pd_client_map_get(&st.result, "methods"), "import");
+    cr_assert(imp);
+    cr_assert_eq(map_int(imp, "calls"), 1);
+    cr_assert_eq(map_int(imp, "errors"), 1);
+    cr_assert_eq(map_int(pd_client_map_get(&st.result, "counters"), "errors"), errors0 + 1);
     /* A snapshot cannot even start (no room for the journal's next
      * segment): an error, logged and counted. */
     call_err(c, "snapshot", "{\"wait\":true}", PD_ERR_IO);
