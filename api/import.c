@@ -132,7 +132,7 @@ static void import_finish(pd_import_t *im) {
             pd_reply_error(c, im->err, "import: %s", im->why[0] ? im->why : pd_strerror(im->err));
         } else {
             msgpack_packer *pk = pd_reply_ok(c);
-            msgpack_pack_map(pk, 6);
+            msgpack_pack_map(pk, im->err ? 7 : 6);
             pd_pack_kv_u64(pk, "imported", im->taken);
             pd_pack_kv_u64(pk, "replaced", im->replaced);
             pd_pack_kv_u64(pk, "skipped", im->skipped);
@@ -141,6 +141,8 @@ static void import_finish(pd_import_t *im) {
             for (size_t i = 0; i < im->n_errors; i++) pd_pack_cstr(pk, im->errors[i]);
             pd_pack_kv_u64(pk, "seq", pd_persist_last_seq(srv));
             pd_pack_kv_bool(pk, "complete", im->err == PD_OK);
+            /* why it stopped short of the end (the rest of the file is not read) */
+            if (im->err) pd_pack_kv_str(pk, "stopped", im->why[0] ? im->why : pd_strerror(im->err));
         }
         pd_reply_deferred_done(c);
     }
@@ -217,6 +219,19 @@ static bool import_one(pd_import_t *im) {
     if (err == PD_ERR_NOMEM) {
         im->err = err;
         snprintf(im->why, sizeof(im->why), "out of memory after %zu %s", im->taken, what);
+        return false;
+    }
+    if (err == PD_ERR_LIMIT) {
+        /* the rest of the file would be refused the same way */
+        im->err = err;
+        snprintf(
+            im->why, sizeof(im->why), "%s after %zu %s: the server keeps at most %llu (%s)",
+            im->kind == PD_CSV_VOLUNTEERS ? "--max-volunteers reached" : "--max-orders reached",
+            im->taken, what,
+            (unsigned long long)(im->kind == PD_CSV_VOLUNTEERS ? srv->cfg.max_volunteers
+                                                               : srv->cfg.max_orders),
+            im->kind == PD_CSV_VOLUNTEERS ? "remove volunteers to make room"
+                                          : "purge closed orders to make room");
         return false;
     }
     if (err) {

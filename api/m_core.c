@@ -201,13 +201,15 @@ void pd_m_config_get(pd_conn_t *c, const msgpack_object *params) {
     for (int i = 0; i < PD_STAR_LEVELS; i++) msgpack_pack_uint32(pk, ec->star_hours[i]);
     pd_pack_kv_u64(pk, "batch_k", ec->batch_k);
     pd_pack_cstr(pk, "limits");
-    msgpack_pack_map(pk, 6);
+    msgpack_pack_map(pk, 8);
     pd_pack_kv_u64(pk, "max_frame", srv->cfg.max_frame);
     pd_pack_kv_u64(pk, "max_output", srv->cfg.max_output);
     pd_pack_kv_u64(pk, "max_conns", srv->cfg.max_conns);
     pd_pack_kv_u64(pk, "idle_timeout_ms", srv->cfg.idle_timeout_ms);
     pd_pack_kv_u64(pk, "max_rps", srv->cfg.max_rps);
     pd_pack_kv_u64(pk, "tick_ms", srv->cfg.tick_ms);
+    pd_pack_kv_u64(pk, "max_volunteers", srv->cfg.max_volunteers);
+    pd_pack_kv_u64(pk, "max_orders", srv->cfg.max_orders);
     pd_pack_kv_bool(pk, "auth_required", srv->cfg.token != NULL);
 }
 

@@ -37,6 +37,10 @@ static void usage(FILE *f) {
             "  --idle-timeout SECS    close connections silent this long (default 0 = never)\n"
             "  --max-rps N            frames per second per connection; a connection over\n"
             "                         it is paused, not read (default 0 = no limit)\n"
+            "  --max-volunteers N     refuse new volunteers (LIMIT) past N kept, to bound\n"
+            "                         memory (default 0 = no cap)\n"
+            "  --max-orders N         refuse new orders past N kept, closed ones included\n"
+            "                         until purged (default 0 = no cap)\n"
             "  --metrics-port N       serve Prometheus text on GET /metrics (default off;\n"
             "                         0 = chosen by the OS)\n"
             "  --tick-ms N            engine tick period (default 200)\n"
@@ -167,6 +171,8 @@ enum {
     OPT_SNAPSHOT_BYTES,
     OPT_TRUNCATE_CORRUPT,
     OPT_LOG,
+    OPT_MAX_VOLUNTEERS,
+    OPT_MAX_ORDERS,
     OPT_HELP,
     OPT_VERSION
 };
@@ -195,6 +201,8 @@ static const struct option opts[] = {
     {"snapshot-bytes", required_argument, NULL, OPT_SNAPSHOT_BYTES},
     {"truncate-corrupt", no_argument, NULL, OPT_TRUNCATE_CORRUPT},
     {"log-level", required_argument, NULL, OPT_LOG},
+    {"max-volunteers", required_argument, NULL, OPT_MAX_VOLUNTEERS},
+    {"max-orders", required_argument, NULL, OPT_MAX_ORDERS},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0}};
@@ -301,6 +309,15 @@ static const char *apply_opt(pd_server_config_t *cfg, int opt, const char *v) {
         case OPT_SNAPSHOT_BYTES:
             if (parse_size(v, 0, 1ull << 50, &n)) return "a size, 0 = never";
             cfg->snapshot_bytes = n;
+            return NULL;
+        case OPT_MAX_VOLUNTEERS:
+        case OPT_MAX_ORDERS:
+            /* the id maps top out at about 1.6e9 entries */
+            if (parse_count(v, 0, 1000000000, &n)) return "0..1000000000, 0 = no cap";
+            if (opt == OPT_MAX_VOLUNTEERS)
+                cfg->max_volunteers = n;
+            else
+                cfg->max_orders = n;
             return NULL;
         case OPT_LOG: {
             pd_log_level lv;

@@ -690,6 +690,21 @@ pd_err pd_server_start(pd_server_t *srv, uv_loop_t *loop, const pd_server_config
     uv_prepare_start(&srv->stall_check, on_prepare);
     uv_unref((uv_handle_t *)&srv->stall_check);
     pd_persist_attach(srv);
+    /* The caps bound requests, not what recovery and --load-volunteers
+     * brought back: a write taken once is replayed whatever they are now. */
+    pd_engine_set_limits(srv->engine, (size_t)cfg->max_volunteers, (size_t)cfg->max_orders);
+    size_t nv = pd_engine_volunteer_count(srv->engine),
+           no = pd_engine_order_count(srv->engine, PD_ORDER__COUNT);
+    if (cfg->max_volunteers && nv > cfg->max_volunteers)
+        pd_log(PD_LOG_WARN,
+               "%zu volunteers, past --max-volunteers %llu: no new ones until some "
+               "are removed",
+               nv, (unsigned long long)cfg->max_volunteers);
+    if (cfg->max_orders && no > cfg->max_orders)
+        pd_log(PD_LOG_WARN,
+               "%zu orders kept, past --max-orders %llu: no new ones until closed "
+               "orders are purged",
+               no, (unsigned long long)cfg->max_orders);
     srv->running = true;
     pd_log(PD_LOG_INFO,
            "paidan-server %s ready: %zu volunteers, max %u connections, frames <= %zu bytes%s",

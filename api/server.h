@@ -54,6 +54,8 @@ typedef struct pd_server_config_s {
     bool truncate_corrupt;       /* cut a journal corrupt in the middle instead of refusing */
     bool huge_pages;             /* back the index's cells with huge pages (server.c) */
     double order_retention_days; /* purge closed orders this old; 0 = keep them all */
+    uint64_t max_volunteers;     /* new volunteers past this many are refused; 0 = no cap */
+    uint64_t max_orders;         /* new orders past this many kept are refused; 0 = no cap */
 } pd_server_config_t;
 
 /** Global counters shown by `stats` and /metrics. */

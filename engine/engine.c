@@ -295,6 +295,7 @@ pd_err pd_engine_volunteer_upsert(pd_engine_t *e, const pd_volunteer_t *v, int64
         r->capacity = nv.capacity;
         return PD_OK;
     }
+    if (e->max_vols && pd_index_count(e->ix) >= e->max_vols) return PD_ERR_LIMIT;
     if ((err = recs_reserve(e, 1))) return err;
     nv.load = 0;
     if ((err = pd_index_insert(e->ix, &nv))) return err;
@@ -388,6 +389,11 @@ void pd_engine_foreach_volunteer(const pd_engine_t *e, int64_t now_ms,
                                  bool (*fn)(void *ud, const pd_volunteer_info_t *vi), void *ud) {
     walk_t w = {e, pd_time_to_local_day(now_ms, e->cfg.utc_offset_min), fn, ud};
     pd_index_foreach(e->ix, walk_one, &w);
+}
+
+void pd_engine_set_limits(pd_engine_t *e, size_t max_volunteers, size_t max_orders) {
+    e->max_vols = max_volunteers;
+    e->max_orders = max_orders;
 }
 
 /* --------------------------------------------------------------- stats */

@@ -146,6 +146,9 @@ struct pd_engine_s {
     void *tick_orders; /* tick: due orders (dispatch.c's type) */
     size_t cap_tick_orders;
     void *batch; /* batch workspace (batch.c), NULL until used */
+    /* pd_engine_set_limits: caps on new volunteers and orders kept, 0 =
+     * none. Not state: neither snapshotted nor in the digest. */
+    size_t max_vols, max_orders;
 };
 
 /* A time the engine takes (start_ms, now_ms): |ms| <= PD_TIME_MAX_MS, so

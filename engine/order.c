@@ -110,6 +110,7 @@ pd_err pd__order_add(pd_engine_t *e, const pd_order_spec_t *spec, int64_t now_ms
     uint32_t pos;
     if (pd__order_find(e, spec->id, &pos) == PD_OK) return PD_ERR_EXISTS;
     if (!pd_latlng_is_valid(spec->at)) return PD_ERR_BAD_COORD;
+    if (e->max_orders && e->n_orders >= e->max_orders) return PD_ERR_LIMIT;
     uint32_t n_slots;
     if (spec->slot_skills) {
         n_slots = spec->n_slots;

@@ -751,6 +751,72 @@ Test(config, server_section_sets_flags_and_flags_win, .fini = remove_tmp, .timeo
     srv_stop(&s);
 }
 
+/* --max-volunteers and --max-orders refuse what would add a volunteer or
+ * an order past them (LIMIT), and nothing else; an import stops there and
+ * says why; a restart under lower caps keeps what the journal holds. */
+Test(config, caps_on_volunteers_and_orders, .fini = remove_tmp, .timeout = 60) {
+    char dir[256], csv[256];
+    snprintf(csv, sizeof(csv), "%s",
+             write_tmp("caps.csv",
+                       "id,lat,lon,skills,tags,mode,schedule,capacity,status\n"
+                       "3,30.6,114.3,tutoring,0,walk,always,1,online\n"
+                       "4,30.6,114.3,tutoring,0,walk,always,1,online\n"));
+    snprintf(dir, sizeof(dir), "%s/data", tmp_dir);
+    const char *args[] = {"--max-volunteers", "3", "--max-orders", "1", "--data-dir", dir, NULL};
+    srv_t s;
+    srv_start(&s, args);
+    pd_client_t *c = srv_connect(&s);
+    pd_msg_t m = call_ok(c, "config.get", "");
+    cr_assert_eq(map_int(pd_client_map_get(&m.result, "limits"), "max_volunteers"), 3);
+    cr_assert_eq(map_int(pd_client_map_get(&m.result, "limits"), "max_orders"), 1);
+    call_ok(c, "volunteer.upsert",
+            "{\"id\":1,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"tutoring\"]}");
+    call_ok(c, "volunteer.upsert",
+            "{\"id\":2,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"tutoring\"]}");
+    char json[512];
+    snprintf(json, sizeof(json), "{\"path\":\"%s\"}", csv);
+    m = call_ok(c, "import", json);
+    cr_assert_eq(map_int(&m.result, "imported"), 1);
+    cr_assert_eq(m.result.via.map.size, 7);
+    const char *why = map_str(&m.result, "stopped");
+    cr_assert(why && strstr(why, "--max-volunteers reached after 1 volunteers"), "%s", why);
+    call_err(c, "volunteer.upsert",
+             "{\"id\":5,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"tutoring\"]}", PD_ERR_LIMIT);
+    call_err(c, "volunteer.get", "{\"id\":5}", PD_ERR_NOT_FOUND);
+    /* a volunteer already kept is not capped */
+    call_ok(c, "volunteer.upsert",
+            "{\"id\":1,\"lat\":30.61,\"lon\":114.3,\"skills\":[\"tutoring\"]}");
+    call_ok(c, "volunteer.update", "{\"id\":2,\"lat\":30.62,\"lon\":114.3}");
+    call_ok(c, "order.create",
+            "{\"id\":7,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"tutoring\"],\"dispatch\":false}");
+    call_err(c, "order.create", "{\"id\":8,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"tutoring\"]}",
+             PD_ERR_LIMIT);
+    /* a closed order counts until purged */
+    call_ok(c, "order.cancel", "{\"id\":7}");
+    call_err(c, "order.create", "{\"id\":8,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"tutoring\"]}",
+             PD_ERR_LIMIT);
+    call_ok(c, "order.purge", "{\"before_ms\":4102444800000}");
+    call_ok(c, "order.create",
+            "{\"id\":8,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"tutoring\"],\"dispatch\":false}");
+    pd_client_destroy(c);
+    srv_stop(&s);
+
+    /* under lower caps the journal's volunteers and order all come back */
+    const char *lower[] = {"--max-volunteers", "1", "--max-orders", "1", "--data-dir", dir, NULL};
+    srv_start(&s, lower);
+    c = srv_connect(&s);
+    m = call_ok(c, "stats", "");
+    cr_assert_eq(map_int(pd_client_map_get(&m.result, "engine"), "volunteers"), 3);
+    call_ok(c, "order.get", "{\"id\":8}");
+    call_err(c, "volunteer.upsert",
+             "{\"id\":6,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"tutoring\"]}", PD_ERR_LIMIT);
+    pd_client_destroy(c);
+    srv_stop(&s);
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
 /* Run a server on a [server] section that must be refused: exit 1, and
  * the log names the file's line and what the key takes. */
 static void refused_section(const char *text, const char *want) {

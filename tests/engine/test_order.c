@@ -984,3 +984,43 @@ Test(order, list_pages_match_a_plain_walk) {
     cr_assert_eq(got.n, 0);
     pd_engine_destroy(e);
 }
+
+/* pd_engine_set_limits caps new volunteers and kept orders: past them a
+ * new one is LIMIT and nothing changes; updates and the life cycle go on;
+ * removing a volunteer or purging closed orders makes room again. */
+Test(order, limits_cap_new_volunteers_and_orders) {
+    pd_engine_t *e = mk_engine(NULL);
+    pd_engine_set_limits(e, 2, 2);
+    add_vol(e, 1, 100, 1ull << 2, 1);
+    add_vol(e, 2, 200, 1ull << 2, 1);
+    uint64_t d0 = pd_engine_digest(e);
+    pd_volunteer_t v3 = mk_vol(3, 300, 1ull << 2, 1);
+    cr_assert_eq(pd_engine_volunteer_upsert(e, &v3, T0), PD_ERR_LIMIT);
+    cr_assert_eq(pd_engine_digest(e), d0);
+    /* an existing volunteer is not capped */
+    pd_volunteer_t v1 = mk_vol(1, 150, 1ull << 2, 2);
+    cr_assert_eq(pd_engine_volunteer_upsert(e, &v1, T0), PD_OK);
+    cr_assert_eq(pd_engine_volunteer_remove(e, 2, T0), PD_OK);
+    cr_assert_eq(pd_engine_volunteer_upsert(e, &v3, T0), PD_OK);
+
+    pd_order_spec_t a = mk_order(10, 1ull << 2), b = mk_order(11, 1ull << 2),
+                    c = mk_order(12, 1ull << 2);
+    cr_assert_eq(pd_engine_order_create(e, &a, T0), PD_OK);
+    cr_assert_eq(pd_engine_order_create(e, &b, T0), PD_OK);
+    d0 = pd_engine_digest(e);
+    cr_assert_eq(pd_engine_order_create(e, &c, T0), PD_ERR_LIMIT);
+    cr_assert_eq(pd_engine_digest(e), d0);
+    /* closed orders count until purged */
+    cr_assert_eq(pd_engine_order_cancel(e, 10, T0 + 1000), PD_OK);
+    cr_assert_eq(pd_engine_order_create(e, &c, T0 + 2000), PD_ERR_LIMIT);
+    size_t purged = 0;
+    cr_assert_eq(pd_engine_order_purge(e, T0 + 1500, &purged), PD_OK);
+    cr_assert_eq(purged, 1);
+    cr_assert_eq(pd_engine_order_create(e, &c, T0 + 2000), PD_OK);
+    /* 0 lifts the caps */
+    pd_engine_set_limits(e, 0, 0);
+    pd_order_spec_t d = mk_order(13, 1ull << 2);
+    cr_assert_eq(pd_engine_order_create(e, &d, T0 + 3000), PD_OK);
+    check_valid(e, 0, 0);
+    pd_engine_destroy(e);
+}

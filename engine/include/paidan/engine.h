@@ -419,7 +419,8 @@ pd_err pd_engine_reserve(pd_engine_t *e, size_t more);
  * v->load is ignored. A new volunteer starts with an empty record.
  * @return PD_ERR_BAD_COORD / PD_ERR_BAD_ARG on a bad record,
  * PD_ERR_UNKNOWN_SKILL if a skill bit has no name, PD_ERR_ILLEGAL if the new
- * capacity is below the current load, PD_ERR_NOMEM. Unchanged on error.
+ * capacity is below the current load, PD_ERR_LIMIT for a new volunteer past
+ * pd_engine_set_limits(), PD_ERR_NOMEM. Unchanged on error.
  */
 pd_err pd_engine_volunteer_upsert(pd_engine_t *e, const pd_volunteer_t *v, int64_t now_ms);
 
@@ -455,6 +456,19 @@ pd_err pd_engine_volunteer_get(const pd_engine_t *e, uint64_t id, int64_t now_ms
 
 /** Number of volunteers. */
 size_t pd_engine_volunteer_count(const pd_engine_t *e);
+
+/**
+ * Caps on what the engine keeps, for a program bounding its memory
+ * (paidan-server's --max-volunteers, --max-orders): upserting a new
+ * volunteer when max_volunteers are kept, or creating an order when
+ * max_orders are kept (open and closed alike; purging closed orders makes
+ * room), is PD_ERR_LIMIT and changes nothing. Updates, moves and the
+ * order life cycle are not capped. 0 = no cap, the default. The caps are
+ * not state: snapshots and the digest do not hold them, and a recovery
+ * replays its journal before they are set, so what was taken once is
+ * taken again whatever the caps are now.
+ */
+void pd_engine_set_limits(pd_engine_t *e, size_t max_volunteers, size_t max_orders);
 
 /**
  * Call fn for every volunteer in slot order (records taken at now_ms);
@@ -539,7 +553,8 @@ typedef struct pd_offer_s {
  * Create an order in state `created`. The spec and slot_skills are copied.
  * @return PD_ERR_EXISTS for a kept id, PD_ERR_BAD_COORD, PD_ERR_BAD_ARG
  * (need/n_slots out of range, duration, budget, priority, mode),
- * PD_ERR_UNKNOWN_SKILL, PD_ERR_NOMEM. Unchanged on error.
+ * PD_ERR_UNKNOWN_SKILL, PD_ERR_LIMIT past pd_engine_set_limits(),
+ * PD_ERR_NOMEM. Unchanged on error.
  */
 pd_err pd_engine_order_create(pd_engine_t *e, const pd_order_spec_t *spec, int64_t now_ms);
 
