@@ -606,6 +606,41 @@ static void feed(pd_conn_t *c, const char *data, size_t len, bool shared) {
     }
 }
 
+/* The first bytes of a connection are an HTTP request line (a browser,
+ * curl, a load balancer's health check, a scraper pointed at the wrong
+ * port). No request can start so: one begins with an array header, and
+ * each of these letters would be read as a stray integer, answered with
+ * one BAD_REQUEST each. */
+static bool looks_like_http(const char *p, size_t n) {
+    static const char *const verbs[] = {"GET /",    "HEAD /",      "POST /",   "PUT /",
+                                        "DELETE /", "PATCH /",     "OPTIONS ", "CONNECT ",
+                                        "TRACE /",  "PRI * HTTP/2"};
+    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+        size_t k = strlen(verbs[i]);
+        if (n >= k && memcmp(p, verbs[i], k) == 0) return true;
+    }
+    return false;
+}
+
+/* Say so in HTTP, which the client understands, and close. */
+static void refuse_http(pd_conn_t *c) {
+    static const char body[] =
+        "paidan-server speaks MessagePack-RPC on this port, not HTTP: see docs/protocol.md. "
+        "Prometheus metrics are served on --metrics-port (GET /metrics).\n";
+    char msg[512];
+    int n = snprintf(msg, sizeof(msg),
+                     "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                     sizeof(body) - 1, body);
+    uv_buf_t b = uv_buf_init(msg, (unsigned)n);
+    int w = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (w > 0) c->srv->n.bytes_out += (uint64_t)w;
+    c->srv->n.protocol_errors++;
+    pd_log(PD_LOG_INFO, "conn %llu %s: an HTTP request on the RPC port, answered 400",
+           (unsigned long long)c->id, c->peer);
+    pd_conn_close(c, PD_OK, "HTTP request on the RPC port");
+}
+
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     pd_conn_t *c = st->data;
     pd_server_t *srv = c->srv;
@@ -620,6 +655,14 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     pd_server_busy_poll(srv);
 
     bool shared = buf->base == srv->rbuf;
+    if (!c->spoke) {
+        c->spoke = true;
+        if (looks_like_http(buf->base, (size_t)nread)) {
+            refuse_http(c);
+            pd_server_flush(srv);
+            return;
+        }
+    }
     if (shared) {
         feed(c, srv->rbuf, (size_t)nread, true);
     } else {

@@ -296,6 +296,39 @@ Test(bad_input, deep_nesting_closes) {
     expect_closed_after(deep, sizeof(deep), PD_ERR_BAD_REQUEST);
 }
 
+/* An HTTP request on the RPC port (curl, a browser, a health check
+ * pointed at the wrong port) gets one HTTP answer saying what the port
+ * speaks, and the connection is closed; before, each byte of the request
+ * line decoded as a stray integer and got a BAD_REQUEST of its own. */
+Test(bad_input, http_request_gets_an_http_answer) {
+    seed();
+    pd_client_t *other = srv_connect(&srv);
+    pd_msg_t m = call_ok(other, "stats", "");
+    long long errs0 = map_int(pd_client_map_get(&m.result, "counters"), "protocol_errors");
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv.port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    static const char req[] = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    cr_assert_eq(write(fd, req, sizeof(req) - 1), (ssize_t)(sizeof(req) - 1));
+    char buf[2048];
+    size_t got = 0;
+    ssize_t n;
+    while (got < sizeof(buf) - 1 && (n = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0)
+        got += (size_t)n;
+    buf[got] = '\0';
+    close(fd);
+    cr_assert(strncmp(buf, "HTTP/1.1 400 Bad Request\r\n", 26) == 0, "%s", buf);
+    cr_assert(strstr(buf, "speaks MessagePack-RPC on this port"), "%s", buf);
+    cr_assert(strstr(buf, "--metrics-port"), "%s", buf);
+    still_answers(other);
+    m = call_ok(other, "stats", "");
+    cr_assert_eq(map_int(pd_client_map_get(&m.result, "counters"), "protocol_errors"), errs0 + 1);
+    pd_client_destroy(other);
+    check_unchanged();
+}
+
 Test(bad_input, frame_split_byte_by_byte) {
     seed();
     pd_client_t *c = srv_connect(&srv);
