@@ -11,8 +11,10 @@
 
 pd_err pd_engine_mobilise(pd_engine_t *e, const pd_mobilise_t *req, int64_t now_ms, pd_hit_t *out,
                           size_t limit, size_t *n_out, size_t *total) {
-    if (e->delivering) return PD_ERR_ILLEGAL;
     if (!req || (limit && !out)) return PD_ERR_BAD_ARG;
+    /* Only marking writes: an event callback may read, mobilisations
+     * included, but not mutate (the events it is handed would go stale). */
+    if (e->delivering && req->mark_notified) return PD_ERR_ILLEGAL;
     uint32_t ns = e->cfg.n_skills;
     if (ns < 64 && (req->skills >> ns)) return PD_ERR_UNKNOWN_SKILL;
     pd_query_t q;

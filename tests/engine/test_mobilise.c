@@ -173,3 +173,53 @@ Test(mobilise, bad_requests_change_nothing) {
     cr_assert_eq(pd_engine_digest(e), d);
     pd_engine_destroy(e);
 }
+
+/* An event callback may read the engine (engine.h, pd_event_fn), and a
+ * mobilisation that marks nobody is a read: a platform counting who is
+ * around when an order expires for want of candidates. Marking writes, so
+ * it is refused there and changes nothing. */
+typedef struct in_cb_s {
+    pd_engine_t *e;
+    int calls;
+    pd_err read_err, mark_err;
+    size_t total;
+    uint64_t digest_before, digest_after;
+} in_cb_t;
+
+static void mobilise_in_cb(void *ud, const pd_event_t *ev) {
+    in_cb_t *c = ud;
+    if (ev->type != PD_EVENT_EXPIRED) return;
+    c->calls++;
+    pd_mobilise_t m;
+    memset(&m, 0, sizeof m);
+    m.at = north_m(0);
+    m.radius_m = 5000;
+    pd_hit_t h[4];
+    size_t n = 0;
+    c->read_err = pd_engine_mobilise(c->e, &m, T0, h, 4, &n, &c->total);
+    m.mark_notified = true;
+    c->digest_before = pd_engine_digest(c->e);
+    c->mark_err = pd_engine_mobilise(c->e, &m, T0, h, 4, &n, NULL);
+    c->digest_after = pd_engine_digest(c->e);
+}
+
+Test(mobilise, reads_from_an_event_callback) {
+    pd_engine_t *e = mk_engine(NULL);
+    add_vol(e, 1, 100, 1, 1);
+    add_vol(e, 2, 200, 1, 1);
+    in_cb_t c;
+    memset(&c, 0, sizeof c);
+    c.e = e;
+    pd_engine_set_event_cb(e, mobilise_in_cb, &c);
+    pd_order_spec_t s = mk_order(10, 2); /* nobody has skill 1 */
+    cr_assert_eq(pd_engine_order_create_dispatch(e, &s, T0, NULL), PD_OK);
+    cr_assert_eq(c.calls, 1);
+    cr_assert_eq(c.read_err, PD_OK);
+    cr_assert_eq(c.total, 2);
+    cr_assert_eq(c.mark_err, PD_ERR_ILLEGAL);
+    cr_assert_eq(c.digest_after, c.digest_before);
+    pd_volunteer_info_t vi;
+    cr_assert_eq(pd_engine_volunteer_get(e, 1, T0, &vi), PD_OK);
+    cr_assert_eq(vi.rec.notified_count, 0);
+    pd_engine_destroy(e);
+}

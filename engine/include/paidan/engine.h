@@ -822,7 +822,8 @@ typedef struct pd_mobilise_s {
  * @param out   room for `limit` hits; may be NULL when limit is 0 (count only).
  * @param total may be NULL.
  * @return PD_ERR_BAD_ARG / PD_ERR_BAD_COORD on a bad request,
- * PD_ERR_UNKNOWN_SKILL. Only the notified counters change.
+ * PD_ERR_UNKNOWN_SKILL, PD_ERR_ILLEGAL with mark_notified from inside an
+ * event callback (a read is fine there). Only the notified counters change.
  */
 pd_err pd_engine_mobilise(pd_engine_t *e, const pd_mobilise_t *req, int64_t now_ms, pd_hit_t *out,
                           size_t limit, size_t *n_out, size_t *total);
