@@ -7,6 +7,7 @@
 #include "args.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "paidan/utf8.h"
@@ -37,26 +38,36 @@ const char *pd_arg_echo(char *out, size_t cap, const char *p, size_t n) {
 
 pd_err pd_args_check_or_reply(pd_conn_t *c, const msgpack_object *params,
                               const char *const *allowed) {
+    return pd_args_check_in_or_reply(c, params, allowed, NULL);
+}
+
+pd_err pd_args_check_in_or_reply(pd_conn_t *c, const msgpack_object *params,
+                                 const char *const *allowed, const char *within) {
+    /* " in 'slots'": where a nested map's bad key is, so the message does
+     * not send the client looking for it among the top-level params */
+    char in[48] = "";
+    if (within) snprintf(in, sizeof in, " in '%s'", within);
     const msgpack_object_kv *kv = params->via.map.ptr;
     uint32_t n = params->via.map.size;
     for (uint32_t i = 0; i < n; i++) {
         const msgpack_object *k = &kv[i].key;
         if (k->type != MSGPACK_OBJECT_STR) {
-            pd_reply_error(c, PD_ERR_BAD_ARG, "argument names must be strings");
+            pd_reply_error(c, PD_ERR_BAD_ARG, "argument names must be strings%s", in);
             return PD_ERR_BAD_ARG;
         }
         bool known = false;
         for (const char *const *a = allowed; *a && !known; a++) known = key_is(k, *a, strlen(*a));
         char echo[64];
         if (!known) {
-            pd_reply_error(c, PD_ERR_BAD_ARG, "unknown argument '%s'",
-                           pd_arg_echo(echo, sizeof(echo), k->via.str.ptr, k->via.str.size));
+            pd_reply_error(c, PD_ERR_BAD_ARG, "unknown argument '%s'%s",
+                           pd_arg_echo(echo, sizeof(echo), k->via.str.ptr, k->via.str.size), in);
             return PD_ERR_BAD_ARG;
         }
         for (uint32_t j = 0; j < i; j++) {
             if (key_is(&kv[j].key, k->via.str.ptr, k->via.str.size)) {
-                pd_reply_error(c, PD_ERR_BAD_ARG, "argument '%s' given twice",
-                               pd_arg_echo(echo, sizeof(echo), k->via.str.ptr, k->via.str.size));
+                pd_reply_error(c, PD_ERR_BAD_ARG, "argument '%s' given twice%s",
+                               pd_arg_echo(echo, sizeof(echo), k->via.str.ptr, k->via.str.size),
+                               in);
                 return PD_ERR_BAD_ARG;
             }
         }

@@ -30,6 +30,14 @@ pd_err pd_args_check_or_reply(pd_conn_t *c, const msgpack_object *params,
                               const char *const *allowed);
 
 /**
+ * As pd_args_check_or_reply() for a map nested in the params (an entry of
+ * `slots`); the error names where it is ("unknown argument 'x' in
+ * 'slots'"). `within` may be NULL (then the same as the above).
+ */
+pd_err pd_args_check_in_or_reply(pd_conn_t *c, const msgpack_object *params,
+                                 const char *const *allowed, const char *within);
+
+/**
  * Copy client bytes into `out` for an error message: at most cap-1 bytes,
  * NUL-terminated, valid UTF-8 kept whole, anything else (bad sequences,
  * control characters) replaced by '?', so a reply never carries a string

@@ -32,15 +32,19 @@ static pd_err slots_or_reply(pd_conn_t *c, const msgpack_object *o, uint64_t *ou
     for (uint32_t i = 0; i < o->via.array.size; i++) {
         const msgpack_object *s = &o->via.array.ptr[i];
         if (s->type != MSGPACK_OBJECT_MAP) goto bad;
-        if (pd_args_check_or_reply(c, s, slot_keys)) return PD_ERR_BAD_ARG;
+        if (pd_args_check_in_or_reply(c, s, slot_keys, "slots")) return PD_ERR_BAD_ARG;
         const msgpack_object *sk = pd_arg_find(s, "skills");
+        const msgpack_object *sn = pd_arg_find(s, "need");
         uint64_t mask = 0;
-        int64_t need;
+        int64_t need = 1;
         if (!sk) goto bad;
         pd_err err = pd_obj_skills_or_reply(c, sk, "slots[].skills", e, &mask);
         if (err) return err;
-        if (pd_arg_opt_i64_or_reply(c, s, "need", 1, PD_ORDER_MAX_SLOTS, 1, &need))
+        if (sn && !pd_obj_to_i64(sn, 1, PD_ORDER_MAX_SLOTS, &need)) {
+            pd_reply_error(c, PD_ERR_BAD_ARG, "'slots[].need' must be an integer in 1..%d",
+                           PD_ORDER_MAX_SLOTS);
             return PD_ERR_BAD_ARG;
+        }
         if (n + (uint32_t)need > PD_ORDER_MAX_SLOTS) {
             pd_reply_error(c, PD_ERR_BAD_ARG, "an order needs at most %d volunteers",
                            PD_ORDER_MAX_SLOTS);
@@ -123,7 +127,15 @@ void pd_m_order_dispatch(pd_conn_t *c, const msgpack_object *p) {
     if (pd_arg_get_u64_or_reply(c, p, "id", &id)) return;
     pd_err err = pd_engine_order_dispatch(c->srv->engine, id, c->srv->now_ms, NULL);
     if (err == PD_ERR_ILLEGAL) {
-        pd_reply_error(c, err, "order %llu was already dispatched", (unsigned long long)id);
+        /* Not only "already dispatched": a created order cancelled before
+         * its dispatch is closed without ever having been dispatched. */
+        pd_order_info_t oi;
+        const char *st = pd_engine_order_get(c->srv->engine, id, &oi) == PD_OK
+                             ? pd_order_state_name((pd_order_state)oi.state)
+                             : NULL;
+        pd_reply_error(c, err,
+                       "order %llu is %s: only a created order (dispatch: false) can be dispatched",
+                       (unsigned long long)id, st ? st : "not created");
         return;
     }
     if (err) {
