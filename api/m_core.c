@@ -182,7 +182,7 @@ void pd_m_config_get(pd_conn_t *c, const msgpack_object *params) {
     pd_server_t *srv = c->srv;
     const pd_engine_config_t *ec = pd_engine_get_config(srv->engine);
     msgpack_packer *pk = pd_reply_ok(c);
-    msgpack_pack_map(pk, 12);
+    msgpack_pack_map(pk, 13);
     pd_pack_cstr(pk, "skills");
     msgpack_pack_array(pk, ec->n_skills);
     for (uint32_t i = 0; i < ec->n_skills; i++) pd_pack_cstr(pk, ec->skills[i]);
@@ -190,6 +190,13 @@ void pd_m_config_get(pd_conn_t *c, const msgpack_object *params) {
     pd_pack_kv_i64(pk, "budget_s", ec->budget_s);
     pd_pack_kv_i64(pk, "offer_timeout_s", ec->offer_timeout_s);
     pd_pack_kv_u64(pk, "grab_width", ec->grab_width);
+    /* what a policy adds to the ETA, so a client can read a score */
+    pd_pack_cstr(pk, "policy_weights");
+    msgpack_pack_map(pk, 4);
+    pd_pack_kv_double(pk, "balanced_weight_s_per_hour", ec->balanced_weight_s_per_hour);
+    pd_pack_kv_double(pk, "balanced_cap_hours", ec->balanced_cap_hours);
+    pd_pack_kv_double(pk, "rated_weight_s", ec->rated_weight_s);
+    pd_pack_kv_double(pk, "rated_neutral", ec->rated_neutral);
     pd_pack_cstr(pk, "speeds_kmh");
     msgpack_pack_map(pk, PD_MODE__COUNT);
     for (int m = 0; m < PD_MODE__COUNT; m++)

@@ -2,6 +2,7 @@
 #include "view.h"
 
 #include <stdint.h>
+#include <string.h>
 
 void pd_pack_skills(msgpack_packer *pk, const pd_engine_t *e, uint64_t mask) {
     uint32_t n = pd_engine_skill_count(e);
@@ -66,6 +67,17 @@ void pd_reply_engine_error(pd_conn_t *c, pd_err err, const char *what, uint64_t 
         case PD_ERR_EXISTS:
             pd_reply_error(c, err, "%s %llu already exists", what, uid);
             break;
+        case PD_ERR_LIMIT: {
+            /* the only limit the engine applies: pd_engine_set_limits */
+            bool vol = strcmp(what, "volunteer") == 0;
+            pd_reply_error(
+                c, err, "%s %llu refused: the server keeps at most %llu %ss (%s); %s", what, uid,
+                (unsigned long long)(vol ? c->srv->cfg.max_volunteers : c->srv->cfg.max_orders),
+                what, vol ? "--max-volunteers" : "--max-orders",
+                vol ? "remove volunteers to make room"
+                    : "purge closed orders (order.purge) to make room");
+            break;
+        }
         default:
             pd_reply_error(c, err, "%s %llu: %s", what, uid, pd_strerror(err));
     }

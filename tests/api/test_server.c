@@ -45,6 +45,11 @@ Test(server, ping_and_methods) {
     const msgpack_object *skills = pd_client_map_get(&m.result, "skills");
     cr_assert(skills && skills->type == MSGPACK_OBJECT_ARRAY && skills->via.array.size >= 8);
     cr_assert_str_eq(map_str(&m.result, "policy"), "balanced");
+    /* the policies' weights, to read a score by */
+    const msgpack_object *w = pd_client_map_get(&m.result, "policy_weights");
+    cr_assert(w && w->type == MSGPACK_OBJECT_MAP && w->via.map.size == 4);
+    cr_assert_eq(map_num(w, "rated_neutral"), 4);
+    cr_assert_eq(map_num(w, "balanced_cap_hours"), 20);
     pd_client_destroy(c);
 }
 
@@ -780,8 +785,9 @@ Test(config, caps_on_volunteers_and_orders, .fini = remove_tmp, .timeout = 60) {
     cr_assert_eq(m.result.via.map.size, 7);
     const char *why = map_str(&m.result, "stopped");
     cr_assert(why && strstr(why, "--max-volunteers reached after 1 volunteers"), "%s", why);
-    call_err(c, "volunteer.upsert",
-             "{\"id\":5,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"tutoring\"]}", PD_ERR_LIMIT);
+    m = call_err(c, "volunteer.upsert",
+                 "{\"id\":5,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"tutoring\"]}", PD_ERR_LIMIT);
+    cr_assert(strstr(m.message, "at most 3 volunteers (--max-volunteers)"), "%s", m.message);
     call_err(c, "volunteer.get", "{\"id\":5}", PD_ERR_NOT_FOUND);
     /* a volunteer already kept is not capped */
     call_ok(c, "volunteer.upsert",
