@@ -500,8 +500,10 @@ void pd_m_dispatch_batch(pd_conn_t *c, const msgpack_object *p) {
     } else {
         n_orders = pd_engine_order_count(e, PD_ORDER_CREATED);
     }
-    /* Scratch: ids, then room for both assignments (one pair per slot). */
+    /* Scratch: ids, then room for both assignments (one pair per slot;
+     * the engine refuses more than PD_MAX_BATCH_PAIRS slots x k). */
     size_t max_pairs = (n_orders ? n_orders : 1) * PD_ORDER_MAX_SLOTS;
+    if (max_pairs > PD_MAX_BATCH_PAIRS) max_pairs = PD_MAX_BATCH_PAIRS;
     size_t bytes = n_orders * sizeof(uint64_t) + 2 * max_pairs * sizeof(pd_batch_pair_t);
     char *mem = pd_server_scratch(c->srv, bytes);
     if (!mem) {
@@ -534,6 +536,13 @@ void pd_m_dispatch_batch(pd_conn_t *c, const msgpack_object *p) {
     pd_err err = pd_engine_batch(e, &req, c->srv->now_ms, &res);
     if (res.refused) {
         reply_batch_refusal(c, err, &res);
+        return;
+    }
+    if (err == PD_ERR_LIMIT) {
+        pd_reply_error(c, err,
+                       "batch too large: its slots times k = %u pass %d candidate pairs; send "
+                       "fewer orders in 'orders', or a smaller k",
+                       (unsigned)(k ? k : cfg->batch_k), PD_MAX_BATCH_PAIRS);
         return;
     }
     if (err) {

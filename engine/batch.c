@@ -13,13 +13,14 @@
  * 2. Solve: optimal (assign.c, min-cost flow) and greedy, on the same
  *    graph, with each volunteer's free capacity (capacity - load).
  * 3. Apply (optional), in two phases so the assignment's capacity is never
- *    taken by something else first: (a) every assigned slot gets one offer
- *    to its volunteer, orders by priority then request order; (b) every
- *    order's remaining open slots are dispatched as usual, and an order with
- *    a slot nobody can take expires (reason no_candidate), withdrawing its
- *    phase-(a) offers. An order left short only for want of a volunteer
- *    such a withdrawal frees waits for it (see apply()). Room for the worst
- *    case is reserved before (a).
+ *    taken by something else first: (a) every order the assignment fills
+ *    whole gets one offer per slot to its volunteers, orders by priority
+ *    then request order; (b) every other order (unassigned, or a team the
+ *    assignment filled only in part) is dispatched as usual, all its slots
+ *    or none, in the same order, and one with a slot nobody can take
+ *    expires (reason no_candidate). No order holds a volunteer it cannot
+ *    use, so nothing an expiry frees is lost to an order dispatched
+ *    before it. Room for the worst case is reserved before (a).
  */
 #include "engine_int.h"
 
@@ -61,8 +62,6 @@ typedef struct batch_ws_s {
     size_t cap_choice_greedy;
     size_t *first; /* apply: first slot of each order */
     size_t cap_first;
-    uint32_t *wait; /* apply: orders waiting for someone to be freed */
-    size_t cap_wait;
 } batch_ws_t;
 
 void pd__batch_free(pd_engine_t *e) {
@@ -81,7 +80,6 @@ void pd__batch_free(pd_engine_t *e) {
     pd_free(w->choice_opt);
     pd_free(w->choice_greedy);
     pd_free(w->first);
-    pd_free(w->wait);
     pd_free(w);
     e->batch = NULL;
 }
@@ -91,7 +89,7 @@ size_t pd__batch_memory(const pd_engine_t *e) {
     if (!w) return 0;
     return sizeof *w + w->aws.cap +
            (w->cap_opos + w->cap_sorted + w->cap_slot_group + w->cap_slot_idx + w->cap_edge_vslot +
-            w->cap_vol_cap + w->cap_choice_opt + w->cap_choice_greedy + w->cap_wait) *
+            w->cap_vol_cap + w->cap_choice_opt + w->cap_choice_greedy) *
                sizeof(uint32_t) +
            w->cap_edges * sizeof(pd__aedge_t) + w->cap_edge_vid * sizeof(uint64_t) +
            w->cap_vols * sizeof(vkey_t) + w->cap_first * sizeof(size_t);
@@ -168,9 +166,7 @@ static pd_err build_graph(pd_engine_t *e, batch_ws_t *w, size_t n_orders, uint32
     }
     pd_err err;
     if ((err = GROW(w, slot_group, ns)) || (err = GROW(w, slot_idx, ns)) ||
-        (err = GROW(w, edges, ns * k)) || (err = GROW(w, edge_vslot, ns * k)) ||
-        (err = GROW(w, edge_vid, ns * k)) || (err = GROW(w, choice_opt, ns)) ||
-        (err = GROW(w, choice_greedy, ns))) {
+        (err = GROW(w, choice_opt, ns)) || (err = GROW(w, choice_greedy, ns))) {
         return err;
     }
     int64_t day = pd_time_to_local_day(now_ms, e->cfg.utc_offset_min);
@@ -183,7 +179,14 @@ static pd_err build_graph(pd_engine_t *e, batch_ws_t *w, size_t n_orders, uint32
         for (uint32_t j = 0; j < o->n_slots; j++, s++) {
             w->slot_group[s] = (uint32_t)g;
             w->slot_idx[s] = j;
+            /* The edges grow with the candidates found, not by slots x k
+             * up front (a thousand 32-person teams at k = 64 reserved
+             * 57 MB, found or not). */
             size_t from = ne;
+            if ((err = GROW(w, edges, ne + k)) || (err = GROW(w, edge_vslot, ne + k)) ||
+                (err = GROW(w, edge_vid, ne + k))) {
+                return err;
+            }
             if (j && pd__order_slot_skills(o, j) == pd__order_slot_skills(o, j - 1)) {
                 for (size_t i = 0; i < prev_n; i++, ne++) {
                     w->edges[ne] = w->edges[prev_from + i];
@@ -280,14 +283,19 @@ static bool dispatch_open(pd_engine_t *e, pd__order_t *o, int64_t now_ms) {
     return true;
 }
 
+/* Whether the assignment gives every slot of order g a volunteer. */
+static bool filled_whole(const batch_ws_t *w, const uint32_t *choice, size_t g) {
+    for (size_t s = w->first[g]; s < w->first[g + 1]; s++) {
+        if (choice[s] == PD__NO_EDGE) return false;
+    }
+    return true;
+}
+
 static pd_err apply(pd_engine_t *e, batch_ws_t *w, const uint32_t *choice, size_t n_orders,
                     int64_t now_ms, pd_batch_result_t *res) {
     if (n_orders >= ((size_t)1 << GROUP_BITS)) return PD_ERR_LIMIT;
     pd_err err;
-    if ((err = GROW(w, sorted, n_orders)) || (err = GROW(w, first, n_orders + 1)) ||
-        (err = GROW(w, wait, n_orders))) {
-        return err;
-    }
+    if ((err = GROW(w, sorted, n_orders)) || (err = GROW(w, first, n_orders + 1))) return err;
     size_t events = 0;
     w->first[0] = 0;
     for (size_t g = 0; g < n_orders; g++) {
@@ -304,14 +312,14 @@ static pd_err apply(pd_engine_t *e, batch_ws_t *w, const uint32_t *choice, size_
     pd__sort(w->sorted, n_orders, sizeof *w->sorted, cmp_u32);
     const uint32_t gmask = ((uint32_t)1 << GROUP_BITS) - 1;
 
-    /* (a) the assignment's offers. */
+    /* (a) the assignment's offers, to the orders it fills whole. */
     for (size_t i = 0; i < n_orders; i++) {
         size_t g = w->sorted[i] & gmask;
         pd__order_t *o = &e->orders[w->opos[g]];
+        if (!filled_whole(w, choice, g)) continue;
         e->n_picks = 0;
         for (size_t s = w->first[g]; s < w->first[g + 1]; s++) {
             uint32_t ei = choice[s];
-            if (ei == PD__NO_EDGE) continue;
             pd__pick_t *p = &e->picks[e->n_picks++];
             p->vol = w->edge_vid[ei];
             p->vslot = w->edge_vslot[ei];
@@ -319,34 +327,15 @@ static pd_err apply(pd_engine_t *e, batch_ws_t *w, const uint32_t *choice, size_
         }
         pd__commit_picks(e, o, 0, now_ms);
     }
-    /* (b) everything else as a normal dispatch, in the same order. An order
-     * with a slot nobody can take expires at once if it holds offers of
-     * (a) (a team the assignment filled only in part), which frees their
-     * volunteers; one that holds none waits, so that what such an expiry
-     * frees is not lost to it: the waiting orders try again, in the same
-     * order, after each such expiry, and expire at the end. */
-    size_t n_wait = 0;
+    /* (b) every other order as a normal dispatch of all its slots, in the
+     * same order: whole, or (holding no offer) expired at once. A team the
+     * assignment filled only in part holds nobody meanwhile, so two such
+     * teams cannot block each other into both expiring. */
     for (size_t i = 0; i < n_orders; i++) {
         uint32_t g = w->sorted[i] & gmask;
         pd__order_t *o = &e->orders[w->opos[g]];
         res->n_dispatched++;
-        if (dispatch_open(e, o, now_ms)) continue;
-        if (o->n_live == 0) {
-            w->wait[n_wait++] = g;
-            continue;
-        }
-        pd__order_close(e, o, PD_ORDER_EXPIRED, PD_REASON_NO_CANDIDATE, now_ms);
-        res->n_expired++;
-        size_t kept = 0;
-        for (size_t j = 0; j < n_wait; j++) {
-            if (!dispatch_open(e, &e->orders[w->opos[w->wait[j]]], now_ms)) {
-                w->wait[kept++] = w->wait[j];
-            }
-        }
-        n_wait = kept;
-    }
-    for (size_t j = 0; j < n_wait; j++) {
-        pd__order_t *o = &e->orders[w->opos[w->wait[j]]];
+        if (filled_whole(w, choice, g) || dispatch_open(e, o, now_ms)) continue;
         pd__order_close(e, o, PD_ORDER_EXPIRED, PD_REASON_NO_CANDIDATE, now_ms);
         res->n_expired++;
     }
@@ -372,6 +361,11 @@ pd_err pd_engine_batch(pd_engine_t *e, const pd_batch_req_t *req, int64_t now_ms
     size_t n_orders, ns, ne, nv;
     pd_err err;
     if ((err = collect_orders(e, w, req, &n_orders, res))) return err;
+    /* Bound the graph before building it: the solver's time grows faster
+     * than its size where orders crowd the same volunteers. */
+    uint64_t slots = 0;
+    for (size_t g = 0; g < n_orders; g++) slots += e->orders[w->opos[g]].n_slots;
+    if (slots * k > PD_MAX_BATCH_PAIRS) return PD_ERR_LIMIT;
     if ((err = build_graph(e, w, n_orders, k, now_ms, &ns, &ne))) return err;
     if ((err = number_vols(e, w, ne, &nv))) return err;
     if (ns > UINT32_MAX || ne > UINT32_MAX) return PD_ERR_LIMIT;

@@ -11,6 +11,7 @@
 #include "engine_test.h"
 
 #define SAN (1ull << 6)
+#define MED (1ull << 3)
 
 static pd_engine_config_t nearest_cfg(void) {
     pd_engine_config_t c;
@@ -428,5 +429,128 @@ Test(batch, no_candidates_and_ties) {
         cr_assert_eq(gr[0].volunteer_id, 5);
     }
     check_valid(e, 0, 0);
+    pd_engine_destroy(e);
+}
+
+/* Two teams the assignment fills half each, blocking each other: A needs
+ * two sanitation volunteers, B one sanitation and one medical one, and
+ * nobody has the medical skill. The assignment gives each team the
+ * volunteer next to it (more than either whole team would score), but B
+ * can never be whole: applying must still serve A whole rather than
+ * expire both. */
+Test(batch, two_half_filled_teams_do_not_both_expire) {
+    pd_engine_config_t c = nearest_cfg();
+    pd_engine_t *e = mk_engine(&c);
+    add_vol(e, 1, 0, SAN, 1);
+    add_vol(e, 2, 3000, SAN, 1);
+    uint64_t a_sk[2] = {SAN, SAN}, b_sk[2] = {SAN, MED};
+    pd_order_spec_t a = mk_order(10, 0), b = mk_order(11, 0);
+    a.n_slots = b.n_slots = 2;
+    a.slot_skills = a_sk;
+    b.slot_skills = b_sk;
+    b.at = north_m(3000);
+    a.budget_s = b.budget_s = 3600;
+    cr_assert_eq(pd_engine_order_create(e, &a, T0), PD_OK);
+    cr_assert_eq(pd_engine_order_create(e, &b, T0), PD_OK);
+    pd_batch_req_t req = {.apply = PD_BATCH_APPLY_OPTIMAL};
+    pd_batch_result_t res;
+    cr_assert_eq(pd_engine_batch(e, &req, T0, &res), PD_OK);
+    cr_assert_eq(order_state(e, 10), PD_ORDER_OFFERED, "A can be served whole");
+    cr_assert_eq(order_state(e, 11), PD_ORDER_EXPIRED);
+    cr_assert_eq(res.n_expired, 1);
+    uint64_t live[4];
+    cr_assert_eq(live_offers(e, 10, live, 4), 2);
+    check_valid(e, 0, 0);
+    pd_engine_destroy(e);
+}
+
+/* The same deadlock where B could be whole but for a volunteer a third,
+ * single order holds: B is not hopeless on its own, yet only one of the
+ * two teams can be served, and one must be. */
+Test(batch, two_half_filled_teams_one_is_served) {
+    pd_engine_config_t c = nearest_cfg();
+    pd_engine_t *e = mk_engine(&c);
+    add_vol(e, 1, 0, SAN, 1);
+    add_vol(e, 2, 3000, SAN, 1);
+    add_vol(e, 3, 6000, MED, 1);
+    uint64_t a_sk[2] = {SAN, SAN}, b_sk[2] = {SAN, MED};
+    pd_order_spec_t a = mk_order(10, 0), b = mk_order(11, 0), m = mk_order(12, MED);
+    a.n_slots = b.n_slots = 2;
+    a.slot_skills = a_sk;
+    b.slot_skills = b_sk;
+    b.at = north_m(3000);
+    m.at = north_m(6000);
+    a.budget_s = b.budget_s = m.budget_s = 3600;
+    cr_assert_eq(pd_engine_order_create(e, &a, T0), PD_OK);
+    cr_assert_eq(pd_engine_order_create(e, &b, T0), PD_OK);
+    cr_assert_eq(pd_engine_order_create(e, &m, T0), PD_OK);
+    pd_batch_pair_t opt[8];
+    pd_batch_req_t req = {.optimal = opt, .optimal_cap = 8, .apply = PD_BATCH_APPLY_OPTIMAL};
+    pd_batch_result_t res;
+    cr_assert_eq(pd_engine_batch(e, &req, T0, &res), PD_OK);
+    cr_assert_eq(res.optimal_n, 3, "each team half, and the single order");
+    cr_assert_eq(order_state(e, 12), PD_ORDER_OFFERED);
+    cr_assert_eq(order_state(e, 10), PD_ORDER_OFFERED, "A, first in the request, is served whole");
+    cr_assert_eq(order_state(e, 11), PD_ORDER_EXPIRED);
+    cr_assert_eq(res.n_expired, 1);
+    check_valid(e, 0, 0);
+    pd_engine_destroy(e);
+}
+
+/* The graph's memory follows the candidates found, not slots x k: a
+ * thousand 32-person teams nobody can staff, at k = 64, used to reserve
+ * some 57 MB of edges before the first query (since refused: past
+ * PD_MAX_BATCH_PAIRS); at k = 4, 3.6 MB for nothing. */
+Test(batch, memory_follows_the_candidates) {
+    pd_engine_config_t c = nearest_cfg();
+    pd_engine_t *e = mk_engine(&c);
+    add_vol(e, 1, 100, SAN, 1);
+    for (uint64_t o = 0; o < 1000; o++) {
+        pd_order_spec_t s = mk_order(100 + o, MED); /* nobody is medical */
+        s.need = PD_ORDER_MAX_SLOTS;
+        cr_assert_eq(pd_engine_order_create(e, &s, T0), PD_OK);
+    }
+    /* the same batch at k = 1, then at k = 4: the workspace (kept) must
+     * not grow with k when no candidate is found */
+    pd_engine_stats_t before, after;
+    pd_batch_req_t req = {.k = 1};
+    pd_batch_result_t res;
+    cr_assert_eq(pd_engine_batch(e, &req, T0, &res), PD_OK);
+    pd_engine_get_stats(e, &before);
+    req.k = 4;
+    cr_assert_eq(pd_engine_batch(e, &req, T0, &res), PD_OK);
+    cr_assert_eq(res.n_slots, 1000 * PD_ORDER_MAX_SLOTS);
+    cr_assert_eq(res.n_edges, 0);
+    pd_engine_get_stats(e, &after);
+    cr_assert_lt(after.memory - before.memory, 256u << 10, "k = 4 added %zu bytes",
+                 after.memory - before.memory);
+    pd_engine_destroy(e);
+}
+
+/* A batch whose slots x k pass PD_MAX_BATCH_PAIRS is refused before its
+ * graph is built (LIMIT, nothing changed); one at the bound runs. */
+Test(batch, pairs_over_the_bound_refused) {
+    pd_engine_config_t c = nearest_cfg();
+    pd_engine_t *e = mk_engine(&c);
+    add_vol(e, 1, 100, SAN, 1);
+    const uint32_t k = PD_MAX_BATCH_K;
+    const uint64_t n = PD_MAX_BATCH_PAIRS / k / PD_ORDER_MAX_SLOTS; /* orders at the bound */
+    for (uint64_t o = 1; o <= n + 1; o++) {
+        pd_order_spec_t s = mk_order(o, SAN);
+        s.need = PD_ORDER_MAX_SLOTS;
+        cr_assert_eq(pd_engine_order_create(e, &s, T0), PD_OK);
+    }
+    uint64_t d = pd_engine_digest(e);
+    pd_batch_result_t res;
+    pd_batch_req_t req = {.k = k, .apply = PD_BATCH_APPLY_OPTIMAL};
+    cr_assert_eq(pd_engine_batch(e, &req, T0, &res), PD_ERR_LIMIT); /* every created order */
+    cr_assert(!res.refused, "no order is to blame");
+    cr_assert_eq(pd_engine_digest(e), d);
+    uint64_t ids[64];
+    for (uint64_t i = 0; i < n; i++) ids[i] = i + 1;
+    req.order_ids = ids;
+    req.n_orders = n;
+    cr_assert_eq(pd_engine_batch(e, &req, T0, &res), PD_OK);
+    cr_assert_eq(res.n_slots, n * PD_ORDER_MAX_SLOTS);
     pd_engine_destroy(e);
 }

@@ -40,12 +40,13 @@ extern "C" {
 
 /* ------------------------------------------------------------- constants */
 
-#define PD_MAX_SKILLS 64                    /* skill bits */
-#define PD_SKILL_NAME_MAX 32                /* bytes per skill name, NUL included */
-#define PD_ORDER_MAX_SLOTS 32               /* volunteers per (team) order */
-#define PD_STAR_LEVELS 5                    /* 1..5 stars */
-#define PD_MAX_GRAB_WIDTH 32                /* upper bound of dispatch.grab_width */
-#define PD_MAX_BATCH_K 64                   /* upper bound of candidates per slot in batch */
+#define PD_MAX_SKILLS 64          /* skill bits */
+#define PD_SKILL_NAME_MAX 32      /* bytes per skill name, NUL included */
+#define PD_ORDER_MAX_SLOTS 32     /* volunteers per (team) order */
+#define PD_STAR_LEVELS 5          /* 1..5 stars */
+#define PD_MAX_GRAB_WIDTH 32      /* upper bound of dispatch.grab_width */
+#define PD_MAX_BATCH_K 64         /* upper bound of candidates per slot in batch */
+#define PD_MAX_BATCH_PAIRS 131072 /* slots x k of one batch: its candidate graph's bound */
 #define PD_MAX_MINUTES_SERVED (7 * 24 * 60) /* cap on one completion's minutes */
 
 /* ----------------------------------------------------------------- enums */
@@ -788,13 +789,14 @@ typedef struct pd_batch_result_s {
  * batch's orders (one figure for all) and policy_bound_s the largest value
  * the policy's non-distance term can take. The optimal assignment is a maximum-
  * weight flow (successive shortest paths on min-cost flow); greedy takes
- * pairs by falling score. When applying, each assigned slot gets one offer
- * to its volunteer and every order becomes offered; slots left unassigned
- * are dispatched as usual (which may expire the order, reason no_candidate;
- * an order short only for want of a volunteer a partly filled team holds
- * waits until that team is settled in the same call).
+ * pairs by falling score. When applying, every order the assignment fills
+ * whole gets one offer per slot to its volunteers; every other order is
+ * dispatched as usual, all its slots or none, by priority then request
+ * order, and expires (reason no_candidate) if that fails.
  * @return PD_ERR_NOT_FOUND (unknown id), PD_ERR_ILLEGAL (an order not created),
- * PD_ERR_BAD_ARG (duplicate ids, k out of range), PD_ERR_BOUNDS (an output
+ * PD_ERR_BAD_ARG (duplicate ids, k out of range), PD_ERR_LIMIT (the batch's
+ * slots x k over PD_MAX_BATCH_PAIRS: a graph that size takes the solver a
+ * second or more, and the caller's thread with it), PD_ERR_BOUNDS (an output
  * buffer too small for its assignment), PD_ERR_NOMEM. Unchanged on error.
  */
 pd_err pd_engine_batch(pd_engine_t *e, const pd_batch_req_t *req, int64_t now_ms,
