@@ -54,6 +54,8 @@ typedef struct micro_opts_s {
     double mobilize_radius_m;
     uint32_t within_limit;
     uint32_t warm_set;
+    uint32_t batch_orders; /* orders per batch call */
+    uint32_t batch_k;      /* candidates per slot; 0 = the engine's batch_k */
     int32_t cell_e6;
     const char *filter;
     bool json;
@@ -83,6 +85,10 @@ static void micro_usage(FILE *out) {
             "                         (pd_index_huge_pages, as paidan-server --huge-pages)\n"
             "      --warm-set W       queries the nearest_warm case cycles through\n"
             "                         (default 30, 1..100000)\n"
+            "      --batch-orders B   orders per call of the batch case (default 100,\n"
+            "                         1..100000; the engine refuses slots x k over 131072)\n"
+            "      --batch-k K        candidates per slot in the batch case (default 0 =\n"
+            "                         the engine's batch_k, 8; at most 64)\n"
             "cases: insert nearest nearest_hot nearest_warm within move update machine_cpu\n"
             "       machine_mem |\n"
             "       dispatch accept complete batch mobilize\n"
@@ -113,6 +119,10 @@ static bool parse_one(const pd__opt_t *p, int c, const char *arg, micro_opts_t *
             return pd__opt_num(p, c, arg, 1, PD_QUERY_MAX_RADIUS_M, &o->mobilize_radius_m);
         case 'W':
             return pd__opt_u32(p, c, arg, 1, 100000, &o->warm_set);
+        case 'B':
+            return pd__opt_u32(p, c, arg, 1, 100000, &o->batch_orders);
+        case 'K':
+            return pd__opt_u32(p, c, arg, 0, PD_MAX_BATCH_K, &o->batch_k);
         case 'C': {
             /* The index refuses other heights (pd_index_config_t). */
             uint32_t v = 0;
@@ -140,6 +150,8 @@ static int parse_opts(int argc, char **argv, micro_opts_t *o) {
                                           {"filter", required_argument, 0, 'f'},
                                           {"mobilize-radius-m", required_argument, 0, 'M'},
                                           {"warm-set", required_argument, 0, 'W'},
+                                          {"batch-orders", required_argument, 0, 'B'},
+                                          {"batch-k", required_argument, 0, 'K'},
                                           {"json", no_argument, 0, 'J'},
                                           {"huge-pages", no_argument, 0, 'H'},
                                           {"quiet", no_argument, 0, 'Q'},
@@ -154,6 +166,7 @@ static int parse_opts(int argc, char **argv, micro_opts_t *o) {
     o->mobilize_radius_m = 1000;
     o->within_limit = 1000;
     o->warm_set = 30;
+    o->batch_orders = 100;
     o->cell_e6 = 10000;
     pd__opt_begin(&p, argv);
     int c;
@@ -430,16 +443,20 @@ static bool run_engine_cases(const micro_opts_t *o, pd__report_t *rep) {
     }
     if (r_cmp) r_cmp->wall_ns = pd__bench_now_ns() - w0;
 
-    /* ---- batch: 100 created orders at a time, optimal vs greedy */
+    /* ---- batch: --batch-orders created orders at a time, optimal vs
+     * greedy; 200 calls of the default 100, fewer (at least 3) of more */
     pd__result_t *r_bat = maybe_add(o, rep, "batch", "");
-    if (r_bat) {
-        starting(o, "batch", 200);
-        uint64_t bids[100];
+    uint64_t *bids = r_bat ? malloc(o->batch_orders * sizeof *bids) : NULL;
+    if (r_bat && bids) {
+        const uint32_t bo = o->batch_orders;
+        const int rounds = bo <= 100 ? 200 : 20000 / bo < 3 ? 3 : (int)(20000 / bo);
+        starting(o, "batch", (uint64_t)rounds);
         int64_t opt = 0, greedy = 0;
+        bool refused = false;
         w0 = pd__bench_now_ns();
-        for (int round = 0; round < 200; round++) {
+        for (int round = 0; round < rounds && !refused; round++) {
             size_t nb = 0;
-            for (; nb < 100; nb++) {
+            for (; nb < bo; nb++) {
                 pd_gen_order_t ord;
                 if (!pd_gen_next_order(gen, &ord)) break;
                 pd_order_spec_t sp;
@@ -453,11 +470,21 @@ static bool run_engine_cases(const micro_opts_t *o, pd__report_t *rep) {
             memset(&req, 0, sizeof req);
             req.order_ids = bids;
             req.n_orders = nb;
+            req.k = o->batch_k;
             req.apply = PD_BATCH_APPLY_OPTIMAL;
             pd_batch_result_t res;
             uint64_t t0 = pd__bench_now_ns();
             pd_err err = pd_engine_batch(e, &req, last_ms, &res);
             uint64_t t1 = pd__bench_now_ns();
+            if (err == PD_ERR_LIMIT) {
+                fprintf(stderr,
+                        "paidan-bench micro: a batch of %zu orders passes the engine's %d "
+                        "candidate pairs (slots x k): lower --batch-orders or --batch-k\n",
+                        nb, PD_MAX_BATCH_PAIRS);
+                refused = true;
+                ok = false;
+                break;
+            }
             timed(r_bat, t0, t1);
             if (!err) {
                 opt += res.optimal_score_ms;
@@ -466,9 +493,10 @@ static bool run_engine_cases(const micro_opts_t *o, pd__report_t *rep) {
         }
         r_bat->wall_ns = pd__bench_now_ns() - w0;
         snprintf(r_bat->note, sizeof r_bat->note,
-                 "100 orders by min-cost flow (optimal/greedy total %.4f)",
+                 "%u orders by min-cost flow (optimal/greedy total %.4f)", bo,
                  greedy ? (double)opt / (double)greedy : 0.0);
     }
+    free(bids);
 
     /* ---- mobilize: a radius around the county seat */
     pd__result_t *r_mob = maybe_add(o, rep, "mobilize", "");
@@ -523,6 +551,8 @@ int pd__bench_micro(int argc, char **argv) {
     pd__report_param_num(&rep, "within_radius_m", o.within_radius_m);
     pd__report_param_num(&rep, "within_limit", o.within_limit);
     pd__report_param_num(&rep, "warm_set", o.warm_set);
+    pd__report_param_num(&rep, "batch_orders", o.batch_orders);
+    pd__report_param_num(&rep, "batch_k", o.batch_k);
     pd__report_param_num(&rep, "cell_e6", o.cell_e6);
     pd__report_param_str(&rep, "huge_pages", o.huge_pages ? "yes" : "no");
     pd__report_param_num(&rep, "timer_overhead_ns", pd__bench_timer_overhead_ns());

@@ -603,6 +603,33 @@ Test(cli, micro_filter_runs_only_the_named_cases) {
     run_deinit(&r);
 }
 
+/* --batch-orders and --batch-k shape the batch case; a batch past the
+ * engine's bound on candidate pairs is reported and fails the run. */
+Test(cli, micro_batch_size_and_k) {
+    run_t r;
+    doc_t d;
+    bench_run(&r, NULL,
+              "micro -n 5000 -q 2000 --json --quiet -f batch --batch-orders 300 --batch-k 2");
+    expect_status(&r, 0);
+    doc_parse(&d, &r);
+    check_rows(&d);
+    const msgpack_object *params = member(&d.root, "params");
+    cr_assert_eq(number(params, "batch_orders"), 300);
+    cr_assert_eq(number(params, "batch_k"), 2);
+    cr_assert_geq(count(row_of(&d, "batch"), "count"), 1);
+    doc_deinit(&d);
+    run_deinit(&r);
+    /* 300 orders of one slot at k = 64 is 19,200 pairs: runs; 100,000
+     * orders at k = 64 pass 131,072 */
+    bench_run(&r, NULL,
+              "micro -n 3000 -q 200000 --quiet -f batch --batch-orders 100000 --batch-k 64");
+    expect_status(&r, 1);
+    cr_assert_not_null(strstr(r.err, "passes the engine's 131072 candidate pairs"), "%s", r.err);
+    run_deinit(&r);
+    expect_refused("bad value '65' for --batch-k", "micro --batch-k 65");
+    expect_refused("bad value '0' for --batch-orders", "micro --batch-orders 0");
+}
+
 /* A misspelt case or an empty list would measure nothing (or everything);
  * a negative or overflowing count would wrap to 2^64 and never end. All
  * are refused with the option named, as are stray arguments. */
