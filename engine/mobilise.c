@@ -15,6 +15,8 @@ pd_err pd_engine_mobilise(pd_engine_t *e, const pd_mobilise_t *req, int64_t now_
     /* Only marking writes: an event callback may read, mobilisations
      * included, but not mutate (the events it is handed would go stale). */
     if (e->delivering && req->mark_notified) return PD_ERR_ILLEGAL;
+    /* Marking stores now_ms on the records: a time like any other call's. */
+    if (req->mark_notified && !pd__time_ok(now_ms)) return PD_ERR_BAD_ARG;
     uint32_t ns = e->cfg.n_skills;
     if (ns < 64 && (req->skills >> ns)) return PD_ERR_UNKNOWN_SKILL;
     pd_query_t q;

@@ -110,7 +110,6 @@ pd_err pd__order_add(pd_engine_t *e, const pd_order_spec_t *spec, int64_t now_ms
     uint32_t pos;
     if (pd__order_find(e, spec->id, &pos) == PD_OK) return PD_ERR_EXISTS;
     if (!pd_latlng_is_valid(spec->at)) return PD_ERR_BAD_COORD;
-    if (e->max_orders && e->n_orders >= e->max_orders) return PD_ERR_LIMIT;
     uint32_t n_slots;
     if (spec->slot_skills) {
         n_slots = spec->n_slots;
@@ -134,6 +133,8 @@ pd_err pd__order_add(pd_engine_t *e, const pd_order_spec_t *spec, int64_t now_ms
     } else if ((err = check_skills(e, spec->skills))) {
         return err;
     }
+    /* the cap after the checks: a bad order is told what is wrong with it */
+    if (e->max_orders && e->n_orders >= e->max_orders) return PD_ERR_LIMIT;
 
     /* Reserve: the array, the map, the slot masks. */
     if (e->n_orders == UINT32_MAX - 1) return PD_ERR_LIMIT;

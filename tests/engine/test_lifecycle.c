@@ -465,3 +465,152 @@ Test(lifecycle, tick_refill_gives_the_rare_skill_to_its_slot) {
     check_valid(e, 0, 0);
     pd_engine_destroy(e);
 }
+
+/* The engine through a snapshot file and back. */
+static pd_engine_t *snapshot_clone(const pd_engine_t *e) {
+    char path[] = "/tmp/pd_lifecycle_cloneXXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    pd_snapshot_writer_t *w = NULL;
+    cr_assert_eq(pd_snapshot_writer_create(path, 1, T0, 0, &w), PD_OK);
+    cr_assert_eq(pd_engine_snapshot_write(e, w), PD_OK);
+    cr_assert_eq(pd_snapshot_writer_commit(w), PD_OK);
+    pd_snapshot_writer_destroy(w);
+    pd_snapshot_file_t f;
+    cr_assert_eq(pd_snapshot_file_open(path, &f, NULL), PD_OK);
+    pd_engine_t *r = NULL;
+    cr_assert_eq(pd_engine_snapshot_restore(f.data, (size_t)f.len, NULL, &r), PD_OK);
+    pd_snapshot_file_close(&f);
+    unlink(path);
+    return r;
+}
+
+/* Teams re-offered after accepts, declines and expiries (some slots
+ * filled, grab or not, every policy) against the brute force: after each
+ * decline or tick the order is still offered exactly when distinct
+ * volunteers never asked for it can cover the slots left open, and every
+ * slot not filled then holds 1..width live offers. A copy restored from a
+ * snapshot at a random step takes the same commands to the same digest. */
+Test(lifecycle, team_refill_against_brute_force) {
+    uint64_t seed = pd_test_seed() ^ 0x5151;
+    pd_rng_t r;
+    pd_rng_seed(&r, seed);
+    const uint64_t sk[3] = {SAN, MED, TUT};
+    size_t offered = 0, expired = 0;
+    for (int round = 0; round < 1000; round++) {
+        pd_engine_config_t c = nearest_cfg();
+        c.policy = (pd_policy)pd_rng_below(&r, PD_POLICY__COUNT);
+        c.grab_width = 1 + (uint32_t)pd_rng_below(&r, 3);
+        pd_engine_t *eng[2] = {mk_engine(&c), NULL};
+        uint32_t nv = 2 + (uint32_t)pd_rng_below(&r, 7);
+        uint64_t vols[16];
+        for (uint32_t v = 0; v < nv; v++) {
+            vols[v] = 0;
+            while (!vols[v]) {
+                for (int b = 0; b < 3; b++)
+                    if (pd_rng_below(&r, 2)) vols[v] |= sk[b];
+            }
+            add_vol(eng[0], 1 + v, 100 + 37.0 * v, vols[v], (uint8_t)(1 + pd_rng_below(&r, 2)));
+        }
+        uint32_t ns = 2 + (uint32_t)pd_rng_below(&r, 4);
+        uint64_t team[8];
+        for (uint32_t s = 0; s < ns; s++) {
+            team[s] = sk[pd_rng_below(&r, 3)];
+            if (pd_rng_below(&r, 4) == 0) team[s] |= sk[pd_rng_below(&r, 3)];
+        }
+        pd_order_spec_t o = mk_order(10, 0);
+        o.slot_skills = team;
+        o.n_slots = ns;
+        o.mode = pd_rng_below(&r, 2) ? PD_OFFER_GRAB : PD_OFFER_SEQUENTIAL;
+        const uint32_t width = o.mode == PD_OFFER_GRAB ? c.grab_width : 1;
+        pd_order_state st;
+        cr_assert_eq(pd_engine_order_create_dispatch(eng[0], &o, T0, &st), PD_OK);
+        int64_t now = T0;
+        int clone_at = (int)pd_rng_below(&r, 8);
+        for (int step = 0; step < 8 && st == PD_ORDER_OFFERED; step++) {
+            if (step == clone_at) eng[1] = snapshot_clone(eng[0]);
+            pd_offer_t of[128];
+            size_t n = 0;
+            cr_assert_eq(pd_engine_order_offers(eng[0], 10, of, 128, &n), PD_OK);
+            uint32_t asked = 0; /* bit v-1: volunteer v was asked */
+            size_t live[128], nl = 0;
+            int64_t first = INT64_MAX;
+            for (size_t i = 0; i < n; i++) {
+                asked |= 1u << (of[i].volunteer_id - 1);
+                if (of[i].state != PD_OFFER_LIVE) continue;
+                live[nl++] = i;
+                if (of[i].deadline_ms < first) first = of[i].deadline_ms;
+            }
+            bool gone[128] = {false};
+            uint32_t act = (uint32_t)pd_rng_below(&r, 4);
+            if (act == 2 && nv < 16) { /* someone new comes */
+                vols[nv] =
+                    sk[pd_rng_below(&r, 3)] | (pd_rng_below(&r, 2) ? sk[pd_rng_below(&r, 3)] : 0);
+                double d = 50 + 40.0 * (double)pd_rng_below(&r, 10);
+                uint8_t cap = (uint8_t)(1 + pd_rng_below(&r, 2));
+                for (int x = 0; x < 2; x++)
+                    if (eng[x]) add_vol(eng[x], 1 + nv, d, vols[nv], cap);
+                nv++;
+                continue;
+            }
+            if (act == 0) { /* accept */
+                size_t i = live[pd_rng_below(&r, nl)];
+                for (int x = 0; x < 2; x++)
+                    if (eng[x])
+                        cr_assert_eq(pd_engine_order_accept(eng[x], 10, of[i].volunteer_id, now),
+                                     PD_OK);
+                st = order_state(eng[0], 10);
+                continue;
+            }
+            if (act == 1) { /* decline */
+                size_t i = live[pd_rng_below(&r, nl)];
+                gone[i] = true;
+                for (int x = 0; x < 2; x++)
+                    if (eng[x])
+                        cr_assert_eq(pd_engine_order_decline(eng[x], 10, of[i].volunteer_id, now),
+                                     PD_OK);
+            } else { /* the first deadline passes */
+                now = first;
+                for (size_t j = 0; j < nl; j++) gone[live[j]] = of[live[j]].deadline_ms <= now;
+                for (int x = 0; x < 2; x++)
+                    if (eng[x]) cr_assert_eq(pd_engine_tick(eng[x], now, NULL), PD_OK);
+            }
+            bool filled[8] = {false}, held[8] = {false};
+            for (size_t i = 0; i < n; i++) {
+                if (of[i].state == PD_OFFER_ACCEPTED) filled[of[i].slot] = true;
+                if (of[i].state == PD_OFFER_LIVE && !gone[i]) held[of[i].slot] = true;
+            }
+            uint64_t open[8];
+            uint32_t n_open = 0;
+            for (uint32_t s = 0; s < ns; s++)
+                if (!filled[s] && !held[s]) open[n_open++] = team[s];
+            bool want = sdr(open, 0, n_open, vols, nv, asked);
+            st = order_state(eng[0], 10);
+            cr_assert_eq(st == PD_ORDER_OFFERED, want, "seed %llu round %d step %d",
+                         (unsigned long long)seed, round, step);
+            check_valid(eng[0], seed, round);
+            if (eng[1]) {
+                cr_assert_eq(pd_engine_digest(eng[1]), pd_engine_digest(eng[0]),
+                             "seed %llu round %d step %d: the restored copy diverges",
+                             (unsigned long long)seed, round, step);
+            }
+            if (st != PD_ORDER_OFFERED) {
+                expired++;
+                break;
+            }
+            offered++;
+            pd_order_slot_t sl[8];
+            cr_assert_eq(pd_engine_order_slots(eng[0], 10, sl, 8, &n), PD_OK);
+            for (size_t i = 0; i < n; i++) {
+                cr_assert(
+                    sl[i].filled || (sl[i].n_live_offers >= 1 && sl[i].n_live_offers <= width),
+                    "seed %llu round %d step %d slot %zu", (unsigned long long)seed, round, step,
+                    i);
+            }
+        }
+        for (int x = 0; x < 2; x++) pd_engine_destroy(eng[x]);
+    }
+    cr_assert_gt(offered, 100);
+    cr_assert_gt(expired, 100);
+}

@@ -167,6 +167,18 @@ Test(mobilise, bad_requests_change_nothing) {
     cr_assert_eq(pd_engine_mobilise(e, &m, T0, h, 4, &n, &t), PD_ERR_BAD_ARG);
     cr_assert_eq(pd_engine_digest(e), d);
     m.check_schedule = false;
+    /* Marking stores now_ms: past PD_TIME_MAX_MS it is refused like any
+     * other call's time (a read is not). */
+    const int64_t bad[] = {INT64_MAX, PD_TIME_MAX_MS + 1, -PD_TIME_MAX_MS - 1, INT64_MIN};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_eq(pd_engine_mobilise(e, &m, bad[i], h, 4, &n, &t), PD_ERR_BAD_ARG);
+        cr_assert_eq(pd_engine_digest(e), d);
+    }
+    m.mark_notified = false;
+    cr_assert_eq(pd_engine_mobilise(e, &m, INT64_MAX, h, 4, &n, &t), PD_OK);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(pd_engine_digest(e), d);
+    m.mark_notified = true;
     cr_assert_eq(pd_engine_mobilise(e, &m, T0, NULL, 0, &n, &t), PD_OK); /* count only */
     cr_assert_eq(n, 0);
     cr_assert_eq(t, 1);

@@ -1010,6 +1010,12 @@ Test(order, limits_cap_new_volunteers_and_orders) {
     d0 = pd_engine_digest(e);
     cr_assert_eq(pd_engine_order_create(e, &c, T0), PD_ERR_LIMIT);
     cr_assert_eq(pd_engine_digest(e), d0);
+    /* a bad order is told what is wrong with it, cap or not */
+    pd_order_spec_t bad = mk_order(14, 1ull << 63);
+    cr_assert_eq(pd_engine_order_create(e, &bad, T0), PD_ERR_UNKNOWN_SKILL);
+    bad = mk_order(14, 1ull << 2);
+    bad.need = PD_ORDER_MAX_SLOTS + 1;
+    cr_assert_eq(pd_engine_order_create(e, &bad, T0), PD_ERR_BAD_ARG);
     /* closed orders count until purged */
     cr_assert_eq(pd_engine_order_cancel(e, 10, T0 + 1000), PD_OK);
     cr_assert_eq(pd_engine_order_create(e, &c, T0 + 2000), PD_ERR_LIMIT);

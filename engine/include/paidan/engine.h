@@ -482,7 +482,7 @@ void pd_engine_foreach_volunteer(const pd_engine_t *e, int64_t now_ms,
 
 /** The largest |time| in ms the engine takes (start_ms, now_ms): 2^52,
  * some 142,000 years either side of 1970. Every call that creates,
- * offers, answers, closes, removes or ticks refuses a time beyond it with
+ * offers, answers, closes, removes, ticks or marks refuses a time beyond it with
  * PD_ERR_BAD_ARG and changes nothing. */
 #define PD_TIME_MAX_MS ((int64_t)1 << 52)
 
@@ -825,7 +825,8 @@ typedef struct pd_mobilise_s {
  * @param total may be NULL.
  * @return PD_ERR_BAD_ARG / PD_ERR_BAD_COORD on a bad request,
  * PD_ERR_UNKNOWN_SKILL, PD_ERR_ILLEGAL with mark_notified from inside an
- * event callback (a read is fine there). Only the notified counters change.
+ * event callback (a read is fine there), PD_ERR_BAD_ARG for a marking call
+ * whose now_ms is beyond PD_TIME_MAX_MS. Only the notified counters change.
  */
 pd_err pd_engine_mobilise(pd_engine_t *e, const pd_mobilise_t *req, int64_t now_ms, pd_hit_t *out,
                           size_t limit, size_t *n_out, size_t *total);
