@@ -606,20 +606,29 @@ static void feed(pd_conn_t *c, const char *data, size_t len, bool shared) {
     }
 }
 
+/* What the first bytes of a connection say about HTTP. */
+typedef enum { HTTP_NO, HTTP_YES, HTTP_MAYBE } http_guess;
+
 /* The first bytes of a connection are an HTTP request line (a browser,
  * curl, a load balancer's health check, a scraper pointed at the wrong
  * port). No request can start so: one begins with an array header, and
  * each of these letters would be read as a stray integer, answered with
- * one BAD_REQUEST each. */
-static bool looks_like_http(const char *p, size_t n) {
-    static const char *const verbs[] = {"GET /",    "HEAD /",      "POST /",   "PUT /",
-                                        "DELETE /", "PATCH /",     "OPTIONS ", "CONNECT ",
-                                        "TRACE /",  "PRI * HTTP/2"};
+ * one BAD_REQUEST each. HTTP_MAYBE: the bytes so far are the start of a
+ * request line cut short (a first read of "GE"), so the next read
+ * decides; at most 11 bytes wait. */
+static http_guess looks_like_http(const char *p, size_t n) {
+    /* the method and its space: the target may be a path, "*", or the
+     * absolute URL a client sends to what it takes for a proxy */
+    static const char *const verbs[] = {"GET ",   "HEAD ",    "POST ",    "PUT ",   "DELETE ",
+                                        "PATCH ", "OPTIONS ", "CONNECT ", "TRACE ", "PRI * HTTP/2"};
+    http_guess g = HTTP_NO;
     for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
         size_t k = strlen(verbs[i]);
-        if (n >= k && memcmp(p, verbs[i], k) == 0) return true;
+        if (memcmp(p, verbs[i], n < k ? n : k) != 0) continue;
+        if (n >= k) return HTTP_YES;
+        g = HTTP_MAYBE;
     }
-    return false;
+    return g;
 }
 
 /* Say so in HTTP, which the client understands, and close. */
@@ -656,8 +665,25 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
 
     bool shared = buf->base == srv->rbuf;
     if (!c->spoke) {
+        /* the bytes so far: this read, after any held back by the last */
+        const char *head = shared ? buf->base : c->in;
+        size_t n = shared ? (size_t)nread : c->in_len + (size_t)nread;
+        http_guess g = looks_like_http(head, n);
+        if (g == HTTP_MAYBE) {
+            /* hold them, unscanned, until the next read says which */
+            if (!shared) {
+                c->in_len = n;
+            } else if (!in_reserve(c, n + PD_SERVER_READ_CHUNK)) {
+                pd_conn_close(c, PD_ERR_NOMEM, "out of memory for input");
+                pd_server_flush(srv);
+            } else {
+                memcpy(c->in, head, n);
+                c->in_len = n;
+            }
+            return;
+        }
         c->spoke = true;
-        if (looks_like_http(buf->base, (size_t)nread)) {
+        if (g == HTTP_YES) {
             refuse_http(c);
             pd_server_flush(srv);
             return;

@@ -52,7 +52,7 @@ struct pd_conn_s {
     pd_err reply_err;  /* code it replied with (PD_OK for a result) */
 
     bool closing;            /* uv_close called */
-    bool spoke;              /* something was read: the first bytes were looked at */
+    bool spoke;              /* its first bytes were judged (HTTP or not) */
     bool dirty;              /* on srv->dirty */
     bool authed;             /* passed `auth` (or no token needed) */
     bool oom;                /* an output buffer failed to grow */

@@ -68,8 +68,9 @@ static void usage(FILE *f) {
             "  -h, --help             this text\n"
             "  -V, --version          print the version\n"
             "\n"
-            "SIZE takes a k, m or g suffix (powers of 1024). Once bound, the server prints\n"
-            "\"listening on HOST:PORT\" on stdout.\n",
+            "SIZE takes a k, m or g suffix (powers of 1024). A switch takes an optional\n"
+            "=true or =false (--huge-pages=false undoes huge_pages = true in --config).\n"
+            "Once bound, the server prints \"listening on HOST:PORT\" on stdout.\n",
             PD_SERVER_DEFAULT_PORT);
 }
 
@@ -193,13 +194,14 @@ static const struct option opts[] = {
     {"tick-ms", required_argument, NULL, OPT_TICK},
     {"stall-ms", required_argument, NULL, OPT_STALL},
     {"busy-poll-us", required_argument, NULL, OPT_BUSY_POLL},
-    {"huge-pages", no_argument, NULL, OPT_HUGE},
+    /* switches take an optional =false, to undo a true in the file */
+    {"huge-pages", optional_argument, NULL, OPT_HUGE},
     {"order-retention", required_argument, NULL, OPT_RETENTION},
     {"load-volunteers", required_argument, NULL, OPT_LOAD},
     {"data-dir", required_argument, NULL, OPT_DATA_DIR},
     {"fsync", required_argument, NULL, OPT_FSYNC},
     {"snapshot-bytes", required_argument, NULL, OPT_SNAPSHOT_BYTES},
-    {"truncate-corrupt", no_argument, NULL, OPT_TRUNCATE_CORRUPT},
+    {"truncate-corrupt", optional_argument, NULL, OPT_TRUNCATE_CORRUPT},
     {"log-level", required_argument, NULL, OPT_LOG},
     {"max-volunteers", required_argument, NULL, OPT_MAX_VOLUNTEERS},
     {"max-orders", required_argument, NULL, OPT_MAX_ORDERS},
@@ -209,8 +211,9 @@ static const struct option opts[] = {
 
 /*
  * Apply one setting, from the command line or the config file. v is the
- * value (for a switch: NULL from the command line, a boolean word from
- * the file). Strings are kept by pointer: v must outlive the server.
+ * value (for a switch: NULL for a bare flag on the command line, else a
+ * boolean word, from the file or after '='). Strings are kept by
+ * pointer: v must outlive the server.
  * @return NULL, or what the setting accepts when v is not that.
  */
 static const char *apply_opt(pd_server_config_t *cfg, int opt, const char *v) {
@@ -362,13 +365,19 @@ static int on_server_key(void *ud, const char *key, const char *value, const cha
 }
 
 /* The --config file given on the command line, if any: found before the
- * flags are applied, so that flags override the file. */
+ * flags are applied, so that flags override the file. NULL as well when
+ * --help or --version is asked for: those answer whatever the file holds,
+ * even when it is missing or broken. */
 static const char *find_config(int argc, char **argv) {
     const char *path = NULL;
+    bool info = false;
     opterr = 0;
     int ch;
-    while ((ch = getopt_long(argc, argv, "hV", opts, NULL)) != -1)
+    while ((ch = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
         if (ch == OPT_CONFIG) path = optarg;
+        if (ch == 'h' || ch == 'V' || ch == OPT_HELP || ch == OPT_VERSION) info = true;
+    }
+    if (info) path = NULL;
     opterr = 1;
     optind = 0; /* glibc: start the next getopt_long afresh */
     return path;

@@ -6,6 +6,7 @@
  * second connection still answers, and the state is unchanged (the
  * volunteer seeded at the start reads back exactly as before).
  */
+#define _GNU_SOURCE /* memmem */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <netinet/in.h>
@@ -326,6 +327,108 @@ Test(bad_input, http_request_gets_an_http_answer) {
     m = call_ok(other, "stats", "");
     cr_assert_eq(map_int(pd_client_map_get(&m.result, "counters"), "protocol_errors"), errs0 + 1);
     pd_client_destroy(other);
+    check_unchanged();
+}
+
+/* An HTTP request line cut across two reads ("GE", then "T http://...",
+ * the form a client sends to what it takes for a proxy) is still an HTTP
+ * request: one 400, not a MessagePack error per letter. The
+ * test waits until the server has read the first two bytes on their own
+ * (counters.bytes_in, less the stats calls' own requests). */
+Test(bad_input, http_request_split_across_reads) {
+    seed();
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv.port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    long long b0 = stat_of(&srv, "counters", "bytes_in");
+    long long b1 = stat_of(&srv, "counters", "bytes_in");
+    long long per_call = b1 - b0; /* one stats request over a fresh connection */
+    cr_assert_eq(write(fd, "GE", 2), 2);
+    long long t0 = now_ms();
+    for (long long k = 1;; k++) {
+        if (stat_of(&srv, "counters", "bytes_in") - b1 - k * per_call >= 2) break;
+        cr_assert_lt(now_ms() - t0, 10000, "the server never read the first bytes");
+        usleep(1000);
+    }
+    /* the absolute form a client sends to a proxy: "GET http://..." */
+    static const char rest[] = "T http://127.0.0.1/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    cr_assert_eq(write(fd, rest, sizeof(rest) - 1), (ssize_t)(sizeof(rest) - 1));
+    /* a MessagePack error reply per letter would not end in EOF: judge
+     * the first bytes before reading on */
+    char buf[8192];
+    size_t got = 0;
+    ssize_t n;
+    while (got < 26 && (n = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0) got += (size_t)n;
+    cr_assert(got >= 26 && strncmp(buf, "HTTP/1.1 400 Bad Request\r\n", 26) == 0,
+              "not an HTTP answer (%zu bytes, the first 0x%02x)", got, (unsigned char)buf[0]);
+    while (got < sizeof(buf) - 1 && (n = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0)
+        got += (size_t)n;
+    buf[got] = '\0';
+    close(fd);
+    cr_assert(strstr(buf, "speaks MessagePack-RPC on this port"), "%s", buf);
+    pd_client_t *other = srv_connect(&srv);
+    still_answers(other);
+    pd_client_destroy(other);
+    check_unchanged();
+}
+
+/* A request in the absolute form a client sends to what it takes for a
+ * proxy (http_proxy pointed at the RPC port) is HTTP too. */
+Test(bad_input, http_proxy_form_gets_an_http_answer) {
+    seed();
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv.port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    static const char req[] = "GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n";
+    cr_assert_eq(write(fd, req, sizeof(req) - 1), (ssize_t)(sizeof(req) - 1));
+    char buf[64];
+    size_t got = 0;
+    ssize_t n;
+    while (got < 26 && (n = read(fd, buf + got, sizeof(buf) - got)) > 0) got += (size_t)n;
+    close(fd);
+    cr_assert(got >= 26 && strncmp(buf, "HTTP/1.1 400 Bad Request\r\n", 26) == 0,
+              "not an HTTP answer (%zu bytes, the first 0x%02x)", got, (unsigned char)buf[0]);
+    check_unchanged();
+}
+
+/* The bytes held back while the first read could still be HTTP ("P",
+ * the start of POST or PUT) are not lost when the next read shows a
+ * request line that is not HTTP: they are read as MessagePack. */
+Test(bad_input, held_first_bytes_read_as_messagepack) {
+    seed();
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv.port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    long long b0 = stat_of(&srv, "counters", "bytes_in");
+    long long b1 = stat_of(&srv, "counters", "bytes_in");
+    long long per_call = b1 - b0;
+    cr_assert_eq(write(fd, "P", 1), 1); /* 0x50: a positive fixint */
+    long long t0 = now_ms();
+    for (long long k = 1;; k++) {
+        if (stat_of(&srv, "counters", "bytes_in") - b1 - k * per_call >= 1) break;
+        cr_assert_lt(now_ms() - t0, 10000, "the server never read the first byte");
+        usleep(1000);
+    }
+    /* then a ping: [0, 7, "ping", {}] */
+    static const char ping[] = "\x94\x00\x07\xa4ping\x80";
+    cr_assert_eq(write(fd, ping, sizeof(ping) - 1), (ssize_t)(sizeof(ping) - 1));
+    /* two replies: BAD_REQUEST for the stray integer (msgid 0), then pong */
+    unsigned char buf[512];
+    size_t got = 0;
+    ssize_t n;
+    while (!memmem(buf, got, "pong", 4) && got < sizeof(buf) &&
+           (n = read(fd, buf + got, sizeof(buf) - got)) > 0)
+        got += (size_t)n;
+    close(fd);
+    cr_assert(memmem(buf, got, "a message is an array", 21), "no error for the stray byte");
+    cr_assert(memmem(buf, got, "pong", 4), "no pong");
+    cr_assert_eq(buf[0], 0x94); /* a MessagePack reply, not HTTP */
     check_unchanged();
 }
 

@@ -859,6 +859,43 @@ Test(config, server_section_bad_keys_refused, .fini = remove_tmp, .timeout = 30)
     refused_section("[server]\ntoken =\n", "bad.ini:2: bad value '' for token");
 }
 
+/* --help and --version answer whatever the --config file holds: they do
+ * not read it, so a missing or broken file does not stand in their way. */
+Test(config, help_and_version_ignore_the_file, .fini = remove_tmp, .timeout = 30) {
+    char cfg[256], out[8192];
+    snprintf(cfg, sizeof(cfg), "%s", write_tmp("broken.ini", "[server]\nport = x\n"));
+    const char *version[] = {"--config", "/nonexistent/paidan.ini", "--version", NULL};
+    int status = srv_run_expect_exit_out(version, out, sizeof(out));
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+    cr_assert(strstr(out, "paidan-server "), "%s", out);
+    const char *help[] = {"--config", cfg, "-h", NULL};
+    status = srv_run_expect_exit_out(help, out, sizeof(out));
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+    cr_assert(strstr(out, "--max-volunteers"), "%s", out);
+}
+
+/* A switch set in the file is undone on the command line with =false
+ * (the command line wins, switches too); a bad word is a usage error. */
+Test(config, switch_in_file_undone_by_flag, .fini = remove_tmp, .timeout = 30) {
+    char cfg[256];
+    snprintf(cfg, sizeof(cfg), "%s", write_tmp("sw.ini", "[server]\nhuge_pages = on\n"));
+    const char *args[] = {"--config", cfg, "--huge-pages=false", NULL};
+    srv_t s;
+    srv_start(&s, args);
+    pd_client_t *c = srv_connect(&s);
+    pd_msg_t m = call_ok(c, "stats", "");
+    const msgpack_object *sv = pd_client_map_get(&m.result, "server");
+    cr_assert(sv);
+    const msgpack_object *hp = pd_client_map_get(sv, "huge_pages");
+    cr_assert(hp && hp->type == MSGPACK_OBJECT_BOOLEAN);
+    cr_assert_not(hp->via.boolean, "--huge-pages=false did not win over the file");
+    pd_client_destroy(c);
+    srv_stop(&s);
+    const char *bad[] = {"--truncate-corrupt=maybe", NULL};
+    int status = srv_run_expect_exit(bad);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2, "status %d", status);
+}
+
 /* Start a server whose stderr goes to log; wait for its listening line. */
 static void start_logged(srv_t *s, const char *const *args, const char *log) {
     int fd;
