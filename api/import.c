@@ -221,17 +221,21 @@ static bool import_one(pd_import_t *im) {
         snprintf(im->why, sizeof(im->why), "out of memory after %zu %s", im->taken, what);
         return false;
     }
+    if (err == PD_ERR_LIMIT && im->kind == PD_CSV_VOLUNTEERS) {
+        /* a new volunteer past the cap is skipped; the lines after it may
+         * still update volunteers already kept (a whole roster sent again) */
+        import_skip(im, "%s:%zu: volunteer %" PRIu64 ": new, and %llu are kept (--max-volunteers)",
+                    im->path, pd_csv_reader_get_line(im->r), v.id,
+                    (unsigned long long)srv->cfg.max_volunteers);
+        return true;
+    }
     if (err == PD_ERR_LIMIT) {
-        /* the rest of the file would be refused the same way */
+        /* every order is new: the rest of the file would be refused too */
         im->err = err;
-        snprintf(
-            im->why, sizeof(im->why), "%s after %zu %s: the server keeps at most %llu (%s)",
-            im->kind == PD_CSV_VOLUNTEERS ? "--max-volunteers reached" : "--max-orders reached",
-            im->taken, what,
-            (unsigned long long)(im->kind == PD_CSV_VOLUNTEERS ? srv->cfg.max_volunteers
-                                                               : srv->cfg.max_orders),
-            im->kind == PD_CSV_VOLUNTEERS ? "remove volunteers to make room"
-                                          : "purge closed orders to make room");
+        snprintf(im->why, sizeof(im->why),
+                 "--max-orders reached after %zu orders: the server keeps at most %llu (purge "
+                 "closed orders to make room)",
+                 im->taken, (unsigned long long)srv->cfg.max_orders);
         return false;
     }
     if (err) {

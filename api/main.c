@@ -402,7 +402,7 @@ int main(int argc, char **argv) {
             return 1;
         }
         struct stat st;
-        if (file_values[OPT_TOKEN] && stat(config, &st) == 0 && (st.st_mode & 077))
+        if (file_values[OPT_TOKEN] && stat(config, &st) == 0 && (st.st_mode & 044))
             pd_log(PD_LOG_WARN,
                    "--config %s holds the token and other users may read it (mode %03o): "
                    "chmod 600 it",

@@ -68,14 +68,22 @@ void pd_reply_engine_error(pd_conn_t *c, pd_err err, const char *what, uint64_t 
             pd_reply_error(c, err, "%s %llu already exists", what, uid);
             break;
         case PD_ERR_LIMIT: {
-            /* the only limit the engine applies: pd_engine_set_limits */
+            /* a cap of pd_engine_set_limits, if one is set and reached;
+             * the engine has limits of its own too (2^31 offers of an
+             * order), which the default message names */
             bool vol = strcmp(what, "volunteer") == 0;
-            pd_reply_error(
-                c, err, "%s %llu refused: the server keeps at most %llu %ss (%s); %s", what, uid,
-                (unsigned long long)(vol ? c->srv->cfg.max_volunteers : c->srv->cfg.max_orders),
-                what, vol ? "--max-volunteers" : "--max-orders",
-                vol ? "remove volunteers to make room"
-                    : "purge closed orders (order.purge) to make room");
+            uint64_t cap = vol ? c->srv->cfg.max_volunteers : c->srv->cfg.max_orders;
+            size_t kept = vol ? pd_engine_volunteer_count(c->srv->engine)
+                              : pd_engine_order_count(c->srv->engine, PD_ORDER__COUNT);
+            if (!cap || kept < cap) {
+                pd_reply_error(c, err, "%s %llu: %s", what, uid, pd_strerror(err));
+                break;
+            }
+            pd_reply_error(c, err, "%s %llu refused: the server keeps at most %llu %ss (%s); %s",
+                           what, uid, (unsigned long long)cap, what,
+                           vol ? "--max-volunteers" : "--max-orders",
+                           vol ? "remove volunteers to make room"
+                               : "purge closed orders (order.purge) to make room");
             break;
         }
         default:

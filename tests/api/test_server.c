@@ -765,7 +765,8 @@ Test(config, caps_on_volunteers_and_orders, .fini = remove_tmp, .timeout = 60) {
              write_tmp("caps.csv",
                        "id,lat,lon,skills,tags,mode,schedule,capacity,status\n"
                        "3,30.6,114.3,tutoring,0,walk,always,1,online\n"
-                       "4,30.6,114.3,tutoring,0,walk,always,1,online\n"));
+                       "4,30.6,114.3,tutoring,0,walk,always,1,online\n"
+                       "1,30.7,114.3,tutoring,0,car,always,2,online\n"));
     snprintf(dir, sizeof(dir), "%s/data", tmp_dir);
     const char *args[] = {"--max-volunteers", "3", "--max-orders", "1", "--data-dir", dir, NULL};
     srv_t s;
@@ -780,11 +781,20 @@ Test(config, caps_on_volunteers_and_orders, .fini = remove_tmp, .timeout = 60) {
             "{\"id\":2,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"tutoring\"]}");
     char json[512];
     snprintf(json, sizeof(json), "{\"path\":\"%s\"}", csv);
+    /* the new id past the cap is skipped; the update after it applies */
     m = call_ok(c, "import", json);
-    cr_assert_eq(map_int(&m.result, "imported"), 1);
-    cr_assert_eq(m.result.via.map.size, 7);
-    const char *why = map_str(&m.result, "stopped");
-    cr_assert(why && strstr(why, "--max-volunteers reached after 1 volunteers"), "%s", why);
+    cr_assert_eq(map_int(&m.result, "imported"), 2);
+    cr_assert_eq(map_int(&m.result, "replaced"), 1);
+    cr_assert_eq(map_int(&m.result, "skipped"), 1);
+    cr_assert(pd_client_map_get(&m.result, "complete")->via.boolean);
+    const msgpack_object *errs = pd_client_map_get(&m.result, "errors");
+    cr_assert(errs && errs->type == MSGPACK_OBJECT_ARRAY && errs->via.array.size == 1);
+    char first[256];
+    snprintf(first, sizeof(first), "%.*s", (int)errs->via.array.ptr[0].via.str.size,
+             errs->via.array.ptr[0].via.str.ptr);
+    cr_assert(strstr(first, "volunteer 4: new, and 3 are kept (--max-volunteers)"), "%s", first);
+    m = call_ok(c, "volunteer.get", "{\"id\":1}");
+    cr_assert_str_eq(map_str(&m.result, "mode"), "car");
     m = call_err(c, "volunteer.upsert",
                  "{\"id\":5,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"tutoring\"]}", PD_ERR_LIMIT);
     cr_assert(strstr(m.message, "at most 3 volunteers (--max-volunteers)"), "%s", m.message);
