@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "args.h"
 #include "conn.h"
 #include "methods.h"
 #include "paidan/alloc.h"
@@ -159,24 +160,13 @@ static const pmetric_t pmetrics[] = {
      "Journal bytes allocated ahead and not yet used."},
 };
 
+/* A packed figure: a number, or a flag as 0/1. */
 static bool obj_number(const msgpack_object *o, double *v) {
-    switch (o->type) {
-        case MSGPACK_OBJECT_BOOLEAN:
-            *v = o->via.boolean;
-            return true;
-        case MSGPACK_OBJECT_POSITIVE_INTEGER:
-            *v = (double)o->via.u64;
-            return true;
-        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-            *v = (double)o->via.i64;
-            return true;
-        case MSGPACK_OBJECT_FLOAT32:
-        case MSGPACK_OBJECT_FLOAT64:
-            *v = o->via.f64;
-            return true;
-        default:
-            return false;
+    if (o->type == MSGPACK_OBJECT_BOOLEAN) {
+        *v = o->via.boolean;
+        return true;
     }
+    return pd_obj_to_double(o, v);
 }
 
 static void write_persistence(FILE *f, pd_server_t *srv) {

@@ -297,6 +297,39 @@ Test(bad_input, deep_nesting_closes) {
     expect_closed_after(deep, sizeof(deep), PD_ERR_BAD_REQUEST);
 }
 
+/* A plain TCP connection to the server, for bytes no client would send. */
+static int raw_socket(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv.port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+/* Waiting until the server has read bytes another connection sent: its
+ * counters.bytes_in, less what the stats calls that watch it cost (each
+ * over a fresh connection, the same every time). */
+typedef struct read_bytes_s {
+    long long base, per_call;
+} read_bytes_t;
+
+static read_bytes_t read_bytes_begin(void) {
+    long long b0 = stat_of(&srv, "counters", "bytes_in");
+    long long b1 = stat_of(&srv, "counters", "bytes_in");
+    read_bytes_t rb = {b1, b1 - b0};
+    return rb;
+}
+
+static void read_bytes_wait(const read_bytes_t *rb, long long n) {
+    long long t0 = now_ms();
+    for (long long k = 1;; k++) {
+        if (stat_of(&srv, "counters", "bytes_in") - rb->base - k * rb->per_call >= n) return;
+        cr_assert_lt(now_ms() - t0, 10000, "the server never read the %lld bytes", n);
+        usleep(1000);
+    }
+}
+
 /* An HTTP request on the RPC port (curl, a browser, a health check
  * pointed at the wrong port) gets one HTTP answer saying what the port
  * speaks, and the connection is closed; before, each byte of the request
@@ -306,11 +339,7 @@ Test(bad_input, http_request_gets_an_http_answer) {
     pd_client_t *other = srv_connect(&srv);
     pd_msg_t m = call_ok(other, "stats", "");
     long long errs0 = map_int(pd_client_map_get(&m.result, "counters"), "protocol_errors");
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv.port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    int fd = raw_socket();
     static const char req[] = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     cr_assert_eq(write(fd, req, sizeof(req) - 1), (ssize_t)(sizeof(req) - 1));
     char buf[2048];
@@ -337,21 +366,10 @@ Test(bad_input, http_request_gets_an_http_answer) {
  * (counters.bytes_in, less the stats calls' own requests). */
 Test(bad_input, http_request_split_across_reads) {
     seed();
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv.port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    long long b0 = stat_of(&srv, "counters", "bytes_in");
-    long long b1 = stat_of(&srv, "counters", "bytes_in");
-    long long per_call = b1 - b0; /* one stats request over a fresh connection */
+    int fd = raw_socket();
+    read_bytes_t rb = read_bytes_begin();
     cr_assert_eq(write(fd, "GE", 2), 2);
-    long long t0 = now_ms();
-    for (long long k = 1;; k++) {
-        if (stat_of(&srv, "counters", "bytes_in") - b1 - k * per_call >= 2) break;
-        cr_assert_lt(now_ms() - t0, 10000, "the server never read the first bytes");
-        usleep(1000);
-    }
+    read_bytes_wait(&rb, 2);
     /* the absolute form a client sends to a proxy: "GET http://..." */
     static const char rest[] = "T http://127.0.0.1/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     cr_assert_eq(write(fd, rest, sizeof(rest) - 1), (ssize_t)(sizeof(rest) - 1));
@@ -378,11 +396,7 @@ Test(bad_input, http_request_split_across_reads) {
  * proxy (http_proxy pointed at the RPC port) is HTTP too. */
 Test(bad_input, http_proxy_form_gets_an_http_answer) {
     seed();
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv.port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    int fd = raw_socket();
     static const char req[] = "GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n";
     cr_assert_eq(write(fd, req, sizeof(req) - 1), (ssize_t)(sizeof(req) - 1));
     char buf[64];
@@ -400,21 +414,10 @@ Test(bad_input, http_proxy_form_gets_an_http_answer) {
  * request line that is not HTTP: they are read as MessagePack. */
 Test(bad_input, held_first_bytes_read_as_messagepack) {
     seed();
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv.port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    long long b0 = stat_of(&srv, "counters", "bytes_in");
-    long long b1 = stat_of(&srv, "counters", "bytes_in");
-    long long per_call = b1 - b0;
+    int fd = raw_socket();
+    read_bytes_t rb = read_bytes_begin();
     cr_assert_eq(write(fd, "P", 1), 1); /* 0x50: a positive fixint */
-    long long t0 = now_ms();
-    for (long long k = 1;; k++) {
-        if (stat_of(&srv, "counters", "bytes_in") - b1 - k * per_call >= 1) break;
-        cr_assert_lt(now_ms() - t0, 10000, "the server never read the first byte");
-        usleep(1000);
-    }
+    read_bytes_wait(&rb, 1);
     /* then a ping: [0, 7, "ping", {}] */
     static const char ping[] = "\x94\x00\x07\xa4ping\x80";
     cr_assert_eq(write(fd, ping, sizeof(ping) - 1), (ssize_t)(sizeof(ping) - 1));

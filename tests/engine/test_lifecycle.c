@@ -27,6 +27,26 @@ static pd_volunteer_record_t rec_of(pd_engine_t *e, uint64_t id) {
     return vi.rec;
 }
 
+/* The engine through a snapshot file and back. */
+static pd_engine_t *snapshot_clone(const pd_engine_t *e) {
+    char path[] = "/tmp/pd_lifecycle_cloneXXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    pd_snapshot_writer_t *w = NULL;
+    cr_assert_eq(pd_snapshot_writer_create(path, 1, T0, 0, &w), PD_OK);
+    cr_assert_eq(pd_engine_snapshot_write(e, w), PD_OK);
+    cr_assert_eq(pd_snapshot_writer_commit(w), PD_OK);
+    pd_snapshot_writer_destroy(w);
+    pd_snapshot_file_t f;
+    cr_assert_eq(pd_snapshot_file_open(path, &f, NULL), PD_OK);
+    pd_engine_t *r = NULL;
+    cr_assert_eq(pd_engine_snapshot_restore(f.data, (size_t)f.len, NULL, &r), PD_OK);
+    pd_snapshot_file_close(&f);
+    unlink(path);
+    return r;
+}
+
 /* A grab team of 32 slots with a grab width of 32 holds 1024 live offers
  * at once: the order's live count must not wrap. */
 Test(lifecycle, grab_team_counts_every_live_offer) {
@@ -45,22 +65,7 @@ Test(lifecycle, grab_team_counts_every_live_offer) {
     check_valid(e, 0, 0);
     /* A snapshot keeps the count (it was one byte there too), so a
      * server holding such an order recovers. */
-    char path[] = "/tmp/pd_lifecycle_snapXXXXXX";
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    close(fd);
-    pd_snapshot_writer_t *w = NULL;
-    cr_assert_eq(pd_snapshot_writer_create(path, 1, T0, 0, &w), PD_OK);
-    cr_assert_eq(pd_engine_snapshot_write(e, w), PD_OK);
-    cr_assert_eq(pd_snapshot_writer_commit(w), PD_OK);
-    pd_snapshot_writer_destroy(w);
-    pd_snapshot_file_t f;
-    cr_assert_eq(pd_snapshot_file_open(path, &f, NULL), PD_OK);
-    pd_engine_t *r = NULL;
-    pd_err err = pd_engine_snapshot_restore(f.data, (size_t)f.len, NULL, &r);
-    cr_assert_eq(err, PD_OK, "restore: %s", pd_err_name(err));
-    pd_snapshot_file_close(&f);
-    unlink(path);
+    pd_engine_t *r = snapshot_clone(e);
     cr_assert_eq(pd_engine_digest(r), pd_engine_digest(e));
     cr_assert_eq(pd_engine_order_get(r, 10, &oi), PD_OK);
     cr_assert_eq(oi.n_live_offers, PD_ORDER_MAX_SLOTS * PD_MAX_GRAB_WIDTH);
@@ -383,6 +388,30 @@ static bool sdr(const uint64_t *slots, uint32_t s, uint32_t n, const uint64_t *v
     return false;
 }
 
+/* The skills the brute-force tests draw from. */
+static const uint64_t team_skills[3] = {SAN, MED, TUT};
+
+/* A volunteer's random skills: one to three of team_skills. */
+static uint64_t random_skills(pd_rng_t *r) {
+    uint64_t m = 0;
+    while (!m) {
+        for (int b = 0; b < 3; b++)
+            if (pd_rng_below(r, 2)) m |= team_skills[b];
+    }
+    return m;
+}
+
+/* A random team of 2..5 slots, a quarter of them needing two skills;
+ * returns the slot count. */
+static uint32_t random_team(pd_rng_t *r, uint64_t team[8]) {
+    uint32_t ns = 2 + (uint32_t)pd_rng_below(r, 4);
+    for (uint32_t s = 0; s < ns; s++) {
+        team[s] = team_skills[pd_rng_below(r, 3)];
+        if (pd_rng_below(r, 4) == 0) team[s] |= team_skills[pd_rng_below(r, 3)];
+    }
+    return ns;
+}
+
 /* Small random teams against a brute force: the first dispatch offers
  * every slot whenever distinct qualified volunteers exist for all (each
  * slot gets one offer, or up to grab_width in grab mode, nobody twice). */
@@ -390,7 +419,6 @@ Test(lifecycle, team_dispatch_against_brute_force) {
     uint64_t seed = pd_test_seed() ^ 0x7ea;
     pd_rng_t r;
     pd_rng_seed(&r, seed);
-    const uint64_t sk[3] = {SAN, MED, TUT};
     size_t feasible = 0, offered = 0;
     for (int round = 0; round < 3000; round++) {
         pd_engine_config_t c = nearest_cfg();
@@ -398,19 +426,11 @@ Test(lifecycle, team_dispatch_against_brute_force) {
         uint32_t nv = 1 + (uint32_t)pd_rng_below(&r, 6);
         uint64_t vols[8];
         for (uint32_t v = 0; v < nv; v++) {
-            vols[v] = 0;
-            while (!vols[v]) {
-                for (int b = 0; b < 3; b++)
-                    if (pd_rng_below(&r, 2)) vols[v] |= sk[b];
-            }
+            vols[v] = random_skills(&r);
             add_vol(e, 1 + v, 100 + 37.0 * v, vols[v], 1);
         }
-        uint32_t ns = 2 + (uint32_t)pd_rng_below(&r, 4);
         uint64_t team[8];
-        for (uint32_t s = 0; s < ns; s++) {
-            team[s] = sk[pd_rng_below(&r, 3)];
-            if (pd_rng_below(&r, 4) == 0) team[s] |= sk[pd_rng_below(&r, 3)];
-        }
+        uint32_t ns = random_team(&r, team);
         pd_order_spec_t o = mk_order(10, 0);
         o.slot_skills = team;
         o.n_slots = ns;
@@ -466,26 +486,6 @@ Test(lifecycle, tick_refill_gives_the_rare_skill_to_its_slot) {
     pd_engine_destroy(e);
 }
 
-/* The engine through a snapshot file and back. */
-static pd_engine_t *snapshot_clone(const pd_engine_t *e) {
-    char path[] = "/tmp/pd_lifecycle_cloneXXXXXX";
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    close(fd);
-    pd_snapshot_writer_t *w = NULL;
-    cr_assert_eq(pd_snapshot_writer_create(path, 1, T0, 0, &w), PD_OK);
-    cr_assert_eq(pd_engine_snapshot_write(e, w), PD_OK);
-    cr_assert_eq(pd_snapshot_writer_commit(w), PD_OK);
-    pd_snapshot_writer_destroy(w);
-    pd_snapshot_file_t f;
-    cr_assert_eq(pd_snapshot_file_open(path, &f, NULL), PD_OK);
-    pd_engine_t *r = NULL;
-    cr_assert_eq(pd_engine_snapshot_restore(f.data, (size_t)f.len, NULL, &r), PD_OK);
-    pd_snapshot_file_close(&f);
-    unlink(path);
-    return r;
-}
-
 /* Teams re-offered after accepts, declines and expiries (some slots
  * filled, grab or not, every policy) against the brute force: after each
  * decline or tick the order is still offered exactly when distinct
@@ -496,7 +496,6 @@ Test(lifecycle, team_refill_against_brute_force) {
     uint64_t seed = pd_test_seed() ^ 0x5151;
     pd_rng_t r;
     pd_rng_seed(&r, seed);
-    const uint64_t sk[3] = {SAN, MED, TUT};
     size_t offered = 0, expired = 0;
     for (int round = 0; round < 1000; round++) {
         pd_engine_config_t c = nearest_cfg();
@@ -506,19 +505,11 @@ Test(lifecycle, team_refill_against_brute_force) {
         uint32_t nv = 2 + (uint32_t)pd_rng_below(&r, 7);
         uint64_t vols[16];
         for (uint32_t v = 0; v < nv; v++) {
-            vols[v] = 0;
-            while (!vols[v]) {
-                for (int b = 0; b < 3; b++)
-                    if (pd_rng_below(&r, 2)) vols[v] |= sk[b];
-            }
+            vols[v] = random_skills(&r);
             add_vol(eng[0], 1 + v, 100 + 37.0 * v, vols[v], (uint8_t)(1 + pd_rng_below(&r, 2)));
         }
-        uint32_t ns = 2 + (uint32_t)pd_rng_below(&r, 4);
         uint64_t team[8];
-        for (uint32_t s = 0; s < ns; s++) {
-            team[s] = sk[pd_rng_below(&r, 3)];
-            if (pd_rng_below(&r, 4) == 0) team[s] |= sk[pd_rng_below(&r, 3)];
-        }
+        uint32_t ns = random_team(&r, team);
         pd_order_spec_t o = mk_order(10, 0);
         o.slot_skills = team;
         o.n_slots = ns;
@@ -545,8 +536,8 @@ Test(lifecycle, team_refill_against_brute_force) {
             bool gone[128] = {false};
             uint32_t act = (uint32_t)pd_rng_below(&r, 4);
             if (act == 2 && nv < 16) { /* someone new comes */
-                vols[nv] =
-                    sk[pd_rng_below(&r, 3)] | (pd_rng_below(&r, 2) ? sk[pd_rng_below(&r, 3)] : 0);
+                vols[nv] = team_skills[pd_rng_below(&r, 3)] |
+                           (pd_rng_below(&r, 2) ? team_skills[pd_rng_below(&r, 3)] : 0);
                 double d = 50 + 40.0 * (double)pd_rng_below(&r, 10);
                 uint8_t cap = (uint8_t)(1 + pd_rng_below(&r, 2));
                 for (int x = 0; x < 2; x++)
