@@ -123,6 +123,25 @@ static void slot_status(const pd__order_t *o, bool filled[], uint32_t live[]) {
     }
 }
 
+/* Slot s's best `want` candidates (none the picks so far hold) appended
+ * to e->picks; returns how many. */
+static size_t pick_slot(pd_engine_t *e, const pd__order_t *o, uint32_t s, uint32_t want,
+                        const pd_week_t *need, pd__hookctx_t *ctx) {
+    ctx->n_picks = e->n_picks;
+    pd_query_t q;
+    pd__slot_query(o, s, need, ctx, &q);
+    size_t n = 0;
+    pd_err err = pd_index_nearest(e->ix, &q, want, e->hits, &n);
+    if (PD_NEVER(err)) n = 0;
+    for (size_t i = 0; i < n; i++) {
+        pd__pick_t *p = &e->picks[e->n_picks++];
+        p->vol = e->hits[i].id;
+        p->vslot = e->hits[i].slot;
+        p->slot = s;
+    }
+    return n;
+}
+
 /* The open slots' candidate lists of a matched plan: for each, up to
  * n_open candidates (ranked) ignoring the other slots' picks. A slot with
  * fewer holds every volunteer qualified for it; one with n_open always
@@ -200,20 +219,8 @@ static uint32_t plan_matched(pd_engine_t *e, const pd__order_t *o, const uint32_
         p->vslot = m.vslot[k][m.got[k]];
         p->slot = open[k];
     }
-    for (uint32_t k = 0; k < n_open && width > 1; k++) {
-        ctx->n_picks = e->n_picks;
-        pd_query_t q;
-        pd__slot_query(o, open[k], need, ctx, &q);
-        size_t n = 0;
-        pd_err err = pd_index_nearest(e->ix, &q, width - 1, e->hits, &n);
-        if (PD_NEVER(err)) n = 0;
-        for (size_t i = 0; i < n; i++) {
-            pd__pick_t *p = &e->picks[e->n_picks++];
-            p->vol = e->hits[i].id;
-            p->vslot = e->hits[i].slot;
-            p->slot = open[k];
-        }
-    }
+    for (uint32_t k = 0; k < n_open && width > 1; k++)
+        pick_slot(e, o, open[k], width - 1, need, ctx);
     return NO_SLOT;
 }
 
@@ -241,24 +248,12 @@ uint32_t pd__plan_open_slots(pd_engine_t *e, const pd__order_t *o, uint32_t widt
     pd__hookctx_t ctx = {e, o, e->picks, 0, pd_time_to_local_day(now_ms, e->cfg.utc_offset_min)};
     const size_t base = e->n_picks;
     for (uint32_t k = 0; k < n_open; k++) {
-        ctx.n_picks = e->n_picks;
-        pd_query_t q;
-        pd__slot_query(o, open[k], &need, &ctx, &q);
-        size_t n = 0;
-        pd_err err = pd_index_nearest(e->ix, &q, width, e->hits, &n);
-        if (PD_NEVER(err)) n = 0;
-        if (n == 0) {
+        if (pick_slot(e, o, open[k], width, &need, &ctx) == 0) {
             e->n_picks = base;
             if (k == 0) return open[k]; /* nobody took anyone from it */
             uint32_t short_slot = plan_matched(e, o, open, n_open, k, width, &need, &ctx);
             if (short_slot != NO_SLOT) e->n_picks = base;
             return short_slot;
-        }
-        for (size_t i = 0; i < n; i++) {
-            pd__pick_t *p = &e->picks[e->n_picks++];
-            p->vol = e->hits[i].id;
-            p->vslot = e->hits[i].slot;
-            p->slot = open[k];
         }
     }
     return NO_SLOT;
