@@ -1,15 +1,18 @@
 /* helper.c -- a real paidan-server per test, and client shortcuts (see helper.h). */
 #include "helper.h"
 
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -292,4 +295,24 @@ bool wait_closed(pd_client_t *c, int timeout_ms, int *last_error_code) {
             last_error_code)
             *last_error_code = (int)map_int(&m.params, "code");
     }
+}
+
+int tcp_connect(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+size_t tcp_exchange(int port, const void *req, size_t len, char *buf, size_t cap) {
+    int fd = tcp_connect(port);
+    cr_assert_eq(write(fd, req, len), (ssize_t)len);
+    size_t got = 0;
+    ssize_t n;
+    while (got < cap - 1 && (n = read(fd, buf + got, cap - 1 - got)) > 0) got += (size_t)n;
+    buf[got] = '\0';
+    close(fd);
+    return got;
 }

@@ -101,4 +101,13 @@ bool wait_closed(pd_client_t *c, int timeout_ms, int *last_error_code);
 /** Milliseconds on a monotonic clock. */
 long long now_ms(void);
 
+/** A plain TCP connection to 127.0.0.1:port (for bytes no client sends). */
+int tcp_connect(int port);
+
+/**
+ * Connect to 127.0.0.1:port, send len bytes of req, read until the server
+ * closes (at most cap-1 bytes, NUL-terminated in buf). Returns the length.
+ */
+size_t tcp_exchange(int port, const void *req, size_t len, char *buf, size_t cap);
+
 #endif /* PAIDAN_TESTS_API_HELPER_H */

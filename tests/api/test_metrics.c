@@ -37,18 +37,7 @@ static void stop_metrics(void) {
 
 /* Send req and read the answer until the server closes; returns its length. */
 static size_t http(int port, const char *req, char *buf, size_t cap) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    size_t req_len = strlen(req);
-    cr_assert_eq(write(fd, req, req_len), (ssize_t)req_len);
-    size_t len = 0;
-    ssize_t n;
-    while (len < cap - 1 && (n = read(fd, buf + len, cap - 1 - len)) > 0) len += (size_t)n;
-    buf[len] = '\0';
-    close(fd);
-    return len;
+    return tcp_exchange(port, req, strlen(req), buf, cap);
 }
 
 /* GET /metrics; returns the body (in page), asserting a 200. */

@@ -299,12 +299,7 @@ Test(bad_input, deep_nesting_closes) {
 
 /* A plain TCP connection to the server, for bytes no client would send. */
 static int raw_socket(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv.port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    return fd;
+    return tcp_connect(srv.port);
 }
 
 /* Waiting until the server has read bytes another connection sent: its

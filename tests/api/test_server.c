@@ -604,17 +604,7 @@ static void stop_metrics(void) {
 /* Send req_len bytes of req (NUL bytes included) and read the answer
  * until the server closes. */
 static size_t http_send(int port, const char *req, size_t req_len, char *buf, size_t cap) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    cr_assert_eq(write(fd, req, req_len), (ssize_t)req_len);
-    size_t len = 0;
-    ssize_t n;
-    while (len < cap - 1 && (n = read(fd, buf + len, cap - 1 - len)) > 0) len += (size_t)n;
-    buf[len] = '\0';
-    close(fd);
-    return len;
+    return tcp_exchange(port, req, req_len, buf, cap);
 }
 
 static size_t http_get(int port, const char *req, char *buf, size_t cap) {
