@@ -389,8 +389,8 @@ int main(int argc, char **argv) {
     /* Settings come from the [server] section of the config file, then
      * PAIDAN_TOKEN, then the flags: the last word wins. */
     const char *config = find_config(argc, argv);
+    static pd_engine_config_t ecfg; /* the server keeps a pointer */
     if (config) {
-        pd_engine_config_t ecfg;
         pd_ini_section_t sec = {"server", on_server_key, &cfg};
         int line = 0;
         char why[256];
@@ -401,6 +401,7 @@ int main(int argc, char **argv) {
                 pd_log(PD_LOG_ERROR, "--config %s: %s", config, why);
             return 1;
         }
+        cfg.engine = &ecfg;
         struct stat st;
         if (file_values[OPT_TOKEN] && stat(config, &st) == 0 && (st.st_mode & 044))
             pd_log(PD_LOG_WARN,

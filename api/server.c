@@ -551,13 +551,6 @@ static pd_err load_volunteers(pd_server_t *srv, const char *path) {
 }
 #endif
 
-/* The [server] keys, for the engine's reading of --config: main() has
- * checked and applied them. */
-static int take_any_key(void *ud, const char *key, const char *value, const char **expect) {
-    (void)ud, (void)key, (void)value, (void)expect;
-    return 1;
-}
-
 pd_err pd_server_start(pd_server_t *srv, uv_loop_t *loop, const pd_server_config_t *cfg) {
     memset(srv, 0, sizeof(*srv));
     srv->loop = loop;
@@ -584,23 +577,11 @@ pd_err pd_server_start(pd_server_t *srv, uv_loop_t *loop, const pd_server_config
         return PD_ERR_BAD_ARG;
     }
 
+    /* main() read --config once, its [server] flags and these settings
+     * together, so the two cannot come from two versions of the file */
     pd_engine_config_t ec;
     pd_engine_config_init(&ec);
-    if (cfg->config_path) {
-        int line = 0;
-        char why[256];
-        /* [server] holds the flags, which main() has read already */
-        pd_ini_section_t flags = {"server", take_any_key, NULL};
-        pd_err err =
-            pd_engine_config_load_ini_with(cfg->config_path, &ec, &flags, &line, why, sizeof why);
-        if (err) {
-            if (line > 0)
-                pd_log(PD_LOG_ERROR, "--config %s:%d: %s", cfg->config_path, line, why);
-            else
-                pd_log(PD_LOG_ERROR, "--config %s: %s", cfg->config_path, why);
-            return err;
-        }
-    }
+    if (cfg->engine) ec = *cfg->engine;
     pd_err err = pd_engine_create(&ec, &srv->engine);
     if (err) {
         pd_log(PD_LOG_ERROR, "engine: %s", pd_strerror(err));

@@ -34,19 +34,21 @@ typedef struct pd_persist_s pd_persist_t;
 
 /** What the command line sets. Initialise with pd_server_config_init(). */
 typedef struct pd_server_config_s {
-    const char *host;            /* address to bind, default 127.0.0.1 */
-    int port;                    /* 0 = chosen by the OS */
-    const char *token;           /* shared secret for `auth`; NULL = none */
-    size_t max_frame;            /* largest request frame, bytes */
-    uint32_t max_conns;          /* simultaneous client connections */
-    size_t max_output;           /* unsent bytes per connection before it is cut off */
-    uint64_t idle_timeout_ms;    /* close connections silent this long; 0 = never */
-    uint32_t max_rps;            /* frames per second per connection; 0 = no limit */
-    int metrics_port;            /* Prometheus endpoint; -1 = off, 0 = OS-chosen */
-    uint32_t tick_ms;            /* engine tick period */
-    uint32_t stall_ms;           /* loop iterations busier than this are logged */
-    uint32_t busy_poll_us;       /* keep polling this long after a read; 0 = sleep at once */
-    const char *config_path;     /* engine INI, NULL = defaults */
+    const char *host;         /* address to bind, default 127.0.0.1 */
+    int port;                 /* 0 = chosen by the OS */
+    const char *token;        /* shared secret for `auth`; NULL = none */
+    size_t max_frame;         /* largest request frame, bytes */
+    uint32_t max_conns;       /* simultaneous client connections */
+    size_t max_output;        /* unsent bytes per connection before it is cut off */
+    uint64_t idle_timeout_ms; /* close connections silent this long; 0 = never */
+    uint32_t max_rps;         /* frames per second per connection; 0 = no limit */
+    int metrics_port;         /* Prometheus endpoint; -1 = off, 0 = OS-chosen */
+    uint32_t tick_ms;         /* engine tick period */
+    uint32_t stall_ms;        /* loop iterations busier than this are logged */
+    uint32_t busy_poll_us;    /* keep polling this long after a read; 0 = sleep at once */
+    const char *config_path;  /* --config, for the log; NULL = none */
+    const pd_engine_config_t
+        *engine;                 /* its engine settings, read once by main(); NULL = defaults */
     const char *load_volunteers; /* CSV of volunteers to load at start, or NULL */
     const char *data_dir;        /* journal and snapshots; NULL = keep nothing on disk */
     pd_fsync_policy fsync;       /* --fsync: always, everysec (default), no */
