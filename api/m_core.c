@@ -232,11 +232,11 @@ static pd_err events_mask_or_reply(pd_conn_t *c, const msgpack_object *o, uint32
         const char *s = x->via.str.ptr;
         uint32_t n = x->via.str.size;
         if ((n == 1 && s[0] == '*') || (n == 7 && memcmp(s, "order.*", 7) == 0)) {
-            m |= (1u << PD_EVENT__COUNT) - 1;
+            m |= (1u << PD_SERVER_EV__COUNT) - 1;
             continue;
         }
         bool found = false;
-        for (unsigned t = 0; t < PD_EVENT__COUNT && !found; t++) {
+        for (unsigned t = 0; t < PD_SERVER_EV__COUNT && !found; t++) {
             const char *name = pd_server_event_name(t);
             if (strlen(name) == n && memcmp(name, s, n) == 0) {
                 m |= 1u << t;
@@ -262,7 +262,7 @@ static void reply_subscriptions(pd_conn_t *c) {
     msgpack_pack_map(pk, 1);
     pd_pack_cstr(pk, "events");
     msgpack_pack_array(pk, (uint32_t)__builtin_popcount(c->subs));
-    for (unsigned t = 0; t < PD_EVENT__COUNT; t++)
+    for (unsigned t = 0; t < PD_SERVER_EV__COUNT; t++)
         if (c->subs & (1u << t)) pd_pack_cstr(pk, pd_server_event_name(t));
 }
 
@@ -285,7 +285,7 @@ void pd_m_unsubscribe(pd_conn_t *c, const msgpack_object *params) {
     static const char *const keys[] = {"events", NULL};
     if (pd_args_check_or_reply(c, params, keys)) return;
     const msgpack_object *ev = pd_arg_find(params, "events");
-    uint32_t mask = (1u << PD_EVENT__COUNT) - 1;
+    uint32_t mask = (1u << PD_SERVER_EV__COUNT) - 1;
     if (ev && events_mask_or_reply(c, ev, &mask)) return;
     c->subs &= ~mask;
     pd_server_subscriber_update(c->srv, c);

@@ -377,6 +377,7 @@ void pd_m_order_purge(pd_conn_t *c, const msgpack_object *p) {
         pd_reply_error(c, err, "order.purge: %s", pd_strerror(err));
         return;
     }
+    pd_server_queue_purged(c->srv, n, before, false);
     msgpack_packer *pk = pd_reply_ok(c);
     msgpack_pack_map(pk, 2);
     pd_pack_kv_u64(pk, "purged", n);

@@ -63,7 +63,7 @@
 
 #define LISTEN_BACKLOG 511
 
-static const char *const event_names[PD_EVENT__COUNT] = {
+static const char *const event_names[PD_SERVER_EV__COUNT] = {
     [PD_EVENT_OFFERED] = "order.offered",
     [PD_EVENT_ACCEPTED] = "order.accepted",
     [PD_EVENT_DECLINED] = "order.declined",
@@ -74,10 +74,11 @@ static const char *const event_names[PD_EVENT__COUNT] = {
     [PD_EVENT_CANCELLED] = "order.cancelled",
     [PD_EVENT_COMPLETED] = "order.completed",
     [PD_EVENT_RATED] = "order.rated",
+    [PD_SERVER_EV_PURGED] = "order.purged",
 };
 
 const char *pd_server_event_name(unsigned type) {
-    return type < PD_EVENT__COUNT ? event_names[type] : NULL;
+    return type < PD_SERVER_EV__COUNT ? event_names[type] : NULL;
 }
 
 void pd_server_config_init(pd_server_config_t *cfg) {
@@ -159,14 +160,8 @@ void pd_server_subscriber_update(pd_server_t *srv, pd_conn_t *c) {
     }
 }
 
-static void on_engine_event(void *ud, const pd_event_t *ev) {
-    pd_server_t *srv = ud;
-    /* Recovery replays the journal through the engine before the server
-     * serves: those events happened in an earlier life and were published
-     * then. They are neither counted again nor sent. */
-    if (!srv->running) return;
-    srv->n.events++;
-    if (!srv->subscribers) return;
+/* Queue ev for the subscribers (pd_server_publish sends it). */
+static void queue_event(pd_server_t *srv, const pd_event_t *ev) {
     if (srv->n_events == srv->cap_events) {
         size_t cap = srv->cap_events ? srv->cap_events * 2 : 64;
         pd_event_t *p = pd_realloc(srv->events, cap * sizeof(*p));
@@ -180,6 +175,33 @@ static void on_engine_event(void *ud, const pd_event_t *ev) {
     srv->events[srv->n_events++] = *ev;
 }
 
+static void on_engine_event(void *ud, const pd_event_t *ev) {
+    pd_server_t *srv = ud;
+    /* Recovery replays the journal through the engine before the server
+     * serves: those events happened in an earlier life and were published
+     * then. They are neither counted again nor sent. */
+    if (!srv->running) return;
+    srv->n.events++;
+    if (srv->subscribers) queue_event(srv, ev);
+}
+
+/* order.purged rides the engine events' queue, in their struct: the count
+ * in order_id, before_ms in deadline_ms, retention (1) or a request (0) in
+ * reason. */
+void pd_server_queue_purged(pd_server_t *srv, size_t n, int64_t before_ms, bool retention) {
+    if (!srv->running || n == 0) return;
+    srv->n.events++;
+    if (!srv->subscribers) return;
+    pd_event_t ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = PD_SERVER_EV_PURGED;
+    ev.order_id = n;
+    ev.deadline_ms = before_ms;
+    ev.reason = retention;
+    ev.at_ms = srv->now_ms;
+    queue_event(srv, &ev);
+}
+
 void pd_server_set_engine(pd_server_t *srv, pd_engine_t *e) {
     pd_engine_destroy(srv->engine);
     srv->engine = e;
@@ -187,6 +209,14 @@ void pd_server_set_engine(pd_server_t *srv, pd_engine_t *e) {
 }
 
 static void pack_event(msgpack_packer *pk, const pd_event_t *ev) {
+    if (ev->type == PD_SERVER_EV_PURGED) {
+        msgpack_pack_map(pk, 4);
+        pd_pack_kv_u64(pk, "count", ev->order_id);
+        pd_pack_kv_i64(pk, "before_ms", ev->deadline_ms);
+        pd_pack_kv_i64(pk, "at_ms", ev->at_ms);
+        pd_pack_kv_str(pk, "by", ev->reason ? "retention" : "request");
+        return;
+    }
     unsigned n = 3;
     bool reason = ev->reason != PD_REASON_NONE;
     bool deadline = ev->type == PD_EVENT_OFFERED;
@@ -219,7 +249,7 @@ void pd_server_publish(pd_server_t *srv) {
     msgpack_packer_init(&spk, &srv->scratch, msgpack_sbuffer_write);
     for (size_t i = 0; i < srv->n_events; i++) {
         const pd_event_t *ev = &srv->events[i];
-        if (ev->type >= PD_EVENT__COUNT) continue;
+        if (ev->type >= PD_SERVER_EV__COUNT) continue;
         uint32_t bit = 1u << ev->type;
         srv->scratch.size = 0;
         pack_event(&spk, ev);
@@ -338,6 +368,7 @@ static void maybe_purge(pd_server_t *srv, int64_t now) {
     params.via.map.ptr = &kv;
     if (srv->persist) pd_persist_record(srv, PD_MID_order_purge, &params);
     srv->n.orders_purged += n;
+    pd_server_queue_purged(srv, n, before, true);
     pd_log(PD_LOG_DEBUG, "purged %zu closed orders older than %.3g days", n, days);
 }
 

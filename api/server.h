@@ -60,6 +60,11 @@ typedef struct pd_server_config_s {
     uint64_t max_orders;         /* new orders past this many kept are refused; 0 = no cap */
 } pd_server_config_t;
 
+/* Events a connection can subscribe to: the engine's (pd_event_type),
+ * then the server's own. */
+#define PD_SERVER_EV_PURGED PD_EVENT__COUNT /* order.purged: closed orders dropped */
+#define PD_SERVER_EV__COUNT (PD_EVENT__COUNT + 1)
+
 /** Global counters shown by `stats` and /metrics. */
 typedef struct pd_server_counters_s {
     uint64_t conns_accepted;   /* connections accepted */
@@ -212,5 +217,12 @@ void pd_server_subscriber_update(pd_server_t *srv, pd_conn_t *c);
 
 /** Event names on the wire ("order.offered", ...), by pd_event_type. */
 const char *pd_server_event_name(unsigned type);
+
+/**
+ * Queue an order.purged notification for the subscribers: n closed orders
+ * dropped, closed before before_ms, by a request or by --order-retention.
+ * Sent with the call's other events (pd_server_publish).
+ */
+void pd_server_queue_purged(pd_server_t *srv, size_t n, int64_t before_ms, bool retention);
 
 #endif /* PAIDAN_API_SERVER_H */

@@ -190,13 +190,60 @@ Test(events, subscribe_arguments, .timeout = 30) {
     m = call_ok(c, "subscribe", "{\"events\":[\"order.rated\",\"order.rated\"]}");
     cr_assert_eq(pd_client_map_get(&m.result, "events")->via.array.size, 1);
     m = call_ok(c, "subscribe", "{\"events\":[\"*\"]}");
-    cr_assert_eq(pd_client_map_get(&m.result, "events")->via.array.size, 10);
+    cr_assert_eq(pd_client_map_get(&m.result, "events")->via.array.size, 11);
     m = call_ok(c, "unsubscribe", "{\"events\":[\"order.offered\"]}");
-    cr_assert_eq(pd_client_map_get(&m.result, "events")->via.array.size, 9);
+    cr_assert_eq(pd_client_map_get(&m.result, "events")->via.array.size, 10);
     cr_assert_eq(stat_of(&s, "connections", "subscribers"), 1);
     m = call_ok(c, "unsubscribe", "{\"events\":null}");
     cr_assert_eq(pd_client_map_get(&m.result, "events")->via.array.size, 0);
     cr_assert_eq(stat_of(&s, "connections", "subscribers"), 0);
+    pd_client_destroy(c);
+    srv_stop(&s);
+}
+
+/* A purge, asked for or by --order-retention, is announced once with how
+ * many closed orders went; a purge that drops nothing says nothing. */
+static pd_msg_t expect_purged(pd_client_t *c, long long count, const char *by) {
+    pd_msg_t m;
+    cr_assert_eq(pd_client_read(c, &m), PD_OK, "waiting for order.purged: %s",
+                 pd_client_last_error(c));
+    cr_assert_eq(m.type, PD_MSG_NOTIFICATION);
+    cr_assert_str_eq(m.method, "order.purged");
+    cr_assert_eq(map_int(&m.params, "count"), count);
+    cr_assert_str_eq(map_str(&m.params, "by"), by);
+    cr_assert_gt(map_int(&m.params, "at_ms"), 0);
+    return m;
+}
+
+Test(events, purges_are_announced, .timeout = 60) {
+    const char *args[] = {"--order-retention", "0.0001", NULL}; /* 8.64 s */
+    srv_t s;
+    srv_start(&s, args);
+    pd_client_t *c = srv_connect(&s);
+    pd_client_t *sub = srv_connect(&s);
+    pd_client_set_timeout(sub, 60000); /* the retention's purge comes some 9-11 s on */
+    call_ok(sub, "subscribe", "{\"events\":[\"order.purged\"]}");
+    static const char order[] =
+        "{\"id\":%d,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"tutoring\"],\"dispatch\":false}";
+    char json[160];
+    for (int id = 1; id <= 3; id++) {
+        snprintf(json, sizeof json, order, id);
+        call_ok(c, "order.create", json);
+    }
+    call_ok(c, "order.cancel", "{\"id\":1}");
+    call_ok(c, "order.cancel", "{\"id\":2}");
+    /* asked for: the two closed orders */
+    call_ok(c, "order.purge", "{\"before_ms\":4102444800000}");
+    pd_msg_t m = expect_purged(sub, 2, "request");
+    cr_assert_eq(map_int(&m.params, "before_ms"), 4102444800000LL);
+    call_ok(c, "order.purge", "{\"before_ms\":4102444800000}"); /* nothing left to drop */
+    expect_quiet(sub);
+    /* by the retention, once the third has been closed long enough */
+    call_ok(c, "order.cancel", "{\"id\":3}");
+    expect_purged(sub, 1, "retention");
+    m = call_ok(c, "stats", "");
+    cr_assert_eq(map_int(pd_client_map_get(&m.result, "counters"), "notifications"), 2);
+    pd_client_destroy(sub);
     pd_client_destroy(c);
     srv_stop(&s);
 }
