@@ -170,7 +170,7 @@ pd_err pd_arg_opt_i64_or_reply(pd_conn_t *c, const msgpack_object *p, const char
     return i64_from(c, o, key, min, max, out);
 }
 
-bool pd_obj_to_double(const msgpack_object *o, double *out) {
+static bool obj_to_double(const msgpack_object *o, double *out) {
     switch (o->type) {
         case MSGPACK_OBJECT_POSITIVE_INTEGER:
             *out = (double)o->via.u64;
@@ -195,7 +195,7 @@ pd_err pd_arg_opt_double_or_reply(pd_conn_t *c, const msgpack_object *p, const c
         return PD_OK;
     }
     double d;
-    if (!pd_obj_to_double(o, &d) || d < min || d > max) {
+    if (!obj_to_double(o, &d) || d < min || d > max) {
         pd_reply_error(c, PD_ERR_BAD_ARG, "'%s' must be a number in %g..%g", key, min, max);
         return PD_ERR_BAD_ARG;
     }
@@ -241,10 +241,10 @@ static pd_err latlng_from(pd_conn_t *c, const msgpack_object *lat, const msgpack
      * gets BAD_COORD below, as an out-of-range one does. */
     bool la_ok = lat->type == MSGPACK_OBJECT_FLOAT32 || lat->type == MSGPACK_OBJECT_FLOAT64
                      ? (la = lat->via.f64, true)
-                     : pd_obj_to_double(lat, &la);
+                     : obj_to_double(lat, &la);
     bool lo_ok = lon->type == MSGPACK_OBJECT_FLOAT32 || lon->type == MSGPACK_OBJECT_FLOAT64
                      ? (lo = lon->via.f64, true)
-                     : pd_obj_to_double(lon, &lo);
+                     : obj_to_double(lon, &lo);
     if (!la_ok || !lo_ok) {
         pd_reply_error(c, PD_ERR_BAD_ARG, "'lat' and 'lon' must be numbers (degrees)");
         return PD_ERR_BAD_ARG;

@@ -55,9 +55,6 @@ bool pd_obj_to_i64(const msgpack_object *o, int64_t min, int64_t max, int64_t *o
 /** True if o is a non-negative integer (or integral float); stores it. */
 bool pd_obj_to_u64(const msgpack_object *o, uint64_t *out);
 
-/** True if o is a finite number (integer or float); stores it. */
-bool pd_obj_to_double(const msgpack_object *o, double *out);
-
 /** A required unsigned 64-bit id. */
 pd_err pd_arg_get_u64_or_reply(pd_conn_t *c, const msgpack_object *p, const char *key,
                                uint64_t *out);

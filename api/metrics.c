@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "args.h"
 #include "conn.h"
 #include "methods.h"
 #include "paidan/alloc.h"
@@ -125,88 +124,34 @@ static void write_duration_histogram(FILE *f, pd_server_t *srv) {
     }
 }
 
-/* The persistence section of `stats` (persist.c packs it), so that a full
- * data directory or failing snapshots can be alerted on. Read back from
- * the packed map, which keeps one definition of the figures. */
-typedef struct pmetric_s {
-    const char *key;  /* in stats -> persistence */
-    const char *name; /* paidan_<name> */
-    bool counter;     /* else a gauge */
-    double scale;     /* to seconds or bytes */
-    const char *help;
-} pmetric_t;
-
-static const pmetric_t pmetrics[] = {
-    {"read_only", "persistence_read_only", false, 1,
-     "1 while the data directory is full and writes are refused."},
-    {"writes_refused", "persistence_writes_refused_total", true, 1,
-     "Writes refused because the data directory was full."},
-    {"journal_bytes", "journal_bytes", false, 1,
-     "Bytes of records in the current journal segment."},
-    {"records", "journal_records_total", true, 1, "Journal records appended by this process."},
-    {"tick_records", "journal_tick_records_total", true, 1,
-     "Tick records appended by this process."},
-    {"commits", "journal_commits_total", true, 1, "Journal commits."},
-    {"syncs", "journal_syncs_total", true, 1, "Journal fdatasync calls."},
-    {"sync_max_us", "journal_sync_max_seconds", false, 1e-6, "The longest journal fdatasync."},
-    {"snapshot_running", "snapshot_running", false, 1, "1 while a snapshot is being written."},
-    {"snapshots", "snapshots_total", true, 1, "Snapshots written."},
-    {"snapshot_failures", "snapshot_failures_total", true, 1, "Snapshots that failed."},
-    {"last_snapshot_ms", "last_snapshot_duration_seconds", false, 1e-3,
-     "How long the newest snapshot took."},
-    {"recovery_ms", "recovery_duration_seconds", false, 1e-3,
-     "How long the recovery at start took."},
-    {"reserved_room", "journal_reserved_bytes", false, 1,
-     "Journal bytes allocated ahead and not yet used."},
-};
-
-/* A packed figure: a number, or a flag as 0/1. */
-static bool obj_number(const msgpack_object *o, double *v) {
-    if (o->type == MSGPACK_OBJECT_BOOLEAN) {
-        *v = o->via.boolean;
-        return true;
-    }
-    return pd_obj_to_double(o, v);
-}
-
+/* The persistence figures `stats` reports (persist.c), so that a full
+ * data directory or failing snapshots can be alerted on. */
 static void write_persistence(FILE *f, pd_server_t *srv) {
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    pd_persist_pack_stats(srv, &pk);
-    msgpack_unpacked u;
-    msgpack_unpacked_init(&u);
-    bool on = false;
-    const msgpack_object *map = NULL;
-    if (sb.data && msgpack_unpack_next(&u, sb.data, sb.size, NULL) == MSGPACK_UNPACK_SUCCESS &&
-        u.data.type == MSGPACK_OBJECT_MAP) {
-        map = &u.data;
-        for (uint32_t i = 0; i < map->via.map.size; i++) {
-            const msgpack_object_kv *kv = &map->via.map.ptr[i];
-            if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == 7 &&
-                memcmp(kv->key.via.str.ptr, "enabled", 7) == 0 &&
-                kv->val.type == MSGPACK_OBJECT_BOOLEAN)
-                on = kv->val.via.boolean;
-        }
-    }
+    pd_persist_figures_t p;
+    bool on = pd_persist_figures(srv, &p);
     gauge(f, "persistence_enabled", "1 when the server keeps a journal (--data-dir).", on);
-    for (size_t m = 0; on && m < sizeof(pmetrics) / sizeof(pmetrics[0]); m++) {
-        const pmetric_t *pm = &pmetrics[m];
-        size_t klen = strlen(pm->key);
-        for (uint32_t i = 0; i < map->via.map.size; i++) {
-            const msgpack_object_kv *kv = &map->via.map.ptr[i];
-            double v;
-            if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size != klen ||
-                memcmp(kv->key.via.str.ptr, pm->key, klen) != 0 || !obj_number(&kv->val, &v))
-                continue;
-            fprintf(f, "# HELP paidan_%s %s\n# TYPE paidan_%s %s\npaidan_%s %.17g\n", pm->name,
-                    pm->help, pm->name, pm->counter ? "counter" : "gauge", pm->name, v * pm->scale);
-            break;
-        }
-    }
-    msgpack_unpacked_destroy(&u);
-    msgpack_sbuffer_destroy(&sb);
+    if (!on) return;
+    gauge(f, "persistence_read_only", "1 while the data directory is full and writes are refused.",
+          p.read_only);
+    counter(f, "persistence_writes_refused_total",
+            "Writes refused because the data directory was full.", p.writes_refused);
+    gauge(f, "journal_bytes", "Bytes of records in the current journal segment.",
+          (double)p.journal_bytes);
+    counter(f, "journal_records_total", "Journal records appended by this process.", p.records);
+    counter(f, "journal_tick_records_total", "Tick records appended by this process.",
+            p.tick_records);
+    counter(f, "journal_commits_total", "Journal commits.", p.commits);
+    counter(f, "journal_syncs_total", "Journal fdatasync calls.", p.syncs);
+    gauge(f, "journal_sync_max_seconds", "The longest journal fdatasync.", p.sync_max_us * 1e-6);
+    gauge(f, "snapshot_running", "1 while a snapshot is being written.", p.snapshot_running);
+    counter(f, "snapshots_total", "Snapshots written.", p.snapshots);
+    counter(f, "snapshot_failures_total", "Snapshots that failed.", p.snapshot_failures);
+    gauge(f, "last_snapshot_duration_seconds", "How long the newest snapshot took.",
+          p.last_snapshot_ms * 1e-3);
+    gauge(f, "recovery_duration_seconds", "How long the recovery at start took.",
+          p.recovery_ms * 1e-3);
+    gauge(f, "journal_reserved_bytes", "Journal bytes allocated ahead and not yet used.",
+          (double)p.reserved_room);
 }
 
 static void write_metrics(FILE *f, pd_server_t *srv) {

@@ -768,38 +768,61 @@ void pd_persist_deinit(pd_server_t *srv) {
     srv->persist = NULL;
 }
 
-void pd_persist_pack_stats(pd_server_t *srv, msgpack_packer *pk) {
+bool pd_persist_figures(pd_server_t *srv, pd_persist_figures_t *out) {
     pd_persist_t *p = srv->persist;
-    if (!p || !p->store) {
+    if (!p || !p->store) return false;
+    pd_journal_stats_t js;
+    pd_store_get_stats(p->store, &js);
+    pd_journal_t *j = pd_store_journal(p->store);
+    memset(out, 0, sizeof *out);
+    out->journal_bytes = pd_store_journal_bytes(p->store);
+    out->next_seq = j ? pd_journal_next_seq(j) : 0;
+    out->records = p->records;
+    out->tick_records = p->tick_records;
+    out->commits = js.commits;
+    out->syncs = js.syncs;
+    out->sync_avg_us = js.syncs ? (double)js.sync_ns / 1e3 / (double)js.syncs : 0.0;
+    out->sync_max_us = (double)js.max_sync_ns / 1e3;
+    out->snapshot_seq = pd_store_snapshot_seq(p->store);
+    out->snapshot_running = p->child != 0 || pd_store_snapshot_busy(p->store);
+    out->snapshots = p->snapshots;
+    out->snapshot_failures = p->snapshot_failures;
+    out->last_snapshot_ms = p->last_snapshot_ms;
+    out->recovery_ms = p->recovery_ms;
+    out->read_only = p->read_only;
+    out->writes_refused = p->writes_refused;
+    uint64_t room = j ? pd_journal_room(j) : 0;
+    out->reserved_room = room == UINT64_MAX ? 0 : room;
+    return true;
+}
+
+void pd_persist_pack_stats(pd_server_t *srv, msgpack_packer *pk) {
+    pd_persist_figures_t f;
+    if (!pd_persist_figures(srv, &f)) {
         msgpack_pack_map(pk, 1);
         pd_pack_kv_bool(pk, "enabled", false);
         return;
     }
-    pd_journal_stats_t js;
-    pd_store_get_stats(p->store, &js);
+    pd_persist_t *p = srv->persist;
     msgpack_pack_map(pk, 20);
     pd_pack_kv_bool(pk, "enabled", true);
     pd_pack_kv_str(pk, "data_dir", pd_store_dir(p->store));
     pd_pack_kv_str(pk, "fsync", pd_fsync_policy_name(pd_store_fsync(p->store)));
-    pd_pack_kv_u64(pk, "journal_bytes", pd_store_journal_bytes(p->store));
-    pd_pack_kv_u64(
-        pk, "next_seq",
-        pd_store_journal(p->store) ? pd_journal_next_seq(pd_store_journal(p->store)) : 0);
-    pd_pack_kv_u64(pk, "records", p->records);
-    pd_pack_kv_u64(pk, "tick_records", p->tick_records);
-    pd_pack_kv_u64(pk, "commits", js.commits);
-    pd_pack_kv_u64(pk, "syncs", js.syncs);
-    pd_pack_kv_double(pk, "sync_avg_us",
-                      js.syncs ? (double)js.sync_ns / 1e3 / (double)js.syncs : 0.0);
-    pd_pack_kv_double(pk, "sync_max_us", (double)js.max_sync_ns / 1e3);
-    pd_pack_kv_u64(pk, "snapshot_seq", pd_store_snapshot_seq(p->store));
-    pd_pack_kv_bool(pk, "snapshot_running", p->child != 0 || pd_store_snapshot_busy(p->store));
-    pd_pack_kv_u64(pk, "snapshots", p->snapshots);
-    pd_pack_kv_u64(pk, "snapshot_failures", p->snapshot_failures);
-    pd_pack_kv_double(pk, "last_snapshot_ms", p->last_snapshot_ms);
-    pd_pack_kv_double(pk, "recovery_ms", p->recovery_ms);
-    pd_pack_kv_bool(pk, "read_only", p->read_only);
-    pd_pack_kv_u64(pk, "writes_refused", p->writes_refused);
-    uint64_t room = pd_store_journal(p->store) ? pd_journal_room(pd_store_journal(p->store)) : 0;
-    pd_pack_kv_u64(pk, "reserved_room", room == UINT64_MAX ? 0 : room);
+    pd_pack_kv_u64(pk, "journal_bytes", f.journal_bytes);
+    pd_pack_kv_u64(pk, "next_seq", f.next_seq);
+    pd_pack_kv_u64(pk, "records", f.records);
+    pd_pack_kv_u64(pk, "tick_records", f.tick_records);
+    pd_pack_kv_u64(pk, "commits", f.commits);
+    pd_pack_kv_u64(pk, "syncs", f.syncs);
+    pd_pack_kv_double(pk, "sync_avg_us", f.sync_avg_us);
+    pd_pack_kv_double(pk, "sync_max_us", f.sync_max_us);
+    pd_pack_kv_u64(pk, "snapshot_seq", f.snapshot_seq);
+    pd_pack_kv_bool(pk, "snapshot_running", f.snapshot_running);
+    pd_pack_kv_u64(pk, "snapshots", f.snapshots);
+    pd_pack_kv_u64(pk, "snapshot_failures", f.snapshot_failures);
+    pd_pack_kv_double(pk, "last_snapshot_ms", f.last_snapshot_ms);
+    pd_pack_kv_double(pk, "recovery_ms", f.recovery_ms);
+    pd_pack_kv_bool(pk, "read_only", f.read_only);
+    pd_pack_kv_u64(pk, "writes_refused", f.writes_refused);
+    pd_pack_kv_u64(pk, "reserved_room", f.reserved_room);
 }

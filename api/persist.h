@@ -102,6 +102,21 @@ void pd_persist_close_handles(pd_server_t *srv);
 /** Close the store (releasing the lock) and free. Idempotent. */
 void pd_persist_deinit(pd_server_t *srv);
 
+/** The persistence figures `stats` and /metrics report. */
+typedef struct pd_persist_figures_s {
+    uint64_t journal_bytes, next_seq, records, tick_records, commits, syncs;
+    double sync_avg_us, sync_max_us;
+    uint64_t snapshot_seq;
+    bool snapshot_running;
+    uint64_t snapshots, snapshot_failures;
+    double last_snapshot_ms, recovery_ms;
+    bool read_only;
+    uint64_t writes_refused, reserved_room;
+} pd_persist_figures_t;
+
+/** The figures; false (out untouched) without --data-dir. */
+bool pd_persist_figures(pd_server_t *srv, pd_persist_figures_t *out);
+
 /** Pack the `persistence` section of `stats` (a map). */
 void pd_persist_pack_stats(pd_server_t *srv, msgpack_packer *pk);
 
