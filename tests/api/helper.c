@@ -316,3 +316,13 @@ size_t tcp_exchange(int port, const void *req, size_t len, char *buf, size_t cap
     close(fd);
     return got;
 }
+
+void temp_file(char *path, size_t cap, const char *text) {
+    /* mkstemp fills in the X's */
+    snprintf(path, cap, "/tmp/pd-test-XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    size_t n = strlen(text);
+    cr_assert_eq(write(fd, text, n), (ssize_t)n);
+    close(fd);
+}

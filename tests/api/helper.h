@@ -101,6 +101,10 @@ bool wait_closed(pd_client_t *c, int timeout_ms, int *last_error_code);
 /** Milliseconds on a monotonic clock. */
 long long now_ms(void);
 
+/** A new file under /tmp holding text, its name in path (cap bytes, at
+ *  least 32); the caller unlinks it. */
+void temp_file(char *path, size_t cap, const char *text);
+
 /** A plain TCP connection to 127.0.0.1:port (for bytes no client sends). */
 int tcp_connect(int port);
 

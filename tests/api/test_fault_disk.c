@@ -280,14 +280,10 @@ Test(disk, full_refuses_writes_serves_reads_loses_nothing, .fini = cleanup, .tim
              PD_ERR_IO);
     /* An import takes nothing either: its reply, which comes later, is
      * the error, and is counted as one with the method's. */
-    char csv[] = "/tmp/pd_full_importXXXXXX";
-    int cfd = mkstemp(csv);
-    cr_assert_geq(cfd, 0);
-    const char *rows =
-        "id,lat,lon,skills,tags,mode,schedule,capacity,status\n"
-        "900001,30.55,114.3,tutoring,0,walk,always,1,online\n";
-    cr_assert_eq(write(cfd, rows, strlen(rows)), (ssize_t)strlen(rows));
-    close(cfd);
+    char csv[64];
+    temp_file(csv, sizeof(csv),
+              "id,lat,lon,skills,tags,mode,schedule,capacity,status\n"
+              "900001,30.55,114.3,tutoring,0,walk,always,1,online\n");
     pd_msg_t st = call_ok(c, "stats", "");
     long long errors0 = map_int(pd_client_map_get(&st.result, "counters"), "errors");
     snprintf(json, sizeof(json), "{\"path\":\"%s\"}", csv);

@@ -15,16 +15,6 @@
 
 #define VHEAD "id,lat,lon,skills,tags,mode,schedule,capacity,status\n"
 
-/* A temporary file holding `text`; caller unlinks. */
-static void temp_file(char *path, size_t cap, const char *text) {
-    snprintf(path, cap, "/tmp/pd-import-XXXXXX");
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    size_t n = strlen(text);
-    cr_assert_eq(write(fd, text, n), (ssize_t)n);
-    close(fd);
-}
-
 static const char *import_json(const char *path, const char *kind) {
     static char json[256];
     snprintf(json, sizeof(json), "{\"path\":\"%s\",\"kind\":\"%s\"}", path, kind);
