@@ -14,6 +14,7 @@
 #include <strings.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "paidan/alloc.h"
 #include "server.h"
@@ -65,6 +66,10 @@ static void usage(FILE *f) {
             "  --truncate-corrupt     start even if the journal is corrupt in the middle,\n"
             "                         cutting it there (what follows is lost)\n"
             "  --log-level LEVEL      debug, info, warn or error (default info)\n"
+            "  --check-config         check the settings (flags, --config, PAIDAN_TOKEN)\n"
+            "                         and the paths they name, print the settings in\n"
+            "                         effect as a [server] section, and exit: 0 if the\n"
+            "                         server would start with them, 1 if not\n"
             "  -h, --help             this text\n"
             "  -V, --version          print the version\n"
             "\n"
@@ -174,6 +179,7 @@ enum {
     OPT_LOG,
     OPT_MAX_VOLUNTEERS,
     OPT_MAX_ORDERS,
+    OPT_CHECK,
     OPT_HELP,
     OPT_VERSION
 };
@@ -205,6 +211,7 @@ static const struct option opts[] = {
     {"log-level", required_argument, NULL, OPT_LOG},
     {"max-volunteers", required_argument, NULL, OPT_MAX_VOLUNTEERS},
     {"max-orders", required_argument, NULL, OPT_MAX_ORDERS},
+    {"check-config", no_argument, NULL, OPT_CHECK},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0}};
@@ -347,7 +354,7 @@ static int on_server_key(void *ud, const char *key, const char *value, const cha
         /* config, help and version make no sense inside the file; a
          * key with '-' is not the file's spelling */
         if (strcmp(o->name, flag) != 0 || strchr(key, '-') || o->val == OPT_CONFIG ||
-            o->val == OPT_HELP || o->val == OPT_VERSION)
+            o->val == OPT_CHECK || o->val == OPT_HELP || o->val == OPT_VERSION)
             continue;
         char *copy = strdup(value);
         if (!copy) return 0;
@@ -383,6 +390,99 @@ static const char *find_config(int argc, char **argv) {
     return path;
 }
 
+/* A path the server will need: a directory it can create or write
+ * (parent_ok: it may not exist yet) or a file it can read. */
+static int check_path(const char *flag, const char *path, bool dir) {
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        if (dir && !S_ISDIR(st.st_mode)) {
+            pd_log(PD_LOG_ERROR, "%s %s: not a directory", flag, path);
+            return 1;
+        }
+        if (!dir && !S_ISREG(st.st_mode)) {
+            pd_log(PD_LOG_ERROR, "%s %s: not a regular file", flag, path);
+            return 1;
+        }
+        if (access(path, dir ? (R_OK | W_OK | X_OK) : R_OK) != 0) {
+            pd_log(PD_LOG_ERROR, "%s %s: %s for this user", flag, path, strerror(errno));
+            return 1;
+        }
+        return 0;
+    }
+    if (errno != ENOENT || !dir) {
+        pd_log(PD_LOG_ERROR, "%s %s: %s", flag, path, strerror(errno));
+        return 1;
+    }
+    /* created at start: its parent must let us */
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%s", path);
+    char *slash = strrchr(parent, '/');
+    while (slash && slash > parent && slash[1] == '\0') { /* "dir/" */
+        *slash = '\0';
+        slash = strrchr(parent, '/');
+    }
+    if (!slash)
+        snprintf(parent, sizeof parent, ".");
+    else if (slash == parent)
+        parent[1] = '\0';
+    else
+        *slash = '\0';
+    if (access(parent, W_OK | X_OK) != 0) {
+        pd_log(PD_LOG_ERROR, "%s %s: missing, and it cannot be created in %s: %s", flag, path,
+               parent, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+/* --check-config: what a start would refuse, then the settings in
+ * effect, as the [server] section that would give them. */
+static int check_config(pd_server_config_t *cfg, const char *config) {
+    int problems = pd_server_check_config(cfg);
+    if (cfg->data_dir) problems += check_path("--data-dir", cfg->data_dir, true);
+    if (cfg->load_volunteers)
+        problems += check_path("--load-volunteers", cfg->load_volunteers, false);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max < (rlim_t)cfg->max_conns + 64)
+        pd_log(PD_LOG_WARN,
+               "the open file limit (hard %llu) holds fewer than --max-conns %u: the server "
+               "would lower --max-conns (LimitNOFILE= in a systemd unit)",
+               (unsigned long long)rl.rlim_max, cfg->max_conns);
+    printf("# paidan-server %s: %s%s%s\n", PD_VERSION,
+           problems ? "the server would not start with these settings" : "settings OK",
+           config ? ", read with " : "", config ? config : "");
+    printf("[server]\n");
+    printf("host = %s\nport = %d\n", cfg->host, cfg->port);
+    if (cfg->token)
+        printf("# token is set (%zu characters; not shown)\n", strlen(cfg->token));
+    else
+        printf("# token is not set\n");
+    printf("max_frame = %zu\nmax_conns = %u\nmax_output = %zu\n", cfg->max_frame, cfg->max_conns,
+           cfg->max_output);
+    printf("idle_timeout = %.3f\nmax_rps = %u\n", (double)cfg->idle_timeout_ms / 1000.0,
+           cfg->max_rps);
+    printf("max_volunteers = %llu\nmax_orders = %llu\n", (unsigned long long)cfg->max_volunteers,
+           (unsigned long long)cfg->max_orders);
+    if (cfg->metrics_port >= 0)
+        printf("metrics_port = %d\n", cfg->metrics_port);
+    else
+        printf("# metrics_port is off\n");
+    printf("tick_ms = %u\nstall_ms = %u\nbusy_poll_us = %u\n", cfg->tick_ms, cfg->stall_ms,
+           cfg->busy_poll_us);
+    printf("huge_pages = %s\n", cfg->huge_pages ? "true" : "false");
+    printf("order_retention = %g\n", cfg->order_retention_days);
+    if (cfg->load_volunteers) printf("load_volunteers = %s\n", cfg->load_volunteers);
+    if (cfg->data_dir)
+        printf("data_dir = %s\n", cfg->data_dir);
+    else
+        printf("# data_dir is not set: nothing is kept on disk\n");
+    printf("fsync = %s\nsnapshot_bytes = %llu\n", pd_fsync_policy_name(cfg->fsync),
+           (unsigned long long)cfg->snapshot_bytes);
+    printf("truncate_corrupt = %s\n", cfg->truncate_corrupt ? "true" : "false");
+    printf("log_level = %s\n", pd_log_level_name(pd_log_get_level()));
+    return problems ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
     pd_server_config_t cfg;
     pd_server_config_init(&cfg);
@@ -412,6 +512,7 @@ int main(int argc, char **argv) {
     const char *env_token = getenv("PAIDAN_TOKEN");
     if (env_token && *env_token) cfg.token = env_token;
 
+    bool check_only = false;
     int ch;
     while ((ch = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
         if (ch == 'h') ch = OPT_HELP;
@@ -423,6 +524,10 @@ int main(int argc, char **argv) {
         if (ch == OPT_VERSION) {
             printf("paidan-server %s\n", PD_VERSION);
             return 0;
+        }
+        if (ch == OPT_CHECK) {
+            check_only = true;
+            continue;
         }
         const struct option *o = opts;
         while (o->name && o->val != ch) o++;
@@ -444,6 +549,9 @@ int main(int argc, char **argv) {
         return 2;
     }
 
+    if (check_only) return check_config(&cfg, config);
+
+    pd_log_detect_journal();
     signal(SIGPIPE, SIG_IGN);
     fit_fd_limit(&cfg);
 

@@ -55,6 +55,7 @@
 #include "import.h"
 #include "methods.h"
 #include "metrics.h"
+#include "notify.h"
 #include "persist.h"
 #ifdef PD_HAVE_DATA
 #include "paidan/alloc.h"
@@ -472,6 +473,38 @@ static pd_err resolve_host(const char *host, int port, struct sockaddr_storage *
     return PD_ERR_BAD_ARG;
 }
 
+int pd_server_check_config(const pd_server_config_t *cfg) {
+    int problems = 0;
+    struct sockaddr_storage ss;
+    bool loopback = false;
+    if (resolve_host(cfg->host, cfg->port, &ss, &loopback) != PD_OK) {
+        pd_log(PD_LOG_ERROR, "bad --host '%s': give an IPv4 or IPv6 address", cfg->host);
+        problems++;
+    } else if (!loopback && !cfg->token) {
+        pd_log(PD_LOG_ERROR,
+               "--host %s is beyond loopback and no token is set (--token, token = in "
+               "[server], or PAIDAN_TOKEN): the server would refuse to start",
+               cfg->host);
+        problems++;
+    }
+    if (cfg->port && cfg->metrics_port == cfg->port) {
+        pd_log(PD_LOG_ERROR, "--metrics-port %d is --port too: give them different ports",
+               cfg->port);
+        problems++;
+    }
+    pd_engine_config_t ec;
+    pd_engine_config_init(&ec);
+    if (cfg->engine) ec = *cfg->engine;
+    pd_engine_t *e = NULL;
+    pd_err err = pd_engine_create(&ec, &e);
+    if (err) {
+        pd_log(PD_LOG_ERROR, "engine settings: %s", pd_strerror(err));
+        problems++;
+    }
+    pd_engine_destroy(e);
+    return problems;
+}
+
 static void format_addr(const struct sockaddr_storage *ss, char *buf, size_t cap, int *port) {
     char ip[64] = "?";
     if (ss->ss_family == AF_INET6) {
@@ -635,12 +668,14 @@ pd_err pd_server_start(pd_server_t *srv, uv_loop_t *loop, const pd_server_config
     uv_signal_start(&srv->sig_int, on_signal, SIGINT);
 
     if (cfg->data_dir) {
+        pd_notify_status("recovering from %s", cfg->data_dir);
         err = pd_persist_start(srv, &ec);
         if (err) return err;
     }
 
     if (cfg->load_volunteers) {
 #ifdef PD_HAVE_DATA
+        pd_notify_status("loading volunteers from %s", cfg->load_volunteers);
         err = load_volunteers(srv, cfg->load_volunteers);
         if (err) return err;
         /* With a data directory, each volunteer loaded went to the journal;
@@ -722,12 +757,15 @@ pd_err pd_server_start(pd_server_t *srv, uv_loop_t *loop, const pd_server_config
            "paidan-server %s ready: %zu volunteers, max %u connections, frames <= %zu bytes%s",
            PD_VERSION, pd_engine_volunteer_count(srv->engine), cfg->max_conns, cfg->max_frame,
            cfg->token ? ", auth required" : "");
+    pd_notify_ready(srv);
     return PD_OK;
 }
 
 void pd_server_stop(pd_server_t *srv) {
     if (srv->stopping || !srv->running) return;
     srv->stopping = true;
+    pd_notify_stopping(srv);
+    pd_notify_close(srv);
     uv_close((uv_handle_t *)&srv->listener, NULL);
     if (srv->metrics_on) pd_metrics_stop(srv);
     for (pd_conn_t *c = srv->conns; c; c = c->next) {

@@ -146,6 +146,13 @@ struct pd_server_s {
     pd_method_stats_t *mstats; /* one per method of methods.def */
     pd_persist_t *persist;     /* durability (persist.h); NULL without --data-dir */
     bool fatal;                /* stopped on an error (the journal failed): exit 1 */
+
+    /* systemd's notify protocol (notify.c), when NOTIFY_SOCKET is set */
+    uv_timer_t notify_timer;   /* watchdog pings and status refreshes */
+    bool notify_on;            /* notify_timer initialised */
+    bool notify_watchdog;      /* the unit set WatchdogSec= */
+    uint64_t notify_status_hr; /* when the status line was last sent */
+    uint64_t notify_requests;  /* n.requests then */
 };
 
 /** Defaults: 127.0.0.1:7411, 1 MiB frames, 10000 connections, 64 MiB
@@ -162,6 +169,14 @@ void pd_server_config_init(pd_server_config_t *cfg);
  * (run the loop to let the handles finish closing) and *srv can be freed.
  */
 pd_err pd_server_start(pd_server_t *srv, uv_loop_t *loop, const pd_server_config_t *cfg);
+
+/**
+ * Check what pd_server_start() would check of `cfg` before binding: the
+ * host, the token a host beyond loopback needs, the ports, the engine
+ * settings (by creating an engine and dropping it). Each problem is logged.
+ * @return the number of problems (0 = it would start, as far as these go).
+ */
+int pd_server_check_config(const pd_server_config_t *cfg);
 
 /** Stop: close the listeners, every connection, timers and signals. Idempotent. */
 void pd_server_stop(pd_server_t *srv);

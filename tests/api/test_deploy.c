@@ -1,0 +1,294 @@
+/* test_deploy.c -- paidan-server as a service manager and an operator meet
+ * it: systemd's notify protocol (READY=1 only once it serves, STATUS=,
+ * WATCHDOG=1, STOPPING=1), log lines with the journal's priority, and
+ * --check-config. The notify socket is a datagram socket the test binds,
+ * as systemd does, named to the server by NOTIFY_SOCKET.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helper.h"
+
+#ifdef PD_HAVE_SYSTEMD
+/* A notify socket in a fresh directory; NOTIFY_SOCKET names it to the
+ * servers this test process starts. */
+static int notify_listen(char *dir, size_t cap) {
+    snprintf(dir, cap, "/tmp/pd-notify-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s/notify", dir);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0, "bind: %s", strerror(errno));
+    setenv("NOTIFY_SOCKET", sa.sun_path, 1);
+    return fd;
+}
+
+/* The next datagram, within timeout_ms; "" on timeout. */
+static const char *next_msg(int fd, int timeout_ms) {
+    static char buf[512];
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, timeout_ms) <= 0) return "";
+    ssize_t n = recv(fd, buf, sizeof buf - 1, 0);
+    cr_assert_gt(n, 0);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* Wait for a datagram starting with `prefix`; the ones before it go to
+ * `seen` (joined by '|'). */
+static const char *wait_msg(int fd, const char *prefix, char *seen, size_t cap) {
+    long long deadline = now_ms() + 20000;
+    while (now_ms() < deadline) {
+        const char *m = next_msg(fd, 200);
+        if (strncmp(m, prefix, strlen(prefix)) == 0) return m;
+        if (*m && seen) {
+            size_t n = strlen(seen);
+            snprintf(seen + n, cap - n, "%s|", m);
+        }
+    }
+    cr_assert_fail("no %s from the server within 20 s", prefix);
+    return NULL;
+}
+
+static void notify_done(int fd, const char *dir) {
+    char path[128];
+    snprintf(path, sizeof path, "%s/notify", dir);
+    unlink(path);
+    rmdir(dir);
+    close(fd);
+    unsetenv("NOTIFY_SOCKET");
+    unsetenv("WATCHDOG_USEC");
+}
+
+Test(deploy, ready_status_watchdog_and_stopping) {
+    char dir[64];
+    int fd = notify_listen(dir, sizeof dir);
+    setenv("WATCHDOG_USEC", "200000", 1); /* a ping every 100 ms */
+    srv_t s;
+    int out;
+    s.pid = srv_spawn((const char *const[]){NULL}, NULL, &out);
+    wait_msg(fd, "READY=1", NULL, 0);
+    /* ready means serving: read the port it printed, and a ping answers */
+    char line[256] = {0};
+    size_t len = 0;
+    while (!strchr(line, '\n') && len < sizeof line - 1) {
+        ssize_t n = read(out, line + len, sizeof line - 1 - len);
+        cr_assert_gt(n, 0);
+        len += (size_t)n;
+    }
+    close(out);
+    s.port = atoi(strrchr(line, ':') + 1);
+    s.metrics_port = -1;
+    pd_client_t *c = srv_connect(&s);
+    pd_msg_t r = call_ok(c, "ping", NULL);
+    cr_assert(obj_str_eq(&r.result, "pong"));
+    pd_client_destroy(c);
+
+    const char *st = wait_msg(fd, "STATUS=", NULL, 0);
+    cr_assert(strstr(st, "serving 0 volunteers"), "status: %s", st);
+    /* the watchdog is pinged every half interval, over and over */
+    int pings = 0;
+    long long t0 = now_ms();
+    while (pings < 3 && now_ms() - t0 < 10000)
+        if (strcmp(next_msg(fd, 1000), "WATCHDOG=1") == 0) pings++;
+    cr_assert_eq(pings, 3, "watchdog pings: %d", pings);
+
+    kill(s.pid, SIGTERM);
+    wait_msg(fd, "STOPPING=1", NULL, 0);
+    int status;
+    cr_assert_eq(waitpid(s.pid, &status, 0), s.pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+    notify_done(fd, dir);
+}
+
+Test(deploy, recovery_comes_before_ready) {
+    char data[64];
+    snprintf(data, sizeof data, "/tmp/pd-deploy-XXXXXX");
+    cr_assert_not_null(mkdtemp(data));
+    /* a first life leaves a journal to recover */
+    srv_t s;
+    srv_start(&s, (const char *const[]){"--data-dir", data, NULL});
+    pd_client_t *c = srv_connect(&s);
+    call_ok(c, "volunteer.upsert",
+            "{\"id\":7,\"lat\":30.1,\"lon\":120.2,\"skills\":[\"tutoring\"]}");
+    pd_client_destroy(c);
+    srv_stop(&s);
+
+    char dir[64];
+    int fd = notify_listen(dir, sizeof dir);
+    int out;
+    s.pid = srv_spawn((const char *const[]){"--data-dir", data, NULL}, NULL, &out);
+    char seen[1024] = "";
+    wait_msg(fd, "READY=1", seen, sizeof seen);
+    cr_assert(strstr(seen, "STATUS=recovering from "), "before READY: %s", seen);
+    const char *st = wait_msg(fd, "STATUS=", NULL, 0);
+    cr_assert(strstr(st, "serving 1 volunteers"), "status: %s", st);
+    close(out);
+    kill(s.pid, SIGTERM);
+    int status;
+    waitpid(s.pid, &status, 0);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    notify_done(fd, dir);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", data);
+    cr_assert_eq(system(cmd), 0);
+}
+
+Test(deploy, a_server_that_cannot_start_never_says_ready) {
+    char dir[64];
+    int fd = notify_listen(dir, sizeof dir);
+    /* beyond loopback without a token: refused */
+    int status = srv_run_expect_exit((const char *const[]){"--host", "0.0.0.0", NULL});
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    const char *m;
+    while (*(m = next_msg(fd, 100))) cr_assert(strncmp(m, "READY=1", 7) != 0, "got %s", m);
+    notify_done(fd, dir);
+}
+#endif
+
+/* Log lines: with stderr the journal stream systemd named, "<N>message";
+ * else a timestamp and the level. */
+static void log_with_journal_stream(bool matching, char *log, size_t cap) {
+    char path[] = "/tmp/pd-deploy-log-XXXXXX";
+    int lf = mkstemp(path);
+    cr_assert_geq(lf, 0);
+    struct stat st;
+    cr_assert_eq(fstat(lf, &st), 0);
+    close(lf);
+    char js[64];
+    snprintf(js, sizeof js, "%llu:%llu", (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino + (matching ? 0 : 1));
+    setenv("JOURNAL_STREAM", js, 1);
+    int out;
+    pid_t pid = srv_spawn((const char *const[]){"--host", "0.0.0.0", NULL}, path, &out);
+    int status;
+    waitpid(pid, &status, 0);
+    close(out);
+    unsetenv("JOURNAL_STREAM");
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    size_t n = fread(log, 1, cap - 1, f);
+    log[n] = '\0';
+    fclose(f);
+    unlink(path);
+}
+
+Test(deploy, log_levels_as_journal_priorities) {
+    char log[4096];
+    log_with_journal_stream(true, log, sizeof log);
+    cr_assert(strncmp(log, "<3>refusing to listen on 0.0.0.0", 32) == 0, "log: %s", log);
+    log_with_journal_stream(false, log, sizeof log);
+    cr_assert(strstr(log, "Z ERROR refusing to listen on 0.0.0.0"), "log: %s", log);
+    cr_assert(log[0] == '2' && log[4] == '-', "log: %s", log);
+}
+
+/* --check-config: runs paidan-server --port 0 ARGS --check-config. */
+static int check(const char *const *args, char *out, size_t cap) {
+    const char *argv[32];
+    size_t n = 0;
+    for (; args && args[n]; n++) argv[n] = args[n];
+    argv[n++] = "--check-config";
+    argv[n] = NULL;
+    int status = srv_run_expect_exit_out(argv, out, cap);
+    cr_assert(WIFEXITED(status), "status %d", status);
+    return WEXITSTATUS(status);
+}
+
+Test(deploy, check_config_prints_the_settings_in_effect) {
+    char cfg[256];
+    temp_file(cfg, sizeof cfg,
+              "[dispatch]\ngrab_width = 5\n[server]\nmax_conns = 77\nfsync = always\n"
+              "tick_ms = 50\n");
+    char out[4096];
+    /* the file, then the flags over it */
+    cr_assert_eq(
+        check((const char *const[]){"--config", cfg, "--tick-ms", "25", "--huge-pages", NULL}, out,
+              sizeof out),
+        0, "%s", out);
+    cr_assert(strstr(out, "settings OK"), "%s", out);
+    cr_assert(strstr(out, "\nmax_conns = 77\n"), "%s", out);
+    cr_assert(strstr(out, "\nfsync = always\n"), "%s", out);
+    cr_assert(strstr(out, "\ntick_ms = 25\n"), "%s", out);
+    cr_assert(strstr(out, "\nhuge_pages = true\n"), "%s", out);
+    cr_assert(strstr(out, "# token is not set"), "%s", out);
+
+    /* what it prints, read back as a config, gives the same settings */
+    char again_cfg[256];
+    temp_file(again_cfg, sizeof again_cfg, strchr(out, '\n') + 1);
+    char again[4096];
+    cr_assert_eq(check((const char *const[]){"--config", again_cfg, NULL}, again, sizeof again), 0,
+                 "%s", again);
+    cr_assert_str_eq(strchr(again, '\n'), strchr(out, '\n'));
+    unlink(cfg);
+    unlink(again_cfg);
+}
+
+Test(deploy, check_config_finds_what_would_stop_a_start) {
+    char out[4096];
+    /* beyond loopback without a token */
+    cr_assert_eq(check((const char *const[]){"--host", "0.0.0.0", NULL}, out, sizeof out), 1);
+    cr_assert(strstr(out, "would not start"), "%s", out);
+    /* a token from the environment mends it, and is not printed */
+    setenv("PAIDAN_TOKEN", "s3cret-token", 1);
+    cr_assert_eq(check((const char *const[]){"--host", "0.0.0.0", NULL}, out, sizeof out), 0, "%s",
+                 out);
+    unsetenv("PAIDAN_TOKEN");
+    cr_assert(strstr(out, "# token is set (12 characters"), "%s", out);
+    cr_assert_null(strstr(out, "s3cret"), "%s", out);
+    /* a data directory that cannot be made; a CSV that is not there */
+    cr_assert_eq(
+        check((const char *const[]){"--data-dir", "/nonexistent-pd/data", NULL}, out, sizeof out),
+        1);
+    cr_assert_eq(check((const char *const[]){"--load-volunteers", "/nonexistent-pd.csv", NULL}, out,
+                       sizeof out),
+                 1);
+    cr_assert_eq(check((const char *const[]){"--data-dir", "/etc/hostname", NULL}, out, sizeof out),
+                 1);
+    /* the same port twice */
+    cr_assert_eq(check((const char *const[]){"--port", "7411", "--metrics-port", "7411", NULL}, out,
+                       sizeof out),
+                 1);
+    /* engine settings the engine refuses (a key it does not know is a
+     * parse error, 1 as well) */
+    char cfg[256];
+    temp_file(cfg, sizeof cfg, "[dispatch]\nbogus = 1\n");
+    cr_assert_eq(check((const char *const[]){"--config", cfg, NULL}, out, sizeof out), 1);
+    unlink(cfg);
+    /* a data directory that does not exist yet but can be made is fine,
+     * and the check makes nothing */
+    char parent[64];
+    snprintf(parent, sizeof parent, "/tmp/pd-deploy-XXXXXX");
+    cr_assert_not_null(mkdtemp(parent));
+    char data[96];
+    snprintf(data, sizeof data, "%s/data", parent);
+    cr_assert_eq(check((const char *const[]){"--data-dir", data, NULL}, out, sizeof out), 0, "%s",
+                 out);
+    struct stat st;
+    cr_assert_neq(stat(data, &st), 0, "--check-config created %s", data);
+    rmdir(parent);
+}
+
+Test(deploy, check_config_leaves_a_running_server_alone) {
+    srv_t s;
+    srv_start(&s, NULL);
+    char port[16];
+    snprintf(port, sizeof port, "%d", s.port);
+    char out[4096];
+    /* its port is taken: the check does not bind, so it passes */
+    cr_assert_eq(check((const char *const[]){"--port", port, NULL}, out, sizeof out), 0, "%s", out);
+    pd_client_t *c = srv_connect(&s);
+    call_ok(c, "ping", NULL);
+    pd_client_destroy(c);
+    srv_stop(&s);
+}
