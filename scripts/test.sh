@@ -3,7 +3,8 @@
 # check formatting, then build and run every CTest test twice: a Release
 # build with warnings as errors, and a Debug build under AddressSanitizer,
 # UndefinedBehaviorSanitizer and LeakSanitizer; then run each libFuzzer
-# target briefly on its corpus. Build trees live in build/.
+# target briefly on its corpus; then build and check the Debian package
+# (scripts/package.sh). Build trees live in build/.
 #
 # usage: scripts/test.sh [-h|--help]   (it takes no other arguments)
 # Environment: PD_FUZZ_SECS (default 5) sets how long each fuzz target runs.
@@ -75,4 +76,7 @@ fi
 
 echo "== fuzz targets, briefly (scripts/fuzz.sh -t ${PD_FUZZ_SECS:-5})"
 PD_FUZZ_BUILD=build/fuzz scripts/fuzz.sh -t "${PD_FUZZ_SECS:-5}"
+
+echo "== Debian package (scripts/package.sh)"
+scripts/package.sh
 echo "== all tests passed"
