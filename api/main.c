@@ -75,7 +75,9 @@ static void usage(FILE *f) {
             "\n"
             "SIZE takes a k, m or g suffix (powers of 1024). A switch takes an optional\n"
             "=true or =false (--huge-pages=false undoes huge_pages = true in --config).\n"
-            "Once bound, the server prints \"listening on HOST:PORT\" on stdout.\n",
+            "Once bound, the server prints \"listening on HOST:PORT\" on stdout.\n"
+            "SIGTERM or SIGINT stops it cleanly; SIGHUP reads the settings again\n"
+            "(docs/operations-server.md).\n",
             PD_SERVER_DEFAULT_PORT);
 }
 
@@ -216,6 +218,21 @@ static const struct option opts[] = {
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0}};
 
+/* Everything the settings are made of, read together (read_settings):
+ * the [server] and engine sections of --config, PAIDAN_TOKEN, the flags.
+ * The settings point into file_values, so a settings_t the server runs
+ * with is kept for the process's life, older ones too after a reload
+ * (SIGHUP), since the server may still point into them. */
+typedef struct settings_s {
+    pd_server_config_t cfg;
+    pd_engine_config_t ecfg; /* cfg.engine points here with --config */
+    pd_log_level log_level;
+    const char *config; /* --config, or NULL */
+    bool check_only;    /* --check-config */
+    char *file_values[OPT_VERSION + 1];
+    struct settings_s *older;
+} settings_t;
+
 /*
  * Apply one setting, from the command line or the config file. v is the
  * value (for a switch: NULL for a bare flag on the command line, else a
@@ -223,7 +240,8 @@ static const struct option opts[] = {
  * pointer: v must outlive the server.
  * @return NULL, or what the setting accepts when v is not that.
  */
-static const char *apply_opt(pd_server_config_t *cfg, int opt, const char *v) {
+static const char *apply_opt(settings_t *st, int opt, const char *v) {
+    pd_server_config_t *cfg = &st->cfg;
     unsigned long long n;
     switch (opt) {
         case OPT_HOST:
@@ -329,23 +347,18 @@ static const char *apply_opt(pd_server_config_t *cfg, int opt, const char *v) {
             else
                 cfg->max_orders = n;
             return NULL;
-        case OPT_LOG: {
-            pd_log_level lv;
-            if (pd_log_level_from_name(v, &lv)) return "debug, info, warn or error";
-            pd_log_set_level(lv);
+        case OPT_LOG:
+            if (pd_log_level_from_name(v, &st->log_level)) return "debug, info, warn or error";
             return NULL;
-        }
         default:
             return "nothing: not a setting";
     }
 }
 
-/* The [server] section of --config: its values, kept for the process's
- * life (the settings point into them), one per setting. */
-static char *file_values[OPT_VERSION + 1];
-
+/* A key of the [server] section of --config; its value is kept in
+ * st->file_values, one per setting. */
 static int on_server_key(void *ud, const char *key, const char *value, const char **expect) {
-    pd_server_config_t *cfg = ud;
+    settings_t *st = ud;
     char flag[32];
     size_t n = strlen(key);
     if (n >= sizeof flag) return 0;
@@ -358,14 +371,14 @@ static int on_server_key(void *ud, const char *key, const char *value, const cha
             continue;
         char *copy = strdup(value);
         if (!copy) return 0;
-        const char *bad = apply_opt(cfg, o->val, copy);
+        const char *bad = apply_opt(st, o->val, copy);
         if (bad) {
             free(copy);
             *expect = bad;
             return 0;
         }
-        free(file_values[o->val]);
-        file_values[o->val] = copy;
+        free(st->file_values[o->val]);
+        st->file_values[o->val] = copy;
         return 1;
     }
     return 0;
@@ -483,50 +496,62 @@ static int check_config(pd_server_config_t *cfg, const char *config) {
     return problems ? 1 : 0;
 }
 
-int main(int argc, char **argv) {
-    pd_server_config_t cfg;
-    pd_server_config_init(&cfg);
-    /* Settings come from the [server] section of the config file, then
-     * PAIDAN_TOKEN, then the flags: the last word wins. */
-    const char *config = find_config(argc, argv);
-    static pd_engine_config_t ecfg; /* the server keeps a pointer */
-    if (config) {
-        pd_ini_section_t sec = {"server", on_server_key, &cfg};
+static void settings_free(settings_t *st) {
+    while (st) {
+        settings_t *older = st->older;
+        for (size_t i = 0; i <= OPT_VERSION; i++) free(st->file_values[i]);
+        free(st);
+        st = older;
+    }
+}
+
+/* What read_settings found. */
+enum { READ_OK, READ_DONE, READ_BAD, READ_USAGE };
+
+/* Read the settings: the [server] section of the config file, then
+ * PAIDAN_TOKEN, then the flags -- the last word wins. READ_DONE after
+ * --help or --version (printed), READ_BAD for a config file that does not
+ * read (logged), READ_USAGE for a bad flag (said on stderr). */
+static int read_settings(int argc, char **argv, settings_t *st) {
+    pd_server_config_init(&st->cfg);
+    st->log_level = PD_LOG_INFO;
+    st->config = find_config(argc, argv);
+    if (st->config) {
+        pd_ini_section_t sec = {"server", on_server_key, st};
         int line = 0;
         char why[256];
-        if (pd_engine_config_load_ini_with(config, &ecfg, &sec, &line, why, sizeof why)) {
+        if (pd_engine_config_load_ini_with(st->config, &st->ecfg, &sec, &line, why, sizeof why)) {
             if (line)
-                pd_log(PD_LOG_ERROR, "--config %s:%d: %s", config, line, why);
+                pd_log(PD_LOG_ERROR, "--config %s:%d: %s", st->config, line, why);
             else
-                pd_log(PD_LOG_ERROR, "--config %s: %s", config, why);
-            return 1;
+                pd_log(PD_LOG_ERROR, "--config %s: %s", st->config, why);
+            return READ_BAD;
         }
-        cfg.engine = &ecfg;
-        struct stat st;
-        if (file_values[OPT_TOKEN] && stat(config, &st) == 0 && (st.st_mode & 044))
+        st->cfg.engine = &st->ecfg;
+        struct stat sb;
+        if (st->file_values[OPT_TOKEN] && stat(st->config, &sb) == 0 && (sb.st_mode & 044))
             pd_log(PD_LOG_WARN,
                    "--config %s holds the token and other users may read it (mode %03o): "
                    "chmod 600 it",
-                   config, (unsigned)(st.st_mode & 0777));
+                   st->config, (unsigned)(sb.st_mode & 0777));
     }
     const char *env_token = getenv("PAIDAN_TOKEN");
-    if (env_token && *env_token) cfg.token = env_token;
+    if (env_token && *env_token) st->cfg.token = env_token;
 
-    bool check_only = false;
     int ch;
     while ((ch = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
         if (ch == 'h') ch = OPT_HELP;
         if (ch == 'V') ch = OPT_VERSION;
         if (ch == OPT_HELP) {
             usage(stdout);
-            return 0;
+            return READ_DONE;
         }
         if (ch == OPT_VERSION) {
             printf("paidan-server %s\n", PD_VERSION);
-            return 0;
+            return READ_DONE;
         }
         if (ch == OPT_CHECK) {
-            check_only = true;
+            st->check_only = true;
             continue;
         }
         const struct option *o = opts;
@@ -534,24 +559,74 @@ int main(int argc, char **argv) {
         if (!o->name) {
             /* getopt said what was wrong; the whole usage would bury it */
             fprintf(stderr, "try 'paidan-server --help'\n");
-            return 2;
+            return READ_USAGE;
         }
-        const char *bad = apply_opt(&cfg, ch, o->has_arg ? optarg : NULL);
+        const char *bad = apply_opt(st, ch, o->has_arg ? optarg : NULL);
         if (bad) {
             char flag[40];
             snprintf(flag, sizeof flag, "--%s", o->name);
-            return bad_value(flag, optarg, bad);
+            bad_value(flag, optarg, bad);
+            return READ_USAGE;
         }
     }
-    if (optind < argc) {
+    int rest = optind;
+    optind = 0; /* glibc: a reload reads the flags afresh */
+    if (rest < argc) {
         fprintf(stderr, "paidan-server: unexpected argument '%s'\ntry 'paidan-server --help'\n",
-                argv[optind]);
-        return 2;
+                argv[rest]);
+        return READ_USAGE;
+    }
+    return READ_OK;
+}
+
+/* The command line and the settings in use, for a reload. */
+static int g_argc;
+static char **g_argv;
+static settings_t *g_settings;
+
+/* SIGHUP: read the settings again, as at start, and let the server take
+ * what it can change while it runs (pd_server_reload). */
+static void on_reload(pd_server_t *srv) {
+    settings_t *st = calloc(1, sizeof *st);
+    if (!st) {
+        pd_log(PD_LOG_ERROR, "reload: out of memory; nothing changed");
+        return;
+    }
+    int r = read_settings(g_argc, g_argv, st);
+    if (r != READ_OK) {
+        pd_log(PD_LOG_ERROR, "reload refused: the settings do not read (above); nothing changed");
+        settings_free(st);
+        return;
+    }
+    fit_fd_limit(&st->cfg);
+    if (pd_server_reload(srv, &st->cfg, st->log_level) != PD_OK) {
+        settings_free(st);
+        return;
+    }
+    st->older = g_settings;
+    g_settings = st;
+}
+
+int main(int argc, char **argv) {
+    pd_log_detect_journal();
+    settings_t *st = calloc(1, sizeof *st);
+    if (!st) return 1;
+    g_argc = argc;
+    g_argv = argv;
+    g_settings = st;
+    int r = read_settings(argc, argv, st);
+    if (r != READ_OK) {
+        settings_free(st);
+        return r == READ_DONE ? 0 : r == READ_BAD ? 1 : 2;
+    }
+    pd_log_set_level(st->log_level);
+    pd_server_config_t cfg = st->cfg;
+    if (st->check_only) {
+        int rc = check_config(&cfg, st->config);
+        settings_free(st);
+        return rc;
     }
 
-    if (check_only) return check_config(&cfg, config);
-
-    pd_log_detect_journal();
     signal(SIGPIPE, SIG_IGN);
     fit_fd_limit(&cfg);
 
@@ -560,6 +635,7 @@ int main(int argc, char **argv) {
     pd_server_t *srv = pd_calloc(1, sizeof(*srv));
     if (!srv) {
         pd_log(PD_LOG_ERROR, "out of memory");
+        settings_free(g_settings);
         return 1;
     }
     pd_err err = pd_server_start(srv, loop, &cfg);
@@ -568,13 +644,16 @@ int main(int argc, char **argv) {
         pd_server_deinit(srv);
         uv_loop_close(loop);
         pd_free(srv);
+        settings_free(g_settings);
         return 1;
     }
+    srv->reload = on_reload; /* SIGHUP, once the loop runs */
     uv_run(loop, UV_RUN_DEFAULT);
     bool fatal = srv->fatal;
     pd_server_deinit(srv);
     if (uv_loop_close(loop) != 0) pd_log(PD_LOG_WARN, "handles still open at exit");
     pd_free(srv);
+    settings_free(g_settings);
     pd_log(fatal ? PD_LOG_ERROR : PD_LOG_INFO, fatal ? "stopped on an error" : "stopped");
     return fatal ? 1 : 0;
 }

@@ -90,6 +90,16 @@ void pd_notify_ready(pd_server_t *srv) {
     srv->notify_on = true;
 }
 
+void pd_notify_reloading(void) {
+    if (listened_to()) send_line("RELOADING=1");
+}
+
+void pd_notify_reloaded(pd_server_t *srv) {
+    if (!listened_to()) return;
+    send_line("READY=1");
+    status_now(srv, 0);
+}
+
 void pd_notify_stopping(pd_server_t *srv) {
     if (!listened_to()) return;
     send_line("STOPPING=1");

@@ -21,6 +21,12 @@ void pd_notify_status(const char *fmt, ...) __attribute__((format(printf, 1, 2))
  *  pings the watchdog and refreshes the status. */
 void pd_notify_ready(pd_server_t *srv);
 
+/** RELOADING=1: a reload (SIGHUP) begins. */
+void pd_notify_reloading(void);
+
+/** READY=1 again, with the status line, once a reload is done. */
+void pd_notify_reloaded(pd_server_t *srv);
+
 /** STOPPING=1, and the timer stops. */
 void pd_notify_stopping(pd_server_t *srv);
 

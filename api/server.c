@@ -437,6 +437,18 @@ static void on_prepare(uv_prepare_t *p) {
 
 /* -------------------------------------------------------------- signals */
 
+static void on_hangup(uv_signal_t *s, int signum) {
+    (void)signum;
+    pd_server_t *srv = s->data;
+    if (srv->stopping) return;
+    if (!srv->reload) {
+        pd_log(PD_LOG_WARN, "received SIGHUP: nothing to reload yet");
+        return;
+    }
+    pd_log(PD_LOG_INFO, "received SIGHUP: reading the settings again");
+    srv->reload(srv);
+}
+
 static void on_signal(uv_signal_t *s, int signum) {
     pd_server_t *srv = s->data;
     pd_log(PD_LOG_INFO, "received %s, shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -615,6 +627,118 @@ static pd_err load_volunteers(pd_server_t *srv, const char *path) {
 }
 #endif
 
+/* The idle sweep, a few times per --idle-timeout (none without one). */
+static void start_idle_sweep(pd_server_t *srv) {
+    uv_timer_stop(&srv->idle_timer);
+    if (!srv->cfg.idle_timeout_ms) return;
+    uint64_t every = srv->cfg.idle_timeout_ms / 4;
+    if (every < 20) every = 20;
+    if (every > 1000) every = 1000;
+    uv_timer_start(&srv->idle_timer, on_idle_sweep, every, every);
+}
+
+static bool str_differs(const char *a, const char *b) {
+    return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+/* The engine settings `next` names (NULL: the defaults) differ from the
+ * running engine's. */
+static bool engine_config_differs(const pd_engine_t *e, const pd_engine_config_t *next) {
+    pd_engine_config_t def;
+    if (!next) {
+        pd_engine_config_init(&def);
+        next = &def;
+    }
+    uint8_t *a = NULL, *b = NULL;
+    size_t na = 0, nb = 0;
+    bool differs = true;
+    if (pd_engine_config_encode(pd_engine_get_config(e), &a, &na) == PD_OK &&
+        pd_engine_config_encode(next, &b, &nb) == PD_OK)
+        differs = na != nb || memcmp(a, b, na) != 0;
+    pd_free(a);
+    pd_free(b);
+    return differs;
+}
+
+pd_err pd_server_reload(pd_server_t *srv, const pd_server_config_t *next, pd_log_level level) {
+    pd_server_config_t *cur = &srv->cfg;
+    struct sockaddr_storage ss;
+    bool loopback = true;
+    if (resolve_host(cur->host, cur->port, &ss, &loopback) == PD_OK && !loopback && !next->token) {
+        pd_log(PD_LOG_ERROR,
+               "reload refused: the server listens on %s, beyond loopback, and the new "
+               "settings have no token; nothing changed",
+               cur->host);
+        return PD_ERR_BAD_ARG;
+    }
+    pd_notify_reloading();
+    unsigned changed = 0, waiting = 0;
+#define LIVE(field, name, fmt, cast)                                              \
+    if (next->field != cur->field) {                                              \
+        pd_log(PD_LOG_INFO, "reload: %s " fmt " -> " fmt, name, (cast)cur->field, \
+               (cast)next->field);                                                \
+        cur->field = next->field;                                                 \
+        changed++;                                                                \
+    }
+#define LATER(differs, name)                                                             \
+    if (differs) {                                                                       \
+        pd_log(PD_LOG_WARN, "reload: %s changed: the change waits for a restart", name); \
+        waiting++;                                                                       \
+    }
+    if (str_differs(next->token, cur->token)) {
+        pd_log(PD_LOG_INFO, "reload: the token %s (connections open now keep their standing)",
+               !next->token  ? "was removed"
+               : !cur->token ? "is now required"
+                             : "changed");
+        cur->token = next->token;
+        changed++;
+    }
+    if (level != (pd_log_level)pd_log_get_level()) {
+        pd_log(PD_LOG_INFO, "reload: log_level %s -> %s", pd_log_level_name(pd_log_get_level()),
+               pd_log_level_name(level));
+        pd_log_set_level(level);
+        changed++;
+    }
+    LIVE(max_conns, "max_conns", "%u", unsigned)
+    LIVE(max_frame, "max_frame (new connections)", "%zu", size_t)
+    LIVE(max_output, "max_output", "%zu", size_t)
+    LIVE(stall_ms, "stall_ms", "%u", unsigned)
+    LIVE(busy_poll_us, "busy_poll_us", "%u", unsigned)
+    LIVE(snapshot_bytes, "snapshot_bytes", "%llu", unsigned long long)
+    if (next->max_volunteers != cur->max_volunteers || next->max_orders != cur->max_orders) {
+        LIVE(max_volunteers, "max_volunteers", "%llu", unsigned long long)
+        LIVE(max_orders, "max_orders", "%llu", unsigned long long)
+        pd_engine_set_limits(srv->engine, (size_t)cur->max_volunteers, (size_t)cur->max_orders);
+    }
+    if (next->order_retention_days != cur->order_retention_days) {
+        LIVE(order_retention_days, "order_retention (days)", "%g", double)
+        srv->next_purge_ms = 0; /* look at once */
+    }
+    if (next->tick_ms != cur->tick_ms) {
+        LIVE(tick_ms, "tick_ms", "%u", unsigned)
+        uv_timer_start(&srv->tick_timer, on_tick, cur->tick_ms, cur->tick_ms);
+    }
+    if (next->idle_timeout_ms != cur->idle_timeout_ms) {
+        LIVE(idle_timeout_ms, "idle_timeout (ms)", "%llu", unsigned long long)
+        start_idle_sweep(srv);
+    }
+    LATER(str_differs(next->host, cur->host), "host")
+    LATER(next->port != cur->port, "port")
+    LATER(next->metrics_port != cur->metrics_port, "metrics_port")
+    LATER(next->max_rps != cur->max_rps, "max_rps")
+    LATER(next->huge_pages != cur->huge_pages, "huge_pages")
+    LATER(str_differs(next->load_volunteers, cur->load_volunteers), "load_volunteers")
+    LATER(str_differs(next->data_dir, cur->data_dir), "data_dir")
+    LATER(next->fsync != cur->fsync, "fsync")
+    LATER(next->truncate_corrupt != cur->truncate_corrupt, "truncate_corrupt")
+    LATER(engine_config_differs(srv->engine, next->engine), "the engine's settings")
+#undef LIVE
+#undef LATER
+    pd_log(PD_LOG_INFO, "reload: %u settings changed, %u waiting for a restart", changed, waiting);
+    pd_notify_reloaded(srv);
+    return PD_OK;
+}
+
 pd_err pd_server_start(pd_server_t *srv, uv_loop_t *loop, const pd_server_config_t *cfg) {
     memset(srv, 0, sizeof(*srv));
     srv->loop = loop;
@@ -666,6 +790,9 @@ pd_err pd_server_start(pd_server_t *srv, uv_loop_t *loop, const pd_server_config
     uv_signal_init(loop, &srv->sig_int);
     srv->sig_int.data = srv;
     uv_signal_start(&srv->sig_int, on_signal, SIGINT);
+    uv_signal_init(loop, &srv->sig_hup); /* before recovery: SIGHUP would kill */
+    srv->sig_hup.data = srv;
+    uv_signal_start(&srv->sig_hup, on_hangup, SIGHUP);
 
     if (cfg->data_dir) {
         pd_notify_status("recovering from %s", cfg->data_dir);
@@ -726,12 +853,7 @@ pd_err pd_server_start(pd_server_t *srv, uv_loop_t *loop, const pd_server_config
     uv_idle_init(loop, &srv->huge_idle); /* started by the tick, with --huge-pages */
     srv->huge_idle.data = srv;
     srv->huge_wanted = true; /* a first pass over what was loaded or restored */
-    if (cfg->idle_timeout_ms) {
-        uint64_t every = cfg->idle_timeout_ms / 4;
-        if (every < 20) every = 20;
-        if (every > 1000) every = 1000;
-        uv_timer_start(&srv->idle_timer, on_idle_sweep, every, every);
-    }
+    start_idle_sweep(srv);
     uv_prepare_init(loop, &srv->stall_check);
     srv->stall_check.data = srv;
     uv_prepare_start(&srv->stall_check, on_prepare);
@@ -785,6 +907,7 @@ void pd_server_stop(pd_server_t *srv) {
     uv_close((uv_handle_t *)&srv->stall_check, NULL);
     uv_close((uv_handle_t *)&srv->sig_term, NULL);
     uv_close((uv_handle_t *)&srv->sig_int, NULL);
+    uv_close((uv_handle_t *)&srv->sig_hup, NULL);
 }
 
 void pd_server_deinit(pd_server_t *srv) {

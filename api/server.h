@@ -113,12 +113,13 @@ struct pd_server_s {
     int64_t next_purge_ms;      /* --order-retention: when to look for old orders next */
     struct pd_import_s *import; /* the `import` running, or NULL (import.c) */
     uint64_t busy_until_hr;     /* ... until then */
-    uv_signal_t sig_term, sig_int;
-    bool running;           /* started successfully */
-    bool stopping;          /* pd_server_stop() called */
-    bool zone_ok;           /* zone initialised */
-    int bound_port;         /* the RPC port actually bound */
-    int metrics_bound_port; /* the metrics port actually bound */
+    uv_signal_t sig_term, sig_int, sig_hup;
+    void (*reload)(pd_server_t *srv); /* SIGHUP: main() reads the settings again */
+    bool running;                     /* started successfully */
+    bool stopping;                    /* pd_server_stop() called */
+    bool zone_ok;                     /* zone initialised */
+    int bound_port;                   /* the RPC port actually bound */
+    int metrics_bound_port;           /* the metrics port actually bound */
 
     pd_conn_t *conns; /* every open connection (doubly linked) */
     uint32_t n_conns;
@@ -177,6 +178,20 @@ pd_err pd_server_start(pd_server_t *srv, uv_loop_t *loop, const pd_server_config
  * @return the number of problems (0 = it would start, as far as these go).
  */
 int pd_server_check_config(const pd_server_config_t *cfg);
+
+/**
+ * Take the settings a reload (SIGHUP) read: those that can change while
+ * the server runs take effect now -- the token (for connections opened
+ * from now on), the log level, max_conns, max_frame (new connections),
+ * max_output, idle_timeout, tick_ms, stall_ms, busy_poll_us,
+ * order_retention, max_volunteers, max_orders, snapshot_bytes; each change
+ * is logged. A change to any other setting, or to the engine's settings
+ * (next->engine), is logged as waiting for a restart. `next` is not kept;
+ * its strings must outlive the server.
+ * @return PD_OK; PD_ERR_BAD_ARG when the new settings would leave a server
+ * bound beyond loopback without a token (logged; nothing changed).
+ */
+pd_err pd_server_reload(pd_server_t *srv, const pd_server_config_t *next, pd_log_level level);
 
 /** Stop: close the listeners, every connection, timers and signals. Idempotent. */
 void pd_server_stop(pd_server_t *srv);

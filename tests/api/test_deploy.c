@@ -19,6 +19,44 @@
 
 #include "helper.h"
 
+/* The port of the "listening on HOST:PORT" line a spawned server prints
+ * on `out` (closed after). */
+static int read_port(int out) {
+    char line[256] = {0};
+    size_t len = 0;
+    while (!strchr(line, '\n') && len < sizeof line - 1) {
+        ssize_t n = read(out, line + len, sizeof line - 1 - len);
+        cr_assert_gt(n, 0, "the server exited before listening");
+        len += (size_t)n;
+    }
+    close(out);
+    cr_assert(strstr(line, "listening on "), "%s", line);
+    return atoi(strrchr(line, ':') + 1);
+}
+
+/* The whole of a file (a server's log), in a static buffer. */
+static const char *slurp(const char *path) {
+    static char buf[16384];
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s", path);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* Wait until the log holds `what` (a reload is done when it says so). */
+static const char *wait_log(const char *path, const char *what) {
+    long long deadline = now_ms() + 10000;
+    while (now_ms() < deadline) {
+        const char *log = slurp(path);
+        if (strstr(log, what)) return log;
+        usleep(20000);
+    }
+    cr_assert_fail("the log never said '%s':\n%s", what, slurp(path));
+    return NULL;
+}
+
 #ifdef PD_HAVE_SYSTEMD
 /* A notify socket in a fresh directory; NOTIFY_SOCKET names it to the
  * servers this test process starts. */
@@ -80,15 +118,7 @@ Test(deploy, ready_status_watchdog_and_stopping) {
     s.pid = srv_spawn((const char *const[]){NULL}, NULL, &out);
     wait_msg(fd, "READY=1", NULL, 0);
     /* ready means serving: read the port it printed, and a ping answers */
-    char line[256] = {0};
-    size_t len = 0;
-    while (!strchr(line, '\n') && len < sizeof line - 1) {
-        ssize_t n = read(out, line + len, sizeof line - 1 - len);
-        cr_assert_gt(n, 0);
-        len += (size_t)n;
-    }
-    close(out);
-    s.port = atoi(strrchr(line, ':') + 1);
+    s.port = read_port(out);
     s.metrics_port = -1;
     pd_client_t *c = srv_connect(&s);
     pd_msg_t r = call_ok(c, "ping", NULL);
@@ -291,4 +321,108 @@ Test(deploy, check_config_leaves_a_running_server_alone) {
     call_ok(c, "ping", NULL);
     pd_client_destroy(c);
     srv_stop(&s);
+}
+
+/* A server started with --config `cfg` and its log in `log`. */
+static void start_with_log(srv_t *s, const char *const *args, const char *log) {
+    int out;
+    s->pid = srv_spawn(args, log, &out);
+    s->port = read_port(out);
+    s->metrics_port = -1;
+}
+
+static void rewrite(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* The number config.get gives under `key` (in "limits" or at the top). */
+static long long config_num(pd_client_t *c, const char *section, const char *key) {
+    pd_msg_t r = call_ok(c, "config.get", NULL);
+    const msgpack_object *m = &r.result;
+    if (section) {
+        for (uint32_t i = 0; i < m->via.map.size; i++)
+            if (obj_str_eq(&m->via.map.ptr[i].key, section)) {
+                m = &m->via.map.ptr[i].val;
+                break;
+            }
+    }
+    return map_int(m, key);
+}
+
+Test(deploy, sighup_reloads_what_can_change_live) {
+    char cfg[256], log[] = "/tmp/pd-deploy-reload-XXXXXX";
+    int lf = mkstemp(log);
+    cr_assert_geq(lf, 0);
+    close(lf);
+    temp_file(cfg, sizeof cfg, "[server]\nmax_conns = 100\nmax_volunteers = 0\n");
+    srv_t s;
+    start_with_log(&s, (const char *const[]){"--config", cfg, "--tick-ms", "300", NULL}, log);
+    pd_client_t *old = srv_connect(&s);
+    cr_assert_eq(config_num(old, "limits", "max_conns"), 100);
+
+    /* a token, lower limits, a volunteer cap; the flag keeps tick_ms; the
+     * engine's settings and fsync must wait for a restart */
+    rewrite(cfg,
+            "[dispatch]\ngrab_width = 5\n[server]\nmax_conns = 50\ntoken = tok-1\n"
+            "max_volunteers = 1\ntick_ms = 50\nfsync = always\nlog_level = debug\n");
+    chmod(cfg, 0600);
+    kill(s.pid, SIGHUP);
+    const char *l = wait_log(log, "reload: 4 settings changed, 2 waiting for a restart");
+    cr_assert(strstr(l, "reload: max_conns 100 -> 50"), "%s", l);
+    cr_assert(strstr(l, "reload: the token is now required"), "%s", l);
+    cr_assert(strstr(l, "reload: fsync changed: the change waits for a restart"), "%s", l);
+    cr_assert(strstr(l, "reload: the engine's settings changed"), "%s", l);
+    cr_assert_null(strstr(l, "tick_ms"), "the flag wins over the file: %s", l);
+
+    /* the connection open at the reload goes on; a new one needs the token */
+    cr_assert_eq(config_num(old, "limits", "max_conns"), 50);
+    cr_assert_eq(config_num(old, "limits", "max_volunteers"), 1);
+    pd_client_t *fresh = srv_connect(&s);
+    call_err(fresh, "config.get", NULL, PD_ERR_UNAUTHORIZED);
+    call_ok(fresh, "auth", "{\"token\":\"tok-1\"}");
+    call_ok(fresh, "volunteer.upsert", "{\"id\":1,\"lat\":30.1,\"lon\":120.2,\"skills\":[]}");
+    call_err(fresh, "volunteer.upsert", "{\"id\":2,\"lat\":30.1,\"lon\":120.2,\"skills\":[]}",
+             PD_ERR_LIMIT);
+    /* the engine's grab width is still the one it started with */
+    cr_assert_eq(config_num(fresh, NULL, "grab_width"), 3);
+
+    /* a file that does not read changes nothing */
+    rewrite(cfg, "[server]\nmax_conns = many\n");
+    kill(s.pid, SIGHUP);
+    wait_log(log, "reload refused: the settings do not read");
+    cr_assert_eq(config_num(fresh, "limits", "max_conns"), 50);
+    call_ok(fresh, "ping", NULL);
+    pd_client_destroy(old);
+    pd_client_destroy(fresh);
+    srv_stop(&s);
+    unlink(cfg);
+    unlink(log);
+}
+
+Test(deploy, a_reload_keeps_a_token_beyond_loopback) {
+    /* ::ffff:127.0.0.1 counts as beyond loopback (an IPv6 stack may route
+     * it out), yet answers on 127.0.0.1, so a test can use it */
+    char cfg[256], log[] = "/tmp/pd-deploy-reload-XXXXXX";
+    int lf = mkstemp(log);
+    cr_assert_geq(lf, 0);
+    close(lf);
+    temp_file(cfg, sizeof cfg, "[server]\ntoken = tok-2\n");
+    chmod(cfg, 0600);
+    srv_t s;
+    start_with_log(&s, (const char *const[]){"--config", cfg, "--host", "::ffff:127.0.0.1", NULL},
+                   log);
+    rewrite(cfg, "[server]\nmax_conns = 10\n");
+    kill(s.pid, SIGHUP);
+    wait_log(log, "reload refused: the server listens on ::ffff:127.0.0.1, beyond loopback");
+    pd_client_t *c = srv_connect(&s);
+    call_err(c, "config.get", NULL, PD_ERR_UNAUTHORIZED);
+    call_ok(c, "auth", "{\"token\":\"tok-2\"}");
+    cr_assert_eq(config_num(c, "limits", "max_conns"), 10000);
+    pd_client_destroy(c);
+    srv_stop(&s);
+    unlink(cfg);
+    unlink(log);
 }
