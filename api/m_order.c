@@ -147,7 +147,9 @@ void pd_m_order_dispatch(pd_conn_t *c, const msgpack_object *p) {
 
 typedef pd_err (*answer_fn)(pd_engine_t *, uint64_t, uint64_t, int64_t);
 
-static void answer(pd_conn_t *c, const msgpack_object *p, answer_fn fn) {
+/* A volunteer's answer to an order (accept, decline, release): `holds`
+ * says what an ILLEGAL one lacked. */
+static void answer(pd_conn_t *c, const msgpack_object *p, answer_fn fn, const char *holds) {
     static const char *const keys[] = {"id", "volunteer", NULL};
     if (pd_args_check_or_reply(c, p, keys)) return;
     uint64_t id, vol;
@@ -155,8 +157,8 @@ static void answer(pd_conn_t *c, const msgpack_object *p, answer_fn fn) {
     if (pd_arg_get_u64_or_reply(c, p, "volunteer", &vol)) return;
     pd_err err = fn(c->srv->engine, id, vol, c->srv->now_ms);
     if (err == PD_ERR_ILLEGAL) {
-        pd_reply_error(c, err, "volunteer %llu has no live offer on order %llu",
-                       (unsigned long long)vol, (unsigned long long)id);
+        pd_reply_error(c, err, "volunteer %llu holds no %s on order %llu", (unsigned long long)vol,
+                       holds, (unsigned long long)id);
         return;
     }
     if (err == PD_ERR_NOT_FOUND) {
@@ -175,11 +177,15 @@ static void answer(pd_conn_t *c, const msgpack_object *p, answer_fn fn) {
 }
 
 void pd_m_order_accept(pd_conn_t *c, const msgpack_object *p) {
-    answer(c, p, pd_engine_order_accept);
+    answer(c, p, pd_engine_order_accept, "live offer");
 }
 
 void pd_m_order_decline(pd_conn_t *c, const msgpack_object *p) {
-    answer(c, p, pd_engine_order_decline);
+    answer(c, p, pd_engine_order_decline, "live offer");
+}
+
+void pd_m_order_release(pd_conn_t *c, const msgpack_object *p) {
+    answer(c, p, pd_engine_order_release, "accepted slot");
 }
 
 /* ILLEGAL from a state change: say which state the order is in. */

@@ -167,7 +167,7 @@ void pd_m_volunteer_get(pd_conn_t *c, const msgpack_object *p) {
     const pd_volunteer_t *v = &vi.v;
     const pd_volunteer_record_t *r = &vi.rec;
     msgpack_packer *pk = pd_reply_ok(c);
-    msgpack_pack_map(pk, 26);
+    msgpack_pack_map(pk, 27);
     pd_pack_kv_u64(pk, "id", v->id);
     pd_pack_kv_double(pk, "lat", v->pos.lat / 1e6);
     pd_pack_kv_double(pk, "lon", v->pos.lon / 1e6);
@@ -194,6 +194,7 @@ void pd_m_volunteer_get(pd_conn_t *c, const msgpack_object *p) {
     pd_pack_kv_u64(pk, "offers_declined", r->offers_declined);
     pd_pack_kv_u64(pk, "offers_expired", r->offers_expired);
     pd_pack_kv_u64(pk, "offers_withdrawn", r->offers_withdrawn);
+    pd_pack_kv_u64(pk, "releases", r->releases);
     pd_pack_kv_u64(pk, "notified_count", r->notified_count);
     pd_pack_kv_i64(pk, "last_notified_ms", r->last_notified_ms);
     pd_pack_kv_i64(pk, "last_served_ms", r->last_served_ms);

@@ -608,6 +608,58 @@ pd_err pd_engine_order_decline(pd_engine_t *e, uint64_t order_id, uint64_t volun
     return PD_OK;
 }
 
+pd_err pd_engine_order_release(pd_engine_t *e, uint64_t order_id, uint64_t volunteer_id,
+                               int64_t now_ms) {
+    if (e->delivering) return PD_ERR_ILLEGAL;
+    if (!pd__time_ok(now_ms)) return PD_ERR_BAD_ARG;
+    pd__order_t *o;
+    pd_err err = find_open(e, order_id, &o);
+    if (err) return err;
+    uint32_t vslot;
+    if ((err = pd_index_get_slot(e->ix, volunteer_id, &vslot))) return err;
+    if (o->state != PD_ORDER_OFFERED && o->state != PD_ORDER_ACCEPTED) return PD_ERR_ILLEGAL;
+    pd__offer_t *en = NULL;
+    for (uint32_t i = 0; i < o->n_ent && !en; i++)
+        if (o->ent[i].vol == volunteer_id && o->ent[i].state == PD_OFFER_ACCEPTED) en = &o->ent[i];
+    if (!en) return PD_ERR_ILLEGAL;
+    /* Plan the slot as if it were open again (accepting withdrew its other
+     * offers). The volunteer keeps an entry, so is not asked again. */
+    e->n_picks = 0;
+    en->state = PD_OFFER_RELEASED;
+    uint32_t short_slot = pd__plan_open_slots(e, o, pd__order_width(e, o), now_ms);
+    en->state = PD_OFFER_ACCEPTED;
+    size_t n = short_slot == NO_SLOT ? e->n_picks : 0;
+    size_t at = (size_t)(en - o->ent); /* reserving may move the entries */
+    if ((err = pd__reserve_entries(e, o, n)) || (err = pd__reserve_due(e, 1)) ||
+        (err = pd__events_reserve(e, 1 + n + close_events(o)))) {
+        e->n_picks = 0;
+        return err;
+    }
+    en = &o->ent[at];
+    en->state = PD_OFFER_RELEASED;
+    en->reason = PD_REASON_WITHDREW;
+    o->n_filled--;
+    pd__vrec_t *r;
+    release_unit(e, volunteer_id, &r);
+    if (PD_ALWAYS(r)) {
+        if (PD_ALWAYS(r->held > 0)) r->held--;
+        if (r->releases < UINT16_MAX) r->releases++;
+    }
+    if (o->state == PD_ORDER_ACCEPTED) {
+        pd__order_set_state(e, o, PD_ORDER_OFFERED);
+        o->accepted_ms = 0; /* set again when the slot is taken */
+    }
+    push_vol_event(e, PD_EVENT_RELEASED, o, en, PD_REASON_WITHDREW, now_ms);
+    if (short_slot != NO_SLOT) {
+        pd__order_close(e, o, PD_ORDER_EXPIRED, PD_REASON_EXHAUSTED, now_ms);
+    } else {
+        pd__commit_picks(e, o, 0, now_ms);
+    }
+    e->n_picks = 0;
+    pd__events_flush(e);
+    return PD_OK;
+}
+
 pd_err pd_engine_order_cancel(pd_engine_t *e, uint64_t order_id, int64_t now_ms) {
     if (e->delivering) return PD_ERR_ILLEGAL;
     if (!pd__time_ok(now_ms)) return PD_ERR_BAD_ARG;

@@ -443,6 +443,9 @@ static uint64_t volunteer_hash(const pd_volunteer_t *v, const pd__vrec_t *r) {
     put(&b, (uint64_t)r->offers_received << 32 | r->offers_accepted);
     put(&b, (uint64_t)r->offers_declined << 32 | r->offers_expired);
     put(&b, (uint64_t)r->offers_withdrawn << 32 | r->notified_count);
+    /* only when there are any: a state without releases keeps the digest
+     * it had before releases were counted */
+    if (r->releases) put(&b, 0x52454c00ull << 32 | r->releases);
     put(&b, (uint64_t)r->last_notified_ms);
     put(&b, (uint64_t)r->last_served_ms);
     /* The day ring canonically: newest day, then days oldest to newest. */

@@ -15,8 +15,8 @@ static const char *const order_state_names[PD_ORDER__COUNT] = {
 static const char *const offer_state_names[PD_OFFER__STATE_COUNT] = {
     "live", "accepted", "declined", "expired", "withdrawn", "released"};
 static const char *const reason_names[PD_REASON__COUNT] = {
-    "none",      "no_candidate", "exhausted",        "cancelled",
-    "grab_lost", "order_closed", "volunteer_removed"};
+    "none",      "no_candidate", "exhausted",         "cancelled",
+    "grab_lost", "order_closed", "volunteer_removed", "withdrew"};
 static const char *const event_names[PD_EVENT__COUNT] = {
     "offered",  "accepted", "declined",  "offer_expired", "offer_withdrawn",
     "released", "expired",  "cancelled", "completed",     "rated"};

@@ -82,6 +82,7 @@ void pd__vrec_to_public(const pd__vrec_t *r, const pd_engine_config_t *cfg, int6
     out->offers_declined = r->offers_declined;
     out->offers_expired = r->offers_expired;
     out->offers_withdrawn = r->offers_withdrawn;
+    out->releases = r->releases;
     out->notified_count = r->notified_count;
     out->last_notified_ms = r->last_notified_ms;
     out->last_served_ms = r->last_served_ms;

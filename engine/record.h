@@ -36,6 +36,8 @@ typedef struct pd__vrec_s {
     uint8_t capacity;           /* mirror of the index */
     uint8_t load;               /* mirror of the index: live offers + held */
     uint8_t held;               /* accepted slots held */
+    uint16_t releases;          /* accepted, then withdrew; saturating (it fits
+                                   the record's padding: 80 bytes stay 80) */
 } pd__vrec_t;
 
 /* Credit `minutes` served on local day `day`. */

@@ -258,7 +258,9 @@ void pd_snapshot_file_close(pd_snapshot_file_t *f) {
 
 /* The dump below writes these structs field by field. If one of them
  * changes, this file must change with it (and ENGINE_VERSION go up): the
- * build stops here until it does. */
+ * build stops here until it does. A new field may instead take reserved
+ * bytes, which older dumps hold as zero, when zero is what it was before
+ * it existed (a volunteer's releases, at 135): no version change then. */
 _Static_assert(sizeof(pd__vrec_t) == 80, "pd__vrec_t changed: update snapshot.c");
 _Static_assert(sizeof(pd__offer_t) == 32, "pd__offer_t changed: update snapshot.c");
 _Static_assert(sizeof(pd__order_t) == 128, "pd__order_t changed: update snapshot.c");
@@ -389,8 +391,9 @@ static void enc_volunteer(enc_t *e, const pd_volunteer_t *v, const pd__vrec_t *r
     pd__put_u64(p + 109, (uint64_t)rec->last_served_ms);
     pd__put_u32(p + 117, (uint32_t)rec->last_day);
     for (int d = 0; d < PD__DAYS; d++) pd__put_u16(p + 121 + 2 * d, rec->day_min[d]);
-    /* 135..157: reserved, zero. */
-    memset(p + 135, 0, VOL_BYTES - 135);
+    pd__put_u32(p + 135, rec->releases); /* zero in snapshots from before it */
+    /* 139..157: reserved, zero. */
+    memset(p + 139, 0, VOL_BYTES - 139);
 }
 
 static void dec_volunteer(const uint8_t *p, pd_volunteer_t *v) {
@@ -416,6 +419,8 @@ static void dec_record(const uint8_t *p, const pd_volunteer_t *v, pd__vrec_t *re
     rec->last_served_ms = (int64_t)pd__get_u64(p + 109);
     rec->last_day = (int32_t)pd__get_u32(p + 117);
     for (int d = 0; d < PD__DAYS; d++) rec->day_min[d] = pd__get_u16(p + 121 + 2 * d);
+    uint32_t releases = pd__get_u32(p + 135);
+    rec->releases = releases < UINT16_MAX ? (uint16_t)releases : UINT16_MAX;
     rec->status = v->status;
     rec->capacity = v->capacity;
     rec->load = v->load;

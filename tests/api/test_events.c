@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "helper.h"
@@ -424,5 +425,62 @@ Test(events, last_word_waits_for_the_journal, .timeout = 60) {
     srv_stop(&s);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* order.release (退单): an accepted volunteer withdraws; subscribers hear
+ * order.released (reason withdrew) and the next offer; the record counts
+ * it; and it is journaled like any write: a kill -9 keeps it. */
+Test(events, release_by_a_volunteer, .timeout = 60) {
+    char dir[] = "/tmp/pd-release-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    srv_t s;
+    srv_start(&s, (const char *const[]){"--data-dir", dir, "--fsync", "always", NULL});
+    pd_client_t *sub = srv_connect(&s);
+    pd_client_t *c = srv_connect(&s);
+    call_ok(sub, "subscribe", "{\"events\":[\"order.*\"]}");
+    volunteer(c, 1, 30.6010, "tutoring");
+    volunteer(c, 2, 30.6020, "tutoring");
+    call_ok(c, "order.create",
+            "{\"id\":5,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"tutoring\"],"
+            "\"ignore_schedule\":true}");
+    expect_vol_event(sub, "order.offered", 5, 1, "offered");
+    call_ok(c, "order.accept", "{\"id\":5,\"volunteer\":1}");
+    expect_vol_event(sub, "order.accepted", 5, 1, "accepted");
+
+    /* only the one holding the slot may withdraw, once */
+    pd_msg_t m = call_err(c, "order.release", "{\"id\":5,\"volunteer\":2}", PD_ERR_ILLEGAL);
+    cr_assert_str_eq(m.message, "volunteer 2 holds no accepted slot on order 5");
+    call_err(c, "order.release", "{\"id\":6,\"volunteer\":1}", PD_ERR_NOT_FOUND);
+    call_err(c, "order.release", "{\"id\":5,\"volunteer\":9}", PD_ERR_NOT_FOUND);
+    call_err(c, "order.release", "{\"id\":5}", PD_ERR_BAD_ARG);
+    m = call_ok(c, "order.release", "{\"id\":5,\"volunteer\":1}");
+    cr_assert_str_eq(map_str(&m.result, "state"), "offered");
+    m = expect_vol_event(sub, "order.released", 5, 1, "offered");
+    cr_assert_str_eq(map_str(&m.params, "reason"), "withdrew");
+    expect_vol_event(sub, "order.offered", 5, 2, "offered");
+    call_err(c, "order.release", "{\"id\":5,\"volunteer\":1}", PD_ERR_ILLEGAL);
+    m = call_ok(c, "volunteer.get", "{\"id\":1}");
+    cr_assert_eq(map_int(&m.result, "releases"), 1);
+    cr_assert_eq(map_int(&m.result, "load"), 0);
+
+    /* acknowledged, so it survives a crash */
+    kill(s.pid, SIGKILL);
+    waitpid(s.pid, NULL, 0);
+    pd_client_destroy(sub);
+    pd_client_destroy(c);
+    srv_start(&s, (const char *const[]){"--data-dir", dir, NULL});
+    c = srv_connect(&s);
+    m = call_ok(c, "order.get", "{\"id\":5}");
+    cr_assert_str_eq(map_str(&m.result, "state"), "offered");
+    m = call_ok(c, "volunteer.get", "{\"id\":1}");
+    cr_assert_eq(map_int(&m.result, "releases"), 1);
+    call_ok(c, "order.accept", "{\"id\":5,\"volunteer\":2}");
+    m = call_ok(c, "order.get", "{\"id\":5}");
+    cr_assert_str_eq(map_str(&m.result, "state"), "accepted");
+    pd_client_destroy(c);
+    srv_stop(&s);
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     cr_assert_eq(system(cmd), 0);
 }

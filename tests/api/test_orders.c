@@ -132,7 +132,8 @@ Test(orders, view_through_the_life_cycle) {
     cr_assert_float_eq(map_num(&m.result, "rating"), 4.0, 1e-9);
     cr_assert_eq(map_int(&m.result, "rating_count"), 1);
     cr_assert_eq(map_int(&m.result, "orders_completed"), 1);
-    cr_assert_eq(m.result.via.map.size, 26);
+    cr_assert_eq(m.result.via.map.size, 27);
+    cr_assert_eq(map_int(&m.result, "releases"), 0);
     call_err(c, "volunteer.get", "{\"id\":0}", PD_ERR_NOT_FOUND);
     call_err(c, "volunteer.get", "{\"id\":18446744073709551615}", PD_ERR_NOT_FOUND);
     pd_client_destroy(c);

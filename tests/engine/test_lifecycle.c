@@ -163,7 +163,7 @@ Test(lifecycle, now_out_of_range_is_refused) {
 #define MAXV 64
 typedef struct vmodel_s {
     bool present;
-    uint32_t received, accepted, declined, expired, withdrawn, live;
+    uint32_t received, accepted, declined, expired, withdrawn, live, releases;
     uint32_t minutes, completed, rating_count, rating_sum;
     int64_t last_served;
 } vmodel_t;
@@ -194,6 +194,9 @@ static void rstorm_event(void *ud, const pd_event_t *ev) {
             break;
         case PD_EVENT_OFFER_WITHDRAWN:
             m->withdrawn++, m->live--;
+            break;
+        case PD_EVENT_RELEASED:
+            if (ev->reason == PD_REASON_WITHDREW) m->releases++;
             break;
         case PD_EVENT_COMPLETED:
         case PD_EVENT_RATED: {
@@ -230,7 +233,7 @@ static void rstorm_check(rstorm_t *s, uint64_t seed, long step) {
         const pd_volunteer_record_t *r = &vi.rec;
         cr_assert(r->offers_received == m->received && r->offers_accepted == m->accepted &&
                       r->offers_declined == m->declined && r->offers_expired == m->expired &&
-                      r->offers_withdrawn == m->withdrawn,
+                      r->offers_withdrawn == m->withdrawn && r->releases == m->releases,
                   "seed %llu step %ld vol %llu: offer counters", (unsigned long long)seed, step,
                   (unsigned long long)id);
         cr_assert_eq(r->offers_received, r->offers_accepted + r->offers_declined +
@@ -293,6 +296,17 @@ static void rstorm_step(rstorm_t *s) {
                              : pd_engine_order_decline(s->e, oid, of[i].volunteer_id, at);
             cr_assert_eq(err, at >= of[i].deadline_ms ? PD_ERR_ILLEGAL : PD_OK);
             if (err == PD_OK) s->now = at;
+            break;
+        }
+    } else if (c < 63) { /* a volunteer holding a slot withdraws */
+        uint64_t oid = pick_order(s, pd_rng_below(r, 2) ? PD_ORDER_ACCEPTED : PD_ORDER_OFFERED);
+        if (!oid) return;
+        pd_offer_t of[128];
+        size_t n = 0;
+        cr_assert_eq(pd_engine_order_offers(s->e, oid, of, 128, &n), PD_OK);
+        for (size_t i = 0; i < n; i++) {
+            if (of[i].state != PD_OFFER_ACCEPTED) continue;
+            cr_assert_eq(pd_engine_order_release(s->e, oid, of[i].volunteer_id, s->now), PD_OK);
             break;
         }
     } else if (c < 66) {

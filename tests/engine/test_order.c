@@ -89,9 +89,9 @@ Test(order, lifecycle_single) {
 
 /* ------------------------------------------------ the transition table */
 
-enum { C_DISPATCH, C_ACCEPT, C_DECLINE, C_CANCEL, C_COMPLETE, C_RATE, C__COUNT };
-static const char *cmd_name[C__COUNT] = {"dispatch", "accept",   "decline",
-                                         "cancel",   "complete", "rate"};
+enum { C_DISPATCH, C_ACCEPT, C_DECLINE, C_CANCEL, C_COMPLETE, C_RATE, C_RELEASE, C__COUNT };
+static const char *cmd_name[C__COUNT] = {"dispatch", "accept", "decline", "cancel",
+                                         "complete", "rate",   "release"};
 
 static pd_err run_cmd(pd_engine_t *e, int c, uint64_t order, uint64_t vol, int64_t now) {
     switch (c) {
@@ -105,6 +105,8 @@ static pd_err run_cmd(pd_engine_t *e, int c, uint64_t order, uint64_t vol, int64
             return pd_engine_order_cancel(e, order, now);
         case C_COMPLETE:
             return pd_engine_order_complete(e, order, -1, now);
+        case C_RELEASE:
+            return pd_engine_order_release(e, order, vol, now);
         default:
             return pd_engine_order_rate(e, order, 5, now);
     }
@@ -139,10 +141,10 @@ static pd_engine_t *in_state(pd_order_state s) {
 
 /* legal[state][cmd]: 1 = allowed (with volunteer 1 where one is needed). */
 static const int legal[PD_ORDER__COUNT][C__COUNT] = {
-    [PD_ORDER_CREATED] = {1, 0, 0, 1, 0, 0},  [PD_ORDER_OFFERED] = {0, 1, 1, 1, 0, 0},
-    [PD_ORDER_ACCEPTED] = {0, 0, 0, 1, 1, 0}, [PD_ORDER_COMPLETED] = {0, 0, 0, 0, 0, 1},
-    [PD_ORDER_RATED] = {0, 0, 0, 0, 0, 0},    [PD_ORDER_CANCELLED] = {0, 0, 0, 0, 0, 0},
-    [PD_ORDER_EXPIRED] = {0, 0, 0, 0, 0, 0},
+    [PD_ORDER_CREATED] = {1, 0, 0, 1, 0, 0, 0},  [PD_ORDER_OFFERED] = {0, 1, 1, 1, 0, 0, 0},
+    [PD_ORDER_ACCEPTED] = {0, 0, 0, 1, 1, 0, 1}, [PD_ORDER_COMPLETED] = {0, 0, 0, 0, 0, 1, 0},
+    [PD_ORDER_RATED] = {0, 0, 0, 0, 0, 0, 0},    [PD_ORDER_CANCELLED] = {0, 0, 0, 0, 0, 0, 0},
+    [PD_ORDER_EXPIRED] = {0, 0, 0, 0, 0, 0, 0},
 };
 
 /* Where a legal command leads from each state. */
@@ -153,6 +155,7 @@ static pd_order_state after(pd_order_state s, int c) {
         case C_ACCEPT:
             return PD_ORDER_ACCEPTED;
         case C_DECLINE:
+        case C_RELEASE:
             return PD_ORDER_EXPIRED; /* nobody else has the skill */
         case C_CANCEL:
             return PD_ORDER_CANCELLED;
@@ -589,6 +592,130 @@ Test(order, team_exhausted_releases_accepted) {
     cr_assert_eq(of[0].state, PD_OFFER_RELEASED);
     check_valid(e, 0, 0);
     pd_engine_destroy(e);
+}
+
+/* ------------------------------------------------ release (退单) */
+
+static uint32_t releases_of(pd_engine_t *e, uint64_t vol) {
+    pd_volunteer_info_t vi;
+    cr_assert_eq(pd_engine_volunteer_get(e, vol, T0, &vi), PD_OK);
+    return vi.rec.releases;
+}
+
+Test(order, release_offers_the_slot_again) {
+    pd_engine_t *e = three();
+    evlog_t log = {.n = 0};
+    pd_engine_set_event_cb(e, evlog_cb, &log);
+    ok_create(e, 10);
+    cr_assert_eq(pd_engine_order_dispatch(e, 10, T0, NULL), PD_OK);
+    cr_assert_eq(pd_engine_order_accept(e, 10, 1, T0 + 1000), PD_OK);
+    cr_assert_eq(order_state(e, 10), PD_ORDER_ACCEPTED);
+    size_t n0 = log.n;
+    /* volunteer 1 cannot go after all: the slot goes to the next one */
+    cr_assert_eq(pd_engine_order_release(e, 10, 1, T0 + 2000), PD_OK);
+    cr_assert_eq(order_state(e, 10), PD_ORDER_OFFERED);
+    cr_assert_eq(vol_load(e, 1), 0);
+    cr_assert_eq(releases_of(e, 1), 1);
+    cr_assert_eq(log.n, n0 + 2);
+    cr_assert_eq(log.ev[n0].type, PD_EVENT_RELEASED);
+    cr_assert_eq(log.ev[n0].volunteer_id, 1);
+    cr_assert_eq(log.ev[n0].reason, PD_REASON_WITHDREW);
+    cr_assert_eq(log.ev[n0 + 1].type, PD_EVENT_OFFERED);
+    cr_assert_eq(log.ev[n0 + 1].volunteer_id, 2);
+    pd_order_info_t oi;
+    cr_assert_eq(pd_engine_order_get(e, 10, &oi), PD_OK);
+    cr_assert_eq(oi.n_accepted, 0);
+    cr_assert_eq(oi.accepted_ms, 0);
+    check_valid(e, 0, 0);
+    /* no second release, and 1 is never asked again */
+    cr_assert_eq(pd_engine_order_release(e, 10, 1, T0 + 3000), PD_ERR_ILLEGAL);
+    cr_assert_eq(pd_engine_order_release(e, 10, 2, T0 + 3000), PD_ERR_ILLEGAL); /* live only */
+    cr_assert_eq(pd_engine_order_decline(e, 10, 2, T0 + 3000), PD_OK);
+    uint64_t live[4];
+    cr_assert_eq(live_offers(e, 10, live, 4), 1);
+    cr_assert_eq(live[0], 3);
+    cr_assert_eq(pd_engine_order_accept(e, 10, 3, T0 + 4000), PD_OK);
+    cr_assert_eq(pd_engine_order_get(e, 10, &oi), PD_OK);
+    cr_assert_eq(oi.state, PD_ORDER_ACCEPTED);
+    cr_assert_eq(oi.accepted_ms, T0 + 4000);
+    /* the one who served is credited, the one who withdrew is not */
+    cr_assert_eq(pd_engine_order_complete(e, 10, 45, T0 + 90 * MIN_MS), PD_OK);
+    pd_volunteer_info_t vi;
+    cr_assert_eq(pd_engine_volunteer_get(e, 3, T0, &vi), PD_OK);
+    cr_assert_eq(vi.rec.minutes_total, 45);
+    cr_assert_eq(pd_engine_volunteer_get(e, 1, T0, &vi), PD_OK);
+    cr_assert_eq(vi.rec.minutes_total, 0);
+    cr_assert_eq(vi.rec.offers_accepted, 1);
+    cr_assert_eq(vi.v.load, 0);
+    check_valid(e, 0, 1);
+    pd_engine_destroy(e);
+}
+
+Test(order, release_in_a_team_keeps_the_others) {
+    pd_engine_t *e = team_world();
+    evlog_t log = {.n = 0};
+    pd_engine_set_event_cb(e, evlog_cb, &log);
+    uint64_t slots[2] = {SAN, MED};
+    pd_order_spec_t s = mk_order(10, 0);
+    s.slot_skills = slots;
+    s.n_slots = 2;
+    cr_assert_eq(pd_engine_order_create_dispatch(e, &s, T0, NULL), PD_OK);
+    cr_assert_eq(pd_engine_order_accept(e, 10, 1, T0), PD_OK); /* sanitation */
+    cr_assert_eq(pd_engine_order_accept(e, 10, 4, T0), PD_OK); /* medical */
+    cr_assert_eq(order_state(e, 10), PD_ORDER_ACCEPTED);
+    /* the medic withdraws: 5 (medical and sanitation) is asked; 1 keeps
+     * the sanitation slot */
+    cr_assert_eq(pd_engine_order_release(e, 10, 4, T0 + 1000), PD_OK);
+    cr_assert_eq(order_state(e, 10), PD_ORDER_OFFERED);
+    uint64_t live[4];
+    cr_assert_eq(live_offers(e, 10, live, 4), 1);
+    cr_assert_eq(live[0], 5);
+    pd_order_slot_t sl[PD_ORDER_MAX_SLOTS];
+    size_t n;
+    cr_assert_eq(pd_engine_order_slots(e, 10, sl, PD_ORDER_MAX_SLOTS, &n), PD_OK);
+    cr_assert(sl[0].filled && sl[0].volunteer_id == 1);
+    cr_assert(!sl[1].filled);
+    cr_assert_eq(vol_load(e, 1), 1);
+    check_valid(e, 0, 0);
+    /* 5 says no: no medic is left, so the team expires and 1 is let go */
+    cr_assert_eq(pd_engine_order_decline(e, 10, 5, T0 + 2000), PD_OK);
+    pd_order_info_t oi;
+    cr_assert_eq(pd_engine_order_get(e, 10, &oi), PD_OK);
+    cr_assert_eq(oi.state, PD_ORDER_EXPIRED);
+    cr_assert_eq(oi.reason, PD_REASON_EXHAUSTED);
+    cr_assert_eq(vol_load(e, 1), 0);
+    cr_assert_eq(evlog_count(&log, PD_EVENT_RELEASED), 2); /* 4 withdrew, 1 let go */
+    pd_offer_t of[8];
+    cr_assert_eq(pd_engine_order_offers(e, 10, of, 8, &n), PD_OK);
+    size_t withdrew = 0;
+    for (size_t i = 0; i < n; i++)
+        if (of[i].state == PD_OFFER_RELEASED && of[i].reason == PD_REASON_WITHDREW) withdrew++;
+    cr_assert_eq(withdrew, 1);
+    check_valid(e, 0, 1);
+    pd_engine_destroy(e);
+}
+
+Test(order, release_with_nobody_left_expires_at_once) {
+    pd_engine_t *e = in_state(PD_ORDER_ACCEPTED); /* 1 is the only sanitation volunteer */
+    cr_assert_eq(pd_engine_order_release(e, 10, 1, T0 + 1000), PD_OK);
+    pd_order_info_t oi;
+    cr_assert_eq(pd_engine_order_get(e, 10, &oi), PD_OK);
+    cr_assert_eq(oi.state, PD_ORDER_EXPIRED);
+    cr_assert_eq(oi.reason, PD_REASON_EXHAUSTED);
+    cr_assert_eq(vol_load(e, 1), 0);
+    cr_assert_eq(releases_of(e, 1), 1);
+    /* unknown ids and bad times change nothing */
+    pd_engine_t *f = in_state(PD_ORDER_ACCEPTED);
+    uint64_t d = pd_engine_digest(f);
+    cr_assert_eq(pd_engine_order_release(f, 11, 1, T0), PD_ERR_NOT_FOUND);
+    cr_assert_eq(pd_engine_order_release(f, 10, 99, T0), PD_ERR_NOT_FOUND);
+    cr_assert_eq(pd_engine_order_release(f, 10, 2, T0), PD_ERR_ILLEGAL); /* holds nothing */
+    cr_assert_eq(pd_engine_order_release(f, 10, 1, INT64_MAX), PD_ERR_BAD_ARG);
+    cr_assert_eq(pd_engine_digest(f), d);
+    check_valid(e, 0, 0);
+    check_valid(f, 0, 1);
+    pd_engine_destroy(e);
+    pd_engine_destroy(f);
 }
 
 Test(order, need_without_slot_list) {

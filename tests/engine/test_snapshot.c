@@ -279,6 +279,17 @@ static uint64_t drv_offered(drv_t *d, uint64_t o) {
     return 1 + pd_rng_below(&d->rng, d->next_vol);
 }
 
+/* A volunteer holding an accepted slot of o, or anyone. */
+static uint64_t drv_accepted(drv_t *d, uint64_t o) {
+    pd_offer_t of[256];
+    size_t n = 0;
+    if (pd_engine_order_offers(d->e, o, of, 256, &n) == PD_OK) {
+        for (size_t i = 0; i < n; i++)
+            if (of[i].state == PD_OFFER_ACCEPTED) return of[i].volunteer_id;
+    }
+    return 1 + pd_rng_below(&d->rng, d->next_vol);
+}
+
 static pd_err drv_step(drv_t *d) {
     pd_rng_t *r = &d->rng;
     d->now += (int64_t)pd_rng_below(r, 30000);
@@ -320,6 +331,10 @@ static pd_err drv_step(drv_t *d) {
     if (c < 67) {
         uint64_t o = drv_order(d, PD_ORDER_OFFERED);
         return pd_engine_order_decline(d->e, o, drv_offered(d, o), d->now);
+    }
+    if (c < 68) {
+        uint64_t o = drv_order(d, PD_ORDER_ACCEPTED);
+        return pd_engine_order_release(d->e, o, drv_accepted(d, o), d->now);
     }
     if (c < 70) return pd_engine_order_cancel(d->e, drv_order(d, PD_ORDER_ACCEPTED), d->now);
     if (c < 80) return pd_engine_order_complete(d->e, drv_order(d, PD_ORDER_ACCEPTED), -1, d->now);

@@ -125,6 +125,20 @@ static uint64_t offered_vol(storm_t *s, uint64_t o) {
     return of[live[pd_rng_below(&s->rng, k)]].volunteer_id;
 }
 
+/* A volunteer holding an accepted slot of o (one of its offers now and
+ * then: mostly illegal then). */
+static uint64_t accepted_vol(storm_t *s, uint64_t o) {
+    pd_offer_t of[512];
+    size_t n = 0;
+    if (pd_engine_order_offers(s->e, o, of, 512, &n) != PD_OK || n == 0) return any_vol(s);
+    size_t acc[512], k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (of[i].state == PD_OFFER_ACCEPTED) acc[k++] = i;
+    }
+    if (!k || pd_rng_below(&s->rng, 10) == 0) return of[pd_rng_below(&s->rng, n)].volunteer_id;
+    return of[acc[pd_rng_below(&s->rng, k)]].volunteer_id;
+}
+
 static pd_order_spec_t rand_order(storm_t *s, uint64_t id, uint64_t *slots) {
     pd_rng_t *r = &s->rng;
     pd_order_spec_t o;
@@ -211,9 +225,14 @@ static pd_err storm_step(storm_t *s) {
         return pd_engine_order_rate(e, order_in(s, PD_ORDER_COMPLETED), (int)pd_rng_range(r, 0, 6),
                                     s->now);
     }
-    if (c < 93) {
+    if (c < 91) {
         s->now += (int64_t)pd_rng_below(r, 150000);
         return pd_engine_tick(e, s->now, NULL);
+    }
+    if (c < 93) {
+        /* a volunteer withdraws after accepting */
+        uint64_t o = order_in(s, pd_rng_below(r, 2) ? PD_ORDER_ACCEPTED : PD_ORDER_OFFERED);
+        return pd_engine_order_release(e, o, accepted_vol(s, o), s->now);
     }
     if (c < 95) {
         pd_batch_req_t req;

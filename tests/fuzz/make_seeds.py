@@ -63,6 +63,7 @@ CALLS = [
     ("order.dispatch", {"id": 9002}),
     ("order.accept", {"id": 9001, "volunteer": 901}),
     ("order.decline", {"id": 9001, "volunteer": 901}),
+    ("order.release", {"id": 9001, "volunteer": 901}),
     ("order.cancel", {"id": 9001}),
     ("order.complete", {"id": 9001, "minutes_served": 90}),
     ("order.rate", {"id": 9001, "score": 5}),

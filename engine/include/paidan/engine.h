@@ -95,7 +95,8 @@ typedef enum pd_offer_state {
     PD_OFFER_EXPIRED = 3,   /* not answered before its deadline */
     PD_OFFER_WITHDRAWN = 4, /* withdrawn by the engine (see pd_reason) */
     PD_OFFER_RELEASED = 5,  /* was accepted; released when the order was
-                               cancelled or expired */
+                               cancelled or expired, or at the volunteer's
+                               request (pd_engine_order_release) */
     PD_OFFER__STATE_COUNT
 } pd_offer_state;
 
@@ -109,6 +110,7 @@ typedef enum pd_reason {
     PD_REASON_GRAB_LOST = 4,         /* offer: another volunteer took the slot first */
     PD_REASON_ORDER_CLOSED = 5,      /* offer/assignment: the order was cancelled or expired */
     PD_REASON_VOLUNTEER_REMOVED = 6, /* offer: the volunteer was removed */
+    PD_REASON_WITHDREW = 7,          /* assignment: the volunteer withdrew after accepting */
     PD_REASON__COUNT
 } pd_reason;
 
@@ -148,7 +150,7 @@ pd_err pd_order_state_from_name(const char *s, pd_order_state *out);
 /** Names: "live", "accepted", "declined", "expired", "withdrawn", "released". */
 const char *pd_offer_state_name(pd_offer_state s);
 /** Names: "none", "no_candidate", "exhausted", "cancelled", "grab_lost",
- *  "order_closed", "volunteer_removed"; NULL if out of range. */
+ *  "order_closed", "volunteer_removed", "withdrew"; NULL if out of range. */
 const char *pd_reason_name(pd_reason r);
 /** Names: "offered", "accepted", "declined", "offer_expired", "offer_withdrawn",
  *  "released", "expired", "cancelled", "completed", "rated"; NULL if out of range. */
@@ -354,6 +356,7 @@ typedef struct pd_volunteer_record_s {
     uint32_t offers_declined;
     uint32_t offers_expired;   /* let run past their deadline */
     uint32_t offers_withdrawn; /* withdrawn by the engine (grab lost, order closed) */
+    uint32_t releases;         /* accepted, then withdrew (pd_engine_order_release) */
     uint32_t notified_count;   /* times returned by a marking mobilisation */
     int64_t last_notified_ms;  /* time of the last one; 0 if never */
     int64_t last_served_ms;    /* time of the last completion; 0 if never */
@@ -596,6 +599,20 @@ pd_err pd_engine_order_accept(pd_engine_t *e, uint64_t order_id, uint64_t volunt
  * reason exhausted). Errors as for accept.
  */
 pd_err pd_engine_order_decline(pd_engine_t *e, uint64_t order_id, uint64_t volunteer_id,
+                               int64_t now_ms);
+
+/**
+ * A volunteer who accepted a slot withdraws (退单: taken ill, held up):
+ * their slot is released (event released, reason withdrew; their capacity
+ * comes back and their record counts a release) and offered again to the
+ * next candidates, as after a decline -- never to them again. An accepted
+ * order goes back to offered until the slot is taken; if nobody is left for
+ * it, the order expires (exhausted) and releases its other volunteers.
+ * @return PD_ERR_NOT_FOUND (order or volunteer unknown), PD_ERR_ILLEGAL when
+ * the order is not offered or accepted or the volunteer holds no accepted
+ * slot on it, PD_ERR_BAD_ARG for a bad now_ms.
+ */
+pd_err pd_engine_order_release(pd_engine_t *e, uint64_t order_id, uint64_t volunteer_id,
                                int64_t now_ms);
 
 /**
