@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run.sh -- the main job: build everything (Release), start paidan-server
 # on 127.0.0.1 with the sample county, exercise it end to end over TCP
-# (queries, the whole order lifecycle, mobilisation, the Python client, a
+# (queries, the whole order lifecycle and a volunteer withdrawing,
+# mobilisation, the Python client, a
 # short replay of sample orders over TCP and a page of the orders it left,
 # a short load test), replay the
 # sample week in-process under three policies, and run
@@ -76,6 +77,12 @@ echo "== 群众评单: the resident rates it 5 (order.rate)"
 cli order.rate '{"id":1001,"score":5}' | field '{k: d[k] for k in ("id","state","rating")}'
 echo "== the volunteer's record (volunteer.get)"
 cli volunteer.get "{\"id\":$vol}"
+echo "== 退单: a tutoring order; its volunteer accepts, then cannot go (order.release)"
+order=$(cli order.create "{\"id\":1002,\"lat\":30.62,\"lon\":114.29,\"skills\":[\"tutoring\"],\"start\":$start,\"duration_min\":60}")
+vol2=$(echo "$order" | field 'd["offers"][0]["volunteer"]')
+cli order.accept "{\"id\":1002,\"volunteer\":$vol2}" >/dev/null
+cli order.release "{\"id\":1002,\"volunteer\":$vol2}" |
+    field '{"id": d["id"], "state": d["state"], "offers": [(o["volunteer"], o["state"], o["reason"]) for o in d["offers"]]}'
 echo "== 一呼百应: everyone within 2 km of the seat (match.mobilize, first 3)"
 cli match.mobilize '{"lat":30.6,"lon":114.3,"radius_m":2000,"limit":3}'
 echo "== the example Python client (scripts/example_client.py)"
