@@ -6,8 +6,9 @@
  * notified) and whose reply is not an error is appended as one PD_JREC_COMMAND record: the
  * MessagePack array [method name, params map] exactly as the server read it, stamped with the
  * request's timestamp (srv->now_ms). Rejected requests change nothing (house rule 8), so they are
- * not journaled. A tick that has an offer due is appended as a PD_JREC_TICK record with its time;
- * ticks with nothing due are skipped altogether (they would change nothing).
+ * not journaled. A tick that expires an offer is appended as a PD_JREC_TICK record with its time;
+ * ticks with nothing due are skipped altogether, and one that found only the deadlines of offers
+ * answered since is not journaled (neither changes anything).
  *
  * When replies leave. Handlers pack replies into connection buffers;
  * pd_server_flush() normally writes them at the end of each callback. With
@@ -307,6 +308,13 @@ void pd_persist_tick(pd_server_t *srv, int64_t now, size_t *expired) {
     if (pd_engine_next_deadline(srv->engine, &due) != PD_OK || due > now) return;
     pd_err err = pd_engine_tick(srv->engine, now, expired);
     if (err) pd_log(PD_LOG_ERROR, "engine tick: %s", pd_strerror(err));
+    /* The heap's head can be the deadline of an offer answered since (a
+     * stale entry, skipped when popped): then no offer expired and the tick
+     * changed nothing -- nor does a tick that failed -- and a record of it
+     * would cost a sync for nothing, or, for a failed one, replay as a tick
+     * that did expire the offers. Every tick that changes the state
+     * expires an offer first. */
+    if (err || *expired == 0) return;
     pd_persist_t *p = srv->persist;
     if (!p || p->failed) return;
     err = pd_journal_append(pd_store_journal(p->store), PD_JREC_TICK, now, NULL, 0, NULL);

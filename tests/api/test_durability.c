@@ -728,6 +728,49 @@ Test(durability, journaled_ticks_replay_to_the_same_digest) {
     srv_stop(&s);
 }
 
+/* An offer answered before its deadline leaves that deadline in the
+ * engine's heap (stale entries are skipped when popped). When it passes
+ * while another offer is live, the tick finds nothing due: no offer
+ * expires, nothing changes, so no tick record goes to the journal (and
+ * no sync under --fsync always). Only order 2's own expiry is one. */
+Test(durability, answered_offers_leave_no_tick_records) {
+    char ini[400];
+    write_ini(ini, sizeof(ini), "two.ini", "[dispatch]\noffer_timeout_s = 2\n");
+    const char *args[] = {"--fsync", "always", "--config", ini, "--tick-ms", "20", NULL};
+    srv_t s;
+    start(&s, args);
+    pd_client_t *c = srv_connect(&s);
+    call_ok(c, "volunteer.upsert",
+            "{\"id\":1,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"sanitation\"]}");
+    call_ok(c, "volunteer.upsert",
+            "{\"id\":2,\"lat\":30.601,\"lon\":114.3,\"skills\":[\"sanitation\"]}");
+    call_ok(c, "order.create",
+            "{\"id\":1,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"sanitation\"],"
+            "\"ignore_schedule\":true}");
+    call_ok(c, "order.accept", "{\"id\":1,\"volunteer\":1}");
+    /* order 2's offer (to volunteer 2, the only one free) lapses a second
+     * after order 1's answered one would have */
+    usleep(1000000);
+    call_ok(c, "order.create",
+            "{\"id\":2,\"lat\":30.6,\"lon\":114.3,\"skills\":[\"sanitation\"],"
+            "\"ignore_schedule\":true}");
+    long long deadline = now_ms() + 10000;
+    for (;;) {
+        pd_msg_t r = call_ok(c, "order.get", "{\"id\":2}");
+        if (strcmp(map_str(&r.result, "state"), "expired") == 0) break;
+        cr_assert(now_ms() < deadline, "order 2's offer never expired");
+        usleep(50000);
+    }
+    pd_client_destroy(c);
+    cr_assert_eq(stat_of(&s, "persistence", "tick_records"), 1,
+                 "a tick that changed nothing was journaled");
+    uint64_t before = digest_of(&s, NULL);
+    kill9(&s);
+    start(&s, args);
+    cr_assert_eq(digest_of(&s, NULL), before);
+    srv_stop(&s);
+}
+
 /* A mobilisation that marks nobody is a read: not journaled (so it does
  * not wait for a sync). One that marks volunteers notified is a write,
  * and the marks survive a kill -9. */
