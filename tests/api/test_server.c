@@ -3,6 +3,7 @@
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -654,12 +655,19 @@ Test(metrics, prometheus_text, .init = start_metrics, .fini = stop_metrics, .tim
 /* ------------------------------------------------- config, tick, CSV load */
 
 static char tmp_dir[] = "/tmp/pd_api_testXXXXXX";
+/* Whether mkdtemp() has made tmp_dir: not read off its last character, a
+ * random one that is 'X' one time in 62 (the next call then gave mkdtemp
+ * a name that is no template, and failed). */
+static bool tmp_dir_made;
 
 static char tmp_files[4][256];
 static int n_tmp_files;
 
 static const char *write_tmp(const char *name, const char *text) {
-    if (tmp_dir[sizeof(tmp_dir) - 2] == 'X') cr_assert(mkdtemp(tmp_dir));
+    if (!tmp_dir_made) {
+        cr_assert(mkdtemp(tmp_dir), "mkdtemp %s: %s", tmp_dir, strerror(errno));
+        tmp_dir_made = true;
+    }
     cr_assert_lt(n_tmp_files, 4);
     char *path = tmp_files[n_tmp_files++];
     snprintf(path, sizeof(tmp_files[0]), "%s/%s", tmp_dir, name);
