@@ -607,9 +607,14 @@ static pd_err load_volunteers(pd_server_t *srv, const char *path) {
             pd_log(PD_LOG_WARN, "%s:%zu: volunteer %" PRIu64 " was already there: replaced", path,
                    pd_csv_reader_get_line(r), v.id);
         if (err) {
+            /* ILLEGAL here: the line's capacity is below the offers and
+             * orders the recovered volunteer holds now */
             if (bad++ < 10)
                 pd_log(PD_LOG_WARN, "%s:%zu: volunteer %" PRIu64 ": %s", path,
-                       pd_csv_reader_get_line(r), v.id, pd_strerror(err));
+                       pd_csv_reader_get_line(r), v.id,
+                       err == PD_ERR_ILLEGAL
+                           ? "capacity below the offers and orders they hold now: line skipped"
+                           : pd_strerror(err));
             continue;
         }
         loaded++;
