@@ -86,6 +86,7 @@ void pd__kpi_summarise(pd__kpi_t *k, double *hours, size_t n_volunteers, size_t 
     out->filled = k->filled;
     out->rejected = k->rejected;
     out->completed = k->completed;
+    out->releases = k->releases;
     uint64_t accepted_orders = k->orders - k->rejected;
     out->fill_rate = accepted_orders ? (double)k->filled / (double)accepted_orders : 0;
     out->offers_per_order = accepted_orders ? (double)k->offers / (double)accepted_orders : 0;

@@ -53,6 +53,7 @@ typedef struct pd__kpi_s {
     uint64_t expired[PD_REASON__COUNT]; /* expired orders by reason */
     uint64_t offers;                    /* offers made */
     uint64_t offers_accepted, offers_declined, offers_expired;
+    uint64_t releases;   /* accepted slots given back (reason withdrew) */
     pd__samples_t tta_s; /* time to accept (filled orders), s */
     pd__samples_t eta_s; /* ETA of each filled order (its slowest
                             volunteer), s */
@@ -84,6 +85,7 @@ typedef struct pd__kpi_summary_s {
     uint64_t expired[PD_REASON__COUNT];
     uint64_t rejected;
     uint64_t completed;
+    uint64_t releases; /* accepted slots given back by their volunteers */
 } pd__kpi_summary_t;
 
 /*

@@ -50,6 +50,7 @@ void pd__replay_model_init(pd__replay_model_t *m) {
     static const double p[5] = {0.02, 0.03, 0.08, 0.25, 0.62};
     memcpy(m->rating_p, p, sizeof p);
     m->rating_quality = 0.5;
+    m->withdraw = 0;
 }
 
 void pd__replay_opts_init(pd__replay_opts_t *o) {
@@ -348,7 +349,7 @@ static pd_err source_open(const pd__replay_opts_t *o, const char *const *names, 
 
 /* ------------------------------------------------------------ event heap */
 
-enum { EV_ACCEPT, EV_DECLINE, EV_COMPLETE, EV_RATE };
+enum { EV_ACCEPT, EV_DECLINE, EV_COMPLETE, EV_RATE, EV_RELEASE };
 
 typedef struct ev_s {
     int64_t t;    /* virtual ms */
@@ -357,6 +358,10 @@ typedef struct ev_s {
     uint64_t volunteer;
     uint8_t kind;
     uint8_t rating;
+    /* EV_COMPLETE: the fill it completes (the order's accepted_ms then; a
+     * release and a new fill make it stale) and that fill's figures */
+    int64_t filled_ms;
+    double tta_s, eta_s;
 } ev_t;
 
 typedef struct sim_s {
@@ -474,7 +479,7 @@ static void on_offered(sim_t *s, const pd_event_t *ev) {
     bool accept = pd__bench_rng_unit(&r) < p;
     int64_t t = ev->at_ms + lognormal_ms(&r, m->response_median_s, m->response_sigma);
     if (t >= ev->deadline_ms) return; /* too slow: the offer expires first */
-    ev_t x = {t, 0, ev->order_id, ev->volunteer_id, accept ? EV_ACCEPT : EV_DECLINE, 0};
+    ev_t x = {t, 0, ev->order_id, ev->volunteer_id, accept ? EV_ACCEPT : EV_DECLINE, 0, 0, 0, 0};
     heap_push(s, x);
 }
 
@@ -494,9 +499,37 @@ static void on_filled(sim_t *s, const pd_event_t *ev) {
             if (x > worst) worst = x;
         }
     }
-    if (pd__kpi_filled(&s->kpi, (double)(ev->at_ms - oi.created_ms) / 1000.0, worst)) s->oom = true;
+    /* Counted as filled when this fill is served: a volunteer who
+     * withdraws (--withdraw) undoes it, and the order is filled again, or
+     * not at all. */
     int64_t begin = oi.start_ms > ev->at_ms ? oi.start_ms : ev->at_ms;
-    ev_t x = {begin + (int64_t)oi.duration_min * 60000, 0, ev->order_id, 0, EV_COMPLETE, 0};
+    ev_t x = {begin + (int64_t)oi.duration_min * 60000,
+              0,
+              ev->order_id,
+              0,
+              EV_COMPLETE,
+              0,
+              oi.accepted_ms,
+              (double)(ev->at_ms - oi.created_ms) / 1000.0,
+              worst};
+    heap_push(s, x);
+}
+
+/* With --withdraw: a volunteer who accepted may give the slot back
+ * (order.release) between their accept and the service's start. Drawn
+ * from (seed, order, volunteer), the same under every policy. */
+static void maybe_withdraw(sim_t *s, const pd_event_t *ev) {
+    const pd__replay_model_t *m = s->m;
+    if (m->withdraw <= 0 || !ev->has_volunteer) return;
+    pd__bench_rng_t r;
+    pd__bench_rng_seed(&r, pd__bench_mix64(pd__bench_mix64(s->o->seed, ev->order_id),
+                                           ev->volunteer_id ^ 0x57445257));
+    if (pd__bench_rng_unit(&r) >= m->withdraw) return;
+    pd_order_info_t oi;
+    if (pd_engine_order_get(s->e, ev->order_id, &oi)) return;
+    int64_t first = ev->at_ms + 60000, last = oi.start_ms > first ? oi.start_ms : first;
+    int64_t t = first + (int64_t)(pd__bench_rng_unit(&r) * (double)(last - first));
+    ev_t x = {t, 0, ev->order_id, ev->volunteer_id, EV_RELEASE, 0, 0, 0, 0};
     heap_push(s, x);
 }
 
@@ -541,7 +574,7 @@ static void on_completed(sim_t *s, const pd_event_t *ev) {
         }
     }
     int64_t t = ev->at_ms + lognormal_ms(&r, m->rating_delay_median_s, 1.0);
-    ev_t x = {t, 0, ev->order_id, 0, EV_RATE, rating};
+    ev_t x = {t, 0, ev->order_id, 0, EV_RATE, rating, 0, 0, 0};
     heap_push(s, x);
 }
 
@@ -555,7 +588,11 @@ static void drain_events(sim_t *s) {
                 break;
             case PD_EVENT_ACCEPTED:
                 s->kpi.offers_accepted++;
+                maybe_withdraw(s, ev);
                 if (ev->order_state == PD_ORDER_ACCEPTED) on_filled(s, ev);
+                break;
+            case PD_EVENT_RELEASED:
+                if (ev->reason == PD_REASON_WITHDREW) s->kpi.releases++;
                 break;
             case PD_EVENT_DECLINED:
                 s->kpi.offers_declined++;
@@ -591,8 +628,18 @@ static void handle(sim_t *s, const ev_t *ev) {
         case EV_DECLINE:
             pd_engine_order_decline(s->e, ev->order, ev->volunteer, ev->t);
             break;
-        case EV_COMPLETE:
-            pd_engine_order_complete(s->e, ev->order, -1, ev->t);
+        case EV_COMPLETE: {
+            pd_order_info_t oi;
+            if (pd_engine_order_get(s->e, ev->order, &oi) || oi.state != PD_ORDER_ACCEPTED ||
+                oi.accepted_ms != ev->filled_ms)
+                break; /* a fill undone by a release: its own completion is due */
+            if (pd_engine_order_complete(s->e, ev->order, -1, ev->t) == PD_OK &&
+                pd__kpi_filled(&s->kpi, ev->tta_s, ev->eta_s))
+                s->oom = true;
+            break;
+        }
+        case EV_RELEASE:
+            pd_engine_order_release(s->e, ev->order, ev->volunteer, ev->t);
             break;
         case EV_RATE:
             pd_engine_order_rate(s->e, ev->order, ev->rating, ev->t);

@@ -31,6 +31,8 @@ typedef struct pd__replay_model_s {
     double rating_p[5];           /* P(rating = 1..5): .02 .03 .08 .25 .62 */
     double rating_quality;        /* share of a rating that is the volunteers'
                                      own quality, 0..1, default 0.5 */
+    double withdraw;              /* P(a volunteer who accepted withdraws before
+                                     the service starts: order.release), 0 */
 } pd__replay_model_t;
 
 /* The defaults listed above. */

@@ -56,6 +56,9 @@ static void replay_usage(FILE *out) {
             "      --rate-share P       P(resident rates) (default 0.85)\n"
             "      --rating-quality W   share of the stars that is the volunteer's own\n"
             "                           quality, 0..1 (default 0.5; 0 = luck alone)\n"
+            "      --withdraw P         P(a volunteer who accepted gives the slot back\n"
+            "                           before the service starts: order.release)\n"
+            "                           (default 0)\n"
             "output:\n"
             "      --json               one JSON object instead of the table\n"
             "      --plot DIR           write charts (gnuplot) and their data into DIR\n"
@@ -77,6 +80,7 @@ enum {
     OPT_RMED,
     OPT_RSHARE,
     OPT_RQUAL,
+    OPT_WITHDRAW,
     OPT_JSON,
     OPT_PLOT,
     OPT_QUIET
@@ -156,6 +160,8 @@ static bool parse_one(const pd__opt_t *p, int ch, const char *arg, replay_cmd_t 
             return pd__opt_num(p, ch, arg, 0, 1, &m->rate_share);
         case OPT_RQUAL:
             return pd__opt_num(p, ch, arg, 0, 1, &m->rating_quality);
+        case OPT_WITHDRAW:
+            return pd__opt_num(p, ch, arg, 0, 1, &m->withdraw);
         default:
             return false;
     }
@@ -179,6 +185,7 @@ static int parse_opts(int argc, char **argv, replay_cmd_t *o) {
                                           {"response-median", required_argument, 0, OPT_RMED},
                                           {"rate-share", required_argument, 0, OPT_RSHARE},
                                           {"rating-quality", required_argument, 0, OPT_RQUAL},
+                                          {"withdraw", required_argument, 0, OPT_WITHDRAW},
                                           {"json", no_argument, 0, OPT_JSON},
                                           {"plot", required_argument, 0, OPT_PLOT},
                                           {"quiet", no_argument, 0, OPT_QUIET},
@@ -338,6 +345,8 @@ static void print_table(const replay_cmd_t *o, const pd__replay_result_t *rs, si
         (unsigned long long)k->expired[PD_REASON_NO_CANDIDATE]);
     ROW("expired: everyone said no", "%12llu", (unsigned long long)k->expired[PD_REASON_EXHAUSTED]);
     ROW("rejected by order.create", "%12llu", (unsigned long long)k->rejected);
+    if (o->run.model.withdraw > 0)
+        ROW("withdrew after accepting", "%12llu", (unsigned long long)k->releases);
     ROW_IF("offers per order", K_OFFERS, "%12.2f", k->offers_per_order);
     ROW_IF("mean rating", K_RATING, "%12.2f", k->rating_mean);
     ROW("orders/s replayed", "%12.0f", r->orders_per_s);
@@ -367,7 +376,7 @@ static void kpis_json(const pd__replay_result_t *rs, size_t n, char *buf, size_t
             "\"tta_p50_s\":%s,\"tta_p90_s\":%s,\"eta_p50_s\":%s,\"eta_p90_s\":%s,"
             "\"in_circle_share\":%s,\"gini_hours\":%s,\"served_share\":%s,\"hours_total\":%.3f,"
             "\"expired\":{\"no_candidate\":%llu,\"exhausted\":%llu,\"total\":%llu},"
-            "\"rejected\":%llu,\"completed\":%llu,\"offers_per_order\":%s,"
+            "\"rejected\":%llu,\"completed\":%llu,\"releases\":%llu,\"offers_per_order\":%s,"
             "\"rating_mean\":%s,\"volunteers\":%zu,\"orders_per_s\":%.1f,\"wall_s\":%.3f,"
             "\"virtual_days\":%.3f,\"digest\":\"%016llx\"}",
             i ? "," : "", pd_policy_name(r->policy), (unsigned long long)k->orders,
@@ -381,7 +390,8 @@ static void kpis_json(const pd__replay_result_t *rs, size_t n, char *buf, size_t
             (unsigned long long)k->expired[PD_REASON_NO_CANDIDATE],
             (unsigned long long)k->expired[PD_REASON_EXHAUSTED],
             (unsigned long long)k->expired_total, (unsigned long long)k->rejected,
-            (unsigned long long)k->completed, jnum(b[8], 40, r, K_OFFERS, 4, k->offers_per_order),
+            (unsigned long long)k->completed, (unsigned long long)k->releases,
+            jnum(b[8], 40, r, K_OFFERS, 4, k->offers_per_order),
             jnum(b[9], 40, r, K_RATING, 4, k->rating_mean), r->volunteers, r->orders_per_s,
             r->wall_s, (double)(r->last_ms - r->first_ms) / 86400000.0,
             (unsigned long long)r->digest);
@@ -561,6 +571,7 @@ int pd__bench_replay(int argc, char **argv) {
             pd__report_param_num(rep, "response_median_s", m->response_median_s);
             pd__report_param_num(rep, "rate_share", m->rate_share);
             pd__report_param_num(rep, "rating_quality", m->rating_quality);
+            pd__report_param_num(rep, "withdraw", m->withdraw);
             for (size_t i = 0; i < o.run.n_policies; i++) {
                 pd__result_t *r = pd__report_add(rep, pd_policy_name(rs[i].policy),
                                                  "order.create + dispatch in the engine");

@@ -119,6 +119,36 @@ Test(replay, ratings_follow_the_serving_volunteers_quality) {
     pd__replay_result_deinit(&quality);
 }
 
+/* --withdraw: volunteers who accepted give slots back (order.release); the
+ * slot goes to the next candidate or the order expires. Every order still
+ * ends once (filled and served, expired or refused), and a fill undone by
+ * a release is not counted. */
+Test(replay, withdrawals_give_slots_back) {
+    pd__replay_opts_t o;
+    generated(&o, 7);
+    o.n_policies = 1;
+    pd__replay_result_t keep, give, again;
+    run(&o, &keep);
+    o.model.withdraw = 0.3;
+    run(&o, &give);
+    run(&o, &again);
+    cr_assert_eq(keep.kpi.releases, 0);
+    cr_assert_gt(give.kpi.releases, 30, "releases: %llu", (unsigned long long)give.kpi.releases);
+    cr_assert_eq(give.digest, again.digest);
+    cr_assert_eq(give.kpi.releases, again.kpi.releases);
+    const pd__kpi_summary_t *k = &give.kpi;
+    cr_assert_eq(k->filled + k->expired_total + k->rejected, k->orders,
+                 "%llu filled + %llu expired + %llu rejected", (unsigned long long)k->filled,
+                 (unsigned long long)k->expired_total, (unsigned long long)k->rejected);
+    cr_assert_eq(k->completed, k->filled);
+    cr_assert_eq(give.n_tta, k->filled);
+    cr_assert_lt(k->filled, keep.kpi.filled);
+    cr_assert_gt(k->expired[PD_REASON_EXHAUSTED], keep.kpi.expired[PD_REASON_EXHAUSTED]);
+    pd__replay_result_deinit(&keep);
+    pd__replay_result_deinit(&give);
+    pd__replay_result_deinit(&again);
+}
+
 Test(replay, another_seed_another_history) {
     pd__replay_opts_t o;
     generated(&o, 7);
