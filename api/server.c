@@ -46,6 +46,7 @@
 
 #include <arpa/inet.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -913,6 +914,11 @@ void pd_server_stop(pd_server_t *srv) {
     uv_close((uv_handle_t *)&srv->sig_term, NULL);
     uv_close((uv_handle_t *)&srv->sig_int, NULL);
     uv_close((uv_handle_t *)&srv->sig_hup, NULL);
+    /* Closing the handle gave SIGHUP back its default action, which ends
+     * the process: one now (a reload racing the stop, logrotate) would
+     * kill it before it has closed the journal and exited 0. There is
+     * nothing left to reload. */
+    signal(SIGHUP, SIG_IGN);
 }
 
 void pd_server_deinit(pd_server_t *srv) {

@@ -842,6 +842,39 @@ Test(durability, sigterm_during_load_is_a_clean_stop) {
     srv_stop(&s);
 }
 
+/* A SIGHUP while the server stops (a reload racing `systemctl stop`,
+ * logrotate) changes nothing: the stop goes on to exit 0. Closing the
+ * signal handle gave SIGHUP back its default action, so one in the last
+ * moments killed the server before it had closed the journal. */
+Test(durability, sighup_while_stopping_is_ignored) {
+    char csv[400], cmd[1200];
+    snprintf(csv, sizeof(csv), "%s/v.csv", tmpdir);
+    snprintf(cmd, sizeof(cmd), "'%s' -q --volunteers 300000 -o '%s'",
+             binary_path("data/paidan-gen"), csv);
+    cr_assert_eq(system(cmd), 0, "paidan-gen failed");
+    const char *args[] = {"--load-volunteers", csv, "--fsync", "no", NULL};
+    for (int round = 0; round < 3; round++) {
+        srv_t s;
+        start(&s, args);
+        kill(s.pid, SIGTERM);
+        /* SIGHUP after SIGHUP until it is gone */
+        int status = 0;
+        long long deadline = now_ms() + 60000;
+        while (waitpid(s.pid, &status, WNOHANG) == 0) {
+            cr_assert(now_ms() < deadline, "the server did not stop");
+            kill(s.pid, SIGHUP);
+            usleep(200);
+        }
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "round %d: status %d (signal %d) after SIGTERM and SIGHUPs", round, status,
+                  WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+        wait_unlocked();
+        args[0] = "--fsync"; /* the volunteers are in the data directory now */
+        args[1] = "no";
+        args[2] = NULL;
+    }
+}
+
 Test(durability, config_change_is_carried_over_or_refused) {
     const char *plain[] = {"--fsync", "no", NULL};
     srv_t s;
