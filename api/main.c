@@ -5,6 +5,7 @@
  * directory locked or corrupt) or the journal fails while serving, 2 on a
  * usage error. docs/operations-server.md documents every flag.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -449,6 +450,39 @@ static int check_path(const char *flag, const char *path, bool dir) {
     return 0;
 }
 
+/* A number as the shortest decimal that reads back as the same double
+ * (%g alone keeps 6 digits: 1.23456789 came back as 1.23457). */
+static void print_double(const char *key, double v) {
+    char buf[64];
+    for (int prec = 6; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    printf("%s = %s\n", key, buf);
+}
+
+/* A string setting as a line of the [server] section. libinih cuts a
+ * value at a ';' after a blank, trims blanks at either end and reads a
+ * line at a time: a value (from a flag) with any of those would read back
+ * as another one, so it is printed as a comment, with a warning. */
+static void print_str(const char *key, const char *v) {
+    size_t n = strlen(v);
+    bool odd = n == 0 || isspace((unsigned char)v[0]) || isspace((unsigned char)v[n - 1]) ||
+               v[0] == ';' || strpbrk(v, "\r\n");
+    for (size_t i = 1; i < n && !odd; i++) odd = v[i] == ';' && isspace((unsigned char)v[i - 1]);
+    if (!odd) {
+        printf("%s = %s\n", key, v);
+        return;
+    }
+    pd_log(PD_LOG_WARN,
+           "%s '%s' cannot be written in a config file (blanks at an end, a ';' after a blank, "
+           "a line break): it is printed as a comment",
+           key, v);
+    printf("# %s cannot be written here as it is: ", key);
+    for (size_t i = 0; i < n; i++) putchar(v[i] == '\n' || v[i] == '\r' ? ' ' : v[i]);
+    putchar('\n');
+}
+
 /* --check-config: what a start would refuse, then the settings in
  * effect, as the [server] section that would give them. */
 static int check_config(pd_server_config_t *cfg, const char *config) {
@@ -466,7 +500,8 @@ static int check_config(pd_server_config_t *cfg, const char *config) {
            problems ? "the server would not start with these settings" : "settings OK",
            config ? ", read with " : "", config ? config : "");
     printf("[server]\n");
-    printf("host = %s\nport = %d\n", cfg->host, cfg->port);
+    print_str("host", cfg->host);
+    printf("port = %d\n", cfg->port);
     if (cfg->token)
         printf("# token is set (%zu characters; not shown)\n", strlen(cfg->token));
     else
@@ -484,10 +519,10 @@ static int check_config(pd_server_config_t *cfg, const char *config) {
     printf("tick_ms = %u\nstall_ms = %u\nbusy_poll_us = %u\n", cfg->tick_ms, cfg->stall_ms,
            cfg->busy_poll_us);
     printf("huge_pages = %s\n", cfg->huge_pages ? "true" : "false");
-    printf("order_retention = %g\n", cfg->order_retention_days);
-    if (cfg->load_volunteers) printf("load_volunteers = %s\n", cfg->load_volunteers);
+    print_double("order_retention", cfg->order_retention_days);
+    if (cfg->load_volunteers) print_str("load_volunteers", cfg->load_volunteers);
     if (cfg->data_dir)
-        printf("data_dir = %s\n", cfg->data_dir);
+        print_str("data_dir", cfg->data_dir);
     else
         printf("# data_dir is not set: nothing is kept on disk\n");
     printf("fsync = %s\nsnapshot_bytes = %llu\n", pd_fsync_policy_name(cfg->fsync),

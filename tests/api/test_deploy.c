@@ -264,6 +264,32 @@ Test(deploy, check_config_prints_the_settings_in_effect) {
     unlink(again_cfg);
 }
 
+/* The printed section holds each value exactly: a retention with more
+ * than 6 digits came back rounded (1.23457 days, 21 ms less), and a
+ * value a config file cannot hold (a ';' after a blank cuts it there) was
+ * printed as if it could. */
+Test(deploy, check_config_prints_values_that_read_back_exactly) {
+    char cfg[256];
+    temp_file(cfg, sizeof cfg, "[server]\norder_retention = 1.23456789\nidle_timeout = 0.0015\n");
+    char out[4096];
+    cr_assert_eq(check((const char *const[]){"--config", cfg, NULL}, out, sizeof out), 0, "%s",
+                 out);
+    cr_assert(strstr(out, "\norder_retention = 1.23456789\n"), "%s", out);
+    cr_assert(strstr(out, "\nidle_timeout = 0.002\n"), "%s", out);
+    cr_assert_eq(check((const char *const[]){"--order-retention", "0.1", NULL}, out, sizeof out),
+                 0);
+    cr_assert(strstr(out, "\norder_retention = 0.1\n"), "%s", out);
+    /* a data directory named with " ;" is a comment, not a line that would
+     * read back as "/tmp/pd a" */
+    cr_assert_eq(
+        check((const char *const[]){"--data-dir", "/tmp/pd-deploy a ;b", NULL}, out, sizeof out), 0,
+        "%s", out);
+    cr_assert_null(strstr(out, "\ndata_dir = "), "%s", out);
+    cr_assert(strstr(out, "\n# data_dir cannot be written here as it is: /tmp/pd-deploy a ;b\n"),
+              "%s", out);
+    unlink(cfg);
+}
+
 Test(deploy, check_config_finds_what_would_stop_a_start) {
     char out[4096];
     /* beyond loopback without a token */
