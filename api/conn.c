@@ -555,7 +555,7 @@ static void feed(pd_conn_t *c, const char *data, size_t len, bool shared) {
             srv->n.frames_too_large++;
             char why[96];
             snprintf(why, sizeof(why), "frame larger than the limit of %zu bytes",
-                     srv->cfg.max_frame);
+                     c->scan.max_frame);
             pd_conn_close(c, PD_ERR_TOO_LARGE, why);
             break;
         }

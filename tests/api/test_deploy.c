@@ -4,6 +4,7 @@
  * --check-config. The notify socket is a datagram socket the test binds,
  * as systemd does, named to the server by NOTIFY_SOCKET.
  */
+#define _GNU_SOURCE /* memmem */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <poll.h>
@@ -535,6 +536,52 @@ Test(deploy, reloads_do_not_pile_up_settings) {
     call_ok(c, "auth", "{\"token\":\"tok-4\"}");
     cr_assert_eq(config_num(c, "limits", "max_conns"), 100);
     pd_client_destroy(c);
+    srv_stop(&s);
+    unlink(cfg);
+    unlink(log);
+}
+
+/* Everything the connection `fd` gets until the server closes it (at
+ * most cap bytes, within 10 s); returns the length. */
+static size_t read_to_close(int fd, char *buf, size_t cap) {
+    size_t len = 0;
+    long long deadline = now_ms() + 10000;
+    while (len < cap && now_ms() < deadline) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 200) <= 0) continue;
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n <= 0) break;
+        len += (size_t)n;
+    }
+    return len;
+}
+
+/* A connection keeps the frame limit it was opened with across a reload,
+ * and the error that closes it names that limit, not the new one. */
+Test(deploy, a_frame_too_large_names_the_connections_limit) {
+    char cfg[256], log[] = "/tmp/pd-deploy-reload-XXXXXX";
+    int lf = mkstemp(log);
+    cr_assert_geq(lf, 0);
+    close(lf);
+    temp_file(cfg, sizeof cfg, "[server]\nmax_frame = 1k\n");
+    srv_t s;
+    start_with_log(&s, (const char *const[]){"--config", cfg, NULL}, log);
+    int fd = tcp_connect(s.port);
+    rewrite(cfg, "[server]\nmax_frame = 4k\n");
+    kill(s.pid, SIGHUP);
+    wait_log(log, "reload: max_frame (new connections) 1024 -> 4096");
+    /* [0, 1, "ping", {"x": <2000 bytes>}]: over 1k, under 4k */
+    static uint8_t req[2100];
+    const uint8_t head[] = {0x94, 0x00, 0x01, 0xa4, 'p',  'i',  'n',
+                            'g',  0x81, 0xa1, 'x',  0xda, 0x07, 0xd0};
+    memcpy(req, head, sizeof head);
+    memset(req + sizeof head, 'a', 2000);
+    cr_assert_eq(write(fd, req, sizeof head + 2000), (ssize_t)(sizeof head + 2000));
+    char buf[4096];
+    size_t n = read_to_close(fd, buf, sizeof buf);
+    close(fd);
+    const char *want = "frame larger than the limit of 1024 bytes";
+    cr_assert_not_null(memmem(buf, n, want, strlen(want)), "the close did not say '%s'", want);
     srv_stop(&s);
     unlink(cfg);
     unlink(log);
