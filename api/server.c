@@ -46,6 +46,7 @@
 
 #include <arpa/inet.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -913,12 +914,19 @@ void pd_server_stop(pd_server_t *srv) {
     uv_close((uv_handle_t *)&srv->stall_check, NULL);
     uv_close((uv_handle_t *)&srv->sig_term, NULL);
     uv_close((uv_handle_t *)&srv->sig_int, NULL);
-    uv_close((uv_handle_t *)&srv->sig_hup, NULL);
-    /* Closing the handle gave SIGHUP back its default action, which ends
+    /* Closing the handle gives SIGHUP back its default action, which ends
      * the process: one now (a reload racing the stop, logrotate) would
      * kill it before it has closed the journal and exited 0. There is
-     * nothing left to reload. */
+     * nothing left to reload: ignore it, with SIGHUP blocked meanwhile so
+     * that none lands between the two (the journal's syncer thread blocks
+     * every signal; setting SIG_IGN drops one pending). */
+    sigset_t hup, old;
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &hup, &old);
+    uv_close((uv_handle_t *)&srv->sig_hup, NULL);
     signal(SIGHUP, SIG_IGN);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 void pd_server_deinit(pd_server_t *srv) {

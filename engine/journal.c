@@ -52,6 +52,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -227,7 +228,15 @@ static pd_err start_syncer(pd_journal_t *j) {
         pthread_cond_destroy(&j->cv);
         return PD_ERR_NOMEM;
     }
-    if (pthread_create(&j->thread, NULL, syncer_main, j) != 0) {
+    /* The thread takes no signal: they are for the thread that runs the
+     * event loop (a server's SIGHUP, blocked there for a moment while it
+     * stops, would otherwise land here and take the default action). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&j->thread, NULL, syncer_main, j);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
         pthread_mutex_destroy(&j->mu);
         pthread_cond_destroy(&j->cv);
         return PD_ERR_NOMEM;

@@ -852,7 +852,7 @@ Test(durability, sighup_while_stopping_is_ignored) {
     snprintf(cmd, sizeof(cmd), "'%s' -q --volunteers 300000 -o '%s'",
              binary_path("data/paidan-gen"), csv);
     cr_assert_eq(system(cmd), 0, "paidan-gen failed");
-    const char *args[] = {"--load-volunteers", csv, "--fsync", "no", NULL};
+    const char *args[] = {"--load-volunteers", csv, "--fsync", "everysec", NULL};
     for (int round = 0; round < 3; round++) {
         srv_t s;
         start(&s, args);
@@ -870,7 +870,7 @@ Test(durability, sighup_while_stopping_is_ignored) {
                   WIFSIGNALED(status) ? WTERMSIG(status) : 0);
         wait_unlocked();
         args[0] = "--fsync"; /* the volunteers are in the data directory now */
-        args[1] = "no";
+        args[1] = "everysec";
         args[2] = NULL;
     }
 }
