@@ -568,7 +568,8 @@ static int read_settings(int argc, char **argv, settings_t *st) {
         if (st->file_values[OPT_TOKEN] && stat(st->config, &sb) == 0 && (sb.st_mode & 044))
             pd_log(PD_LOG_WARN,
                    "--config %s holds the token and other users may read it (mode %03o): "
-                   "chmod 600 it",
+                   "chmod 600 it, or give the token in PAIDAN_TOKEN (under the systemd "
+                   "unit: /etc/paidan/token.env)",
                    st->config, (unsigned)(sb.st_mode & 0777));
     }
     const char *env_token = getenv("PAIDAN_TOKEN");
