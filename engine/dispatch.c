@@ -465,6 +465,17 @@ static void refill(pd_engine_t *e, pd__order_t *o, int64_t now_ms, pd_reason if_
     e->n_picks = 0;
 }
 
+/* Room for committing a plan of n offers on o (its entries and deadline)
+ * and for `events` events; on failure the plan's picks are dropped and
+ * nothing has changed. */
+static pd_err reserve_replan(pd_engine_t *e, pd__order_t *o, size_t n, size_t events) {
+    pd_err err;
+    if ((err = pd__reserve_entries(e, o, n)) || (err = pd__reserve_due(e, 1)) ||
+        (err = pd__events_reserve(e, events)))
+        e->n_picks = 0;
+    return err;
+}
+
 /* ----------------------------------------------------------------- calls */
 
 static pd_err find_open(pd_engine_t *e, uint64_t order_id, pd__order_t **out) {
@@ -486,11 +497,7 @@ pd_err pd_engine_order_dispatch(pd_engine_t *e, uint64_t order_id, int64_t now_m
     e->n_picks = 0;
     uint32_t short_slot = pd__plan_open_slots(e, o, pd__order_width(e, o), now_ms);
     size_t n = short_slot == NO_SLOT ? e->n_picks : 0;
-    if ((err = pd__reserve_entries(e, o, n)) || (err = pd__reserve_due(e, 1)) ||
-        (err = pd__events_reserve(e, n + close_events(o)))) {
-        e->n_picks = 0;
-        return err;
-    }
+    if ((err = reserve_replan(e, o, n, n + close_events(o)))) return err;
     if (short_slot != NO_SLOT) {
         pd__order_close(e, o, PD_ORDER_EXPIRED, PD_REASON_NO_CANDIDATE, now_ms);
     } else {
@@ -590,11 +597,7 @@ pd_err pd_engine_order_decline(pd_engine_t *e, uint64_t order_id, uint64_t volun
     }
     size_t n = short_slot == NO_SLOT ? e->n_picks : 0;
     size_t at = (size_t)(en - o->ent); /* reserving may move the entries */
-    if ((err = pd__reserve_entries(e, o, n)) || (err = pd__reserve_due(e, 1)) ||
-        (err = pd__events_reserve(e, 1 + n + close_events(o)))) {
-        e->n_picks = 0;
-        return err;
-    }
+    if ((err = reserve_replan(e, o, n, 1 + n + close_events(o)))) return err;
     en = &o->ent[at];
     end_live(e, o, en, PD_OFFER_DECLINED, PD_REASON_NONE);
     push_vol_event(e, PD_EVENT_DECLINED, o, en, PD_REASON_NONE, now_ms);
@@ -630,11 +633,7 @@ pd_err pd_engine_order_release(pd_engine_t *e, uint64_t order_id, uint64_t volun
     en->state = PD_OFFER_ACCEPTED;
     size_t n = short_slot == NO_SLOT ? e->n_picks : 0;
     size_t at = (size_t)(en - o->ent); /* reserving may move the entries */
-    if ((err = pd__reserve_entries(e, o, n)) || (err = pd__reserve_due(e, 1)) ||
-        (err = pd__events_reserve(e, 1 + n + close_events(o)))) {
-        e->n_picks = 0;
-        return err;
-    }
+    if ((err = reserve_replan(e, o, n, 1 + n + close_events(o)))) return err;
     en = &o->ent[at];
     en->state = PD_OFFER_RELEASED;
     en->reason = PD_REASON_WITHDREW;

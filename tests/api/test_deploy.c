@@ -350,6 +350,13 @@ Test(deploy, check_config_leaves_a_running_server_alone) {
     srv_stop(&s);
 }
 
+/* Make the empty file of a mkstemp template (a server's log). */
+static void empty_file(char *tmpl) {
+    int fd = mkstemp(tmpl);
+    cr_assert_geq(fd, 0, "mkstemp %s", tmpl);
+    close(fd);
+}
+
 /* A server started with --config `cfg` and its log in `log`. */
 static void start_with_log(srv_t *s, const char *const *args, const char *log) {
     int out;
@@ -381,9 +388,7 @@ static long long config_num(pd_client_t *c, const char *section, const char *key
 
 Test(deploy, sighup_reloads_what_can_change_live) {
     char cfg[256], log[] = "/tmp/pd-deploy-reload-XXXXXX";
-    int lf = mkstemp(log);
-    cr_assert_geq(lf, 0);
-    close(lf);
+    empty_file(log);
     temp_file(cfg, sizeof cfg, "[server]\nmax_conns = 100\nmax_volunteers = 0\n");
     srv_t s;
     start_with_log(&s, (const char *const[]){"--config", cfg, "--tick-ms", "300", NULL}, log);
@@ -433,9 +438,7 @@ Test(deploy, a_reload_keeps_a_token_beyond_loopback) {
     /* ::ffff:127.0.0.1 counts as beyond loopback (an IPv6 stack may route
      * it out), yet answers on 127.0.0.1, so a test can use it */
     char cfg[256], log[] = "/tmp/pd-deploy-reload-XXXXXX";
-    int lf = mkstemp(log);
-    cr_assert_geq(lf, 0);
-    close(lf);
+    empty_file(log);
     temp_file(cfg, sizeof cfg, "[server]\ntoken = tok-2\n");
     chmod(cfg, 0600);
     srv_t s;
@@ -494,9 +497,7 @@ static void wait_log_long(const char *path, const char *what) {
  * one kept its whole settings until exit before, some 5 kB. */
 Test(deploy, reloads_do_not_pile_up_settings) {
     char cfg[256], log[] = "/tmp/pd-deploy-reload-XXXXXX";
-    int lf = mkstemp(log);
-    cr_assert_geq(lf, 0);
-    close(lf);
+    empty_file(log);
     temp_file(cfg, sizeof cfg, "[server]\nmax_conns = 100\ntoken = tok-3\n");
     chmod(cfg, 0600);
     srv_t s;
@@ -560,9 +561,7 @@ static size_t read_to_close(int fd, char *buf, size_t cap) {
  * and the error that closes it names that limit, not the new one. */
 Test(deploy, a_frame_too_large_names_the_connections_limit) {
     char cfg[256], log[] = "/tmp/pd-deploy-reload-XXXXXX";
-    int lf = mkstemp(log);
-    cr_assert_geq(lf, 0);
-    close(lf);
+    empty_file(log);
     temp_file(cfg, sizeof cfg, "[server]\nmax_frame = 1k\n");
     srv_t s;
     start_with_log(&s, (const char *const[]){"--config", cfg, NULL}, log);
