@@ -63,6 +63,7 @@ struct pd_persist_s {
     msgpack_sbuffer rec; /* the record being packed */
     msgpack_packer pk;
     uv_check_t check; /* commit, then flush, at the end of the iteration */
+    uv_idle_t nowait; /* while check is armed: the iteration's poll does not block */
     bool check_init;
     bool flush_deferred;
     bool failed;             /* the journal broke: nothing more is acknowledged */
@@ -279,10 +280,15 @@ static void on_check(uv_check_t *h) {
     pd_server_t *srv = h->data;
     pd_persist_t *p = srv->persist;
     uv_check_stop(h);
+    uv_idle_stop(&p->nowait);
     p->flush_deferred = false;
     if (!pd_persist_commit(srv)) return;
     pd_server_flush(srv);
     pd_persist_maybe_snapshot(srv);
+}
+
+static void on_nowait(uv_idle_t *h) {
+    (void)h;
 }
 
 void pd_persist_defer_flush(pd_server_t *srv) {
@@ -295,6 +301,11 @@ void pd_persist_defer_flush(pd_server_t *srv) {
     }
     p->flush_deferred = true;
     uv_check_start(&p->check, on_check);
+    /* A check handle runs after the poll, and an armed one does not keep
+     * the poll from blocking: armed from a callback before the poll (an
+     * idle handle resuming a connection, a timer), it would wait for the
+     * next I/O or timer (up to --tick-ms) before the replies go out. */
+    uv_idle_start(&p->nowait, on_nowait);
 }
 
 void pd_persist_tick(pd_server_t *srv, int64_t now, size_t *expired) {
@@ -716,6 +727,7 @@ void pd_persist_attach(pd_server_t *srv) {
     pd_persist_t *p = srv->persist;
     if (!p || p->check_init) return;
     uv_check_init(srv->loop, &p->check);
+    uv_idle_init(srv->loop, &p->nowait);
     p->check.data = srv;
     p->check_init = true;
     uv_timer_init(srv->loop, &p->child_timer);
@@ -739,7 +751,10 @@ void pd_persist_stop(pd_server_t *srv) {
         pd_store_snapshot_end(p->store, false);
         pd_log(PD_LOG_INFO, "background snapshot stopped for shutdown");
     }
-    if (p->check_init) uv_check_stop(&p->check);
+    if (p->check_init) {
+        uv_check_stop(&p->check);
+        uv_idle_stop(&p->nowait);
+    }
     p->flush_deferred = false;
     if (p->failed || !p->store || !pd_store_journal(p->store)) return;
     if (!pd_persist_commit(srv)) return;
@@ -756,7 +771,10 @@ static void on_handle_closed(uv_handle_t *h) {
 void pd_persist_close_handles(pd_server_t *srv) {
     pd_persist_t *p = srv->persist;
     if (!p) return;
-    if (p->check_init) uv_close((uv_handle_t *)&p->check, on_handle_closed);
+    if (p->check_init) {
+        uv_close((uv_handle_t *)&p->check, on_handle_closed);
+        uv_close((uv_handle_t *)&p->nowait, on_handle_closed);
+    }
     if (p->timer_init) uv_close((uv_handle_t *)&p->child_timer, on_handle_closed);
     p->check_init = p->timer_init = false;
 }

@@ -982,6 +982,40 @@ Test(durability, import_is_durable_before_its_reply) {
     srv_stop(&s);
 }
 
+/* A connection that pipelines more than a turn's frames (64) is resumed
+ * by an idle handle, before the loop polls; the replies of its last turn
+ * wait for the journal's commit at the end of that iteration, which must
+ * not wait for the poll to see the next timer (the tick, a minute away
+ * here): it used to, and each such batch stalled until the next tick. */
+Test(durability, a_resumed_connection_is_answered_without_waiting_for_a_timer) {
+    const char *args[] = {"--fsync", "everysec", "--tick-ms", "60000", NULL};
+    srv_t s;
+    start(&s, args);
+    pd_client_t *c = srv_connect(&s);
+    pd_client_set_timeout(c, 10000);
+    for (int round = 0; round < 3; round++) {
+        for (uint32_t i = 0; i < 200; i++) {
+            char j[160];
+            snprintf(j, sizeof(j),
+                     "{\"id\":%u,\"lat\":%.4f,\"lon\":114.3,\"skills\":[\"sanitation\"]}", i + 1,
+                     30.6 + round * 0.001);
+            size_t len;
+            const char *p = params_json(j, &len);
+            uint32_t id;
+            cr_assert_eq(pd_client_send(c, "volunteer.upsert", p, len, &id), PD_OK);
+        }
+        cr_assert_eq(pd_client_flush(c), PD_OK);
+        for (int i = 0; i < 200; i++) {
+            pd_msg_t m;
+            cr_assert_eq(pd_client_read(c, &m), PD_OK, "round %d, reply %d: %s", round, i,
+                         pd_client_last_error(c));
+            cr_assert_eq(m.code, 0);
+        }
+    }
+    pd_client_destroy(c);
+    srv_stop(&s);
+}
+
 /* Orders dropped by --order-retention stay dropped after a crash: the
  * purge is journaled like a client's order.purge, so a recovery replays it
  * and reaches the same digest. */
