@@ -452,17 +452,24 @@ void pd__order_close(pd_engine_t *e, pd__order_t *o, pd_order_state st, pd_reaso
     push_order_event(e, st == PD_ORDER_EXPIRED ? PD_EVENT_EXPIRED : PD_EVENT_CANCELLED, o, now_ms);
 }
 
-/* Re-plan o's open slots and commit, or expire o if a slot finds nobody.
- * Room must be reserved (pd__reserve_worst). */
-static void refill(pd_engine_t *e, pd__order_t *o, int64_t now_ms, pd_reason if_short) {
-    e->n_picks = 0;
-    uint32_t short_slot = pd__plan_open_slots(e, o, pd__order_width(e, o), now_ms);
+/* Commit the plan in e->picks, or expire o (`if_short`) when the plan left
+ * a slot with nobody (short_slot != NO_SLOT); the picks are used up. */
+static void apply_plan(pd_engine_t *e, pd__order_t *o, uint32_t short_slot, pd_reason if_short,
+                       int64_t now_ms) {
     if (short_slot != NO_SLOT) {
         pd__order_close(e, o, PD_ORDER_EXPIRED, if_short, now_ms);
     } else {
         pd__commit_picks(e, o, 0, now_ms);
     }
     e->n_picks = 0;
+}
+
+/* Re-plan o's open slots and commit, or expire o if a slot finds nobody.
+ * Room must be reserved (pd__reserve_worst). */
+static void refill(pd_engine_t *e, pd__order_t *o, int64_t now_ms, pd_reason if_short) {
+    e->n_picks = 0;
+    uint32_t short_slot = pd__plan_open_slots(e, o, pd__order_width(e, o), now_ms);
+    apply_plan(e, o, short_slot, if_short, now_ms);
 }
 
 /* Room for committing a plan of n offers on o (its entries and deadline)
@@ -498,12 +505,7 @@ pd_err pd_engine_order_dispatch(pd_engine_t *e, uint64_t order_id, int64_t now_m
     uint32_t short_slot = pd__plan_open_slots(e, o, pd__order_width(e, o), now_ms);
     size_t n = short_slot == NO_SLOT ? e->n_picks : 0;
     if ((err = reserve_replan(e, o, n, n + close_events(o)))) return err;
-    if (short_slot != NO_SLOT) {
-        pd__order_close(e, o, PD_ORDER_EXPIRED, PD_REASON_NO_CANDIDATE, now_ms);
-    } else {
-        pd__commit_picks(e, o, 0, now_ms);
-    }
-    e->n_picks = 0;
+    apply_plan(e, o, short_slot, PD_REASON_NO_CANDIDATE, now_ms);
     if (state_out) *state_out = (pd_order_state)o->state;
     pd__events_flush(e);
     return PD_OK;
@@ -601,12 +603,7 @@ pd_err pd_engine_order_decline(pd_engine_t *e, uint64_t order_id, uint64_t volun
     en = &o->ent[at];
     end_live(e, o, en, PD_OFFER_DECLINED, PD_REASON_NONE);
     push_vol_event(e, PD_EVENT_DECLINED, o, en, PD_REASON_NONE, now_ms);
-    if (short_slot != NO_SLOT) {
-        pd__order_close(e, o, PD_ORDER_EXPIRED, PD_REASON_EXHAUSTED, now_ms);
-    } else {
-        pd__commit_picks(e, o, 0, now_ms);
-    }
-    e->n_picks = 0;
+    apply_plan(e, o, short_slot, PD_REASON_EXHAUSTED, now_ms);
     pd__events_flush(e);
     return PD_OK;
 }
@@ -649,12 +646,7 @@ pd_err pd_engine_order_release(pd_engine_t *e, uint64_t order_id, uint64_t volun
         o->accepted_ms = 0; /* set again when the slot is taken */
     }
     push_vol_event(e, PD_EVENT_RELEASED, o, en, PD_REASON_WITHDREW, now_ms);
-    if (short_slot != NO_SLOT) {
-        pd__order_close(e, o, PD_ORDER_EXPIRED, PD_REASON_EXHAUSTED, now_ms);
-    } else {
-        pd__commit_picks(e, o, 0, now_ms);
-    }
-    e->n_picks = 0;
+    apply_plan(e, o, short_slot, PD_REASON_EXHAUSTED, now_ms);
     pd__events_flush(e);
     return PD_OK;
 }

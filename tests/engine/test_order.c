@@ -492,6 +492,15 @@ static pd_engine_t *team_world(void) {
     return e;
 }
 
+/* Order `id`: a team of a sanitation and a medical slot, dispatched. */
+static void san_med_team(pd_engine_t *e, uint64_t id) {
+    uint64_t slots[2] = {SAN, MED};
+    pd_order_spec_t s = mk_order(id, 0);
+    s.slot_skills = slots;
+    s.n_slots = 2;
+    cr_assert_eq(pd_engine_order_create_dispatch(e, &s, T0, NULL), PD_OK);
+}
+
 Test(order, team_fills_then_accepted) {
     pd_engine_t *e = team_world();
     uint64_t slots[3] = {SAN, SAN, MED};
@@ -570,11 +579,7 @@ Test(order, team_exhausted_releases_accepted) {
     pd_engine_t *e = team_world();
     evlog_t log = {.n = 0};
     pd_engine_set_event_cb(e, evlog_cb, &log);
-    uint64_t slots[2] = {SAN, MED};
-    pd_order_spec_t s = mk_order(10, 0);
-    s.slot_skills = slots;
-    s.n_slots = 2;
-    cr_assert_eq(pd_engine_order_create_dispatch(e, &s, T0, NULL), PD_OK);
+    san_med_team(e, 10);
     cr_assert_eq(pd_engine_order_accept(e, 10, 1, T0), PD_OK);  /* slot 0 */
     cr_assert_eq(pd_engine_order_decline(e, 10, 4, T0), PD_OK); /* med: 4 then 5 */
     uint64_t live[4];
@@ -655,11 +660,7 @@ Test(order, release_in_a_team_keeps_the_others) {
     pd_engine_t *e = team_world();
     evlog_t log = {.n = 0};
     pd_engine_set_event_cb(e, evlog_cb, &log);
-    uint64_t slots[2] = {SAN, MED};
-    pd_order_spec_t s = mk_order(10, 0);
-    s.slot_skills = slots;
-    s.n_slots = 2;
-    cr_assert_eq(pd_engine_order_create_dispatch(e, &s, T0, NULL), PD_OK);
+    san_med_team(e, 10);
     cr_assert_eq(pd_engine_order_accept(e, 10, 1, T0), PD_OK); /* sanitation */
     cr_assert_eq(pd_engine_order_accept(e, 10, 4, T0), PD_OK); /* medical */
     cr_assert_eq(order_state(e, 10), PD_ORDER_ACCEPTED);
