@@ -416,6 +416,16 @@ static void execute(pd_conn_t *c, uint32_t msgid, const msgpack_object *method,
     }
 
     const bool writes = pd_method_call_writes(m, p);
+    if (writes && srv->cfg.follow) {
+        /* A replica's state is the stream's: it takes no writes of its own. */
+        ms->calls++;
+        ms->errors++;
+        srv->n.errors++;
+        pd_reply_error(c, PD_ERR_READ_ONLY,
+                       "read-only replica of stream %s on %s: send %s to the primary",
+                       srv->cfg.stream ? srv->cfg.stream : "paidan", srv->cfg.follow, m->name);
+        goto done;
+    }
     if (writes && !pd_persist_may_write(srv, frame_len)) {
         /* The journal has no room reserved for this write's record and
          * the disk gives no more: refuse before the engine sees it. */

@@ -11,6 +11,7 @@
 #include "import.h"
 #include "methods.h"
 #include "persist.h"
+#include "replicate.h"
 
 /* ---------------------------------------------------------- ping / auth */
 
@@ -61,7 +62,7 @@ void pd_m_stats(pd_conn_t *c, const msgpack_object *params) {
     const pd_server_counters_t *n = &srv->n;
 
     msgpack_packer *pk = pd_reply_ok(c);
-    msgpack_pack_map(pk, 11);
+    msgpack_pack_map(pk, 12);
 
     pd_pack_cstr(pk, "server");
     msgpack_pack_map(pk, 9);
@@ -144,6 +145,9 @@ void pd_m_stats(pd_conn_t *c, const msgpack_object *params) {
 
     pd_pack_cstr(pk, "persistence");
     pd_persist_pack_stats(srv, pk);
+
+    pd_pack_cstr(pk, "replication");
+    pd_repl_pack_stats(srv, pk);
 
     uint32_t called = 0;
     for (int i = 0; i < PD_MID__COUNT; i++) called += srv->mstats[i].calls > 0;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "paidan/alloc.h"
+#include "replicate.h"
 #include "server.h"
 
 static void usage(FILE *f) {
@@ -66,6 +67,14 @@ static void usage(FILE *f) {
             "                         (default 256m; 0 = only on request and at stop)\n"
             "  --truncate-corrupt     start even if the journal is corrupt in the middle,\n"
             "                         cutting it there (what follows is lost)\n"
+            "  --replicate URL        publish the journal to a NATS JetStream stream\n"
+            "                         (nats://host:port); needs --data-dir\n"
+            "  --follow URL           be a read-only replica of the stream on that NATS\n"
+            "                         server: apply its records as they come, answer\n"
+            "                         reads, refuse writes (READ_ONLY)\n"
+            "  --stream NAME          the stream's name (default paidan)\n"
+            "  --follow-snapshot FILE a replica's starting state: a copy of the primary's\n"
+            "                         snap-*.pds; the stream is read from the record after\n"
             "  --log-level LEVEL      debug, info, warn or error (default info)\n"
             "  --check-config         check the settings (flags, --config, PAIDAN_TOKEN)\n"
             "                         and the paths they name, print the settings in\n"
@@ -182,6 +191,10 @@ enum {
     OPT_LOG,
     OPT_MAX_VOLUNTEERS,
     OPT_MAX_ORDERS,
+    OPT_REPLICATE,
+    OPT_FOLLOW,
+    OPT_STREAM,
+    OPT_FOLLOW_SNAPSHOT,
     OPT_CHECK,
     OPT_HELP,
     OPT_VERSION
@@ -214,6 +227,10 @@ static const struct option opts[] = {
     {"log-level", required_argument, NULL, OPT_LOG},
     {"max-volunteers", required_argument, NULL, OPT_MAX_VOLUNTEERS},
     {"max-orders", required_argument, NULL, OPT_MAX_ORDERS},
+    {"replicate", required_argument, NULL, OPT_REPLICATE},
+    {"follow", required_argument, NULL, OPT_FOLLOW},
+    {"stream", required_argument, NULL, OPT_STREAM},
+    {"follow-snapshot", required_argument, NULL, OPT_FOLLOW_SNAPSHOT},
     {"check-config", no_argument, NULL, OPT_CHECK},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
@@ -348,6 +365,22 @@ static const char *apply_opt(settings_t *st, int opt, const char *v) {
                 cfg->max_volunteers = n;
             else
                 cfg->max_orders = n;
+            return NULL;
+        case OPT_REPLICATE:
+        case OPT_FOLLOW:
+            if (!*v || strchr(v, ' ')) return "a NATS URL (nats://host:port, several with ',')";
+            if (opt == OPT_REPLICATE)
+                cfg->replicate = v;
+            else
+                cfg->follow = v;
+            return NULL;
+        case OPT_STREAM:
+            if (!pd_repl_stream_name_ok(v)) return "a stream name: 1-64 of A-Z a-z 0-9 _ -";
+            cfg->stream = v;
+            return NULL;
+        case OPT_FOLLOW_SNAPSHOT:
+            if (!*v) return "a snapshot file";
+            cfg->follow_snapshot = v;
             return NULL;
         case OPT_LOG:
             if (pd_log_level_from_name(v, &st->log_level)) return "debug, info, warn or error";
@@ -490,6 +523,8 @@ static int check_config(pd_server_config_t *cfg, const char *config) {
     if (cfg->data_dir) problems += check_path("--data-dir", cfg->data_dir, true);
     if (cfg->load_volunteers)
         problems += check_path("--load-volunteers", cfg->load_volunteers, false);
+    if (cfg->follow_snapshot)
+        problems += check_path("--follow-snapshot", cfg->follow_snapshot, false);
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max < (rlim_t)cfg->max_conns + 64)
         pd_log(PD_LOG_WARN,
@@ -528,6 +563,10 @@ static int check_config(pd_server_config_t *cfg, const char *config) {
     printf("fsync = %s\nsnapshot_bytes = %llu\n", pd_fsync_policy_name(cfg->fsync),
            (unsigned long long)cfg->snapshot_bytes);
     printf("truncate_corrupt = %s\n", cfg->truncate_corrupt ? "true" : "false");
+    if (cfg->replicate) print_str("replicate", cfg->replicate);
+    if (cfg->follow) print_str("follow", cfg->follow);
+    if (cfg->stream) print_str("stream", cfg->stream);
+    if (cfg->follow_snapshot) print_str("follow_snapshot", cfg->follow_snapshot);
     printf("log_level = %s\n", pd_log_level_name(pd_log_get_level()));
     return problems ? 1 : 0;
 }
@@ -625,8 +664,9 @@ static settings_t *g_settings;
  * config file, or at its engine settings. */
 static bool settings_in_use(const settings_t *st, const pd_server_config_t *cfg) {
     if (cfg->engine == &st->ecfg) return true;
-    const char *const used[] = {cfg->host, cfg->token, cfg->config_path, cfg->load_volunteers,
-                                cfg->data_dir};
+    const char *const used[] = {
+        cfg->host,      cfg->token,  cfg->config_path, cfg->load_volunteers, cfg->data_dir,
+        cfg->replicate, cfg->follow, cfg->stream,      cfg->follow_snapshot};
     for (size_t u = 0; u < sizeof used / sizeof used[0]; u++) {
         for (size_t i = 0; i <= OPT_VERSION; i++) {
             if (used[u] && used[u] == st->file_values[i]) return true;

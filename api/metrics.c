@@ -21,6 +21,7 @@
 #include "methods.h"
 #include "paidan/alloc.h"
 #include "persist.h"
+#include "replicate.h"
 
 #define METRICS_MAX_CONNS 16
 #define METRICS_REQ_MAX 4096
@@ -122,6 +123,27 @@ static void write_duration_histogram(FILE *f, pd_server_t *srv) {
         fprintf(f, "paidan_method_duration_seconds_count{method=\"%s\"} %llu\n", name,
                 (unsigned long long)h->count);
     }
+}
+
+/* Replication (replicate.c): the role, whether it works, how far behind
+ * the stream is -- what an alert on a primary or a replica watches. */
+static void write_replication(FILE *f, pd_server_t *srv) {
+    pd_repl_figures_t r;
+    pd_repl_figures(srv, &r);
+    gauge(f, "replication_role", "0 none, 1 primary (--replicate), 2 replica (--follow).", r.role);
+    if (!r.role) return;
+    gauge(f, "replication_healthy", "1 while connected to NATS and replicating.", r.healthy);
+    gauge(f, "replication_seq",
+          "Primary: the last journal record committed. Replica: the last record applied.",
+          (double)r.seq);
+    if (r.role == 1)
+        gauge(f, "replication_stream_seq", "Primary: the last record the stream acknowledged.",
+              (double)r.stream_seq);
+    counter(f, "replication_records_total",
+            "Primary: records the stream acknowledged. Replica: records applied.", r.records);
+    counter(f, "replication_errors_total",
+            "Primary: chunks published again after an error. Replica: 1 once it stopped applying.",
+            r.errors);
 }
 
 /* The persistence figures `stats` reports (persist.c), so that a full
@@ -237,6 +259,7 @@ static void write_metrics(FILE *f, pd_server_t *srv) {
     }
     write_duration_histogram(f, srv);
     write_persistence(f, srv);
+    write_replication(f, srv);
 }
 
 /* Answer the request head in m->req; bad, when set, is the status of a

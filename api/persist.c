@@ -43,6 +43,7 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -54,6 +55,7 @@
 #include "conn.h"
 #include "methods.h"
 #include "paidan/alloc.h"
+#include "replicate.h"
 #ifdef PD_HAVE_DATA
 #include "paidan/data.h"
 #endif
@@ -189,6 +191,16 @@ static void retry_room(pd_server_t *srv) {
 
 /* ------------------------------------------------------------- journal */
 
+/* Append a record to the journal and, with --replicate, stage it for the
+ * stream (published once a commit covers it). */
+static pd_err jappend(pd_server_t *srv, uint16_t type, int64_t ts, const void *data, size_t len) {
+    uint64_t seq = 0;
+    pd_err err =
+        pd_journal_append(pd_store_journal(srv->persist->store), type, ts, data, len, &seq);
+    if (!err && srv->repl) pd_repl_stage(srv, seq, type, ts, data, len, NULL, 0);
+    return err;
+}
+
 void pd_persist_record(pd_server_t *srv, int mid, const msgpack_object *params) {
     pd_persist_t *p = srv->persist;
     if (p->failed) return;
@@ -197,8 +209,7 @@ void pd_persist_record(pd_server_t *srv, int mid, const msgpack_object *params) 
     msgpack_pack_str(&p->pk, pd_methods[mid].name_len);
     msgpack_pack_str_body(&p->pk, pd_methods[mid].name, pd_methods[mid].name_len);
     msgpack_pack_object(&p->pk, *params);
-    pd_err err = pd_journal_append(pd_store_journal(p->store), PD_JREC_COMMAND, srv->now_ms,
-                                   p->rec.data, p->rec.size, NULL);
+    pd_err err = jappend(srv, PD_JREC_COMMAND, srv->now_ms, p->rec.data, p->rec.size);
     if (err) {
         fail(srv, "journal append", err);
         return;
@@ -213,7 +224,7 @@ void pd_persist_record(pd_server_t *srv, int mid, const msgpack_object *params) 
 static void append_rec(pd_server_t *srv, uint16_t type, const void *data, size_t len) {
     pd_persist_t *p = srv->persist;
     if (!p || p->failed) return;
-    pd_err err = pd_journal_append(pd_store_journal(p->store), type, srv->now_ms, data, len, NULL);
+    pd_err err = jappend(srv, type, srv->now_ms, data, len);
     if (err) {
         fail(srv, "journal append (import)", err);
         return;
@@ -273,6 +284,7 @@ bool pd_persist_commit(pd_server_t *srv) {
         fail(srv, "journal commit", err);
         return false;
     }
+    if (srv->repl) pd_repl_committed(srv);
     return true;
 }
 
@@ -328,7 +340,7 @@ void pd_persist_tick(pd_server_t *srv, int64_t now, size_t *expired) {
     if (err || *expired == 0) return;
     pd_persist_t *p = srv->persist;
     if (!p || p->failed) return;
-    err = pd_journal_append(pd_store_journal(p->store), PD_JREC_TICK, now, NULL, 0, NULL);
+    err = jappend(srv, PD_JREC_TICK, now, NULL, 0);
     if (err) {
         fail(srv, "journal append (tick)", err);
         return;
@@ -500,7 +512,7 @@ void pd_m_digest(pd_conn_t *c, const msgpack_object *params) {
     msgpack_packer *pk = pd_reply_ok(c);
     msgpack_pack_map(pk, 2);
     pd_pack_kv_u64(pk, "digest", pd_engine_digest(srv->engine));
-    pd_pack_kv_u64(pk, "seq", j ? pd_journal_next_seq(j) - 1 : 0);
+    pd_pack_kv_u64(pk, "seq", j ? pd_journal_next_seq(j) - 1 : pd_repl_applied_seq(srv));
 }
 
 /* ------------------------------------------------------------- recovery */
@@ -509,7 +521,17 @@ void pd_m_digest(pd_conn_t *c, const msgpack_object *params) {
  * dump it, restore it under `ini`. */
 static pd_err reconfigure(pd_server_t *srv, const pd_engine_config_t *ini) {
     char path[PD_STORE_PATH_MAX];
-    snprintf(path, sizeof(path), "%s/reconfigure.pds", pd_store_dir(srv->persist->store));
+    if (srv->persist) {
+        snprintf(path, sizeof(path), "%s/reconfigure.pds", pd_store_dir(srv->persist->store));
+    } else {
+        /* a replica keeps nothing on disk: a private temporary file */
+        const char *tmp = getenv("TMPDIR");
+        snprintf(path, sizeof(path), "%s/paidan-reconfigure-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        int fd = mkstemp(path);
+        if (fd < 0) return PD_ERR_IO;
+        close(fd);
+        unlink(path);
+    }
     pd_snapshot_writer_t *w = NULL;
     pd_err err = pd_snapshot_writer_create(path, 0, srv->now_ms, 0, &w);
     if (err) return err;
@@ -539,10 +561,11 @@ static pd_err journal_config(pd_server_t *srv) {
     size_t len = 0;
     pd_err err = pd_engine_config_encode(pd_engine_get_config(srv->engine), &b, &len);
     if (!err) {
-        err = pd_journal_append(j, PD_JREC_CONFIG, srv->now_ms, b, len, NULL);
+        err = jappend(srv, PD_JREC_CONFIG, srv->now_ms, b, len);
         pd_free(b);
     }
     if (!err) err = pd_journal_sync(j);
+    if (!err && srv->repl) pd_repl_committed(srv);
     if (err)
         pd_log(PD_LOG_ERROR, "journal: cannot record the engine configuration: %s",
                pd_strerror(err));
@@ -551,7 +574,8 @@ static pd_err journal_config(pd_server_t *srv) {
 
 typedef struct replay_s {
     pd_server_t *srv;
-    pd_conn_t conn; /* a connection without a socket */
+    pd_conn_t conn;   /* a connection without a socket */
+    bool keep_events; /* a replica's: subscribers get the events */
 } replay_t;
 
 static pd_err rec_load(void *ud, const uint8_t *data, size_t len, uint64_t seq, int64_t ts) {
@@ -574,12 +598,12 @@ static pd_err rec_apply(void *ud, const pd_jrec_t *rec) {
     srv->now_ms = rec->ts_ms;
     if (rec->type == PD_JREC_TICK) {
         pd_err err = pd_engine_tick(srv->engine, rec->ts_ms, NULL);
-        srv->n_events = 0;
+        if (!r->keep_events) srv->n_events = 0;
         return err;
     }
     if (rec->type == PD_JREC_VOLUNTEER || rec->type == PD_JREC_ORDER) {
         pd_err err = apply_import(srv, rec);
-        srv->n_events = 0;
+        if (!r->keep_events) srv->n_events = 0;
         if (err)
             pd_log(PD_LOG_ERROR, "replaying imported record seq %" PRIu64 " failed: %s", rec->seq,
                    pd_strerror(err));
@@ -633,7 +657,7 @@ static pd_err rec_apply(void *ud, const pd_jrec_t *rec) {
     c->replied = false;
     c->reply_err = PD_OK;
     pd_methods[mid].fn(c, &o.via.array.ptr[1]);
-    srv->n_events = 0;
+    if (!r->keep_events) srv->n_events = 0;
     if (!c->replied || c->reply_err != PD_OK) {
         pd_log(PD_LOG_ERROR,
                "replaying journal record seq %" PRIu64
@@ -645,7 +669,76 @@ static pd_err rec_apply(void *ud, const pd_jrec_t *rec) {
     return PD_OK;
 }
 
-pd_err pd_persist_start(pd_server_t *srv, const pd_engine_config_t *ini) {
+struct pd_replay_s {
+    replay_t r;
+};
+
+pd_replay_t *pd_replay_new(pd_server_t *srv) {
+    pd_replay_t *rp = pd_calloc(1, sizeof(*rp));
+    if (!rp) return NULL;
+    rp->r.srv = srv;
+    rp->r.conn.srv = srv;
+    rp->r.conn.authed = true;
+    rp->r.keep_events = true;
+    msgpack_sbuffer_init(&rp->r.conn.out);
+    msgpack_packer_init(&rp->r.conn.pk, &rp->r.conn.out, msgpack_sbuffer_write);
+    return rp;
+}
+
+pd_err pd_replay_apply(pd_replay_t *rp, const pd_jrec_t *rec) {
+    int64_t now = rp->r.srv->now_ms;
+    pd_err err = rec_apply(&rp->r, rec);
+    msgpack_zone_clear(&rp->r.srv->zone);
+    if (rp->r.conn.out.alloc > (1u << 20)) {
+        msgpack_sbuffer_destroy(&rp->r.conn.out);
+        msgpack_sbuffer_init(&rp->r.conn.out);
+    }
+    if (now > rp->r.srv->now_ms) rp->r.srv->now_ms = now;
+    return err;
+}
+
+void pd_replay_free(pd_replay_t *rp) {
+    if (!rp) return;
+    msgpack_sbuffer_destroy(&rp->r.conn.out);
+    pd_free(rp);
+}
+
+pd_err pd_persist_load_snapshot(pd_server_t *srv, const char *path, uint64_t *seq) {
+    pd_snapshot_file_t f;
+    const char *why = NULL;
+    pd_err err = pd_snapshot_file_open(path, &f, &why);
+    if (err) {
+        pd_log(PD_LOG_ERROR, "snapshot %s: %s", path, why ? why : pd_strerror(err));
+        return err;
+    }
+    pd_engine_t *e = NULL;
+    err = pd_engine_snapshot_restore(f.data, (size_t)f.len, NULL, &e);
+    if (!err) {
+        pd_server_set_engine(srv, e);
+        *seq = f.seq;
+        if (f.ts_ms > srv->now_ms) srv->now_ms = f.ts_ms;
+        pd_log(PD_LOG_INFO, "snapshot %s: state at record %" PRIu64 ", %zu volunteers", path, f.seq,
+               pd_engine_volunteer_count(srv->engine));
+    } else {
+        pd_log(PD_LOG_ERROR, "snapshot %s does not restore: %s", path, pd_strerror(err));
+    }
+    pd_snapshot_file_close(&f);
+    pd_alloc_release_free();
+    return err;
+}
+
+pd_err pd_persist_append_applied(pd_server_t *srv, const pd_jrec_t *rec) {
+    pd_persist_t *p = srv->persist;
+    uint64_t seq = 0;
+    pd_err err = pd_journal_append(pd_store_journal(p->store), rec->type, rec->ts_ms, rec->data,
+                                   rec->len, &seq);
+    if (err) return err;
+    if (seq != rec->seq) return PD_ERR_INTERNAL;
+    p->records++;
+    return PD_OK;
+}
+
+pd_err pd_persist_start(pd_server_t *srv) {
     const pd_server_config_t *cfg = &srv->cfg;
     pd_persist_t *p = pd_calloc(1, sizeof(*p));
     if (!p) return PD_ERR_NOMEM;
@@ -695,7 +788,13 @@ pd_err pd_persist_start(pd_server_t *srv, const pd_engine_config_t *ini) {
            p->recovery_ms, rep->from_snapshot ? "snapshot at" : "no snapshot,", rep->snapshot_seq,
            rep->records, rep->last_seq, pd_engine_volunteer_count(srv->engine),
            pd_engine_order_count(srv->engine, PD_ORDER__COUNT));
+    return PD_OK;
+}
 
+pd_err pd_persist_settle(pd_server_t *srv, const pd_engine_config_t *ini) {
+    pd_persist_t *p = srv->persist;
+    const pd_store_report_t *rep = &p->recovery;
+    pd_err err;
     bool other = !pd_engine_config_same(pd_engine_get_config(srv->engine), ini);
     if (other) {
         pd_log(PD_LOG_WARN,

@@ -26,15 +26,25 @@
 
 /**
  * Open --data-dir (creating it, refusing it if another server holds its
- * lock), recover the engine into srv->engine, reconcile the configuration
- * (`ini` is what --config asked for: if the recovered state ran under
- * another one, the state is carried over to `ini` and snapshotted), and
- * take a first snapshot if there is none. Logs every step.
+ * lock) and recover the engine into srv->engine; pd_persist_settle()
+ * then reconciles the configuration (`ini` is what --config asked for:
+ * if the recovered state ran under another one, the state is carried
+ * over to `ini` and snapshotted) and takes a first snapshot if there is
+ * none. Logs every step.
  * @return PD_OK; PD_ERR_LIMIT (locked), PD_ERR_CORRUPT (refused, the
  * reason logged), PD_ERR_IO, PD_ERR_NOMEM. On error srv->persist may be
  * set; pd_persist_deinit() frees it.
  */
-pd_err pd_persist_start(pd_server_t *srv, const pd_engine_config_t *ini);
+pd_err pd_persist_start(pd_server_t *srv);
+
+/**
+ * After pd_persist_start() (and, with --replicate, after the records the
+ * stream had beyond the journal were taken): carry the state over to
+ * `ini` if it ran under another engine configuration, and snapshot it
+ * and journal the configuration if there is no snapshot under the
+ * journal yet. @return as pd_persist_start().
+ */
+pd_err pd_persist_settle(pd_server_t *srv, const pd_engine_config_t *ini);
 
 /** Install the loop handles (the end-of-iteration commit, the snapshot
  *  child's timer) once the server is about to serve. */
@@ -101,6 +111,25 @@ void pd_persist_close_handles(pd_server_t *srv);
 
 /** Close the store (releasing the lock) and free. Idempotent. */
 void pd_persist_deinit(pd_server_t *srv);
+
+/* Applying journal records outside recovery (a replica, replicate.c):
+ * the same handlers, with the record's timestamp; the events they raise
+ * are left in srv->events for the caller to publish. */
+typedef struct pd_replay_s pd_replay_t;
+pd_replay_t *pd_replay_new(pd_server_t *srv);
+/** @return PD_OK; PD_ERR_CORRUPT (the record does not apply: logged);
+ *  PD_ERR_NOMEM. */
+pd_err pd_replay_apply(pd_replay_t *rp, const pd_jrec_t *rec);
+void pd_replay_free(pd_replay_t *rp);
+
+/** Replace the engine with the state of a snapshot file; *seq is the
+ *  record it stands at. @return PD_ERR_IO, PD_ERR_CORRUPT (logged). */
+pd_err pd_persist_load_snapshot(pd_server_t *srv, const char *path, uint64_t *seq);
+
+/** Append a record that was just applied (taken from the stream), with
+ *  its own timestamp; it must get the sequence number it carries.
+ *  @return PD_ERR_INTERNAL if it would not; journal errors. */
+pd_err pd_persist_append_applied(pd_server_t *srv, const pd_jrec_t *rec);
 
 /** The persistence figures `stats` and /metrics report. */
 typedef struct pd_persist_figures_s {

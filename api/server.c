@@ -59,6 +59,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "persist.h"
+#include "replicate.h"
 #ifdef PD_HAVE_DATA
 #include "paidan/alloc.h"
 #include "paidan/data.h"
@@ -382,6 +383,11 @@ static void on_tick(uv_timer_t *t) {
     maybe_huge_pages(srv);
     int64_t now = pd_server_stamp(srv);
     size_t expired = 0;
+    /* A replica's ticks are the primary's, in the stream. */
+    if (srv->cfg.follow) {
+        pd_server_flush(srv);
+        return;
+    }
     /* Ticks only when an offer is due, journaled (persist.c). */
     pd_persist_tick(srv, now, &expired);
     srv->n.ticks++;
@@ -487,6 +493,44 @@ static pd_err resolve_host(const char *host, int port, struct sockaddr_storage *
     return PD_ERR_BAD_ARG;
 }
 
+/* The replication settings that do not go together; each is logged.
+ * @return the number of problems. */
+static int check_replication(const pd_server_config_t *cfg) {
+    int problems = 0;
+    if ((cfg->replicate || cfg->follow) && !pd_repl_available()) {
+        pd_log(PD_LOG_ERROR, "%s: this build has no NATS client (libnats)",
+               cfg->replicate ? "--replicate" : "--follow");
+        problems++;
+    }
+    if (cfg->replicate && !cfg->data_dir) {
+        pd_log(PD_LOG_ERROR,
+               "--replicate publishes the journal: it needs --data-dir (the segments are read "
+               "back when the stream falls behind)");
+        problems++;
+    }
+    if (cfg->follow) {
+        /* A replica's state is the stream's and nothing else's. */
+        const char *clash = cfg->replicate                  ? "--replicate"
+                            : cfg->data_dir                 ? "--data-dir"
+                            : cfg->load_volunteers          ? "--load-volunteers"
+                            : cfg->order_retention_days > 0 ? "--order-retention"
+                                                            : NULL;
+        if (clash) {
+            pd_log(PD_LOG_ERROR,
+                   "--follow makes a read-only replica: %s would change its state (give it to "
+                   "the primary)",
+                   clash);
+            problems++;
+        }
+    } else if (cfg->follow_snapshot) {
+        pd_log(PD_LOG_ERROR, "--follow-snapshot is a replica's starting state: it needs --follow");
+        problems++;
+    }
+    if (cfg->stream && !cfg->replicate && !cfg->follow)
+        pd_log(PD_LOG_WARN, "--stream is given without --replicate or --follow: it does nothing");
+    return problems;
+}
+
 int pd_server_check_config(const pd_server_config_t *cfg) {
     int problems = 0;
     struct sockaddr_storage ss;
@@ -506,6 +550,7 @@ int pd_server_check_config(const pd_server_config_t *cfg) {
                cfg->port);
         problems++;
     }
+    problems += check_replication(cfg);
     pd_engine_config_t ec;
     pd_engine_config_init(&ec);
     if (cfg->engine) ec = *cfg->engine;
@@ -764,6 +809,7 @@ pd_err pd_server_start(pd_server_t *srv, uv_loop_t *loop, const pd_server_config
         pd_log(PD_LOG_ERROR, "bad --host '%s': give an IPv4 or IPv6 address", cfg->host);
         return PD_ERR_BAD_ARG;
     }
+    if (check_replication(cfg)) return PD_ERR_BAD_ARG;
     if (!loopback && !cfg->token) {
         pd_log(PD_LOG_ERROR,
                "refusing to listen on %s without --token: clients beyond this machine "
@@ -803,8 +849,29 @@ pd_err pd_server_start(pd_server_t *srv, uv_loop_t *loop, const pd_server_config
 
     if (cfg->data_dir) {
         pd_notify_status("recovering from %s", cfg->data_dir);
-        err = pd_persist_start(srv, &ec);
+        err = pd_persist_start(srv);
         if (err) return err;
+    }
+    if (cfg->replicate) {
+        pd_notify_status("connecting to NATS at %s", cfg->replicate);
+        err = pd_repl_primary_start(srv);
+        if (err) {
+            pd_repl_stop(srv); /* its handles close in the loop run that follows */
+            return err;
+        }
+    }
+    if (cfg->data_dir) {
+        err = pd_persist_settle(srv, &ec);
+        if (err) return err;
+    }
+    if (cfg->follow) {
+        pd_notify_status("following stream %s on %s", cfg->stream ? cfg->stream : "paidan",
+                         cfg->follow);
+        err = pd_repl_follow_start(srv);
+        if (err) {
+            pd_repl_stop(srv); /* its handles close in the loop run that follows */
+            return err;
+        }
     }
 
     if (cfg->load_volunteers) {
@@ -903,6 +970,7 @@ void pd_server_stop(pd_server_t *srv) {
     }
     pd_import_stop(srv); /* what it read stays, and goes into the last snapshot */
     pd_persist_stop(srv);
+    pd_repl_stop(srv); /* after the last commit: the stream gets every record */
     pd_persist_close_handles(srv);
     uv_close((uv_handle_t *)&srv->tick_timer, NULL);
     uv_close((uv_handle_t *)&srv->idle_timer, NULL);
@@ -930,6 +998,7 @@ void pd_server_stop(pd_server_t *srv) {
 }
 
 void pd_server_deinit(pd_server_t *srv) {
+    pd_repl_stop(srv); /* a start that failed half way */
     pd_persist_deinit(srv);
     pd_engine_destroy(srv->engine);
     srv->engine = NULL;

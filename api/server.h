@@ -58,6 +58,10 @@ typedef struct pd_server_config_s {
     double order_retention_days; /* purge closed orders this old; 0 = keep them all */
     uint64_t max_volunteers;     /* new volunteers past this many are refused; 0 = no cap */
     uint64_t max_orders;         /* new orders past this many kept are refused; 0 = no cap */
+    const char *replicate;       /* NATS URL: publish the journal to a stream, or NULL */
+    const char *follow;          /* NATS URL: be a read-only replica of a stream, or NULL */
+    const char *stream;          /* the stream's name; NULL = "paidan" */
+    const char *follow_snapshot; /* a replica's starting state (a snapshot file), or NULL */
 } pd_server_config_t;
 
 /* Events a connection can subscribe to: the engine's (pd_event_type),
@@ -146,6 +150,7 @@ struct pd_server_s {
     pd_server_counters_t n;    /* counters */
     pd_method_stats_t *mstats; /* one per method of methods.def */
     pd_persist_t *persist;     /* durability (persist.h); NULL without --data-dir */
+    struct pd_repl_s *repl;    /* replication (replicate.h); NULL without it */
     bool fatal;                /* stopped on an error (the journal failed): exit 1 */
 
     /* systemd's notify protocol (notify.c), when NOTIFY_SOCKET is set */

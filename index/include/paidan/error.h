@@ -28,7 +28,8 @@ extern "C" {
     XX(CORRUPT, 13, "corrupt data")              \
     XX(INTERNAL, 14, "internal error")           \
     XX(UNKNOWN_SKILL, 15, "unknown skill")       \
-    XX(BAD_REQUEST, 16, "malformed request")
+    XX(BAD_REQUEST, 16, "malformed request")     \
+    XX(READ_ONLY, 17, "read-only replica")
 
 typedef enum pd_err {
 #define PD__ERR_ENUM(name, code, msg) PD_ERR_##name = code,
