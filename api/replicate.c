@@ -296,9 +296,18 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
 }
 
 static pd_err nats_connect(pd_repl_t *r, const char *url, bool publisher) {
+    /* "nats://a:4222,nats://b:4222": every server of a cluster */
+    char list[1024];
+    const char *servers[16];
+    int n = 0;
+    snprintf(list, sizeof list, "%s", url);
+    for (char *save = NULL, *t = strtok_r(list, ",", &save); t && n < 16;
+         t = strtok_r(NULL, ",", &save))
+        if (*t) servers[n++] = t;
     natsOptions *o = NULL;
     natsStatus s = natsOptions_Create(&o);
-    if (s == NATS_OK) s = natsOptions_SetURL(o, url);
+    if (s == NATS_OK) s = n ? natsOptions_SetServers(o, servers, n) : NATS_INVALID_ARG;
+    if (s == NATS_OK) s = natsOptions_SetNoRandomize(o, true);
     if (s == NATS_OK) s = natsOptions_SetName(o, publisher ? "paidan-primary" : "paidan-replica");
     if (s == NATS_OK) s = natsOptions_SetMaxReconnect(o, -1);
     if (s == NATS_OK) s = natsOptions_SetReconnectWait(o, 500);
