@@ -280,6 +280,13 @@ void pd_m_import(pd_conn_t *c, const msgpack_object *params) {
     static const char *const keys[] = {"path", "kind", NULL};
     if (pd_args_check_or_reply(c, params, keys)) return;
     pd_server_t *srv = c->srv;
+    if (srv->cfg.follow) {
+        /* not a PD_M_WRITE (it journals its own records), but a write */
+        pd_reply_error(c, PD_ERR_READ_ONLY,
+                       "read-only replica of stream %s on %s: import on the primary",
+                       srv->cfg.stream ? srv->cfg.stream : "paidan", srv->cfg.follow);
+        return;
+    }
     const msgpack_object *po = pd_arg_find(params, "path");
     const msgpack_object *ko = pd_arg_find(params, "kind");
     if (!po || po->type != MSGPACK_OBJECT_STR || po->via.str.size == 0 ||

@@ -453,7 +453,7 @@ static bool publish_all(pd_repl_t *r, const rbuf_t *buf) {
                           natsStatus_GetText(s != NATS_OK ? s : ws));
             atomic_fetch_add(&r->retries, 1);
             pthread_mutex_lock(&r->mu);
-            if (r->stop && tries >= 2) {
+            if (r->stop) { /* one try at stop: the next start publishes the rest */
                 pthread_mutex_unlock(&r->mu);
                 return false;
             }
@@ -992,7 +992,12 @@ void pd_repl_stop(pd_server_t *srv) {
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
     if (r->sub) {
-        natsSubscription_Unsubscribe(r->sub);
+        /* Drain, not unsubscribe: it returns once no callback of the
+         * subscription runs any more (with stop set they only drop). */
+        if (natsSubscription_DrainTimeout(r->sub, 2000) == NATS_OK)
+            natsSubscription_WaitForDrainCompletion(r->sub, 3000);
+        else
+            natsSubscription_Unsubscribe(r->sub);
         natsSubscription_Destroy(r->sub);
     }
     if (r->thread_on) {
@@ -1012,6 +1017,8 @@ void pd_repl_stop(pd_server_t *srv) {
     if (r->nc) {
         natsConnection_Close(r->nc);
         natsConnection_Destroy(r->nc);
+        /* the library's threads and buffers; it starts again if needed */
+        nats_CloseAndWait(2000);
     }
     rbuf_free(&r->q);
     rbuf_free(&r->stage);
