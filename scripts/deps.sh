@@ -8,7 +8,8 @@ set -euo pipefail
 only_help "$@"
 pkgs=(build-essential cmake pkg-config clang-format clang libclang-rt-14-dev
       libuv1-dev libjemalloc-dev libmsgpack-dev libxxhash-dev libcriterion-dev libinih-dev
-      libpq-dev libsystemd-dev help2man python3 python3-msgpack tarantool)
+      libpq-dev libsystemd-dev libnats-dev nats-server help2man python3 python3-msgpack
+      tarantool)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
