@@ -667,6 +667,54 @@ static pd_err stream_rec(pd_repl_t *r, uint64_t sseq, natsMsg **m, pd_jrec_t *re
     return PD_OK;
 }
 
+/* Compare journal record jseq (first_jseq <= jseq <= last_jseq) with the
+ * stream's copy of it. @return PD_OK when the bytes are the same;
+ * PD_ERR_ILLEGAL when they differ; PD_ERR_NOT_FOUND when the journal no
+ * longer holds it; another error when the stream's copy cannot be read. */
+static pd_err same_record(pd_repl_t *r, const stream_state_t *st, uint64_t jseq) {
+    rbuf_t mine = {0};
+    bool stopped;
+    uint64_t next = scan_journal(r->srv->cfg.data_dir, jseq, jseq, grab_sink, &mine, &stopped);
+    natsMsg *m = NULL;
+    pd_jrec_t rec;
+    pd_err err = next == jseq + 1 ? stream_rec(r, st->first + (jseq - st->first_jseq), &m, &rec)
+                                  : PD_ERR_NOT_FOUND;
+    if (!err && (mine.len != 4 + PD_REPL_HEADER + rec.len ||
+                 memcmp(mine.p + 4, natsMsg_GetData(m), mine.len - 4) != 0))
+        err = PD_ERR_ILLEGAL;
+    natsMsg_Destroy(m);
+    rbuf_free(&mine);
+    return err;
+}
+
+/* The stream is behind the journal or level with it: its last record
+ * must be this journal's record of the same seq, or what this primary
+ * publishes next would follow another primary's history, and replicas
+ * would apply a mix of the two. A record the journal no longer holds (a
+ * snapshot pruned it) cannot be compared; catch_up then says what is
+ * missing. */
+static pd_err check_history(pd_repl_t *r, const stream_state_t *st, uint64_t have) {
+    pd_err err = same_record(r, st, st->last_jseq);
+    if (err == PD_ERR_NOT_FOUND) {
+        pd_log(PD_LOG_WARN,
+               "replication: record %" PRIu64
+               " (the last of stream %s) is no longer in the journal: cannot check that the "
+               "stream holds this journal's history",
+               st->last_jseq, r->stream);
+        return PD_OK;
+    }
+    if (!err) return PD_OK;
+    pd_log(PD_LOG_ERROR,
+           "--replicate: stream %s holds records up to %" PRIu64
+           " and this journal ends at %" PRIu64
+           ", but %s; refusing to write after it (docs/operations-server.md, \"Replicas\")",
+           r->stream, st->last_jseq, have,
+           err == PD_ERR_ILLEGAL
+               ? "its last record differs from this journal's: it was written by another primary"
+               : "the stream's last record cannot be read");
+    return err;
+}
+
 /* The stream is ahead of the journal: the primary lost the tail of its
  * journal (fsync everysec and a power cut), or it starts on an empty data
  * directory to take over a region. If the stream holds this journal's
@@ -679,22 +727,13 @@ static pd_err take_from_stream(pd_repl_t *r, const stream_state_t *st, uint64_t 
     if (have + 1 < st->first_jseq)
         why = "the stream no longer holds the records right after this journal's";
     if (!why && have >= st->first_jseq) {
-        rbuf_t mine = {0};
-        bool stopped;
-        uint64_t next = scan_journal(srv->cfg.data_dir, have, have, grab_sink, &mine, &stopped);
-        natsMsg *m = NULL;
-        pd_jrec_t rec;
-        pd_err err = next == have + 1 ? stream_rec(r, st->first + (have - st->first_jseq), &m, &rec)
-                                      : PD_ERR_NOT_FOUND;
+        pd_err err = same_record(r, st, have);
         if (err == PD_ERR_NOT_FOUND)
             why = "this journal's last record cannot be read back to compare";
+        else if (err == PD_ERR_ILLEGAL)
+            why = "its record at this journal's last differs: it was written by another primary";
         else if (err)
             why = "the stream's copy of this journal's last record cannot be read";
-        else if (mine.len != 4 + PD_REPL_HEADER + rec.len ||
-                 memcmp(mine.p + 4, natsMsg_GetData(m), mine.len - 4) != 0)
-            why = "its record at this journal's last differs: it was written by another primary";
-        natsMsg_Destroy(m);
-        rbuf_free(&mine);
     }
     if (why) {
         pd_log(PD_LOG_ERROR,
@@ -769,6 +808,9 @@ pd_err pd_repl_primary_start(pd_server_t *srv) {
         err = take_from_stream(r, &st, have);
         if (err) return err;
         have = pd_persist_last_seq(srv);
+    } else if (st.msgs > 0) {
+        err = check_history(r, &st, have);
+        if (err) return err;
     }
     atomic_store(&r->acked, st.last_jseq);
     r->committed = r->stage_last = have;
