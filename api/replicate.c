@@ -165,6 +165,7 @@ struct pd_repl_s {
     _Atomic bool failed;      /* gave up: the journal no longer has what the stream needs */
     _Atomic int chunk_errors; /* set by the ack handler */
     _Atomic bool connected;
+    bool closed; /* the library has run its closed callback (under mu) */
 
     /* replica, loop thread */
     uv_async_t async;
@@ -282,6 +283,17 @@ static void on_reconnected(natsConnection *nc, void *closure) {
     clear_error(r); /* logs "working again" */
 }
 
+/* The library's last callback for a connection: after it, nothing of
+ * the library's touches r. pd_repl_stop waits for it before freeing r. */
+static void on_closed(natsConnection *nc, void *closure) {
+    (void)nc;
+    pd_repl_t *r = closure;
+    pthread_mutex_lock(&r->mu);
+    r->closed = true;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
 static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure) {
     (void)js, (void)pa;
     pd_repl_t *r = closure;
@@ -314,6 +326,7 @@ static pd_err nats_connect(pd_repl_t *r, const char *url, bool publisher) {
     if (s == NATS_OK) s = natsOptions_SetTimeout(o, 2000);
     if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(o, on_disconnected, r);
     if (s == NATS_OK) s = natsOptions_SetReconnectedCB(o, on_reconnected, r);
+    if (s == NATS_OK) s = natsOptions_SetClosedCB(o, on_closed, r);
     if (s == NATS_OK) s = natsConnection_Connect(&r->nc, o);
     natsOptions_Destroy(o);
     if (s != NATS_OK) {
@@ -1056,8 +1069,18 @@ void pd_repl_stop(pd_server_t *srv) {
                    r->committed);
     }
     jsCtx_Destroy(r->js);
+    bool closed = true;
     if (r->nc) {
+        /* Close runs the disconnected and closed callbacks on the
+         * library's thread, after it returns: r must outlive them. */
         natsConnection_Close(r->nc);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 5;
+        pthread_mutex_lock(&r->mu);
+        while (!r->closed && pthread_cond_timedwait(&r->cv, &r->mu, &until) == 0) continue;
+        closed = r->closed;
+        pthread_mutex_unlock(&r->mu);
         natsConnection_Destroy(r->nc);
         /* the library's threads and buffers; it starts again if needed */
         nats_CloseAndWait(2000);
@@ -1065,6 +1088,12 @@ void pd_repl_stop(pd_server_t *srv) {
     rbuf_free(&r->q);
     rbuf_free(&r->stage);
     pd_replay_free(r->replay);
+    if (!closed) {
+        /* the library may still call back into r: keep it */
+        pd_log(PD_LOG_WARN, "replication: the NATS connection did not close within 5 s");
+        if (r->async_on) uv_close((uv_handle_t *)&r->async, NULL);
+        return;
+    }
     if (r->async_on)
         uv_close((uv_handle_t *)&r->async, on_async_closed);
     else
