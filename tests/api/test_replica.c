@@ -479,7 +479,10 @@ Test(replica, converges_on_a_county) {
     srv_t p, r1, r2;
     const char *load[] = {"--load-volunteers", csv, NULL};
     primary_start(&p, "p", load);
-    replica_start(&r1, NULL); /* before the writes */
+    /* before the writes; its tick runs more often than the primary's, so
+     * an offer would lapse on the replica first if it expired any itself */
+    const char *fast_tick[] = {"--tick-ms", "10", NULL};
+    replica_start(&r1, fast_tick);
     pd_client_t *c = srv_connect(&p);
 
     /* Location pings, status changes, new and removed volunteers. */
@@ -1101,13 +1104,17 @@ static pd_msg_t expect_event(pd_client_t *c, const char *name, long long order) 
 Test(replica, subscribers_get_the_events_it_applies) {
     nats_start(-1);
     srv_t p, r;
-    primary_start(&p, "p", NULL);
+    /* The primary's tick is slow and the replica's fast: were the replica
+     * to expire offers itself, it would do so first, and say so twice. */
+    const char *slow_tick[] = {"--tick-ms", "400", NULL};
+    const char *fast_tick[] = {"--tick-ms", "10", NULL};
+    primary_start(&p, "p", slow_tick);
     pd_client_t *c = srv_connect(&p);
     upsert(c, 1, 30.6, 114.3, "tutoring");
     upsert(c, 2, 30.601, 114.3, "tutoring");
     upsert(c, 11, 31.2, 115.2, "legal-aid"); /* far from the others */
     upsert(c, 12, 31.2005, 115.2005, "legal-aid");
-    replica_start(&r, NULL);
+    replica_start(&r, fast_tick);
     converge(&p, &r, 10000);
     pd_client_t *sub = srv_connect(&r);
     pd_client_set_timeout(sub, 5000);
