@@ -121,6 +121,9 @@ typedef struct pd__load_out_s {
                                          loop whose connections all closed: until
                                          then); -N: to the last reply */
     uint32_t conns_lost;              /* connections the server closed */
+    uint64_t t_measure_ns;            /* when the measured phase began (monotonic
+                                         ns, pd__bench_now_ns's clock) */
+    uint64_t t_last_reply_ns;         /* when the run's last reply came (0: none) */
     pd__load_sec_t *secs;             /* time series, owned */
     size_t n_secs;
 } pd__load_out_t;

@@ -7,6 +7,10 @@
  * then open-loop runs bisect [0, X] -- a rate passes when its p99 is under
  * the bound, it had no errors, and the server kept up (at least 95 % of
  * the offered rate was answered).
+ *
+ * With --replica HOST:PORT the run's target is a replicating primary and
+ * replica.c watches a replica of it during the run: its lag, its catch-up
+ * once the load ends, and the two digests (a difference fails the run).
  */
 #include <getopt.h>
 #include <stdlib.h>
@@ -18,6 +22,7 @@
 #include "load.h"
 #include "opt.h"
 #include "plot.h"
+#include "replica.h"
 
 typedef struct load_cmd_s {
     pd__load_opts_t run;
@@ -31,6 +36,9 @@ typedef struct load_cmd_s {
     bool quiet;
     const char *plot_dir;
     char mix_text[256];
+    char replica_host[256]; /* --replica: "" when not given */
+    uint16_t replica_port;
+    double replica_wait_s; /* --replica-wait */
 } load_cmd_t;
 
 static void load_usage(FILE *out) {
@@ -70,11 +78,19 @@ static void load_usage(FILE *out) {
             "      --sweep-steps N    open-loop runs of the sweep (default 6, 1..20)\n"
             "      --json             one JSON object instead of the table\n"
             "      --plot DIR         write charts (gnuplot) and their data into DIR\n"
+            "      --replica HOST:PORT  the target is a replicating primary (--replicate);\n"
+            "                         watch this replica of it (--follow): its lag in\n"
+            "                         records and ms during the run, its catch-up after\n"
+            "                         it, then both digests at one seq (they must match)\n"
+            "      --replica-wait SECS  how long the replica may take to catch up after\n"
+            "                         the load (default 30)\n"
             "      --quiet            no progress on stderr\n"
             "  -h, --help             this text\n"
             "Exit status: 0 after a run; 1 when it could not be made (no server, auth\n"
             "refused, county unreadable), lost requests or connections, measured nothing,\n"
-            "or --plot could not be written (error replies alone do not); 2 on bad options.\n"
+            "or --plot could not be written (error replies alone do not); with --replica\n"
+            "also when the replica did not catch up in --replica-wait or its digest differs;\n"
+            "2 on bad options.\n"
             "With -N the run gives up after --drain seconds without a reply.\n");
 }
 
@@ -100,8 +116,31 @@ enum {
     OPT_QUIET,
     OPT_SPIN,
     OPT_POLICY,
-    OPT_BUSY_POLL
+    OPT_BUSY_POLL,
+    OPT_REPLICA,
+    OPT_REPLICA_WAIT
 };
+
+/* --replica HOST:PORT ([V6]:PORT) into o; false (with the message) if bad. */
+static bool parse_replica(const pd__opt_t *p, int ch, const char *arg, load_cmd_t *o) {
+    const char *colon = strrchr(arg, ':');
+    const char *h = arg;
+    size_t hlen = colon ? (size_t)(colon - arg) : 0;
+    if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') h++, hlen -= 2;
+    uint32_t port = 0;
+    char *end = NULL;
+    unsigned long v =
+        colon && colon[1] >= '0' && colon[1] <= '9' ? strtoul(colon + 1, &end, 10) : 0;
+    if (end && *end == '\0' && v >= 1 && v <= 65535) port = (uint32_t)v;
+    if (!colon || hlen == 0 || hlen >= sizeof o->replica_host || !port) {
+        pd__opt_bad(p, ch, arg, "HOST:PORT");
+        return false;
+    }
+    memcpy(o->replica_host, h, hlen);
+    o->replica_host[hlen] = '\0';
+    o->replica_port = (uint16_t)port;
+    return true;
+}
 
 /* One option's value into o; false (with the message printed) if bad. */
 static bool parse_one(const pd__opt_t *p, int ch, const char *arg, load_cmd_t *o) {
@@ -140,6 +179,10 @@ static bool parse_one(const pd__opt_t *p, int ch, const char *arg, load_cmd_t *o
             return pd__opt_u32(p, ch, arg, 1, 20, &o->sweep_steps);
         case OPT_SPIN:
             return pd__opt_num(p, ch, arg, 0, 1e6, &r->spin_us);
+        case OPT_REPLICA:
+            return parse_replica(p, ch, arg, o);
+        case OPT_REPLICA_WAIT:
+            return pd__opt_num(p, ch, arg, 0.001, 86400, &o->replica_wait_s);
         case OPT_POLICY:
             if (strcmp(arg, "nearest") && strcmp(arg, "balanced") && strcmp(arg, "rated")) {
                 pd__opt_bad(p, ch, arg, "nearest, balanced, rated");
@@ -179,6 +222,8 @@ static int parse_opts(int argc, char **argv, load_cmd_t *o) {
                                           {"spin-us", required_argument, 0, OPT_SPIN},
                                           {"busy-poll", no_argument, 0, OPT_BUSY_POLL},
                                           {"policy", required_argument, 0, OPT_POLICY},
+                                          {"replica", required_argument, 0, OPT_REPLICA},
+                                          {"replica-wait", required_argument, 0, OPT_REPLICA_WAIT},
                                           {"help", no_argument, 0, 'h'},
                                           {0, 0, 0, 0}};
     const pd__opt_t p = {"load", "H:p:a:c:P:t:d:N:w:R:m:n:s:k:h", longs};
@@ -188,6 +233,7 @@ static int parse_opts(int argc, char **argv, load_cmd_t *o) {
     o->volunteers = 100000;
     o->p99_max_us = 1000;
     o->sweep_steps = 6;
+    o->replica_wait_s = 30;
     const char *mix = "nearby:70,update:25,order:5";
     pd__opt_begin(&p, argv);
     int ch;
@@ -247,6 +293,12 @@ static int parse_opts(int argc, char **argv, load_cmd_t *o) {
     }
     pd__mix_to_string(&o->run.mix, o->mix_text, sizeof o->mix_text);
     o->run.progress = !o->quiet;
+    if (o->replica_host[0] && o->sweep) {
+        fprintf(stderr,
+                "paidan-bench load: --replica watches one run; it does not go with --sweep\n");
+        pd__opt_try_help(&p);
+        return -1;
+    }
     return 0;
 }
 
@@ -298,6 +350,11 @@ static void add_params(pd__report_t *rep, const load_cmd_t *o) {
     if (o->run.policy) pd__report_param_str(rep, "policy", o->run.policy);
     if (o->run.spin_us > 0) pd__report_param_num(rep, "spin_us", o->run.spin_us);
     if (o->run.busy_poll) pd__report_param_num(rep, "busy_poll", 1);
+    if (o->replica_host[0]) {
+        char addr[300];
+        snprintf(addr, sizeof addr, "%s:%u", o->replica_host, (unsigned)o->replica_port);
+        pd__report_param_str(rep, "replica", addr);
+    }
     pd__report_param_u64(rep, "seed", o->run.seed);
     if (o->csv)
         pd__report_param_str(rep, "county", o->csv);
@@ -718,7 +775,9 @@ static void report_server_side(const load_cmd_t *o, pd__report_t *rep, const srv
                 calls -= a[i].calls;
                 usec -= a[i].usec;
             }
-        if (calls < 1 || strcmp(b[j].name, "stats") == 0 || strcmp(b[j].name, "config.get") == 0)
+        /* the generator's own calls: stats, config.get, --replica's digest */
+        if (calls < 1 || strcmp(b[j].name, "stats") == 0 || strcmp(b[j].name, "config.get") == 0 ||
+            strcmp(b[j].name, "digest") == 0)
             continue;
         if (o->json) {
             len += (size_t)snprintf(buf + len, sizeof buf - len,
@@ -759,6 +818,21 @@ static int run_once(load_cmd_t *o, const pd__load_pool_t *pool) {
                 o->run.pipeline, o->run.rate > 0 ? "open" : "closed", o->mix_text);
     srv_side_t before[SRV_METHODS], after[SRV_METHODS];
     size_t nbefore = server_side(o, before);
+    pd__replica_t *rw = NULL;
+    pd__replica_out_t rout;
+    pd_err rerr = PD_OK;
+    if (o->replica_host[0]) {
+        rerr = pd__replica_create(o->run.host, o->run.port, o->replica_host, o->replica_port,
+                                  o->run.token, &rw, why, sizeof why);
+        if (!rerr) rerr = pd__replica_start(rw);
+        if (rerr) {
+            fprintf(stderr, "paidan-bench load: %s\n", why[0] ? why : pd_strerror(rerr));
+            pd__replica_destroy(rw);
+            free(out);
+            free(rep);
+            return 1;
+        }
+    }
     struct rusage ru0, ru1;
     getrusage(RUSAGE_SELF, &ru0);
     uint64_t w0 = pd__bench_now_ns();
@@ -771,6 +845,16 @@ static int run_once(load_cmd_t *o, const pd__load_pool_t *pool) {
     double cpu_s =
         tv_s(&ru1.ru_utime) - tv_s(&ru0.ru_utime) + tv_s(&ru1.ru_stime) - tv_s(&ru0.ru_stime);
     double cores = wall_s > 0 ? cpu_s / wall_s : 0;
+    if (rw) {
+        uint64_t now = pd__bench_now_ns();
+        uint64_t t_end = !err && out->t_last_reply_ns ? out->t_last_reply_ns : now;
+        uint64_t t_meas = !err ? out->t_measure_ns : w0;
+        pd__replica_stop(rw, t_meas, t_meas + (uint64_t)(out->measured_s * 1e9), t_end);
+        if (!err) {
+            if (!o->quiet) fprintf(stderr, "load: waiting for the replica to catch up\n");
+            rerr = pd__replica_settle(rw, (int)(o->replica_wait_s * 1000), &rout);
+        }
+    }
     int rc = 0;
     if (err) {
         fprintf(stderr, "paidan-bench load: %s\n", why[0] ? why : pd_strerror(err));
@@ -792,6 +876,11 @@ static int run_once(load_cmd_t *o, const pd__load_pool_t *pool) {
             add_extras(rep, out, o);
             pd__report_extra(rep, "client", cpu);
             report_server_side(o, rep, before, nbefore, after, nafter);
+            if (rw) {
+                char rj[1024];
+                pd__replica_json(rw, &rout, rj, sizeof rj);
+                pd__report_extra(rep, "replica", rj);
+            }
         }
         pd__report_print(rep, stdout);
         if (!o->json) report_server_side(o, rep, before, nbefore, after, nafter);
@@ -799,11 +888,19 @@ static int run_once(load_cmd_t *o, const pd__load_pool_t *pool) {
             print_summary(out, o);
             printf("client: %.2f s of CPU in %.2f s (%.2f cores busy over the run)\n", cpu_s,
                    wall_s, cores);
+            if (rw) pd__replica_print(rw, &rout, stdout);
         }
         char bad[160];
         run_verdict(out, bad, sizeof bad);
         if (bad[0]) {
             fprintf(stderr, "paidan-bench load: %s\n", bad);
+            rc = 1;
+        }
+        /* A replica that falls behind for good or holds another state is a
+         * correctness failure, not a slow run. */
+        if (rw && (rerr || rout.digest_match != 1)) {
+            fprintf(stderr, "paidan-bench load: replica: %s\n",
+                    rout.why[0] ? rout.why : pd_strerror(rerr));
             rc = 1;
         }
         if (o->plot_dir && !plot_run(o, out)) {
@@ -812,6 +909,7 @@ static int run_once(load_cmd_t *o, const pd__load_pool_t *pool) {
         }
         pd__report_deinit(rep);
     }
+    pd__replica_destroy(rw);
     pd__load_out_deinit(out);
     free(out);
     free(rep);

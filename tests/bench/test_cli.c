@@ -1483,7 +1483,25 @@ Test(cli, load_refuses_bad_options) {
     expect_refused("bad value '0' for -p/--port", "load -p 0");
     expect_refused("-m/--mix: bad weight 'x' for 'nearby'", "load -p 1 --mix nearby:x");
     expect_refused("unexpected argument 'extra'", "load -p 1 extra");
+    expect_refused("bad value 'localhost' for --replica (HOST:PORT)",
+                   "load -p 1 --replica localhost");
+    expect_refused("bad value ':7412' for --replica (HOST:PORT)", "load -p 1 --replica :7412");
+    expect_refused("bad value 'h:0' for --replica (HOST:PORT)", "load -p 1 --replica h:0");
+    expect_refused("bad value 'h:65536' for --replica (HOST:PORT)", "load -p 1 --replica h:65536");
+    expect_refused("bad value 'h:7412x' for --replica (HOST:PORT)", "load -p 1 --replica h:7412x");
+    expect_refused("--replica watches one run; it does not go with --sweep",
+                   "load -p 1 --replica h:7412 --sweep");
     expect_try_help("load", "unrecognized option '--bogus'", "-p 1 --bogus");
+}
+
+/* --replica at servers that do not replicate: refused before the run,
+ * naming which of the two is not what it should be. */
+Test(cli, load_replica_needs_a_primary_and_a_replica) {
+    server_start();
+    char args[160];
+    snprintf(args, sizeof args, "load -p %u --mix ping -d 0.2 -w 0 --quiet --replica 127.0.0.1:%u",
+             (unsigned)srv.port, (unsigned)srv.port);
+    expect_failed("replicates nothing (its stats say role \"none\")", args);
 }
 
 /* ============================================================== main */
