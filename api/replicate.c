@@ -129,6 +129,19 @@ typedef struct rbuf_s {
     size_t len, cap;
 } rbuf_t;
 
+/* Primary: one commit's staged records, queued for the publisher. The
+ * loop copies them into a block of their own size, so a queue that grows
+ * while the stream lags costs the loop one small copy per commit, never a
+ * move of the whole queue (growing one buffer by realloc did that, on the
+ * loop, with the lock held: on a 2-core VM a stall of 0.1 s when 16 MB
+ * were queued, 0.6-0.8 s at 128 MB). */
+typedef struct rblock_s {
+    struct rblock_s *next;
+    uint64_t last; /* seq of its last record */
+    size_t len;    /* bytes of framed records in data */
+    uint8_t data[];
+} rblock_t;
+
 typedef struct pd_repl_s pd_repl_t;
 
 struct pd_repl_s {
@@ -148,7 +161,10 @@ struct pd_repl_s {
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    rbuf_t q;         /* primary: records to publish; replica: to apply */
+    rbuf_t q;        /* replica: records received, to apply */
+    rblock_t *qhead; /* primary: records to publish, oldest block first */
+    rblock_t *qtail;
+    size_t qbytes;    /* primary: bytes in those blocks */
     uint64_t file_to; /* primary: publish from the segments up to this seq first */
     bool stop;        /* the thread is asked to finish */
     bool thread_on;
@@ -615,12 +631,20 @@ static bool catch_up(pd_repl_t *r, uint64_t from, uint64_t to) {
     return ok;
 }
 
+static void free_blocks(rblock_t *b) {
+    while (b) {
+        rblock_t *next = b->next;
+        pd_free(b);
+        b = next;
+    }
+}
+
 static void *publisher_main(void *arg) {
     pd_repl_t *r = arg;
     rbuf_t work = {0};
     pthread_mutex_lock(&r->mu);
     for (;;) {
-        while (!r->stop && r->q.len == 0 && r->file_to <= atomic_load(&r->acked))
+        while (!r->stop && !r->qhead && r->file_to <= atomic_load(&r->acked))
             pthread_cond_wait(&r->cv, &r->mu);
         uint64_t acked = atomic_load(&r->acked);
         if (r->file_to > acked && !atomic_load(&r->failed)) {
@@ -631,16 +655,29 @@ static void *publisher_main(void *arg) {
             if (!ok) break;
             continue;
         }
-        if (r->q.len == 0) break; /* stop, and nothing left */
-        rbuf_t t = work;
-        work = r->q;
-        r->q = t;
-        r->q.len = 0;
+        if (!r->qhead) break; /* stop, and nothing left */
+        rblock_t *list = r->qhead;
+        r->qhead = r->qtail = NULL;
+        r->qbytes = 0;
         pthread_mutex_unlock(&r->mu);
+        /* One buffer of them, so that publish_all's chunks span commits. */
+        work.len = 0;
+        uint64_t unqueued = 0; /* the last seq of blocks memory ran out for */
+        for (rblock_t *b = list; b; b = b->next) {
+            if (!unqueued && rbuf_reserve(&work, b->len)) {
+                memcpy(work.p + work.len, b->data, b->len);
+                work.len += b->len;
+            } else {
+                unqueued = b->last;
+            }
+        }
+        free_blocks(list);
         bool ok = publish_all(r, &work);
         work.len = 0;
         pthread_mutex_lock(&r->mu);
         if (!ok) break;
+        /* read those back from the segments, as after a dropped queue */
+        if (unqueued > r->file_to) r->file_to = unqueued;
     }
     pthread_mutex_unlock(&r->mu);
     rbuf_free(&work);
@@ -856,35 +893,42 @@ void pd_repl_stage(pd_server_t *srv, uint64_t seq, uint16_t type, int64_t ts_ms,
 void pd_repl_committed(pd_server_t *srv) {
     pd_repl_t *r = srv->repl;
     if (!r || r->role != ROLE_PRIMARY || r->stage_last == r->committed) return;
+    rblock_t *blk = NULL, *drop = NULL;
+    if (!r->oom && !atomic_load(&r->failed)) {
+        blk = pd_malloc(sizeof(*blk) + r->stage.len);
+        if (blk) {
+            blk->next = NULL;
+            blk->last = r->stage_last;
+            blk->len = r->stage.len;
+            if (blk->len) memcpy(blk->data, r->stage.p, blk->len);
+        }
+    }
+    r->stage.len = 0;
     pthread_mutex_lock(&r->mu);
     if (atomic_load(&r->failed)) {
-        r->stage.len = 0;
-    } else if (r->oom || r->q.len + r->stage.len > QUEUE_MAX) {
+        drop = blk;
+    } else if (!blk || r->qbytes + blk->len > QUEUE_MAX) {
         /* The stream is not keeping up (or memory ran out): drop what
          * waits, and have the thread read it back from the segments. */
-        r->q.len = 0;
-        r->stage.len = 0;
+        drop = r->qhead;
+        if (blk) blk->next = drop, drop = blk;
+        r->qhead = r->qtail = NULL;
+        r->qbytes = 0;
         r->file_to = r->stage_last;
         atomic_fetch_add(&r->dropped, 1);
-    } else if (r->q.len == 0) {
-        rbuf_t t = r->q;
-        r->q = r->stage;
-        r->stage = t;
-        r->stage.len = 0;
-    } else if (rbuf_reserve(&r->q, r->stage.len)) {
-        memcpy(r->q.p + r->q.len, r->stage.p, r->stage.len);
-        r->q.len += r->stage.len;
-        r->stage.len = 0;
     } else {
-        r->q.len = 0;
-        r->stage.len = 0;
-        r->file_to = r->stage_last;
-        atomic_fetch_add(&r->dropped, 1);
+        if (r->qtail)
+            r->qtail->next = blk;
+        else
+            r->qhead = blk;
+        r->qtail = blk;
+        r->qbytes += blk->len;
     }
     r->oom = false;
     r->committed = r->stage_last;
     pthread_cond_signal(&r->cv);
     pthread_mutex_unlock(&r->mu);
+    free_blocks(drop); /* after the lock: a dropped queue is many blocks */
 }
 
 /* ------------------------------------------------------------ replica */
@@ -1086,6 +1130,7 @@ void pd_repl_stop(pd_server_t *srv) {
         nats_CloseAndWait(2000);
     }
     rbuf_free(&r->q);
+    free_blocks(r->qhead);
     rbuf_free(&r->stage);
     pd_replay_free(r->replay);
     if (!closed) {
@@ -1112,7 +1157,7 @@ void pd_repl_pack_stats(pd_server_t *srv, msgpack_packer *pk) {
     pthread_mutex_lock(&r->mu);
     snprintf(error, sizeof error, "%s", r->error);
     error_at = r->error_at;
-    size_t queued = r->q.len;
+    size_t queued = r->role == ROLE_PRIMARY ? r->qbytes : r->q.len;
     pthread_mutex_unlock(&r->mu);
     bool primary = r->role == ROLE_PRIMARY;
     msgpack_pack_map(pk, primary ? 14 : 13);
