@@ -350,6 +350,13 @@ void pd_persist_tick(pd_server_t *srv, int64_t now, size_t *expired) {
 
 /* ------------------------------------------------------------ snapshots */
 
+/* With --replicate, the segments holding records the stream has not
+ * acknowledged stay when a snapshot prunes: the publisher may have to read
+ * them back (its queue dropped, a restart). */
+static void hold_for_stream(pd_server_t *srv) {
+    if (srv->cfg.replicate) pd_store_hold(srv->persist->store, pd_repl_needed_from(srv));
+}
+
 /* Write a snapshot in this process (blocking the loop). */
 static pd_err snapshot_now(pd_server_t *srv, uint64_t *seq_out, uint64_t *bytes_out) {
     pd_persist_t *p = srv->persist;
@@ -365,6 +372,7 @@ static pd_err snapshot_now(pd_server_t *srv, uint64_t *seq_out, uint64_t *bytes_
     err = pd_engine_snapshot_write(srv->engine, w);
     uint64_t bytes = pd_snapshot_writer_bytes(w);
     if (!err) err = pd_snapshot_writer_commit(w);
+    hold_for_stream(srv);
     pd_store_snapshot_end(p->store, err == PD_OK);
     double ms = (double)(mono_ns() - t0) / 1e6;
     if (err) {
@@ -396,6 +404,7 @@ static void on_child_timer(uv_timer_t *t) {
     uv_timer_stop(t);
     bool ok = r == p->child && WIFEXITED(status) && WEXITSTATUS(status) == 0;
     p->child = 0;
+    hold_for_stream(srv);
     pd_store_snapshot_end(p->store, ok);
     double ms = (double)(mono_ns() - p->child_t0) / 1e6;
     if (!ok) {
@@ -751,6 +760,7 @@ pd_err pd_persist_start(pd_server_t *srv) {
     so.fsync = cfg->fsync;
     so.truncate_corrupt = cfg->truncate_corrupt;
     so.lock_wait_ms = 1000;
+    so.keep_segments = cfg->replicate != NULL;
     so.log = store_log;
     char msg[PD_STORE_MSG_MAX] = "";
     pd_err err = pd_store_open(cfg->data_dir, &so, &p->store, msg);

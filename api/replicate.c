@@ -70,6 +70,11 @@ void pd_repl_committed(pd_server_t *srv) {
     (void)srv;
 }
 
+uint64_t pd_repl_needed_from(const pd_server_t *srv) {
+    (void)srv;
+    return 0;
+}
+
 pd_err pd_repl_follow_start(pd_server_t *srv) {
     (void)srv;
     pd_log(PD_LOG_ERROR, "--follow: this build has no NATS client (libnats)");
@@ -1066,6 +1071,12 @@ pd_err pd_repl_follow_start(pd_server_t *srv) {
            "; writes are refused",
            r->stream, srv->cfg.follow, r->applied, st.last_jseq);
     return PD_OK;
+}
+
+uint64_t pd_repl_needed_from(const pd_server_t *srv) {
+    pd_repl_t *r = srv->repl;
+    if (!r || r->role != ROLE_PRIMARY || atomic_load(&r->failed)) return 0;
+    return atomic_load(&r->acked) + 1;
 }
 
 bool pd_repl_is_replica(const pd_server_t *srv) {

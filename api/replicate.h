@@ -66,6 +66,11 @@ void pd_repl_stage(pd_server_t *srv, uint64_t seq, uint16_t type, int64_t ts_ms,
 /** Primary, loop thread: everything staged is committed; publish it. */
 void pd_repl_committed(pd_server_t *srv);
 
+/** Primary: the first journal record the stream has not acknowledged
+ *  (its segments must stay); 0 when nothing needs keeping (replication
+ *  failed for good, or no primary). */
+uint64_t pd_repl_needed_from(const pd_server_t *srv);
+
 /**
  * Replica: connect to cfg.follow, load cfg.follow_snapshot if given, and
  * subscribe to the stream from the record after the state's. Records

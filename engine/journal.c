@@ -682,6 +682,8 @@ struct pd_store_s {
     uint64_t snap_seq;          /* newest snapshot on disk */
     pd_snapshot_writer_t *snap; /* in progress */
     uint64_t snap_pending_seq;
+    uint64_t hold; /* segments with a record >= hold are kept; 0 = none */
+    bool held;     /* pd_store_hold() was called (opts.keep_segments) */
 };
 
 static void slog(const pd_store_t *st, pd_store_level lv, const char *fmt, ...)
@@ -1225,7 +1227,7 @@ pd_err pd_store_recover(pd_store_t *st, pd_store_load_fn load, pd_jrec_fn apply,
     catalogue_free(&c);
     /* A server killed just as a background snapshot finished never pruned
      * after it: do it now, from a state known to hold. */
-    if (!err && rep->from_snapshot) prune(st);
+    if (!err && rep->from_snapshot && !st->opts.keep_segments) prune(st);
     return err;
 }
 
@@ -1278,8 +1280,10 @@ static void prune(pd_store_t *st) {
             if (unlink(p) == 0) slog(st, PD_STORE_INFO, "removed old snapshot %s", p);
         }
         /* A segment's records end where the next segment starts. */
-        for (size_t k = 0; k + 1 < c.n_segs; k++) {
+        bool keep_all = st->opts.keep_segments && !st->held;
+        for (size_t k = 0; k + 1 < c.n_segs && !keep_all; k++) {
             if (c.segs[k + 1].seq - 1 > keep_from) break;
+            if (st->hold && c.segs[k + 1].seq - 1 >= st->hold) break;
             char p[PD_STORE_PATH_MAX];
             path_of(st, c.segs[k].name, p);
             if (unlink(p) == 0) slog(st, PD_STORE_INFO, "removed old journal segment %s", p);
@@ -1287,6 +1291,11 @@ static void prune(pd_store_t *st) {
         pd__fsync_dir(st->dir);
     }
     catalogue_free(&c);
+}
+
+void pd_store_hold(pd_store_t *st, uint64_t seq) {
+    st->hold = seq;
+    st->held = true;
 }
 
 void pd_store_snapshot_end(pd_store_t *st, bool ok) {

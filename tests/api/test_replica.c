@@ -1167,3 +1167,57 @@ Test(replica, subscribers_get_the_events_it_applies) {
     srv_stop(&r);
     srv_stop(&p);
 }
+
+/* Journal segments the stream still needs outlive snapshots: with NATS
+ * away, two snapshots (each pruning what the one before it no longer
+ * needs) and a kill -9 of the primary; the restarted primary can only
+ * publish those records by reading them back from its segments. */
+static int count_segments(const char *dir) {
+    char path[320];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, dir);
+    DIR *d = opendir(path);
+    cr_assert(d, "cannot open %s", path);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) n += strncmp(e->d_name, "journal-", 8) == 0;
+    closedir(d);
+    return n;
+}
+
+Test(replica, snapshots_keep_what_the_stream_lacks) {
+    nats_start(-1);
+    srv_t p, r;
+    primary_start(&p, "p", NULL);
+    pd_client_t *c = srv_connect(&p);
+    some_volunteers(c, 1, 100);
+    replica_start(&r, NULL);
+    converge(&p, &r, 10000);
+    int port = nats.port;
+    nats_kill(SIGKILL);
+
+    some_moves(c, 1, 100, 200, 1);
+    (void)call_ok(c, "snapshot", "{\"wait\":true}");
+    some_moves(c, 1, 100, 200, 3);
+    (void)call_ok(c, "snapshot", "{\"wait\":true}");
+    some_moves(c, 1, 100, 200, 7);
+    (void)call_ok(c, "snapshot", "{\"wait\":true}");
+    cr_assert_geq(count_segments("p"), 3, "the segments the stream lacks were pruned");
+    dg_t down = digest_of(&p);
+    pd_client_destroy(c);
+    kill9(&p);
+
+    nats_start(port);
+    primary_start(&p, "p", NULL);
+    dg_t at = converge(&p, &r, 20000);
+    cr_assert_geq(at.seq, down.seq);
+    cr_assert_eq(repl_stat(&r, "halted"), 0);
+    cr_assert_eq(repl_stat(&p, "failed"), 0);
+
+    /* once the stream has them, a snapshot prunes as usual */
+    c = srv_connect(&p);
+    (void)call_ok(c, "snapshot", "{\"wait\":true}");
+    (void)call_ok(c, "snapshot", "{\"wait\":true}");
+    cr_assert_leq(count_segments("p"), 2, "segments the stream has are kept");
+    pd_client_destroy(c);
+    srv_stop(&r);
+    srv_stop(&p);
+}

@@ -389,6 +389,9 @@ typedef struct pd_store_opts_s {
                               snapshot child may hold it for a moment); 0 = once */
     pd_store_log_fn log;   /* may be NULL */
     void *log_ud;
+    bool keep_segments; /* a reader outside the store still needs old segments
+                           (a replication publisher): no pruning of segments
+                           at recovery, and later only below pd_store_hold() */
 } pd_store_opts_t;
 
 /** Defaults: everysec, refuse to start on corruption, no lock wait, no log. */
@@ -487,6 +490,13 @@ pd_err pd_store_snapshot_begin(pd_store_t *st, int64_t ts_ms, pd_snapshot_writer
  * neither kept snapshot needs are deleted.
  */
 void pd_store_snapshot_end(pd_store_t *st, bool ok);
+
+/**
+ * Keep every journal segment holding a record at or after `seq` when
+ * snapshots prune (0: no hold). With opts.keep_segments, set it before
+ * each pd_store_snapshot_end(): until it is set nothing is pruned.
+ */
+void pd_store_hold(pd_store_t *st, uint64_t seq);
 
 /** True between pd_store_snapshot_begin() and pd_store_snapshot_end(). */
 bool pd_store_snapshot_busy(const pd_store_t *st);
