@@ -120,6 +120,8 @@ bool pd_repl_available(void) {
  * (replica). */
 #define QUEUE_MAX (256u << 20)
 #define FOLLOW_QUEUE_MAX (16u << 20)
+/* How long a replica applies records before serving requests again. */
+#define APPLY_SLICE_NS 5000000u
 /* How long a chunk may wait for its acknowledgements. */
 #define ACK_WAIT_MS 5000
 /* Pause after a failed chunk. */
@@ -198,6 +200,8 @@ struct pd_repl_s {
     bool halted;           /* a gap or a record that did not apply */
     uint64_t start_seq;    /* the stream sequence delivery started at */
     uint64_t t_last_ms;    /* timestamp of the last record applied */
+    rbuf_t work;           /* records taken from q, being applied */
+    size_t work_off;       /* the next one */
     _Atomic uint64_t received;
 };
 
@@ -963,47 +967,64 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
 static void on_async(uv_async_t *h) {
     pd_repl_t *r = h->data;
     pd_server_t *srv = r->srv;
-    rbuf_t work;
-    pthread_mutex_lock(&r->mu);
-    work = r->q;
-    memset(&r->q, 0, sizeof(r->q));
-    pthread_cond_broadcast(&r->cv);
-    pthread_mutex_unlock(&r->mu);
-    size_t off = 0;
-    const uint8_t *m;
-    size_t len;
-    while (!r->halted && rbuf_next(&work, &off, &m, &len)) {
-        pd_jrec_t rec;
-        rec.seq = get64(m);
-        rec.ts_ms = (int64_t)get64(m + 8);
-        rec.type = (uint16_t)(m[16] | m[17] << 8);
-        rec.len = (uint32_t)(len - PD_REPL_HEADER);
-        rec.data = m + PD_REPL_HEADER;
-        if (rec.seq <= r->applied) {
-            r->n_duplicates++;
-            continue;
+    /* A slice at a time (a catch-up brings up to FOLLOW_QUEUE_MAX at
+     * once: ~100-190 ms of applying), so reads are served in between. */
+    const uint64_t until = uv_hrtime() + APPLY_SLICE_NS;
+    unsigned n = 0;
+    bool sliced = false;
+    while (!r->halted && !sliced) {
+        if (r->work_off >= r->work.len) {
+            /* this batch is done: take what came meanwhile */
+            pd_free(r->work.p);
+            pthread_mutex_lock(&r->mu);
+            r->work = r->q;
+            memset(&r->q, 0, sizeof(r->q));
+            pthread_cond_broadcast(&r->cv);
+            pthread_mutex_unlock(&r->mu);
+            r->work_off = 0;
+            if (!r->work.len) break;
         }
-        if (rec.seq != r->applied + 1) {
-            r->halted = true;
-            set_error(r,
-                      "stream %s skips from record %" PRIu64 " to %" PRIu64
-                      ": stopped applying; the state stays at record %" PRIu64,
-                      r->stream, r->applied, rec.seq, r->applied);
-            break;
+        const uint8_t *m;
+        size_t len;
+        while (!r->halted && rbuf_next(&r->work, &r->work_off, &m, &len)) {
+            pd_jrec_t rec;
+            rec.seq = get64(m);
+            rec.ts_ms = (int64_t)get64(m + 8);
+            rec.type = (uint16_t)(m[16] | m[17] << 8);
+            rec.len = (uint32_t)(len - PD_REPL_HEADER);
+            rec.data = m + PD_REPL_HEADER;
+            if (rec.seq <= r->applied) {
+                r->n_duplicates++;
+                continue;
+            }
+            if (rec.seq != r->applied + 1) {
+                r->halted = true;
+                set_error(r,
+                          "stream %s skips from record %" PRIu64 " to %" PRIu64
+                          ": stopped applying; the state stays at record %" PRIu64,
+                          r->stream, r->applied, rec.seq, r->applied);
+                break;
+            }
+            pd_err err = pd_replay_apply(r->replay, &rec);
+            if (err) {
+                r->halted = true;
+                set_error(r, "record %" PRIu64 " does not apply (%s): stopped applying at %" PRIu64,
+                          rec.seq, pd_strerror(err), r->applied);
+                break;
+            }
+            r->applied = rec.seq;
+            r->n_applied++;
+            r->t_last_ms = (uint64_t)rec.ts_ms;
+            if (srv->n_events) pd_server_publish(srv);
+            if (++n % 256 == 0 && uv_hrtime() > until) {
+                sliced = true;
+                break;
+            }
         }
-        pd_err err = pd_replay_apply(r->replay, &rec);
-        if (err) {
-            r->halted = true;
-            set_error(r, "record %" PRIu64 " does not apply (%s): stopped applying at %" PRIu64,
-                      rec.seq, pd_strerror(err), r->applied);
-            break;
-        }
-        r->applied = rec.seq;
-        r->n_applied++;
-        r->t_last_ms = (uint64_t)rec.ts_ms;
-        if (srv->n_events) pd_server_publish(srv);
     }
-    pd_free(work.p);
+    if (r->halted) r->work_off = r->work.len;
+    /* the slice ended with records left: come back after serving */
+    if (sliced) uv_async_send(&r->async);
     srv->n_events = 0;
     pd_server_flush(srv);
 }
@@ -1141,6 +1162,7 @@ void pd_repl_stop(pd_server_t *srv) {
         nats_CloseAndWait(2000);
     }
     rbuf_free(&r->q);
+    rbuf_free(&r->work);
     free_blocks(r->qhead);
     rbuf_free(&r->stage);
     pd_replay_free(r->replay);
