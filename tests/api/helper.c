@@ -326,3 +326,16 @@ void temp_file(char *path, size_t cap, const char *text) {
     cr_assert_eq(write(fd, text, n), (ssize_t)n);
     close(fd);
 }
+
+char *file_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return strdup("");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    size_t got = fread(b, 1, (size_t)n, f);
+    b[got] = '\0';
+    fclose(f);
+    return b;
+}

@@ -24,6 +24,9 @@ typedef struct srv_s {
     int metrics_port; /* its /metrics port, or -1 */
 } srv_t;
 
+/** The whole file, NUL-terminated, malloc'd ("" if it cannot be read). */
+char *file_text(const char *path);
+
 /** Path of a built binary: $PD_BINARY_DIR/<rel>. Static buffer. */
 const char *binary_path(const char *rel);
 

@@ -135,19 +135,6 @@ static void kill9(srv_t *s) {
     cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "status %d", status);
 }
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    size_t got = fread(b, 1, (size_t)n, f);
-    b[got] = '\0';
-    fclose(f);
-    return b;
-}
-
 static void truncate_log(void) {
     int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd >= 0) close(fd);
@@ -508,7 +495,7 @@ Test(durability, torn_tail_is_cut_with_a_warning) {
     truncate_log();
     start(&s, args);
     cr_assert_eq(digest_of(&s, NULL), d20, "everything but the torn record");
-    char *log = slurp(logpath);
+    char *log = file_text(logpath);
     cr_assert(strstr(log, "torn tail") && strstr(log, "dropped") && strstr(log, seg), "log: %s",
               log);
     free(log);
@@ -535,7 +522,7 @@ Test(durability, bit_flip_in_the_last_record) {
     truncate_log();
     start(&s, args);
     cr_assert_eq(digest_of(&s, NULL), d10);
-    char *log = slurp(logpath);
+    char *log = file_text(logpath);
     cr_assert(strstr(log, "torn tail") && strstr(log, "checksum"), "log: %s", log);
     free(log);
     srv_stop(&s);
@@ -555,7 +542,7 @@ Test(durability, corrupt_middle_refuses_then_truncates) {
     truncate_log();
     int st = run_refused(args);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status %d", st);
-    char *log = slurp(logpath);
+    char *log = file_text(logpath);
     cr_assert(
         strstr(log, seg) && strstr(log, "corrupt at offset") && strstr(log, "--truncate-corrupt"),
         "the refusal names file and offset: %s", log);
@@ -567,7 +554,7 @@ Test(durability, corrupt_middle_refuses_then_truncates) {
     start(&s, targs);
     long long n = volunteers_of(&s);
     cr_assert(n > 0 && n < 30, "records before the corruption kept: %lld", n);
-    log = slurp(logpath);
+    log = file_text(logpath);
     cr_assert(strstr(log, "truncate-corrupt"), "log: %s", log);
     free(log);
     srv_stop(&s);
@@ -605,7 +592,7 @@ Test(durability, corrupt_snapshot_falls_back_to_the_previous) {
     write_some(&s, 21, 10);
     char snap[512];
     restart_without_newest_snapshot(&s, args, snap, sizeof snap);
-    char *log = slurp(logpath);
+    char *log = file_text(logpath);
     cr_assert(strstr(log, "unusable") && strstr(log, snap), "log: %s", log);
     free(log);
     srv_stop(&s);
@@ -630,7 +617,7 @@ Test(durability, recovery_prunes_what_a_kill_left) {
     find_file("snap-", true, oldest, sizeof(oldest));
     snprintf(extra, sizeof(extra), "%s/snap-00000000000000000000.pds", datadir);
     cr_assert_neq(strcmp(oldest, extra), 0, "the seq-0 snapshot was pruned already");
-    char *bytes = slurp(oldest);
+    char *bytes = file_text(oldest);
     FILE *f = fopen(extra, "wb");
     cr_assert(f);
     fwrite(bytes, 1, (size_t)fsize(oldest), f);
@@ -650,7 +637,7 @@ Test(durability, locked_directory_is_refused) {
     truncate_log();
     int st = run_refused(args);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1);
-    char *log = slurp(logpath);
+    char *log = file_text(logpath);
     char pid[64];
     snprintf(pid, sizeof(pid), "pid %d", (int)s.pid);
     cr_assert(strstr(log, "in use") && strstr(log, pid), "log: %s", log);
@@ -821,7 +808,7 @@ Test(durability, sigterm_during_load_is_a_clean_stop) {
     /* the progress line comes at 250,000: signal in the middle of the load */
     long long deadline = now_ms() + 60000;
     for (;;) {
-        char *log = slurp(logpath);
+        char *log = file_text(logpath);
         bool mid = log && strstr(log, "volunteers so far");
         free(log);
         if (mid) break;
@@ -893,7 +880,7 @@ Test(durability, config_change_is_carried_over_or_refused) {
     pd_msg_t r = call_ok(c, "config.get", "");
     cr_assert_eq(map_int(&r.result, "grab_width"), 7, "the new configuration is in force");
     pd_client_destroy(c);
-    char *log = slurp(logpath);
+    char *log = file_text(logpath);
     cr_assert(strstr(log, "carrying it over"), "log: %s", log);
     free(log);
     uint64_t dig = digest_of(&s, NULL);
@@ -908,7 +895,7 @@ Test(durability, config_change_is_carried_over_or_refused) {
     truncate_log();
     int st = run_refused(few);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status %d", st);
-    log = slurp(logpath);
+    log = file_text(logpath);
     cr_assert(strstr(log, "cannot carry the state over"), "log: %s", log);
     free(log);
 }
@@ -945,7 +932,7 @@ Test(durability, config_change_survives_losing_its_snapshot) {
     cr_assert_str_eq(map_str(&r.result, "state"), "expired");
     r = call_ok(c, "volunteer.get", "{\"id\":500}");
     pd_client_destroy(c);
-    char *log = slurp(logpath);
+    char *log = file_text(logpath);
     cr_assert(strstr(log, "unusable") && strstr(log, "switching to it"), "log: %s", log);
     free(log);
     srv_stop(&s);

@@ -66,19 +66,6 @@ static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ft
     return remove(p);
 }
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    size_t got = fread(b, 1, (size_t)n, f);
-    b[got] = '\0';
-    fclose(f);
-    return b;
-}
-
 static void nats_kill(int sig) {
     if (nats.pid <= 0) return;
     kill(nats.pid, sig);
@@ -107,7 +94,7 @@ static void teardown(void) {
         for (int i = 1; out && i <= nats.starts; i++) {
             char path[320];
             snprintf(path, sizeof path, "%s/nats-%d.log", tmpdir, i);
-            char *log = slurp(path);
+            char *log = file_text(path);
             fprintf(out, "==== %s\n%s", path, log);
             free(log);
         }
@@ -147,10 +134,10 @@ static void nats_start(int port) {
         int status;
         if (waitpid(pid, &status, WNOHANG) == pid) {
             nats.pid = 0;
-            char *text = slurp(log);
+            char *text = file_text(log);
             cr_assert_fail("nats-server exited at start (status %d): %s", status, text);
         }
-        char *text = slurp(log);
+        char *text = file_text(log);
         static const char listening[] = "client connections on 127.0.0.1:";
         const char *l = strstr(text, listening);
         bool ready = l && strstr(text, "Server is ready");
@@ -249,7 +236,7 @@ static int run_refused(const char *const *args, const char *log) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
             close(fd);
-            char *text = slurp(log);
+            char *text = file_text(log);
             cr_assert_fail("paidan-server was expected to refuse to start; its log:\n%s", text);
         }
         usleep(10000);
@@ -260,7 +247,7 @@ static int run_refused(const char *const *args, const char *log) {
 
 static void expect_exit1(const char *const *args, const char *log, const char *says) {
     int status = run_refused(args, log);
-    char *text = slurp(log);
+    char *text = file_text(log);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1, "%s: status %d, log:\n%s", args[0],
               status, text);
     if (says) cr_assert(strstr(text, says), "the log does not say '%s':\n%s", says, text);
@@ -791,16 +778,25 @@ Test(replica, follows_from_a_snapshot_copy) {
 
 /* ----------------------------------------------- 5. NATS kill -9, restart */
 
-Test(replica, nats_killed_and_restarted) {
+/* A primary with 100 volunteers and a replica in step with it, then
+ * NATS killed: the writes that follow reach neither stream nor replica.
+ * Returns NATS's port, for starting it again on the same store. */
+static int in_step_then_nats_dies(srv_t *p, srv_t *r, pd_client_t **c) {
     nats_start(-1);
-    srv_t p, r;
-    primary_start(&p, "p", NULL);
-    pd_client_t *c = srv_connect(&p);
-    some_volunteers(c, 1, 100);
-    replica_start(&r, NULL);
-    converge(&p, &r, 10000);
+    primary_start(p, "p", NULL);
+    *c = srv_connect(p);
+    some_volunteers(*c, 1, 100);
+    replica_start(r, NULL);
+    converge(p, r, 10000);
     int port = nats.port;
     nats_kill(SIGKILL);
+    return port;
+}
+
+Test(replica, nats_killed_and_restarted) {
+    srv_t p, r;
+    pd_client_t *c;
+    int port = in_step_then_nats_dies(&p, &r, &c);
 
     /* replication is asynchronous: the primary takes writes without NATS */
     some_moves(c, 1, 100, 200, 1);
@@ -1008,7 +1004,7 @@ static void another_history(int n_a, int n_b) {
 
     const char *repl[] = {"--data-dir", dir, "--config", ini, "--replicate", nats.url, NULL};
     int status = run_refused(repl, log);
-    char *text = slurp(log);
+    char *text = file_text(log);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) != 0, "status %d; log:\n%s", status, text);
     cr_assert(
         strstr(text, "written by another primary") || strstr(text, "refusing to write after it"),
@@ -1184,15 +1180,9 @@ static int count_segments(const char *dir) {
 }
 
 Test(replica, snapshots_keep_what_the_stream_lacks) {
-    nats_start(-1);
     srv_t p, r;
-    primary_start(&p, "p", NULL);
-    pd_client_t *c = srv_connect(&p);
-    some_volunteers(c, 1, 100);
-    replica_start(&r, NULL);
-    converge(&p, &r, 10000);
-    int port = nats.port;
-    nats_kill(SIGKILL);
+    pd_client_t *c;
+    int port = in_step_then_nats_dies(&p, &r, &c);
 
     some_moves(c, 1, 100, 200, 1);
     (void)call_ok(c, "snapshot", "{\"wait\":true}");
