@@ -197,7 +197,7 @@ static pd_err jappend(pd_server_t *srv, uint16_t type, int64_t ts, const void *d
     uint64_t seq = 0;
     pd_err err =
         pd_journal_append(pd_store_journal(srv->persist->store), type, ts, data, len, &seq);
-    if (!err && srv->repl) pd_repl_stage(srv, seq, type, ts, data, len, NULL, 0);
+    if (!err && srv->repl) pd_repl_stage(srv, seq, type, ts, data, len);
     return err;
 }
 

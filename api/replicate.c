@@ -61,9 +61,9 @@ pd_err pd_repl_primary_start(pd_server_t *srv) {
     return PD_ERR_BAD_ARG;
 }
 
-void pd_repl_stage(pd_server_t *srv, uint64_t seq, uint16_t type, int64_t ts_ms, const void *a,
-                   size_t alen, const void *b, size_t blen) {
-    (void)srv, (void)seq, (void)type, (void)ts_ms, (void)a, (void)alen, (void)b, (void)blen;
+void pd_repl_stage(pd_server_t *srv, uint64_t seq, uint16_t type, int64_t ts_ms, const void *data,
+                   size_t len) {
+    (void)srv, (void)seq, (void)type, (void)ts_ms, (void)data, (void)len;
 }
 
 void pd_repl_committed(pd_server_t *srv) {
@@ -183,10 +183,9 @@ struct pd_repl_s {
     _Atomic uint64_t acked;     /* highest seq the stream acknowledged */
     _Atomic uint64_t published; /* records acknowledged */
     _Atomic uint64_t retries;   /* chunks sent again */
-    _Atomic uint64_t from_files;
-    _Atomic uint64_t dropped; /* queue overflows (records then read back from files) */
-    _Atomic bool failed;      /* gave up: the journal no longer has what the stream needs */
-    _Atomic int chunk_errors; /* set by the ack handler */
+    _Atomic uint64_t dropped;   /* queue overflows (records then read back from files) */
+    _Atomic bool failed;        /* gave up: the journal no longer has what the stream needs */
+    _Atomic int chunk_errors;   /* set by the ack handler */
     _Atomic bool connected;
     bool closed; /* the library has run its closed callback (under mu) */
 
@@ -202,7 +201,6 @@ struct pd_repl_s {
     uint64_t t_last_ms;    /* timestamp of the last record applied */
     rbuf_t work;           /* records taken from q, being applied */
     size_t work_off;       /* the next one */
-    _Atomic uint64_t received;
 };
 
 static uint64_t wall_ms(void) {
@@ -238,9 +236,9 @@ static void rbuf_free(rbuf_t *b) {
 }
 
 /* Append one framed record. */
-static bool rbuf_put(rbuf_t *b, uint64_t seq, uint16_t type, int64_t ts, const void *a, size_t alen,
-                     const void *c, size_t clen) {
-    size_t n = PD_REPL_HEADER + alen + clen;
+static bool rbuf_put(rbuf_t *b, uint64_t seq, uint16_t type, int64_t ts, const void *data,
+                     size_t len) {
+    size_t n = PD_REPL_HEADER + len;
     if (n > UINT32_MAX || !rbuf_reserve(b, 4 + n)) return false;
     uint8_t *p = b->p + b->len;
     p[0] = (uint8_t)n, p[1] = (uint8_t)(n >> 8), p[2] = (uint8_t)(n >> 16),
@@ -248,10 +246,31 @@ static bool rbuf_put(rbuf_t *b, uint64_t seq, uint16_t type, int64_t ts, const v
     put64(p + 4, seq);
     put64(p + 12, (uint64_t)ts);
     p[20] = (uint8_t)type, p[21] = (uint8_t)(type >> 8);
-    if (alen) memcpy(p + 4 + PD_REPL_HEADER, a, alen);
-    if (clen) memcpy(p + 4 + PD_REPL_HEADER + alen, c, clen);
+    if (len) memcpy(p + 4 + PD_REPL_HEADER, data, len);
     b->len += 4 + n;
     return true;
+}
+
+/* Append a stream message as it came: its bytes are already a record's
+ * header and payload. */
+static bool rbuf_put_msg(rbuf_t *b, const uint8_t *d, size_t n) {
+    if (n > UINT32_MAX || !rbuf_reserve(b, 4 + n)) return false;
+    uint8_t *p = b->p + b->len;
+    p[0] = (uint8_t)n, p[1] = (uint8_t)(n >> 8), p[2] = (uint8_t)(n >> 16),
+    p[3] = (uint8_t)(n >> 24);
+    memcpy(p + 4, d, n);
+    b->len += 4 + n;
+    return true;
+}
+
+/* The record a message (or a framed record's bytes) holds; len is at
+ * least PD_REPL_HEADER. rec->data points into m. */
+static void rec_of(const uint8_t *m, size_t len, pd_jrec_t *rec) {
+    rec->seq = get64(m);
+    rec->ts_ms = (int64_t)get64(m + 8);
+    rec->type = (uint16_t)(m[16] | m[17] << 8);
+    rec->len = (uint32_t)(len - PD_REPL_HEADER);
+    rec->data = m + PD_REPL_HEADER;
 }
 
 /* Walk the framed records of b: *off is advanced; false at the end. */
@@ -599,11 +618,10 @@ typedef struct pubsink_s {
 
 static pd_err pub_sink(void *ud, const pd_jrec_t *rec) {
     pubsink_t *ps = ud;
-    if (!rbuf_put(&ps->buf, rec->seq, rec->type, rec->ts_ms, rec->data, rec->len, NULL, 0)) {
+    if (!rbuf_put(&ps->buf, rec->seq, rec->type, rec->ts_ms, rec->data, rec->len)) {
         ps->oom = true;
         return PD_ERR_NOMEM;
     }
-    atomic_fetch_add(&ps->r->from_files, 1);
     if (ps->buf.len >= (8u << 20)) {
         bool ok = publish_all(ps->r, &ps->buf);
         ps->buf.len = 0;
@@ -697,9 +715,7 @@ static void *publisher_main(void *arg) {
 static pd_err grab_sink(void *ud, const pd_jrec_t *rec) {
     rbuf_t *b = ud;
     b->len = 0;
-    return rbuf_put(b, rec->seq, rec->type, rec->ts_ms, rec->data, rec->len, NULL, 0)
-               ? PD_OK
-               : PD_ERR_NOMEM;
+    return rbuf_put(b, rec->seq, rec->type, rec->ts_ms, rec->data, rec->len) ? PD_OK : PD_ERR_NOMEM;
 }
 
 /* A message of the stream as a record; *m to destroy after use. */
@@ -718,11 +734,7 @@ static pd_err stream_rec(pd_repl_t *r, uint64_t sseq, natsMsg **m, pd_jrec_t *re
                sseq);
         return PD_ERR_CORRUPT;
     }
-    rec->seq = get64(d);
-    rec->ts_ms = (int64_t)get64(d + 8);
-    rec->type = (uint16_t)(d[16] | d[17] << 8);
-    rec->len = (uint32_t)(len - PD_REPL_HEADER);
-    rec->data = d + PD_REPL_HEADER;
+    rec_of(d, (size_t)len, rec);
     return PD_OK;
 }
 
@@ -886,13 +898,13 @@ pd_err pd_repl_primary_start(pd_server_t *srv) {
     return PD_OK;
 }
 
-void pd_repl_stage(pd_server_t *srv, uint64_t seq, uint16_t type, int64_t ts_ms, const void *a,
-                   size_t alen, const void *b, size_t blen) {
+void pd_repl_stage(pd_server_t *srv, uint64_t seq, uint16_t type, int64_t ts_ms, const void *data,
+                   size_t len) {
     pd_repl_t *r = srv->repl;
     if (!r || r->role != ROLE_PRIMARY) return;
     r->stage_last = seq;
     if (r->oom) return;
-    if (!rbuf_put(&r->stage, seq, type, ts_ms, a, alen, b, blen)) {
+    if (!rbuf_put(&r->stage, seq, type, ts_ms, data, len)) {
         /* read back from the segments instead (pd_repl_committed) */
         r->oom = true;
         r->stage.len = 0;
@@ -954,13 +966,10 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     }
     pthread_mutex_lock(&r->mu);
     while (!r->stop && r->q.len > FOLLOW_QUEUE_MAX) pthread_cond_wait(&r->cv, &r->mu);
-    uint16_t type = (uint16_t)(d[16] | d[17] << 8);
-    bool ok = r->stop || rbuf_put(&r->q, get64(d), type, (int64_t)get64(d + 8), d + PD_REPL_HEADER,
-                                  (size_t)len - PD_REPL_HEADER, NULL, 0);
+    bool ok = r->stop || rbuf_put_msg(&r->q, d, (size_t)len);
     pthread_mutex_unlock(&r->mu);
     natsMsg_Destroy(msg);
     if (!ok) set_error(r, "out of memory queueing a record: it will be missing");
-    atomic_fetch_add(&r->received, 1);
     uv_async_send(&r->async);
 }
 
@@ -988,11 +997,7 @@ static void on_async(uv_async_t *h) {
         size_t len;
         while (!r->halted && rbuf_next(&r->work, &r->work_off, &m, &len)) {
             pd_jrec_t rec;
-            rec.seq = get64(m);
-            rec.ts_ms = (int64_t)get64(m + 8);
-            rec.type = (uint16_t)(m[16] | m[17] << 8);
-            rec.len = (uint32_t)(len - PD_REPL_HEADER);
-            rec.data = m + PD_REPL_HEADER;
+            rec_of(m, len, &rec);
             if (rec.seq <= r->applied) {
                 r->n_duplicates++;
                 continue;

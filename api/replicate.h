@@ -59,9 +59,9 @@ bool pd_repl_available(void);
 pd_err pd_repl_primary_start(pd_server_t *srv);
 
 /** Primary, loop thread: record `seq` was appended to the journal (not
- *  yet committed). Two pieces of payload, either may be empty. */
-void pd_repl_stage(pd_server_t *srv, uint64_t seq, uint16_t type, int64_t ts_ms, const void *a,
-                   size_t alen, const void *b, size_t blen);
+ *  yet committed). The payload is copied. */
+void pd_repl_stage(pd_server_t *srv, uint64_t seq, uint16_t type, int64_t ts_ms, const void *data,
+                   size_t len);
 
 /** Primary, loop thread: everything staged is committed; publish it. */
 void pd_repl_committed(pd_server_t *srv);

@@ -688,13 +688,20 @@ Test(replica, refuses_writes) {
 
 /* ------------------------------------------- 3. replica kill -9, restart */
 
-Test(replica, replica_killed_and_restarted) {
+/* NATS, a primary with volunteers 1..n and a replica following it;
+ * returns a client of the primary. */
+static pd_client_t *pair_start(srv_t *p, srv_t *r, int n) {
     nats_start(-1);
+    primary_start(p, "p", NULL);
+    pd_client_t *c = srv_connect(p);
+    some_volunteers(c, 1, n);
+    replica_start(r, NULL);
+    return c;
+}
+
+Test(replica, replica_killed_and_restarted) {
     srv_t p, r;
-    primary_start(&p, "p", NULL);
-    pd_client_t *c = srv_connect(&p);
-    some_volunteers(c, 1, 200);
-    replica_start(&r, NULL);
+    pd_client_t *c = pair_start(&p, &r, 200);
     some_moves(c, 1, 200, 300, 1);
     served_order(c, 1, "tutoring");
     converge(&p, &r, 10000);
@@ -782,11 +789,7 @@ Test(replica, follows_from_a_snapshot_copy) {
  * NATS killed: the writes that follow reach neither stream nor replica.
  * Returns NATS's port, for starting it again on the same store. */
 static int in_step_then_nats_dies(srv_t *p, srv_t *r, pd_client_t **c) {
-    nats_start(-1);
-    primary_start(p, "p", NULL);
-    *c = srv_connect(p);
-    some_volunteers(*c, 1, 100);
-    replica_start(r, NULL);
+    *c = pair_start(p, r, 100);
     converge(p, r, 10000);
     int port = nats.port;
     nats_kill(SIGKILL);
@@ -839,12 +842,8 @@ Test(replica, nats_killed_and_restarted) {
 /* ------------------------------------------ 6. primary kill -9, restart */
 
 Test(replica, primary_killed_and_restarted) {
-    nats_start(-1);
     srv_t p, r;
-    primary_start(&p, "p", NULL);
-    pd_client_t *c = srv_connect(&p);
-    some_volunteers(c, 1, 200);
-    replica_start(&r, NULL);
+    pd_client_t *c = pair_start(&p, &r, 200);
 
     /* a burst of pipelined pings; the kill lands while it is being
      * journaled and published */
